@@ -1,0 +1,1 @@
+//! Configuration (owner: config helper).

@@ -1,0 +1,1 @@
+//! Simulator (owner: sim helper).

@@ -1,0 +1,1 @@
+//! PLACEHOLDER — CoDel control law shared by FQ-CoDel (owner: qdisc helper).

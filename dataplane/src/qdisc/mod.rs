@@ -1,0 +1,348 @@
+//! Leaf qdiscs: the queues that hang under HTB leaf classes.
+//!
+//! Each kind keeps its parameters, state and statistics apart (as Linux's
+//! `codel.h` does) and all of them store packets in the tree's shared
+//! [`PacketPool`] through [`PacketList`]s, so no kind allocates per packet.
+//!
+//! Contract every kind honours:
+//! - `enqueue` takes ownership of the packet; it is either queued or pushed
+//!   to `drops` (with a reason). It may also drop *other* queued packets
+//!   (FQ-CoDel's fattest-flow drop) — those go to `drops` too.
+//! - `dequeue` returns the next packet to send, or `None` when empty. Packets
+//!   an AQM drops on the way out go to `drops`. A packet to be CE-marked is
+//!   returned with [`crate::packet::flags::MARK_CE`] set.
+//! - `backlog()` is exact after every call.
+//! - `flush` empties the queue into `drops` with [`DropReason::Flushed`].
+//! - Nothing reads a clock; `now` is nanoseconds.
+
+pub mod codel;
+pub mod fifo;
+pub mod fq_codel;
+pub mod red;
+pub mod sfq;
+
+use crate::packet::{DropReason, Drops, Packet};
+use crate::pool::PacketPool;
+
+pub use fifo::Fifo;
+pub use fq_codel::FqCodel;
+pub use red::Red;
+pub use sfq::Sfq;
+
+/// Bytes and packets waiting in a queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub packets: u32,
+    pub bytes: u64,
+}
+
+/// pfifo / bfifo parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FifoLimit {
+    /// pfifo: at most this many packets (tc default: txqueuelen, 1000).
+    Packets(u32),
+    /// bfifo: at most this many bytes.
+    Bytes(u64),
+}
+
+/// SFQ parameters (tc-sfq(8); Linux defaults in [`SfqParams::default`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SfqParams {
+    /// Re-seed the flow hash this often (ns); 0 = never (Linux default).
+    pub perturb_ns: u64,
+    /// Bytes a flow may send per round (default: 1514, the Ethernet MTU
+    /// frame; Linux uses the device MTU).
+    pub quantum: u32,
+    /// Packets in the whole qdisc (default 127).
+    pub limit: u32,
+    /// Hash buckets, a power of two up to 65536 (default 1024).
+    pub divisor: u32,
+    /// Most flows active at once (default 128; at most 65535).
+    pub flows: u32,
+    /// Packets per flow (default 127).
+    pub depth: u32,
+}
+
+impl Default for SfqParams {
+    fn default() -> Self {
+        SfqParams {
+            perturb_ns: 0,
+            quantum: 1514,
+            limit: 127,
+            divisor: 1024,
+            flows: 128,
+            depth: 127,
+        }
+    }
+}
+
+/// RED parameters as tc-red(8) reads them, already resolved (tc's defaults
+/// applied by the config layer). Byte quantities are of the *average* queue
+/// except `limit`, which bounds the real queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedParams {
+    /// Average queue (bytes) below which nothing is dropped.
+    pub min: u32,
+    /// Average queue (bytes) at and above which every packet is dropped
+    /// (or marked), and at which the early probability reaches `probability`.
+    pub max: u32,
+    /// Hard limit on the real queue, bytes.
+    pub limit: u32,
+    /// Average packet size, bytes (sets the EWMA weight with `burst`, and
+    /// the idle-time decay with `bandwidth`).
+    pub avpkt: u32,
+    /// Burst the average should tolerate, in packets of `avpkt` (sets the
+    /// EWMA weight as tc's `tc_red_eval_ewma` does).
+    pub burst: u32,
+    /// Max early drop probability at `max`, as a fraction of 2^32
+    /// (0.02 → 0.02 * 2^32).
+    pub probability: u32,
+    /// Mark ECT packets CE instead of dropping them.
+    pub ecn: bool,
+    /// With `ecn`: above `max`, drop even ECT packets.
+    pub harddrop: bool,
+    /// Adaptive RED: adjust `probability` every 500 ms to keep the average
+    /// between min and max (Floyd's ARED), within 1%..50%.
+    pub adaptive: bool,
+    /// Link rate (bytes/s) used to age the average during idle periods
+    /// (tc's `bandwidth`; default 10 Mbit/s, i.e. 1_250_000).
+    pub bandwidth: u64,
+}
+
+/// FQ-CoDel parameters (tc-fq_codel(8), RFC 8290). Linux defaults in
+/// [`FqCodelParams::default`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FqCodelParams {
+    /// Packets in the whole qdisc (default 10240).
+    pub limit: u32,
+    /// Flow queues (default 1024).
+    pub flows: u32,
+    /// DRR quantum in bytes (default 1514).
+    pub quantum: u32,
+    /// CoDel target sojourn (default 5 ms).
+    pub target_ns: u64,
+    /// CoDel interval (default 100 ms).
+    pub interval_ns: u64,
+    /// Mark ECT packets CE instead of dropping them (default on).
+    pub ecn: bool,
+    /// Sojourn above which ECT packets are CE-marked right away (off by
+    /// default). tc's `ce_threshold`.
+    pub ce_threshold_ns: Option<u64>,
+    /// Bytes of queued packets before dropping from the fattest flow
+    /// (default 32 MiB). weir counts each packet's frame length.
+    pub memory_limit: u64,
+    /// Most packets dropped from the fattest flow in one go when over a
+    /// limit (default 64).
+    pub drop_batch_size: u32,
+}
+
+impl Default for FqCodelParams {
+    fn default() -> Self {
+        FqCodelParams {
+            limit: 10240,
+            flows: 1024,
+            quantum: 1514,
+            target_ns: 5_000_000,
+            interval_ns: 100_000_000,
+            ecn: true,
+            ce_threshold_ns: None,
+            memory_limit: 32 << 20,
+            drop_batch_size: 64,
+        }
+    }
+}
+
+/// A leaf qdisc's kind and parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QdiscParams {
+    Fifo(FifoLimit),
+    Sfq(SfqParams),
+    Red(RedParams),
+    FqCodel(FqCodelParams),
+}
+
+impl QdiscParams {
+    /// The tc name of the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QdiscParams::Fifo(FifoLimit::Packets(_)) => "pfifo",
+            QdiscParams::Fifo(FifoLimit::Bytes(_)) => "bfifo",
+            QdiscParams::Sfq(_) => "sfq",
+            QdiscParams::Red(_) => "red",
+            QdiscParams::FqCodel(_) => "fq_codel",
+        }
+    }
+}
+
+/// RED's own counters, as `tc -s qdisc show` prints them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedStats {
+    /// Early (probabilistic) drops.
+    pub early: u64,
+    /// Drops because the real queue hit `limit`.
+    pub pdrop: u64,
+    /// Other drops (forced: average above max).
+    pub other: u64,
+    /// CE marks (probabilistic and forced).
+    pub marked: u64,
+}
+
+/// FQ-CoDel's own counters, as `tc -s qdisc show` prints them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FqCodelStats {
+    pub maxpacket: u32,
+    pub drop_overlimit: u64,
+    pub new_flow_count: u64,
+    pub ecn_mark: u64,
+    pub new_flows_len: u32,
+    pub old_flows_len: u32,
+    pub ce_mark: u64,
+    pub memory_usage: u64,
+    pub drop_overmemory: u64,
+}
+
+/// Kind-specific statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindStats {
+    Fifo,
+    Sfq,
+    Red(RedStats),
+    FqCodel(FqCodelStats),
+}
+
+/// Per-qdisc statistics, as `tc -s qdisc show` has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QdiscStats {
+    /// Bytes and packets dequeued (sent).
+    pub bytes: u64,
+    pub packets: u64,
+    /// Packets dropped, whatever the reason.
+    pub drops: u64,
+    pub overlimits: u64,
+    pub backlog: Backlog,
+    pub kind: KindStats,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Fifo(Fifo),
+    Sfq(Sfq),
+    Red(Red),
+    FqCodel(FqCodel),
+}
+
+/// A leaf qdisc of any kind. Enum dispatch: no vtable, no box per leaf.
+#[derive(Debug)]
+pub struct Qdisc {
+    kind: Kind,
+    bytes: u64,
+    packets: u64,
+    drops: u64,
+}
+
+impl Qdisc {
+    /// `seed` seeds the kind's hash perturbation / RNG, so runs are
+    /// reproducible when the caller wants them to be.
+    pub fn new(params: &QdiscParams, seed: u64) -> Qdisc {
+        let kind = match params {
+            QdiscParams::Fifo(limit) => Kind::Fifo(Fifo::new(*limit)),
+            QdiscParams::Sfq(p) => Kind::Sfq(Sfq::new(p, seed)),
+            QdiscParams::Red(p) => Kind::Red(Red::new(p, seed)),
+            QdiscParams::FqCodel(p) => Kind::FqCodel(FqCodel::new(p, seed)),
+        };
+        Qdisc {
+            kind,
+            bytes: 0,
+            packets: 0,
+            drops: 0,
+        }
+    }
+
+    #[inline]
+    pub fn enqueue(&mut self, pool: &mut PacketPool, packet: Packet, now: u64, drops: &mut Drops) {
+        let before = drops.len();
+        match &mut self.kind {
+            Kind::Fifo(q) => q.enqueue(pool, packet, now, drops),
+            Kind::Sfq(q) => q.enqueue(pool, packet, now, drops),
+            Kind::Red(q) => q.enqueue(pool, packet, now, drops),
+            Kind::FqCodel(q) => q.enqueue(pool, packet, now, drops),
+        }
+        self.drops += (drops.len() - before) as u64;
+    }
+
+    #[inline]
+    pub fn dequeue(
+        &mut self,
+        pool: &mut PacketPool,
+        now: u64,
+        drops: &mut Drops,
+    ) -> Option<Packet> {
+        let before = drops.len();
+        let packet = match &mut self.kind {
+            Kind::Fifo(q) => q.dequeue(pool, now, drops),
+            Kind::Sfq(q) => q.dequeue(pool, now, drops),
+            Kind::Red(q) => q.dequeue(pool, now, drops),
+            Kind::FqCodel(q) => q.dequeue(pool, now, drops),
+        };
+        self.drops += (drops.len() - before) as u64;
+        if let Some(p) = &packet {
+            self.bytes += u64::from(p.len);
+            self.packets += 1;
+        }
+        packet
+    }
+
+    #[inline]
+    pub fn backlog(&self) -> Backlog {
+        match &self.kind {
+            Kind::Fifo(q) => q.backlog(),
+            Kind::Sfq(q) => q.backlog(),
+            Kind::Red(q) => q.backlog(),
+            Kind::FqCodel(q) => q.backlog(),
+        }
+    }
+
+    /// Empty the queue into `drops` ([`DropReason::Flushed`]).
+    pub fn flush(&mut self, pool: &mut PacketPool, drops: &mut Drops) {
+        let before = drops.len();
+        match &mut self.kind {
+            Kind::Fifo(q) => q.flush(pool, drops),
+            Kind::Sfq(q) => q.flush(pool, drops),
+            Kind::Red(q) => q.flush(pool, drops),
+            Kind::FqCodel(q) => q.flush(pool, drops),
+        }
+        self.drops += (drops.len() - before) as u64;
+        debug_assert!(drops.as_slice()[before..]
+            .iter()
+            .all(|d| d.reason == DropReason::Flushed));
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Fifo(q) => q.kind_name(),
+            Kind::Sfq(_) => "sfq",
+            Kind::Red(_) => "red",
+            Kind::FqCodel(_) => "fq_codel",
+        }
+    }
+
+    pub fn stats(&self) -> QdiscStats {
+        let (overlimits, kind) = match &self.kind {
+            Kind::Fifo(_) => (0, KindStats::Fifo),
+            Kind::Sfq(_) => (0, KindStats::Sfq),
+            Kind::Red(q) => {
+                let s = q.stats();
+                (s.early + s.other + s.marked, KindStats::Red(s))
+            }
+            Kind::FqCodel(q) => (0, KindStats::FqCodel(q.stats())),
+        };
+        QdiscStats {
+            bytes: self.bytes,
+            packets: self.packets,
+            drops: self.drops,
+            overlimits,
+            backlog: self.backlog(),
+            kind,
+        }
+    }
+}
