@@ -1,9 +1,17 @@
 //! One direction's decision pipeline: parse → classify → HTB, with frame
-//! accounting. IMPLEMENTATION IN PROGRESS (owner: lead); API fixed.
+//! accounting.
+//!
+//! The worker (or the simulator) owns one `Shaper` per direction and is the
+//! only one to touch it: no locks. It hands in each received frame with its
+//! bytes, pulls packets out with `dequeue(now)` until "not yet", sleeps until
+//! `next_deadline()`, and returns the frames of `take_drops()` to its fill
+//! ring. Counters prove that every frame is somewhere:
+//! `received == sent + dropped + queued` after every call.
 
-use crate::classify::{Classifier, FilterSpec};
+use crate::classify::{Classifier, ClassifyError, FilterSpec};
 use crate::htb::{Htb, HtbSpec, SpecError};
-use crate::packet::{DropReason, Dropped, Frame, Packet};
+use crate::packet::{DropReason, Dropped, Drops, Frame, Packet};
+use crate::parse::parse_frame;
 
 /// What to do with frames the parser rejects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -30,9 +38,30 @@ pub struct ShaperSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShaperError {
     Htb(SpecError),
+    Classifier(ClassifyError),
     DefaultNotLeaf { class: u32 },
     FilterTargetNotLeaf { filter: usize, class: u32 },
 }
+
+impl std::fmt::Display for ShaperError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShaperError::Htb(e) => write!(f, "{e}"),
+            ShaperError::Classifier(e) => write!(f, "filters: {e:?}"),
+            ShaperError::DefaultNotLeaf { class } => {
+                write!(f, "default class #{class} is not a leaf class")
+            }
+            ShaperError::FilterTargetNotLeaf { filter, class } => {
+                write!(
+                    f,
+                    "filter #{filter} targets class #{class}, which is not a leaf class"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShaperError {}
 
 /// Frame accounting: `received == sent + dropped (all reasons) + queued`
 /// holds after every call.
@@ -40,39 +69,230 @@ pub enum ShaperError {
 pub struct FrameCounters {
     pub received: u64,
     pub sent: u64,
+    /// Indexed by [`DropReason::index`].
     pub dropped: [u64; DropReason::ALL.len()],
+    /// Frames the parser rejected (dropped or sent to the default class,
+    /// by policy).
     pub malformed_seen: u64,
+    /// Frames currently queued in the tree.
+    pub queued: u64,
+}
+
+impl FrameCounters {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// The conservation law every test and the worker can check.
+    pub fn balanced(&self) -> bool {
+        self.received == self.sent + self.dropped_total() + self.queued
+    }
 }
 
 pub struct Shaper {
-    _c: Classifier,
-    _h: Option<Htb>,
+    classifier: Classifier,
+    htb: Htb,
+    drops: Drops,
+    default_class: u32,
+    malformed: MalformedPolicy,
+    counters: FrameCounters,
 }
 
 impl Shaper {
-    pub fn new(_spec: &ShaperSpec, _now: u64) -> Result<Shaper, ShaperError> {
-        todo!()
+    pub fn new(spec: &ShaperSpec, now: u64) -> Result<Shaper, ShaperError> {
+        let htb = Htb::new(&spec.htb, now).map_err(ShaperError::Htb)?;
+        if !htb.is_leaf(spec.default_class) {
+            return Err(ShaperError::DefaultNotLeaf {
+                class: spec.default_class,
+            });
+        }
+        for (i, f) in spec.filters.iter().enumerate() {
+            if !htb.is_leaf(f.target) {
+                return Err(ShaperError::FilterTargetNotLeaf {
+                    filter: i,
+                    class: f.target,
+                });
+            }
+        }
+        let classifier = Classifier::new(&spec.filters).map_err(ShaperError::Classifier)?;
+        Ok(Shaper {
+            classifier,
+            htb,
+            drops: Drops::with_capacity(256),
+            default_class: spec.default_class,
+            malformed: spec.malformed,
+            counters: FrameCounters::default(),
+        })
     }
-    /// Take a received frame: `bytes` are its contents (read-only).
-    /// Returns the leaf class index it was classified to (None: dropped as
-    /// malformed).
-    pub fn enqueue(&mut self, _frame: Frame, _bytes: &[u8], _now: u64) -> Option<u32> {
-        todo!()
+
+    /// Take a received frame: `bytes` are its contents (read only; the core
+    /// keeps only the handle). Returns the leaf class it was queued to, or
+    /// None when it was dropped as malformed.
+    pub fn enqueue(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<u32> {
+        self.counters.received += 1;
+        let mut packet = Packet::new(frame, 0);
+        let class = match parse_frame(bytes) {
+            Ok(h) => {
+                packet.hash = h.flow_hash();
+                packet.flags = h.packet_flags();
+                packet.l3_offset = h.l3_offset;
+                self.classifier.classify(&h).unwrap_or(self.default_class)
+            }
+            Err(_) => {
+                self.counters.malformed_seen += 1;
+                if self.malformed == MalformedPolicy::Drop {
+                    self.drops.push(packet, DropReason::Malformed);
+                    self.count_new_drops(self.drops.len() - 1);
+                    return None;
+                }
+                self.default_class
+            }
+        };
+        let before = self.drops.len();
+        self.htb.enqueue(class, packet, now, &mut self.drops);
+        self.count_new_drops(before);
+        Some(class)
     }
-    pub fn dequeue(&mut self, _now: u64) -> Option<Packet> {
-        todo!()
+
+    /// The next packet to transmit at `now`, or None ("not yet" or empty).
+    /// A packet with [`crate::packet::flags::MARK_CE`] set must be CE-marked
+    /// ([`crate::parse::mark_ce`]) before it goes on the wire.
+    pub fn dequeue(&mut self, now: u64) -> Option<Packet> {
+        let before = self.drops.len();
+        let packet = self.htb.dequeue(now, &mut self.drops);
+        self.count_new_drops(before);
+        if packet.is_some() {
+            self.counters.sent += 1;
+        }
+        packet
     }
+
+    /// When to call `dequeue` next; None when nothing is queued.
     pub fn next_deadline(&self) -> Option<u64> {
-        todo!()
+        self.htb.next_deadline()
     }
-    /// Packets dropped since the last call.
+
+    /// Packets dropped since the last call; their frames go back to the
+    /// fill ring.
     pub fn take_drops(&mut self) -> std::vec::Drain<'_, Dropped> {
-        todo!()
+        self.drops.drain()
     }
+
     pub fn counters(&self) -> FrameCounters {
-        todo!()
+        self.counters
     }
+
     pub fn htb(&self) -> &Htb {
-        todo!()
+        &self.htb
+    }
+
+    /// For runtime changes (`weir class change`).
+    pub fn htb_mut(&mut self) -> &mut Htb {
+        &mut self.htb
+    }
+
+    /// Empty every queue (shutdown): everything queued comes back through
+    /// `take_drops` as [`DropReason::Flushed`].
+    pub fn flush(&mut self) {
+        let before = self.drops.len();
+        self.htb.flush(&mut self.drops);
+        self.count_new_drops(before);
+    }
+
+    /// Count drops pushed since index `from`, and refresh `queued` from the
+    /// tree's backlog.
+    fn count_new_drops(&mut self, from: usize) {
+        self.counters.queued = u64::from(self.htb.backlog().packets);
+        for d in &self.drops.as_slice()[from..] {
+            self.counters.dropped[d.reason.index()] += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::htb::ClassSpec;
+    use crate::qdisc::{FifoLimit, QdiscParams};
+
+    fn spec(malformed: MalformedPolicy) -> ShaperSpec {
+        let leaf = |parent| ClassSpec {
+            parent,
+            rate: 125_000,
+            ceil: 125_000,
+            burst: 1600,
+            cburst: 1600,
+            prio: 0,
+            quantum: 1500,
+            qdisc: Some(QdiscParams::Fifo(FifoLimit::Packets(2))),
+        };
+        ShaperSpec {
+            htb: HtbSpec {
+                classes: vec![leaf(None)],
+                overhead: 0,
+                mpu: 0,
+                pool_capacity: 64,
+                seed: 0,
+            },
+            filters: vec![],
+            default_class: 0,
+            malformed,
+        }
+    }
+
+    fn eth_arp() -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12] = 0x08;
+        f[13] = 0x06;
+        f
+    }
+
+    #[test]
+    fn accounting_balances_through_tail_drops_and_malformed() {
+        let mut s = Shaper::new(&spec(MalformedPolicy::Drop), 0).unwrap();
+        let arp = eth_arp();
+        for i in 0..5 {
+            s.enqueue(Frame { addr: i, len: 60 }, &arp, 0);
+            assert!(s.counters().balanced());
+        }
+        assert_eq!(s.enqueue(Frame { addr: 9, len: 3 }, &[1, 2, 3], 0), None);
+        let c = s.counters();
+        assert!(c.balanced(), "{c:?}");
+        assert_eq!(c.dropped[DropReason::QueueLimit.index()], 3);
+        assert_eq!(c.dropped[DropReason::Malformed.index()], 1);
+        assert_eq!(c.queued, 2);
+        assert!(s.dequeue(0).is_some());
+        s.flush();
+        let c = s.counters();
+        assert!(c.balanced(), "{c:?}");
+        assert_eq!(c.queued, 0);
+        assert_eq!(s.take_drops().count(), 5);
+    }
+
+    #[test]
+    fn malformed_goes_to_default_when_asked() {
+        let mut s = Shaper::new(&spec(MalformedPolicy::Default), 0).unwrap();
+        assert_eq!(s.enqueue(Frame { addr: 1, len: 3 }, &[0; 3], 0), Some(0));
+        assert_eq!(s.counters().malformed_seen, 1);
+        assert_eq!(s.dequeue(0).map(|p| p.addr), Some(1));
+    }
+
+    #[test]
+    fn bad_default_or_filter_target_is_refused() {
+        let mut sp = spec(MalformedPolicy::Default);
+        sp.default_class = 3;
+        assert!(matches!(
+            Shaper::new(&sp, 0),
+            Err(ShaperError::DefaultNotLeaf { .. })
+        ));
+        let mut sp = spec(MalformedPolicy::Default);
+        sp.filters.push(FilterSpec {
+            target: 7,
+            ..FilterSpec::default()
+        });
+        assert!(matches!(
+            Shaper::new(&sp, 0),
+            Err(ShaperError::FilterTargetNotLeaf { .. })
+        ));
     }
 }
