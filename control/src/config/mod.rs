@@ -1,1 +1,430 @@
-//! Configuration (owner: config helper).
+//! Configuration: TOML → checked, typed [`Config`] → dataplane specs.
+//!
+//! Parse, don't validate: the TOML is read into plain serde structs that
+//! only know TOML types (`raw`), then converted once into the types below,
+//! with every rule checked and every problem reported at its file position
+//! (`FILE:LINE:COL: what is wrong; expected …`). Nothing downstream
+//! re-checks: a [`Tree`] always compiles to a [`ShaperSpec`] the dataplane
+//! accepts.
+//!
+//! Units and defaults are tc's (see `units` and `docs/config.md`): a config
+//! translated line by line from a tc script shapes the same way.
+
+mod check;
+mod diag;
+mod filter;
+mod qdisc;
+mod raw;
+mod show;
+mod tree;
+pub mod units;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use weir_dataplane::classify::FilterSpec;
+use weir_dataplane::htb::{ClassSpec, HtbSpec};
+use weir_dataplane::qdisc::QdiscParams;
+use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
+
+pub use diag::Diagnostic;
+pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
+pub use qdisc::{BFIFO_DEFAULT_LIMIT, DEFAULT_LEAF, RED_DEFAULT_BANDWIDTH};
+pub use tree::{
+    default_burst, DEFAULT_POOL, DEFAULT_R2Q, HTB_MTU, PSCHED_HZ, QUANTUM_MAX, QUANTUM_MIN,
+};
+pub use units::{ClassId, Dscp, Rate, Size, Time, Tos, UnitError};
+
+use diag::{Ctx, Span};
+use raw::sp;
+
+/// A loaded configuration and the warnings it raised.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `[[pair]]` entries, in file order.
+    pub pairs: Vec<Pair>,
+    /// `[tree.NAME]` entries, in file order.
+    pub trees: Vec<Tree>,
+}
+
+/// A bump-in-the-wire port pair: frames from `inside` go out of `outside`
+/// shaped by the `upload` tree, and back through `download`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub name: String,
+    pub inside: String,
+    pub outside: String,
+    /// Index into [`Config::trees`]: shapes inside → outside (egress on
+    /// `outside`).
+    pub upload: Option<u32>,
+    /// Index into [`Config::trees`]: shapes outside → inside (egress on
+    /// `inside`).
+    pub download: Option<u32>,
+}
+
+/// One HTB tree: `[tree.NAME]` with its classes and filters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tree {
+    pub name: String,
+    /// What `N%` rates are a share of.
+    pub link: Option<Rate>,
+    /// Index into `classes`: the leaf unclassified traffic goes to.
+    pub default_class: u32,
+    /// Parents first: a class's `parent` is always an earlier index.
+    pub classes: Vec<Class>,
+    /// In evaluation order: tc `prio` ascending, then file order.
+    pub filters: Vec<Filter>,
+    pub r2q: u32,
+    pub overhead: i32,
+    pub mpu: u32,
+    pub malformed: MalformedPolicy,
+    /// Most packets queued in the tree at once.
+    pub pool: u32,
+}
+
+/// One HTB class, every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Class {
+    pub id: ClassId,
+    pub name: Option<String>,
+    /// Index into [`Tree::classes`]; None for a top-level class (a child of
+    /// the qdisc).
+    pub parent: Option<u32>,
+    pub rate: Rate,
+    pub ceil: Rate,
+    /// Fits a u32.
+    pub burst: Size,
+    /// Fits a u32.
+    pub cburst: Size,
+    /// 0..=7.
+    pub prio: u8,
+    /// Fits a u32 (below 2^31).
+    pub quantum: Size,
+    /// `Some` exactly for leaves.
+    pub qdisc: Option<QdiscParams>,
+}
+
+impl Class {
+    pub fn is_leaf(&self) -> bool {
+        self.qdisc.is_some()
+    }
+}
+
+/// One filter. `spec.target == flowid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// tc `prio` (lower is tried first; ties keep file order).
+    pub prio: u16,
+    /// Index into [`Tree::classes`] (a leaf).
+    pub flowid: u32,
+    pub spec: FilterSpec,
+}
+
+impl Config {
+    /// The tree called `name`.
+    pub fn tree(&self, name: &str) -> Option<&Tree> {
+        self.trees.iter().find(|t| t.name == name)
+    }
+}
+
+impl Tree {
+    /// The index of the class with this id (`"1:10"`) or name.
+    pub fn class_index(&self, id_or_name: &str) -> Option<u32> {
+        let pos = match id_or_name.parse::<ClassId>() {
+            Ok(id) => self.classes.iter().position(|c| c.id == id),
+            Err(_) => self
+                .classes
+                .iter()
+                .position(|c| c.name.as_deref() == Some(id_or_name)),
+        };
+        pos.map(|p| p as u32)
+    }
+
+    /// `"1:10"`, or `"1:10 (voice)"` when the class has a name.
+    pub fn label(&self, class: u32) -> String {
+        match self.classes.get(class as usize) {
+            Some(c) => match &c.name {
+                Some(n) => format!("{} ({n})", c.id),
+                None => c.id.to_string(),
+            },
+            None => format!("#{class}"),
+        }
+    }
+
+    /// The dataplane's view of this tree. Class `i` of the spec is
+    /// `classes[i]`; rates become bytes/s (tc truncates bits/8 the same
+    /// way); filters are in evaluation order.
+    pub fn shaper_spec(&self, seed: u64) -> ShaperSpec {
+        let classes = self
+            .classes
+            .iter()
+            .map(|c| ClassSpec {
+                parent: c.parent,
+                rate: c.rate.bytes_per_sec(),
+                ceil: c.ceil.bytes_per_sec(),
+                burst: u32::try_from(c.burst.bytes()).unwrap_or(u32::MAX),
+                cburst: u32::try_from(c.cburst.bytes()).unwrap_or(u32::MAX),
+                prio: c.prio,
+                quantum: u32::try_from(c.quantum.bytes()).unwrap_or(u32::MAX),
+                qdisc: c.qdisc,
+            })
+            .collect();
+        ShaperSpec {
+            htb: HtbSpec {
+                classes,
+                overhead: self.overhead,
+                mpu: self.mpu,
+                pool_capacity: self.pool,
+                seed,
+            },
+            filters: self.filters.iter().map(|f| f.spec).collect(),
+            default_class: self.default_class,
+            malformed: self.malformed,
+        }
+    }
+
+    /// The tree as `weir check` prints it, tc-style: one line per class
+    /// (indented under its parent), its leaf qdisc below it, then the
+    /// filters in evaluation order.
+    pub fn tree(&self) -> String {
+        show::tree(self)
+    }
+}
+
+/// Parse and check a whole configuration. `file` is only used in
+/// diagnostics.
+pub fn parse_str(text: &str, file: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut cx = Ctx::new(file, text);
+    let config = raw::parse(&mut cx, text).and_then(|doc| build(&mut cx, &doc));
+    diag::sort(&mut cx.errors);
+    diag::sort(&mut cx.warnings);
+    match config {
+        Some(config) if cx.errors.is_empty() => Ok(Loaded {
+            config,
+            warnings: cx.warnings,
+        }),
+        _ => {
+            if cx.errors.is_empty() {
+                // Every path that fails reports; this is a safety net.
+                cx.error(&None, "configuration rejected");
+            }
+            Err(cx.errors)
+        }
+    }
+}
+
+/// [`parse_str`] on raw bytes (which must be UTF-8, as TOML requires).
+pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_str(text, file),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            // Safe to index: valid_up_to is a char boundary of valid UTF-8.
+            let text = std::str::from_utf8(good).unwrap_or("");
+            let cx = Ctx::new(file, text);
+            Err(vec![cx.diagnostic(
+                &Some(text.len()..text.len()),
+                "the file is not UTF-8; expected UTF-8 text (TOML requires it)".to_string(),
+            )])
+        }
+    }
+}
+
+/// Read and check a configuration file. An unreadable file is one
+/// diagnostic at line 0.
+pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, &file),
+        Err(e) => Err(vec![Diagnostic {
+            file,
+            line: 0,
+            col: 0,
+            message: format!("can't read the file: {e}"),
+        }]),
+    }
+}
+
+/// `weir check FILE`: 0 when the file is good (every tree printed to `out`,
+/// warnings to `err`), 2 on any error (one diagnostic per line on `err`).
+pub fn cli_check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match load(path) {
+        Ok(loaded) => {
+            // Output errors (a closed pipe) don't change the verdict.
+            let _ = write!(out, "{}", show::config(&loaded.config));
+            for w in &loaded.warnings {
+                let _ = writeln!(
+                    err,
+                    "{}:{}:{}: warning: {}",
+                    w.file, w.line, w.col, w.message
+                );
+            }
+            let c = &loaded.config;
+            let _ = writeln!(
+                out,
+                "{}: OK: {} tree(s), {} class(es), {} filter(s), {} pair(s), {} warning(s)",
+                path.display(),
+                c.trees.len(),
+                c.trees.iter().map(|t| t.classes.len()).sum::<usize>(),
+                c.trees.iter().map(|t| t.filters.len()).sum::<usize>(),
+                c.pairs.len(),
+                loaded.warnings.len()
+            );
+            0
+        }
+        Err(diags) => {
+            for d in &diags {
+                let _ = writeln!(err, "{d}");
+            }
+            let _ = writeln!(err, "{}: {} error(s)", path.display(), diags.len());
+            2
+        }
+    }
+}
+
+/// Linux's IFNAMSIZ less the terminating NUL.
+const IFNAME_MAX: usize = 15;
+
+fn check_ifname(cx: &mut Ctx, v: &raw::S<String>, what: &str) -> bool {
+    let s = v.get_ref();
+    let bad = s.is_empty()
+        || s.len() > IFNAME_MAX
+        || s == "."
+        || s == ".."
+        || s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if bad {
+        cx.error(
+            &sp(v),
+            format!("bad interface name \"{s}\" for `{what}`; expected 1..={IFNAME_MAX} characters without '/', ':' or spaces, like \"eth0\""),
+        );
+    }
+    !bad
+}
+
+fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
+    let errors_before = cx.errors.len();
+    let mut trees = Vec::new();
+    let mut tree_index: HashMap<&str, Option<u32>> = HashMap::new();
+    for t in &doc.trees {
+        let built = tree::build(cx, t);
+        let idx = built.as_ref().map(|_| trees.len() as u32);
+        tree_index.insert(t.name.as_str(), idx);
+        trees.extend(built);
+    }
+    if doc.trees.is_empty() {
+        cx.error(
+            &None,
+            "no trees; expected at least one [tree.NAME] section with classes",
+        );
+    }
+
+    let mut pairs = Vec::new();
+    let mut pair_names: HashMap<&str, Span> = HashMap::new();
+    let mut ifaces: HashMap<&str, (Span, &str)> = HashMap::new();
+    let mut used: HashMap<String, (String, Span)> = HashMap::new();
+    for (span, p) in &doc.pairs {
+        let name = p.name.get_ref().as_str();
+        if name.is_empty() {
+            cx.error(
+                &sp(&p.name),
+                "empty pair name; expected a name like \"edge\"",
+            );
+        } else if let Some(first) = pair_names.get(name) {
+            let line = cx.line_of(first);
+            cx.error(
+                &sp(&p.name),
+                format!("duplicate pair name \"{name}\" (first used on line {line}); expected each name once"),
+            );
+        } else {
+            pair_names.insert(name, sp(&p.name));
+        }
+        let inside_ok = check_ifname(cx, &p.inside, "inside");
+        let outside_ok = check_ifname(cx, &p.outside, "outside");
+        if inside_ok && outside_ok && p.inside.get_ref() == p.outside.get_ref() {
+            cx.error(
+                &sp(&p.outside),
+                format!("`outside` is the same interface as `inside` (\"{}\"); expected two different ports", p.inside.get_ref()),
+            );
+        }
+        for (ok, v) in [(inside_ok, &p.inside), (outside_ok, &p.outside)] {
+            if !ok {
+                continue;
+            }
+            let i = v.get_ref().as_str();
+            if let Some((first, owner)) = ifaces.get(i) {
+                if *owner != name {
+                    let line = cx.line_of(first);
+                    cx.error(
+                        &sp(v),
+                        format!("interface \"{i}\" already belongs to pair \"{owner}\" (line {line}); expected each interface in one pair"),
+                    );
+                }
+            } else {
+                ifaces.insert(i, (sp(v), name));
+            }
+        }
+        let mut resolve = |cx: &mut Ctx, v: &Option<raw::S<String>>, dir: &str| -> Option<u32> {
+            let v = v.as_ref()?;
+            let t = v.get_ref().as_str();
+            match tree_index.get(t) {
+                None => {
+                    cx.error(
+                        &sp(v),
+                        format!("pair \"{name}\" {dir} names tree \"{t}\", which is not defined; expected one of: {}", doc.trees.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    );
+                    None
+                }
+                Some(idx) => {
+                    let what = format!("pair \"{name}\" {dir}");
+                    if let Some((by, first)) = used.get(t) {
+                        let line = cx.line_of(first);
+                        cx.error(
+                            &sp(v),
+                            format!("tree \"{t}\" already shapes {by} (line {line}); expected a tree of its own for each direction (each is one queueing tree on one egress port)"),
+                        );
+                    } else {
+                        used.insert(t.to_string(), (what, sp(v)));
+                    }
+                    *idx
+                }
+            }
+        };
+        let upload = resolve(cx, &p.upload, "upload");
+        let download = resolve(cx, &p.download, "download");
+        if p.upload.is_none() && p.download.is_none() {
+            cx.error(
+                span,
+                format!("pair \"{name}\" shapes nothing; expected `upload` and/or `download` naming a tree"),
+            );
+        }
+        pairs.push(Pair {
+            name: name.to_string(),
+            inside: p.inside.get_ref().clone(),
+            outside: p.outside.get_ref().clone(),
+            upload,
+            download,
+        });
+    }
+    if !doc.pairs.is_empty() || doc.broken_pairs > 0 {
+        for t in &doc.trees {
+            if !used.contains_key(&t.name) && doc.broken_pairs == 0 {
+                cx.warn(
+                    &t.name_span,
+                    format!("tree `{}` is not used by any pair", t.name),
+                );
+            }
+        }
+    }
+    if cx.errors.len() > errors_before || trees.len() != doc.trees.len() || doc.broken_pairs > 0 {
+        return None;
+    }
+    Some(Config { pairs, trees })
+}

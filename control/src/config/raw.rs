@@ -1,0 +1,468 @@
+//! The TOML as written: serde structs that only know TOML types, each value
+//! wrapped in `Spanned` so the checks that follow can point at it.
+//!
+//! The document is parsed once with `toml_edit` (which keeps the byte span
+//! of every key and value) and each entry — a pair, a tree's own keys, one
+//! class, one filter — is deserialised on its own. serde stops at the first
+//! problem of a struct, so this split is what lets one run report an unknown
+//! key in one class *and* a bad rate in another.
+
+use std::ops::Range;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+use toml_edit::{Item, Value};
+
+use super::diag::{Ctx, Span};
+
+/// A string (usually a number with a unit) or a bare integer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum StrOrInt {
+    Str(String),
+    Int(i64),
+}
+
+impl<'de> Deserialize<'de> for StrOrInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StrOrInt, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StrOrInt;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string (a number with a unit, like \"300mbit\") or an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StrOrInt, E> {
+                Ok(StrOrInt::Str(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StrOrInt, E> {
+                Ok(StrOrInt::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StrOrInt, E> {
+                i64::try_from(v)
+                    .map(StrOrInt::Int)
+                    .map_err(|_| E::custom("integer too large"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A number that may be written as a float or an integer (`probability`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Number(pub f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number like 0.02")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `tos`: `"0xb8/0xfc"`, a bare byte, or `{ value = 0xb8, mask = 0xfc }`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RawTos {
+    Str(String),
+    Int(i64),
+    Table { value: i64, mask: Option<i64> },
+}
+
+impl<'de> Deserialize<'de> for RawTos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawTos, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTos;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a TOS byte, \"value/mask\" like \"0xb8/0xfc\", or { value = 0xb8, mask = 0xfc }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTos, E> {
+                Ok(RawTos::Str(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawTos, E> {
+                Ok(RawTos::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTos, E> {
+                Ok(RawTos::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTos, A::Error> {
+                let (mut value, mut mask) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "value" => value = Some(map.next_value::<i64>()?),
+                        "mask" => mask = Some(map.next_value::<i64>()?),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["value", "mask"]));
+                        }
+                    }
+                }
+                let value = value.ok_or_else(|| de::Error::missing_field("value"))?;
+                Ok(RawTos::Table { value, mask })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPair {
+    pub name: S<String>,
+    pub inside: S<String>,
+    pub outside: S<String>,
+    pub upload: Option<S<String>>,
+    pub download: Option<S<String>>,
+}
+
+/// A tree's own keys (`class` and `filter` are taken out first and parsed
+/// entry by entry).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTree {
+    pub link: Option<S<StrOrInt>>,
+    pub default: S<String>,
+    pub r2q: Option<S<i64>>,
+    pub overhead: Option<S<i64>>,
+    pub mpu: Option<S<i64>>,
+    pub malformed: Option<S<String>>,
+    pub pool: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClass {
+    pub id: S<String>,
+    pub name: Option<S<String>>,
+    pub parent: Option<S<String>>,
+    pub rate: S<StrOrInt>,
+    pub ceil: Option<S<StrOrInt>>,
+    pub burst: Option<S<StrOrInt>>,
+    pub cburst: Option<S<StrOrInt>>,
+    pub prio: Option<S<i64>>,
+    pub quantum: Option<S<StrOrInt>>,
+    pub qdisc: Option<S<RawQdisc>>,
+}
+
+/// Every key any leaf qdisc kind takes; which ones a kind accepts is
+/// checked per kind (an internally tagged enum would lose the spans).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQdisc {
+    pub kind: S<String>,
+    pub limit: Option<S<StrOrInt>>,
+    // sfq
+    pub perturb: Option<S<StrOrInt>>,
+    pub quantum: Option<S<StrOrInt>>,
+    pub divisor: Option<S<i64>>,
+    pub flows: Option<S<i64>>,
+    pub depth: Option<S<i64>>,
+    // red
+    pub min: Option<S<StrOrInt>>,
+    pub max: Option<S<StrOrInt>>,
+    pub avpkt: Option<S<StrOrInt>>,
+    pub burst: Option<S<i64>>,
+    pub probability: Option<S<Number>>,
+    pub ecn: Option<S<bool>>,
+    pub harddrop: Option<S<bool>>,
+    pub adaptive: Option<S<bool>>,
+    pub bandwidth: Option<S<StrOrInt>>,
+    // fq_codel
+    pub target: Option<S<StrOrInt>>,
+    pub interval: Option<S<StrOrInt>>,
+    pub ce_threshold: Option<S<StrOrInt>>,
+    pub memory_limit: Option<S<StrOrInt>>,
+    #[serde(alias = "drop_batch")]
+    pub drop_batch_size: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFilter {
+    pub prio: Option<S<i64>>,
+    pub flowid: S<String>,
+    pub protocol: Option<S<StrOrInt>>,
+    pub ip_proto: Option<S<StrOrInt>>,
+    pub sport: Option<S<StrOrInt>>,
+    pub dport: Option<S<StrOrInt>>,
+    pub src: Option<S<String>>,
+    pub dst: Option<S<String>>,
+    pub dscp: Option<S<StrOrInt>>,
+    pub tos: Option<S<RawTos>>,
+    pub vlan: Option<S<i64>>,
+}
+
+/// An entry that failed to deserialise still names a class id and name,
+/// when it has them, so references to it don't cascade into "unknown
+/// class" errors.
+#[derive(Debug, Default)]
+pub(crate) struct Broken {
+    pub ids: Vec<String>,
+    pub names: Vec<String>,
+}
+
+/// One `[tree.NAME]` as written.
+#[derive(Debug)]
+pub(crate) struct RawTreeEntry {
+    pub name: String,
+    pub name_span: Span,
+    /// None when its own keys did not deserialise (already reported).
+    pub tree: Option<RawTree>,
+    pub span: Span,
+    pub classes: Vec<(Span, RawClass)>,
+    pub filters: Vec<(Span, RawFilter)>,
+    pub broken: Broken,
+    /// Some class or filter entry did not deserialise.
+    pub had_errors: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawDoc {
+    pub pairs: Vec<(Span, RawPair)>,
+    pub trees: Vec<RawTreeEntry>,
+    /// `[[pair]]` entries that did not deserialise.
+    pub broken_pairs: usize,
+}
+
+/// Deserialise one entry; on failure report at the error's own span, or
+/// at `fallback` (the entry's header) when serde has none (missing keys).
+fn entry<T: DeserializeOwned>(cx: &mut Ctx, value: Value, fallback: &Span) -> Option<T> {
+    use serde::de::IntoDeserializer;
+    match T::deserialize(value.into_deserializer()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let span = e.span().or_else(|| fallback.clone());
+            cx.error(&span, describe_serde(e.message()));
+            None
+        }
+    }
+}
+
+/// serde's messages say what was found and what was expected; make them
+/// read like the rest ("…; expected …").
+fn describe_serde(msg: &str) -> String {
+    let msg = msg.trim_end();
+    if let Some((what, expected)) = msg.split_once(", expected ") {
+        format!("{what}; expected {expected}")
+    } else if let Some(field) = msg.strip_prefix("missing field ") {
+        format!("missing key {field}; it is required here")
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Key/value entries of a table (standard or inline), in file order, with
+/// each key's span.
+fn table_entries(item: &Item) -> Option<Vec<(String, Span, Item)>> {
+    match item {
+        Item::Table(t) => Some(
+            t.iter()
+                .map(|(k, v)| (k.to_string(), t.key(k).and_then(|k| k.span()), v.clone()))
+                .collect(),
+        ),
+        Item::Value(Value::InlineTable(t)) => Some(
+            t.iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        t.key(k).and_then(|k| k.span()),
+                        Item::Value(v.clone()),
+                    )
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Entries of an array of tables (`[[x]]` or `x = [{..}, {..}]`), each as a
+/// value with its span.
+fn array_entries(item: &Item) -> Option<Vec<(Span, Value)>> {
+    match item {
+        Item::ArrayOfTables(a) => Some(
+            a.iter()
+                .map(|t| (t.span(), Item::Table(t.clone()).into_value()))
+                .filter_map(|(s, v)| v.ok().map(|v| (s, v)))
+                .collect(),
+        ),
+        Item::Value(Value::Array(a)) => Some(a.iter().map(|v| (v.span(), v.clone())).collect()),
+        _ => None,
+    }
+}
+
+fn remove_key(item: &mut Item, key: &str) -> Option<(Span, Item)> {
+    match item {
+        Item::Table(t) => {
+            let span = t.key(key).and_then(|k| k.span());
+            t.remove(key).map(|v| (span, v))
+        }
+        Item::Value(Value::InlineTable(t)) => {
+            let span = t.key(key).and_then(|k| k.span());
+            t.remove(key).map(|v| (span, Item::Value(v)))
+        }
+        _ => None,
+    }
+}
+
+fn str_key(v: &Value, key: &str) -> Option<String> {
+    v.as_inline_table()?.get(key)?.as_str().map(str::to_string)
+}
+
+/// Parse the document structure and every entry. Syntax errors end the run
+/// (nothing after them is trustworthy); entry errors are collected.
+pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
+    let doc = match toml_edit::ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let msg = e.message().trim().replace('\n', "; ");
+            cx.error(&e.span(), format!("TOML syntax: {msg}"));
+            return None;
+        }
+    };
+    let root = doc.as_table();
+    let mut out = RawDoc::default();
+    for (key, item) in root.iter() {
+        let key_span = root.key(key).and_then(|k| k.span());
+        match key {
+            "pair" => {
+                let Some(entries) = array_entries(item) else {
+                    cx.error(
+                        &key_span,
+                        "`pair` must be an array of tables; expected [[pair]] sections",
+                    );
+                    continue;
+                };
+                for (span, v) in entries {
+                    let fallback = span.clone().or_else(|| key_span.clone());
+                    match entry::<RawPair>(cx, v, &fallback) {
+                        Some(p) => out.pairs.push((fallback, p)),
+                        None => out.broken_pairs += 1,
+                    }
+                }
+            }
+            "tree" => {
+                let Some(trees) = table_entries(item) else {
+                    cx.error(
+                        &key_span,
+                        "`tree` must be a table of trees; expected [tree.NAME] sections",
+                    );
+                    continue;
+                };
+                for (name, name_span, tree_item) in trees {
+                    if let Some(t) = parse_tree(cx, name, name_span, tree_item) {
+                        out.trees.push(t);
+                    }
+                }
+            }
+            other => cx.error(
+                &key_span,
+                format!("unknown top-level key `{other}`; expected [[pair]] or [tree.NAME]"),
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Option<RawTreeEntry> {
+    if table_entries(&item).is_none() {
+        cx.error(
+            &name_span,
+            format!("tree `{name}` must be a table; expected a [tree.{name}] section"),
+        );
+        return None;
+    }
+    let span = item.span().or_else(|| name_span.clone());
+    let class_item = remove_key(&mut item, "class");
+    let filter_item = remove_key(&mut item, "filter");
+    let mut t = RawTreeEntry {
+        name,
+        name_span,
+        tree: None,
+        span: span.clone(),
+        classes: Vec::new(),
+        filters: Vec::new(),
+        broken: Broken::default(),
+        had_errors: false,
+    };
+    if let Ok(v) = item.into_value() {
+        t.tree = entry::<RawTree>(cx, v, &span);
+    }
+    if let Some((key_span, ci)) = class_item {
+        match array_entries(&ci) {
+            None => {
+                t.had_errors = true;
+                cx.error(
+                    &key_span,
+                    format!(
+                        "`class` must be an array of tables; expected [[tree.{}.class]] sections",
+                        t.name
+                    ),
+                );
+            }
+            Some(entries) => {
+                for (s, v) in entries {
+                    let fallback = s.or_else(|| key_span.clone());
+                    let (id, nm) = (str_key(&v, "id"), str_key(&v, "name"));
+                    match entry::<RawClass>(cx, v, &fallback) {
+                        Some(c) => t.classes.push((fallback, c)),
+                        None => {
+                            t.had_errors = true;
+                            t.broken.ids.extend(id);
+                            t.broken.names.extend(nm);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some((key_span, fi)) = filter_item {
+        match array_entries(&fi) {
+            None => {
+                t.had_errors = true;
+                cx.error(
+                    &key_span,
+                    format!(
+                        "`filter` must be an array of tables; expected [[tree.{}.filter]] sections",
+                        t.name
+                    ),
+                );
+            }
+            Some(entries) => {
+                for (s, v) in entries {
+                    let fallback = s.or_else(|| key_span.clone());
+                    match entry::<RawFilter>(cx, v, &fallback) {
+                        Some(f) => t.filters.push((fallback, f)),
+                        None => t.had_errors = true,
+                    }
+                }
+            }
+        }
+    }
+    Some(t)
+}
+
+/// The span of a `Spanned` value, as a diagnostic position.
+pub(crate) fn sp<T>(s: &Spanned<T>) -> Span {
+    Some(s.span())
+}
+
+#[allow(dead_code)]
+pub(crate) fn range(s: &Span) -> Range<usize> {
+    s.clone().unwrap_or(0..0)
+}

@@ -1,0 +1,609 @@
+//! One `[tree.NAME]`: its own keys, its classes and its filters, checked
+//! against each other and turned into a [`Tree`].
+
+use std::collections::HashMap;
+
+use weir_dataplane::htb::MAX_DEPTH;
+use weir_dataplane::shaper::MalformedPolicy;
+
+use super::check;
+use super::diag::{Ctx, Span};
+use super::filter;
+use super::qdisc;
+use super::raw::{sp, RawClass, RawTreeEntry, StrOrInt, S};
+use super::units::{ClassId, Rate, Size};
+use super::{Class, Filter, Tree};
+
+/// tc's `r2q` default.
+pub const DEFAULT_R2Q: u32 = 10;
+/// Most packets queued in one tree, by default.
+pub const DEFAULT_POOL: u32 = 65536;
+const MAX_POOL: i64 = 1 << 24;
+/// tc's `mtu` default for HTB classes: the burst floor.
+pub const HTB_MTU: u64 = 1600;
+/// `get_hz()` with the kernel's high-resolution psched clock
+/// (`/proc/net/psched` ends in 3b9aca00).
+pub const PSCHED_HZ: u64 = 1_000_000_000;
+/// Linux HTB clamps a quantum computed from r2q into this range.
+pub const QUANTUM_MIN: u64 = 1000;
+pub const QUANTUM_MAX: u64 = 200_000;
+
+/// tc's default `burst`/`cburst` for a rate: `rate / get_hz() + mtu`
+/// bytes (`tc/q_htb.c`). The kernel then stores it as time in 64 ns
+/// ticks, which rounds it down by a few bytes; weir keeps bytes.
+pub fn default_burst(rate: Rate) -> u64 {
+    rate.bytes_per_sec() / PSCHED_HZ + HTB_MTU
+}
+
+/// What a reference to a class (`parent`, `default`, `flowid`) found.
+enum Ref {
+    Class(usize),
+    /// `MAJOR:` — the qdisc itself.
+    Qdisc,
+    /// A class whose entry failed to parse (already reported).
+    Broken,
+    Unknown(String),
+}
+
+struct Lookup<'a> {
+    major: Option<u32>,
+    ids: HashMap<ClassId, usize>,
+    names: HashMap<&'a str, usize>,
+    broken_ids: Vec<ClassId>,
+    broken_names: Vec<&'a str>,
+    tree: &'a str,
+}
+
+impl Lookup<'_> {
+    fn find(&self, s: &str) -> Ref {
+        if let Ok(id) = s.parse::<ClassId>() {
+            if id.minor == 0 {
+                return match self.major {
+                    Some(m) if m != id.major => Ref::Unknown(format!(
+                        "\"{s}\" is not this tree's qdisc ({}); expected a class of tree `{}`",
+                        ClassId::new(m, 0),
+                        self.tree
+                    )),
+                    _ => Ref::Qdisc,
+                };
+            }
+            if let Some(&i) = self.ids.get(&id) {
+                return Ref::Class(i);
+            }
+            if self.broken_ids.contains(&id) {
+                return Ref::Broken;
+            }
+            return Ref::Unknown(format!(
+                "no class {id} in tree `{}`; expected the id or name of one of its classes",
+                self.tree
+            ));
+        }
+        if let Some(&i) = self.names.get(s) {
+            return Ref::Class(i);
+        }
+        if self.broken_names.contains(&s) {
+            return Ref::Broken;
+        }
+        Ref::Unknown(format!(
+            "no class named \"{s}\" in tree `{}`; expected a class id like \"1:10\" or the name of one of its classes",
+            self.tree
+        ))
+    }
+}
+
+/// Values of one class, each None when it was wrong (and reported).
+struct Values {
+    rate: Option<Rate>,
+    ceil: Option<Rate>,
+    burst: Option<u64>,
+    cburst: Option<u64>,
+    prio: Option<u8>,
+    quantum: Option<u64>,
+    qdisc: Option<weir_dataplane::qdisc::QdiscParams>,
+}
+
+pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
+    let errors_before = cx.errors.len();
+    let name = raw.name.as_str();
+
+    // --- the tree's own keys -------------------------------------------
+    let mut link = None;
+    let mut r2q = DEFAULT_R2Q;
+    let mut overhead = 0i32;
+    let mut mpu = 0u32;
+    let mut malformed = MalformedPolicy::Default;
+    let mut pool = DEFAULT_POOL;
+    if let Some(t) = &raw.tree {
+        if let Some(v) = &t.link {
+            if matches!(v.get_ref(), StrOrInt::Str(s) if s.trim().ends_with('%')) {
+                cx.error(
+                    &sp(v),
+                    "`link` can't be a percentage (it is what percentages are of); expected a rate like \"1gbit\"",
+                );
+            } else {
+                link = check::shaping_rate(cx, v, "link", None);
+            }
+        }
+        if let Some(v) = &t.r2q {
+            r2q = check::int_in(cx, v, "r2q", 1, i64::from(u32::MAX)).map_or(r2q, |v| v as u32);
+        }
+        if let Some(v) = &t.overhead {
+            overhead = check::int_in(cx, v, "overhead", -65535, 65535).map_or(0, |v| v as i32);
+        }
+        if let Some(v) = &t.mpu {
+            mpu = check::int_in(cx, v, "mpu", 0, 65535).map_or(0, |v| v as u32);
+        }
+        if let Some(v) = &t.malformed {
+            match v.get_ref().as_str() {
+                "default" => malformed = MalformedPolicy::Default,
+                "drop" => malformed = MalformedPolicy::Drop,
+                other => cx.error(
+                    &sp(v),
+                    format!("unknown `malformed` policy \"{other}\"; expected \"default\" (send through the default class) or \"drop\""),
+                ),
+            }
+        }
+        if let Some(v) = &t.pool {
+            pool = check::int_in(cx, v, "pool", 1, MAX_POOL).map_or(pool, |v| v as u32);
+        }
+    }
+    // If the tree's own keys did not parse, its link is unknown: don't let
+    // that cascade into "N% without a link" on every class.
+    let class_link = if raw.tree.is_none() {
+        Some(Rate::from_bits_per_sec(u64::MAX))
+    } else {
+        link
+    };
+
+    let classes = &raw.classes;
+    let n = classes.len();
+    if n == 0 && raw.broken.ids.is_empty() && !raw.had_errors {
+        cx.error(
+            &raw.span,
+            format!("tree `{name}` has no classes; expected [[tree.{name}.class]] entries"),
+        );
+        return None;
+    }
+
+    // --- ids and names ---------------------------------------------------
+    let mut lookup = Lookup {
+        major: None,
+        ids: HashMap::new(),
+        names: HashMap::new(),
+        broken_ids: raw
+            .broken
+            .ids
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        broken_names: raw.broken.names.iter().map(String::as_str).collect(),
+        tree: name,
+    };
+    let mut ids: Vec<Option<ClassId>> = Vec::with_capacity(n);
+    for (_, c) in classes {
+        let id = match c.id.get_ref().parse::<ClassId>() {
+            Err(e) => {
+                cx.error(&sp(&c.id), format!("`id`: {e}"));
+                None
+            }
+            Ok(id) if id.minor == 0 => {
+                cx.error(
+                    &sp(&c.id),
+                    format!("class id {id} is the qdisc handle, not a class; expected a minor id above 0, like \"{:x}:1\"", id.major),
+                );
+                None
+            }
+            Ok(id) => match lookup.major {
+                Some(m) if m != id.major => {
+                    cx.error(
+                        &sp(&c.id),
+                        format!(
+                            "class {id} has major {:x}, but this tree's classes use major {m:x}; expected {m:x}:{:x} (one qdisc handle per tree, as tc)",
+                            id.major, id.minor
+                        ),
+                    );
+                    None
+                }
+                _ => {
+                    lookup.major = Some(id.major);
+                    Some(id)
+                }
+            },
+        };
+        ids.push(id);
+    }
+    for (i, (_, c)) in classes.iter().enumerate() {
+        if let Some(id) = ids[i] {
+            if let Some(&first) = lookup.ids.get(&id) {
+                let line = cx.line_of(&sp(&classes[first].1.id));
+                cx.error(
+                    &sp(&c.id),
+                    format!("duplicate class id {id} (first defined on line {line}); expected each id once per tree"),
+                );
+            } else {
+                lookup.ids.insert(id, i);
+            }
+        }
+        if let Some(nm) = &c.name {
+            let s = nm.get_ref().as_str();
+            if s.trim().is_empty() || s.contains(':') {
+                cx.error(
+                    &sp(nm),
+                    format!("bad class name \"{s}\"; expected a non-empty name without ':' (so it can't be mistaken for a class id), like \"voice\""),
+                );
+            } else if let Some(&first) = lookup.names.get(s) {
+                let line = cx.line_of(&sp(classes[first].1.name.as_ref().expect("named")));
+                cx.error(
+                    &sp(nm),
+                    format!("duplicate class name \"{s}\" (first used on line {line}); expected each name once per tree"),
+                );
+            } else {
+                lookup.names.insert(s, i);
+            }
+        }
+    }
+
+    // --- parents: resolve, break cycles, measure depth -----------------
+    let mut parent: Vec<Option<usize>> = vec![None; n];
+    for (i, (_, c)) in classes.iter().enumerate() {
+        let Some(p) = &c.parent else { continue };
+        match lookup.find(p.get_ref()) {
+            Ref::Class(j) if j == i => cx.error(
+                &sp(p),
+                format!("class {} is its own parent; expected another class, or no parent for a top-level class", label(c, ids[i])),
+            ),
+            Ref::Class(j) => parent[i] = Some(j),
+            Ref::Qdisc | Ref::Broken => {}
+            Ref::Unknown(msg) => cx.error(&sp(p), format!("unknown parent: {msg}")),
+        }
+    }
+    let mut state = vec![0u8; n]; // 0 new, 1 on the current path, 2 done
+    for start in 0..n {
+        let mut path = Vec::new();
+        let mut cur = start;
+        loop {
+            match state[cur] {
+                2 => break,
+                1 => {
+                    let at = path.iter().position(|&x| x == cur).unwrap_or(0);
+                    let cycle: Vec<String> = path[at..]
+                        .iter()
+                        .chain(std::iter::once(&cur))
+                        .map(|&k| label(&classes[k].1, ids[k]))
+                        .collect();
+                    let last = *path.last().unwrap_or(&cur);
+                    cx.error(
+                        &classes[last].1.parent.as_ref().map_or(None, sp),
+                        format!("parent cycle: {}; expected a tree (every chain of parents must end at a top-level class)", cycle.join(" → ")),
+                    );
+                    parent[last] = None;
+                    break;
+                }
+                _ => {}
+            }
+            state[cur] = 1;
+            path.push(cur);
+            match parent[cur] {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        for k in path {
+            state[k] = 2;
+        }
+    }
+    let mut depth = vec![0usize; n];
+    for i in 0..n {
+        // No cycles are left, so walking up terminates.
+        let mut chain = vec![i];
+        let mut cur = i;
+        while depth[cur] == 0 {
+            match parent[cur] {
+                Some(p) => {
+                    chain.push(p);
+                    cur = p;
+                }
+                None => {
+                    depth[cur] = 1;
+                    break;
+                }
+            }
+        }
+        for w in chain.windows(2).rev() {
+            if depth[w[0]] == 0 {
+                depth[w[0]] = depth[w[1]] + 1;
+            }
+        }
+    }
+    for i in 0..n {
+        if depth[i] > MAX_DEPTH && parent[i].is_some_and(|p| depth[p] <= MAX_DEPTH) {
+            let c = &classes[i].1;
+            cx.error(
+                &c.parent.as_ref().map_or_else(|| sp(&c.id), sp),
+                format!(
+                    "class {} would be level {} of the tree; expected at most {MAX_DEPTH} levels (HTB's TC_HTB_MAXDEPTH)",
+                    label(c, ids[i]),
+                    depth[i]
+                ),
+            );
+        }
+    }
+    let mut has_children = vec![false; n];
+    for p in parent.iter().flatten() {
+        has_children[*p] = true;
+    }
+
+    // --- each class's values -------------------------------------------
+    let values: Vec<Values> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c))| class_values(cx, c, ids[i], has_children[i], class_link, r2q))
+        .collect();
+
+    // --- advice the kernel would not give ------------------------------
+    for (i, (_, c)) in classes.iter().enumerate() {
+        if has_children[i] {
+            let kids: Vec<usize> = (0..n).filter(|&k| parent[k] == Some(i)).collect();
+            let rates: Option<Vec<u64>> = kids
+                .iter()
+                .map(|&k| values[k].rate.map(Rate::bits_per_sec))
+                .collect();
+            if let (Some(rates), Some(rate)) = (rates, values[i].rate) {
+                let sum: u128 = rates.iter().map(|&r| u128::from(r)).sum();
+                if sum > u128::from(rate.bits_per_sec()) {
+                    let shown = u64::try_from(sum).map_or_else(
+                        |_| format!("{sum}bit"),
+                        |s| Rate::from_bits_per_sec(s).to_string(),
+                    );
+                    cx.warn(
+                        &sp(&c.rate),
+                        format!(
+                            "the children of {} are guaranteed {shown} together, more than its rate {rate}; HTB can't give all of them their rate at once",
+                            label(c, ids[i])
+                        ),
+                    );
+                }
+            }
+        }
+        if let (Some(p), Some(ceil)) = (parent[i], values[i].ceil) {
+            if let Some(pceil) = values[p].ceil {
+                if ceil > pceil {
+                    cx.warn(
+                        &c.ceil.as_ref().map_or_else(|| sp(&c.rate), sp),
+                        format!(
+                            "ceil {ceil} of {} is above its parent {}'s ceil {pceil}; the parent's ceil is the real limit",
+                            label(c, ids[i]),
+                            label(&classes[p].1, ids[p])
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // --- default class -------------------------------------------------
+    let mut default_class = None;
+    if let Some(t) = &raw.tree {
+        let d = &t.default;
+        match lookup.find(d.get_ref()) {
+            Ref::Class(i) if has_children[i] => cx.error(
+                &sp(d),
+                format!(
+                    "default class {} has children; expected a leaf class (only leaves queue packets)",
+                    label(&classes[i].1, ids[i])
+                ),
+            ),
+            Ref::Class(i) => default_class = Some(i),
+            Ref::Qdisc => cx.error(
+                &sp(d),
+                format!("default \"{}\" is the qdisc, not a class; expected a leaf class like \"1:30\"", d.get_ref()),
+            ),
+            Ref::Broken => {}
+            Ref::Unknown(msg) => cx.error(&sp(d), format!("unknown default class: {msg}")),
+        }
+    }
+
+    // --- filters -------------------------------------------------------
+    let mut filters = Vec::with_capacity(raw.filters.len());
+    for (_, f) in &raw.filters {
+        let checked = filter::check(cx, f);
+        let target = match lookup.find(f.flowid.get_ref()) {
+            Ref::Class(i) if has_children[i] => {
+                cx.error(
+                    &sp(&f.flowid),
+                    format!(
+                        "filter targets {}, which has children (an inner class); expected a leaf class. tc would accept it, find no queue there and fall back to the default class",
+                        label(&classes[i].1, ids[i])
+                    ),
+                );
+                None
+            }
+            Ref::Class(i) => Some(i),
+            Ref::Qdisc => {
+                cx.error(
+                    &sp(&f.flowid),
+                    format!(
+                        "flowid \"{}\" is the qdisc, not a class; expected a leaf class",
+                        f.flowid.get_ref()
+                    ),
+                );
+                None
+            }
+            Ref::Broken => None,
+            Ref::Unknown(msg) => {
+                cx.error(&sp(&f.flowid), format!("unknown flowid: {msg}"));
+                None
+            }
+        };
+        if let (Some((prio, spec)), Some(t)) = (checked, target) {
+            filters.push((prio, t, spec));
+        }
+    }
+
+    if cx.errors.len() > errors_before || raw.had_errors || raw.tree.is_none() {
+        return None;
+    }
+    let default_class = default_class?;
+
+    // --- parents-first order, keeping file order where it already is ---
+    let mut order = Vec::with_capacity(n);
+    let mut placed = vec![false; n];
+    for i in 0..n {
+        let mut chain = Vec::new();
+        let mut cur = Some(i);
+        while let Some(c) = cur {
+            if placed[c] {
+                break;
+            }
+            chain.push(c);
+            cur = parent[c];
+        }
+        for &c in chain.iter().rev() {
+            placed[c] = true;
+            order.push(c);
+        }
+    }
+    let mut new_index = vec![0u32; n];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old] = new as u32;
+    }
+    let mut out = Vec::with_capacity(n);
+    for &old in &order {
+        let c = &classes[old].1;
+        let v = &values[old];
+        out.push(Class {
+            id: ids[old]?,
+            name: c.name.as_ref().map(|s| s.get_ref().clone()),
+            parent: parent[old].map(|p| new_index[p]),
+            rate: v.rate?,
+            ceil: v.ceil?,
+            burst: Size::from_bytes(v.burst?),
+            cburst: Size::from_bytes(v.cburst?),
+            prio: v.prio?,
+            quantum: Size::from_bytes(v.quantum?),
+            qdisc: if has_children[old] {
+                None
+            } else {
+                Some(v.qdisc?)
+            },
+        });
+    }
+    // Evaluation order: tc prio, then file order (a stable sort).
+    filters.sort_by_key(|(prio, _, _)| *prio);
+    let filters = filters
+        .into_iter()
+        .map(|(prio, t, mut spec)| {
+            spec.target = new_index[t];
+            Filter {
+                prio,
+                flowid: new_index[t],
+                spec,
+            }
+        })
+        .collect();
+    Some(Tree {
+        name: name.to_string(),
+        link,
+        default_class: new_index[default_class],
+        classes: out,
+        filters,
+        r2q,
+        overhead,
+        mpu,
+        malformed,
+        pool,
+    })
+}
+
+/// "1:10 (voice)" from the raw entry, for messages.
+fn label(c: &RawClass, id: Option<ClassId>) -> String {
+    let id = id.map_or_else(|| c.id.get_ref().clone(), |i| i.to_string());
+    match &c.name {
+        Some(n) => format!("{id} ({})", n.get_ref()),
+        None => id,
+    }
+}
+
+fn class_values(
+    cx: &mut Ctx,
+    c: &RawClass,
+    id: Option<ClassId>,
+    inner: bool,
+    link: Option<Rate>,
+    r2q: u32,
+) -> Values {
+    let max32 = u64::from(u32::MAX);
+    let rate = check::shaping_rate(cx, &c.rate, "rate", link);
+    let ceil = match &c.ceil {
+        Some(v) => check::shaping_rate(cx, v, "ceil", link),
+        None => rate,
+    };
+    if let (Some(r), Some(cl), Some(v)) = (rate, ceil, &c.ceil) {
+        if cl < r {
+            cx.error(
+                &sp(v),
+                format!("ceil {cl} of class {} is below its rate {r}; expected ceil >= rate (or no ceil: it defaults to rate)", label(c, id)),
+            );
+        }
+    }
+    let burst_of = |cx: &mut Ctx, v: &Option<S<StrOrInt>>, what: &str, r: Option<Rate>| match v {
+        Some(v) => check::size_in(cx, v, what, 1, max32),
+        None => r.map(|r| default_burst(r).min(max32)),
+    };
+    let burst = burst_of(cx, &c.burst, "burst", rate);
+    let cburst = burst_of(cx, &c.cburst, "cburst", ceil);
+    let prio = match &c.prio {
+        Some(v) => check::int_in(cx, v, "prio", 0, 7).map(|p| p as u8),
+        None => Some(0),
+    };
+    let quantum = match &c.quantum {
+        Some(v) => check::size_in(cx, v, "quantum", 1, i32::MAX as u64),
+        None => rate.map(|r| {
+            let q = r.bytes_per_sec() / u64::from(r2q);
+            let clamped = q.clamp(QUANTUM_MIN, QUANTUM_MAX);
+            // Linux computes (and complains about) quanta of leaves only:
+            // inner classes don't run DRR.
+            if clamped != q && !inner {
+                cx.warn(
+                    &sp(&c.rate),
+                    format!(
+                        "class {}: quantum = rate {r} / r2q {r2q} = {q} bytes is {} than {}; Linux HTB clamps it to {clamped}, and so does weir (set `quantum` on the class or `r2q` on the tree to choose)",
+                        label(c, id),
+                        if q < QUANTUM_MIN { "smaller" } else { "bigger" },
+                        if q < QUANTUM_MIN { QUANTUM_MIN } else { QUANTUM_MAX },
+                    ),
+                );
+            }
+            clamped
+        }),
+    };
+    let qdisc = match (&c.qdisc, inner) {
+        (Some(q), true) => {
+            cx.error(
+                &sp(q),
+                format!(
+                    "class {} has children, so it can't have a qdisc; expected `qdisc` on leaf classes only (tc replaces an inner class's qdisc)",
+                    label(c, id)
+                ),
+            );
+            None
+        }
+        (Some(q), false) => qdisc::resolve(cx, q, link),
+        (None, _) => Some(qdisc::DEFAULT_LEAF),
+    };
+    Values {
+        rate,
+        ceil,
+        burst,
+        cburst,
+        prio,
+        quantum,
+        qdisc,
+    }
+}
+
+/// Where a diagnostic about a whole tree goes.
+#[allow(dead_code)]
+pub(crate) fn tree_span(raw: &RawTreeEntry) -> Span {
+    raw.span.clone().or_else(|| raw.name_span.clone())
+}
