@@ -201,8 +201,8 @@ fn check(params: &QdiscParams, ops: &[Op], pool_size: u32, seed: u64) {
         assert_eq!(offered, inside.len() as u64 + sent + s.drops);
         match s.kind {
             KindStats::Red(r) => {
-                assert_eq!(r.early, by_reason[DropReason::RedEarly.index()]);
-                assert_eq!(r.other, by_reason[DropReason::RedForced.index()]);
+                assert_eq!(r.prob_drop, by_reason[DropReason::RedEarly.index()]);
+                assert_eq!(r.forced_drop, by_reason[DropReason::RedForced.index()]);
                 assert_eq!(r.pdrop, by_reason[DropReason::QueueLimit.index()]);
             }
             KindStats::FqCodel(f) => {

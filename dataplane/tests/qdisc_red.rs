@@ -113,9 +113,10 @@ impl Harness {
             }
         }
         let s = self.red.stats();
-        out.marked = s.marked - s0.marked;
-        assert_eq!(s.early - s0.early, out.early);
-        assert_eq!(s.other - s0.other, out.forced);
+        out.marked = s.marked() - s0.marked();
+        assert_eq!(s.prob_drop - s0.prob_drop, out.early);
+        assert_eq!(s.forced_drop - s0.forced_drop, out.forced);
+        assert_eq!(s.early() - s0.early(), out.early + out.forced);
         assert_eq!(s.pdrop - s0.pdrop, out.pdrop);
         out
     }

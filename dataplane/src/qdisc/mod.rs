@@ -174,17 +174,44 @@ impl QdiscParams {
     }
 }
 
-/// RED's own counters, as `tc -s qdisc show` prints them.
+/// RED's own counters. Linux keeps the same five; `tc -s qdisc show`
+/// prints them folded as [`RedStats::early`] (all RED drops), `pdrop`,
+/// `other` and [`RedStats::marked`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RedStats {
-    /// Early (probabilistic) drops.
-    pub early: u64,
+    /// Probabilistic drops (average between min and max).
+    pub prob_drop: u64,
+    /// Forced drops (average at or above max, or harddrop).
+    pub forced_drop: u64,
+    /// Probabilistic CE marks.
+    pub prob_mark: u64,
+    /// Forced CE marks.
+    pub forced_mark: u64,
     /// Drops because the real queue hit `limit`.
     pub pdrop: u64,
-    /// Other drops (forced: average above max).
-    pub other: u64,
-    /// CE marks (probabilistic and forced).
-    pub marked: u64,
+}
+
+impl RedStats {
+    /// tc's `early`: every drop RED decided (probabilistic + forced).
+    pub fn early(&self) -> u64 {
+        self.prob_drop + self.forced_drop
+    }
+
+    /// tc's `marked`: every CE mark (probabilistic + forced).
+    pub fn marked(&self) -> u64 {
+        self.prob_mark + self.forced_mark
+    }
+
+    /// tc's `other`: drops for other reasons (none in weir's RED).
+    pub fn other(&self) -> u64 {
+        0
+    }
+
+    /// The qdisc's overlimits: every early or forced decision, mark or drop,
+    /// as Linux counts them.
+    pub fn overlimits(&self) -> u64 {
+        self.early() + self.marked()
+    }
 }
 
 /// FQ-CoDel's own counters, as `tc -s qdisc show` prints them.
@@ -332,7 +359,7 @@ impl Qdisc {
             Kind::Sfq(_) => (0, KindStats::Sfq),
             Kind::Red(q) => {
                 let s = q.stats();
-                (s.early + s.other + s.marked, KindStats::Red(s))
+                (s.overlimits(), KindStats::Red(s))
             }
             Kind::FqCodel(q) => (0, KindStats::FqCodel(q.stats())),
         };

@@ -219,17 +219,17 @@ impl Red {
             Action::Pass => {}
             Action::Early => {
                 if self.ecn && packet.set_ce() {
-                    self.stats.marked += 1;
+                    self.stats.prob_mark += 1;
                 } else {
-                    self.stats.early += 1;
+                    self.stats.prob_drop += 1;
                     return Err(DropReason::RedEarly);
                 }
             }
             Action::Forced => {
                 if self.ecn && !self.harddrop && packet.set_ce() {
-                    self.stats.marked += 1;
+                    self.stats.forced_mark += 1;
                 } else {
-                    self.stats.other += 1;
+                    self.stats.forced_drop += 1;
                     return Err(DropReason::RedForced);
                 }
             }
