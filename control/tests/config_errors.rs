@@ -439,6 +439,26 @@ fn error_table() {
             format!("[[pair]]\nname = \"p\"\ninside = \"a\"\noutside = \"b\"\n[[pair]]\nname = \"q\"\ninside = @\"a\"\noutside = \"d\"\nupload = \"t\"\n{BASE}"),
             "already belongs to pair \"p\"",
         ),
+        (
+            "error in a qdisc sub-table",
+            format!("{BASE}\n@[tree.t.class.qdisc]\nlimit = 5\n"),
+            "missing key `kind`",
+        ),
+        (
+            "bad value in a qdisc sub-table",
+            format!("{BASE}\n[tree.t.class.qdisc]\nkind = \"pfifo\"\nlimit = @-1\n"),
+            "`limit` = -1 is out of range",
+        ),
+        (
+            "bad value in a tos sub-table",
+            format!("{BASE}\n[[tree.t.filter]]\nflowid = \"1:10\"\n@[tree.t.filter.tos]\nvalue = 300\n"),
+            "`tos` value 300 is out of range",
+        ),
+        (
+            "a table where a value belongs",
+            format!("{BASE}\n[[tree.t.class]]\nid = \"1:20\"\n[tree.t.class.rate]\n@x = 1\n"),
+            "a table is not allowed here",
+        ),
         ("no trees", "@".to_string(), "no trees"),
         (
             "tree without classes",

@@ -83,10 +83,12 @@ fn section() -> impl Strategy<Value = String> {
         prop::sample::select(vec![
             "[[tree.t.class]]",
             "[[tree.t.filter]]",
-            "[tree.t]",
             "[[pair]]",
             "[tree.u]",
             "[[tree.u.class]]",
+            "[tree.t.class.qdisc]",
+            "[tree.t.filter.tos]",
+            "[tree.t.class.rate]",
         ]),
         prop::collection::vec((key(), value()), 0..6),
     )
@@ -118,8 +120,17 @@ proptest! {
     /// Config-shaped documents reach the deep checks; whatever they
     /// accept must build in the dataplane.
     #[test]
-    fn config_shaped_documents_never_panic(sections in prop::collection::vec(section(), 0..12)) {
-        let text = sections.concat();
+    fn config_shaped_documents_never_panic(
+        base in any::<bool>(),
+        sections in prop::collection::vec(section(), 0..12),
+    ) {
+        // Half the time start from a valid tree, so appended classes and
+        // filters get as far as the cross-checks and the dataplane.
+        let mut text = String::new();
+        if base {
+            text.push_str("[tree.t]\ndefault = \"1:10\"\nlink = \"1gbit\"\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"1gbit\"\n[[tree.t.class]]\nid = \"1:10\"\nname = \"leaf\"\nparent = \"1:1\"\nrate = \"10mbit\"\n");
+        }
+        text.push_str(&sections.concat());
         if let Ok(l) = parse_str(&text, "fuzz.toml") {
             for t in &l.config.trees {
                 let _ = t.tree();

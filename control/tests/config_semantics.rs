@@ -399,3 +399,43 @@ fn load_and_cli_check() {
     assert!(e[0].message.contains("not UTF-8"), "{e:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn qdisc_as_a_sub_table() {
+    let t = tree(
+        r#"
+[tree.t]
+default = "1:1"
+[[tree.t.class]]
+id = "1:1"
+rate = "1mbit"
+[tree.t.class.qdisc]
+kind = "pfifo"
+limit = 7
+"#,
+    );
+    assert_eq!(
+        t.classes[0].qdisc,
+        Some(QdiscParams::Fifo(FifoLimit::Packets(7)))
+    );
+}
+
+/// Thousands of classes and filters check in linear-ish time (a wide tree
+/// of inner classes once made the children-rate check quadratic).
+#[test]
+fn large_tree() {
+    let n = 3000;
+    let mut s = String::from("[tree.t]\ndefault = \"1:2\"\nr2q = 1\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"100gbit\"\n");
+    for i in 0..n {
+        let (inner, leaf) = (0x10000 + 2 * i, 0x10001 + 2 * i);
+        s.push_str(&format!(
+            "[[tree.t.class]]\nid = \"1:{inner:x}\"\nparent = \"1:1\"\nrate = \"1mbit\"\n[[tree.t.class]]\nid = \"1:{leaf:x}\"\nparent = \"1:{inner:x}\"\nrate = \"1mbit\"\n[[tree.t.filter]]\nflowid = \"1:{leaf:x}\"\ndst = \"198.18.{}.{}/32\"\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    s.push_str("[[tree.t.class]]\nid = \"1:2\"\nparent = \"1:1\"\nrate = \"1mbit\"\n");
+    let t = tree(&s);
+    assert_eq!(t.classes.len(), 2 * n as usize + 2);
+    assert_eq!(t.filters.len(), n as usize);
+}

@@ -7,8 +7,6 @@
 //! problem of a struct, so this split is what lets one run report an unknown
 //! key in one class *and* a bad rate in another.
 
-use std::ops::Range;
-
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
@@ -258,6 +256,11 @@ fn entry<T: DeserializeOwned>(cx: &mut Ctx, value: Value, fallback: &Span) -> Op
 /// read like the rest ("…; expected …").
 fn describe_serde(msg: &str) -> String {
     let msg = msg.trim_end();
+    // serde_spanned's way of saying it got a standard table where a value
+    // belongs.
+    if msg.contains("expected a borrowed string") {
+        return "a table is not allowed here; expected a value".to_string();
+    }
     if let Some((what, expected)) = msg.split_once(", expected ") {
         format!("{what}; expected {expected}")
     } else if let Some(field) = msg.strip_prefix("missing field ") {
@@ -291,19 +294,59 @@ fn table_entries(item: &Item) -> Option<Vec<(String, Span, Item)>> {
     }
 }
 
-/// Entries of an array of tables (`[[x]]` or `x = [{..}, {..}]`), each as a
-/// value with its span.
-fn array_entries(item: &Item) -> Option<Vec<(Span, Value)>> {
+/// Entries of an array of tables (`[[x]]` or `x = [{..}, {..}]`), each
+/// with its span.
+fn array_entries(item: &Item) -> Option<Vec<(Span, Item)>> {
     match item {
         Item::ArrayOfTables(a) => Some(
             a.iter()
-                .map(|t| (t.span(), Item::Table(t.clone()).into_value()))
-                .filter_map(|(s, v)| v.ok().map(|v| (s, v)))
+                .map(|t| (t.span(), Item::Table(t.clone())))
                 .collect(),
         ),
-        Item::Value(Value::Array(a)) => Some(a.iter().map(|v| (v.span(), v.clone())).collect()),
+        Item::Value(Value::Array(a)) => Some(
+            a.iter()
+                .map(|v| (v.span(), Item::Value(v.clone())))
+                .collect(),
+        ),
         _ => None,
     }
+}
+
+/// What [`take_subtable`] found.
+enum Sub<T> {
+    Absent,
+    Parsed(Spanned<T>),
+    Failed,
+}
+
+/// Take a standard sub-table (`[tree.t.class.qdisc]` under a
+/// `[[tree.t.class]]`) out of an entry and deserialise it on its own.
+/// Needed because a standard table loses its span when the entry is turned
+/// into a value, and `Spanned` can't be deserialised without one; inline
+/// tables keep theirs and are left in place.
+fn take_subtable<T: DeserializeOwned>(cx: &mut Ctx, entry: &mut Item, key: &str) -> Sub<T> {
+    let Item::Table(t) = entry else {
+        return Sub::Absent;
+    };
+    if !matches!(t.get(key), Some(Item::Table(_))) {
+        return Sub::Absent;
+    }
+    let Some(sub) = t.remove(key) else {
+        return Sub::Absent;
+    };
+    let span = sub.span();
+    let Ok(v) = sub.into_value() else {
+        return Sub::Absent;
+    };
+    match self::entry::<T>(cx, v, &span) {
+        Some(x) => Sub::Parsed(Spanned::new(span.unwrap_or(0..0), x)),
+        None => Sub::Failed,
+    }
+}
+
+/// An entry item as a value, for serde.
+fn entry_value(item: Item) -> Option<Value> {
+    item.into_value().ok()
 }
 
 fn remove_key(item: &mut Item, key: &str) -> Option<(Span, Item)> {
@@ -348,8 +391,9 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     );
                     continue;
                 };
-                for (span, v) in entries {
+                for (span, item) in entries {
                     let fallback = span.clone().or_else(|| key_span.clone());
+                    let Some(v) = entry_value(item) else { continue };
                     match entry::<RawPair>(cx, v, &fallback) {
                         Some(p) => out.pairs.push((fallback, p)),
                         None => out.broken_pairs += 1,
@@ -416,12 +460,19 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
                 );
             }
             Some(entries) => {
-                for (s, v) in entries {
+                for (s, mut item) in entries {
                     let fallback = s.or_else(|| key_span.clone());
+                    let qdisc = take_subtable::<RawQdisc>(cx, &mut item, "qdisc");
+                    let Some(v) = entry_value(item) else { continue };
                     let (id, nm) = (str_key(&v, "id"), str_key(&v, "name"));
-                    match entry::<RawClass>(cx, v, &fallback) {
-                        Some(c) => t.classes.push((fallback, c)),
-                        None => {
+                    let parsed = entry::<RawClass>(cx, v, &fallback);
+                    match (parsed, qdisc) {
+                        (Some(mut c), Sub::Parsed(q)) => {
+                            c.qdisc = Some(q);
+                            t.classes.push((fallback, c));
+                        }
+                        (Some(c), Sub::Absent) => t.classes.push((fallback, c)),
+                        (_, _) => {
                             t.had_errors = true;
                             t.broken.ids.extend(id);
                             t.broken.names.extend(nm);
@@ -444,11 +495,17 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
                 );
             }
             Some(entries) => {
-                for (s, v) in entries {
+                for (s, mut item) in entries {
                     let fallback = s.or_else(|| key_span.clone());
-                    match entry::<RawFilter>(cx, v, &fallback) {
-                        Some(f) => t.filters.push((fallback, f)),
-                        None => t.had_errors = true,
+                    let tos = take_subtable::<RawTos>(cx, &mut item, "tos");
+                    let Some(v) = entry_value(item) else { continue };
+                    match (entry::<RawFilter>(cx, v, &fallback), tos) {
+                        (Some(mut f), Sub::Parsed(tos)) => {
+                            f.tos = Some(tos);
+                            t.filters.push((fallback, f));
+                        }
+                        (Some(f), Sub::Absent) => t.filters.push((fallback, f)),
+                        (_, _) => t.had_errors = true,
                     }
                 }
             }
@@ -460,9 +517,4 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
 /// The span of a `Spanned` value, as a diagnostic position.
 pub(crate) fn sp<T>(s: &Spanned<T>) -> Span {
     Some(s.span())
-}
-
-#[allow(dead_code)]
-pub(crate) fn range(s: &Span) -> Range<usize> {
-    s.clone().unwrap_or(0..0)
 }

@@ -7,7 +7,7 @@ use weir_dataplane::htb::MAX_DEPTH;
 use weir_dataplane::shaper::MalformedPolicy;
 
 use super::check;
-use super::diag::{Ctx, Span};
+use super::diag::Ctx;
 use super::filter;
 use super::qdisc;
 use super::raw::{sp, RawClass, RawTreeEntry, StrOrInt, S};
@@ -232,7 +232,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
                     format!("bad class name \"{s}\"; expected a non-empty name without ':' (so it can't be mistaken for a class id), like \"voice\""),
                 );
             } else if let Some(&first) = lookup.names.get(s) {
-                let line = cx.line_of(&sp(classes[first].1.name.as_ref().expect("named")));
+                let line = cx.line_of(&classes[first].1.name.as_ref().and_then(sp));
                 cx.error(
                     &sp(nm),
                     format!("duplicate class name \"{s}\" (first used on line {line}); expected each name once per tree"),
@@ -273,7 +273,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
                         .collect();
                     let last = *path.last().unwrap_or(&cur);
                     cx.error(
-                        &classes[last].1.parent.as_ref().map_or(None, sp),
+                        &classes[last].1.parent.as_ref().and_then(sp),
                         format!("parent cycle: {}; expected a tree (every chain of parents must end at a top-level class)", cycle.join(" → ")),
                     );
                     parent[last] = None;
@@ -328,10 +328,13 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
             );
         }
     }
-    let mut has_children = vec![false; n];
-    for p in parent.iter().flatten() {
-        has_children[*p] = true;
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, p) in parent.iter().enumerate() {
+        if let Some(p) = p {
+            kids[*p].push(i);
+        }
     }
+    let has_children: Vec<bool> = kids.iter().map(|k| !k.is_empty()).collect();
 
     // --- each class's values -------------------------------------------
     let values: Vec<Values> = classes
@@ -343,8 +346,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
     // --- advice the kernel would not give ------------------------------
     for (i, (_, c)) in classes.iter().enumerate() {
         if has_children[i] {
-            let kids: Vec<usize> = (0..n).filter(|&k| parent[k] == Some(i)).collect();
-            let rates: Option<Vec<u64>> = kids
+            let rates: Option<Vec<u64>> = kids[i]
                 .iter()
                 .map(|&k| values[k].rate.map(Rate::bits_per_sec))
                 .collect();
@@ -600,10 +602,4 @@ fn class_values(
         quantum,
         qdisc,
     }
-}
-
-/// Where a diagnostic about a whole tree goes.
-#[allow(dead_code)]
-pub(crate) fn tree_span(raw: &RawTreeEntry) -> Span {
-    raw.span.clone().or_else(|| raw.name_span.clone())
 }

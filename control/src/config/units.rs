@@ -77,8 +77,12 @@ pub enum UnitError {
     },
     #[error("{kind} \"{input}\" is too large; expected at most {}", kind.max())]
     TooLarge { kind: UnitKind, input: String },
-    #[error("{kind} \"{input}\" has more than 18 decimal places")]
-    TooPrecise { kind: UnitKind, input: String },
+    #[error("{kind} \"{input}\" has more than {max} decimal places")]
+    TooPrecise {
+        kind: UnitKind,
+        input: String,
+        max: u32,
+    },
     #[error(
         "rate \"{input}\" is a percentage, but this tree has no link rate; expected `link = \
          \"...\"` in the tree, or an absolute rate like \"300mbit\""
@@ -108,10 +112,11 @@ struct Decimal {
 }
 
 const MAX_FRAC_DIGITS: u32 = 18;
+const MAX_PERCENT_FRAC_DIGITS: u32 = 9;
 
 /// Split `s` into a decimal number and the rest (the unit, leading
 /// whitespace removed). Accepts `12`, `12.`, `12.5`, `.5`.
-fn split_decimal<'a>(kind: UnitKind, s: &'a str) -> Result<(Decimal, &'a str), UnitError> {
+fn split_decimal(kind: UnitKind, s: &str) -> Result<(Decimal, &str), UnitError> {
     let err_input = || s.to_string();
     let bytes = s.as_bytes();
     if bytes.first() == Some(&b'-') {
@@ -148,6 +153,7 @@ fn split_decimal<'a>(kind: UnitKind, s: &'a str) -> Result<(Decimal, &'a str), U
                 return Err(UnitError::TooPrecise {
                     kind,
                     input: err_input(),
+                    max: MAX_FRAC_DIGITS,
                 });
             }
             mantissa = mantissa * 10 + u128::from(bytes[i] - b'0');
@@ -205,7 +211,9 @@ fn print_exact(
 ) -> fmt::Result {
     if v != 0 {
         for &(div, name) in units {
-            if v % div == 0 {
+            // `v / div * div == v` rather than `%`: same test, and it keeps
+            // clippy's is_multiple_of (Rust 1.87) out of an MSRV-1.80 tree.
+            if v / div * div == v {
                 return write!(f, "{}{name}", v / div);
             }
         }
@@ -292,12 +300,20 @@ impl Rate {
                     input: t.to_string(),
                 });
             }
+            // link (< 2^64) x mantissa (<= 100 * 10^9 < 2^37) fits a u128.
+            if d.frac_digits > MAX_PERCENT_FRAC_DIGITS {
+                return Err(UnitError::TooPrecise {
+                    kind: UnitKind::Rate,
+                    input: t.to_string(),
+                    max: MAX_PERCENT_FRAC_DIGITS,
+                });
+            }
             let Some(link) = link else {
                 return Err(UnitError::PercentWithoutLink {
                     input: t.to_string(),
                 });
             };
-            // At most 100% of a u64, so it fits.
+            // At most 100% of a u64, so it fits a u64 too.
             let bits = scale(&d, u128::from(link.0), 100).unwrap_or(link.0);
             return Ok(Rate(bits));
         }
@@ -433,8 +449,7 @@ impl fmt::Display for Time {
             self.0,
             &[(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")],
             "ns",
-        )?;
-        Ok(())
+        )
     }
 }
 
@@ -744,6 +759,15 @@ mod tests {
         assert!(matches!(
             Rate::parse("101%", link),
             Err(UnitError::PercentOutOfRange { .. })
+        ));
+        let max = Some(Rate::from_bits_per_sec(u64::MAX));
+        assert_eq!(
+            Rate::parse("99.999999999%", max).unwrap().bits_per_sec(),
+            (u128::from(u64::MAX) * 99_999_999_999 / 100_000_000_000) as u64
+        );
+        assert!(matches!(
+            Rate::parse("33.3333333333%", max),
+            Err(UnitError::TooPrecise { max: 9, .. })
         ));
         let msg = "1mb".parse::<Rate>().unwrap_err().to_string();
         assert!(
