@@ -350,8 +350,18 @@ fn unique_targets(mut filters: Vec<FilterSpec>) -> Vec<FilterSpec> {
     filters
 }
 
+/// Fewer cases in debug builds (run by developers) than in the release run
+/// of the suite, where each case costs microseconds.
+const fn cases(debug: u32, release: u32) -> u32 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(cases(100, 1_500)))]
 
     #[test]
     fn compiled_equals_linear_on_small_lists(
@@ -381,7 +391,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(16, 128)))]
 
     /// Many filters per shape (hashed groups, not scanned ones) with random
     /// ones mixed in at random positions.

@@ -502,8 +502,18 @@ fn apply(frame: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// Fewer cases in debug builds (run by developers) than in the release run
+/// of the suite, where each case costs microseconds.
+const fn cases(debug: u32, release: u32) -> u32 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(500, 10_000)))]
 
     #[test]
     fn valid_frames_parse_as_built(s in spec()) {

@@ -80,8 +80,18 @@ fn steered() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Fewer cases in debug builds (run by developers) than in the release run
+/// of the suite, where each case costs microseconds.
+const fn cases(debug: u32, release: u32) -> u32 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(5_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2_000, 50_000)))]
 
     #[test]
     fn arbitrary_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..256)) {

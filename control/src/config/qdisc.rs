@@ -357,9 +357,9 @@ fn red(cx: &mut Ctx, q: &RawQdisc, span: &Span, link: Option<Rate>) -> Option<Qd
         );
     }
     // tc_red_eval_ewma: the average must be able to rise from 0 to `min`
-    // within `burst` back-to-back packets of `avpkt`.
-    let a = burst as f64 + 1.0 - min as f64 / avpkt as f64;
-    if a < 1.0 {
+    // within `burst` back-to-back packets of `avpkt`. The same function sets
+    // RED's weight in the dataplane, so the check and the queue agree.
+    if u64::from(burst) + 1 < min / avpkt.max(1) + 1 {
         cx.error(
             &place(&q.burst, span),
             format!(
@@ -371,15 +371,12 @@ fn red(cx: &mut Ctx, q: &RawQdisc, span: &Span, link: Option<Rate>) -> Option<Qd
         );
         return None;
     }
-    let mut w = 0.5f64;
-    let mut wlog = None;
-    for l in 1..32 {
-        if a <= (1.0 - (1.0 - w).powf(burst as f64)) / w {
-            wlog = Some(l);
-            break;
-        }
-        w /= 2.0;
-    }
+    let wlog = match (u32::try_from(min), u32::try_from(avpkt)) {
+        (Ok(min), Ok(avpkt)) => u32::try_from(burst)
+            .ok()
+            .and_then(|burst| weir_dataplane::qdisc::red::ewma_log(min, burst, avpkt)),
+        _ => None,
+    };
     match wlog {
         None => {
             cx.error(
