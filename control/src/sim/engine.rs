@@ -279,7 +279,7 @@ impl Pacer {
     fn advance(&mut self, size: u32, rng: &mut SmallRng) -> u64 {
         if let Some(clock) = &mut self.poisson {
             let mean = match self.pace {
-                Pace::Rate(_) => (u128::from(size) * self.ns_per_byte_fp >> 32) as f64,
+                Pace::Rate(_) => ((u128::from(size) * self.ns_per_byte_fp) >> 32) as f64,
                 Pace::Interval(ns) => ns as f64,
             };
             // Inverse-CDF sampling; 1 - U keeps ln away from 0.
@@ -530,7 +530,11 @@ impl State {
                 ceil: Conformance::new(c.ceil),
             })
             .collect();
-        let sigfig = if n + traffic.sources.len() <= 512 { 3 } else { 2 };
+        let sigfig = if n + traffic.sources.len() <= 512 {
+            3
+        } else {
+            2
+        };
         let mut st = State {
             p,
             charge: RateCfg::new(1, spec.htb.overhead, spec.htb.mpu),
@@ -558,8 +562,7 @@ impl State {
             let first_flow = st.flows.len() as u32;
             let is_tcp = matches!(s.kind, SourceKind::Tcp(_));
             for i in 0..s.flows {
-                let mut h = s.header;
-                h.sport = h.sport.wrapping_add(i as u16);
+                let h = s.vary.apply(&s.header, i);
                 st.flows.push(FlowRt {
                     tmpl: FrameTemplate::new(&h, s.sizes.max()),
                     source: si as u32,

@@ -26,14 +26,15 @@ pub use report::{
     ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport,
     TcpReport, Timeline, Volume,
 };
-pub use traffic::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError};
+pub use traffic::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError, Vary};
 
 /// Overrides of what the traffic file says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimOptions {
     /// Run length, ns.
     pub duration: Option<u64>,
-    /// Start of the measured window, ns.
+    /// Start of the measured window, ns. When only `duration` is given and
+    /// the traffic file's warmup does not fit in it, the run measures from 0.
     pub warmup: Option<u64>,
     pub seed: Option<u64>,
     /// Config tree to drive.
@@ -72,7 +73,12 @@ pub enum SimError {
 
 fn params(traffic: &Traffic, opts: &SimOptions) -> Result<engine::RunParams, SimError> {
     let duration = opts.duration.unwrap_or(traffic.duration);
-    let warmup = opts.warmup.unwrap_or(traffic.warmup);
+    let mut warmup = opts.warmup.unwrap_or(traffic.warmup);
+    if opts.duration.is_some() && opts.warmup.is_none() && warmup >= duration {
+        // A shortened run (`--duration`) measures from the start rather than
+        // failing on the file's warm-up; the report says where it measured.
+        warmup = 0;
+    }
     if warmup >= duration {
         return Err(SimError::Window {
             warmup_ns: warmup,
@@ -123,7 +129,9 @@ pub fn run(config: &Config, traffic: &Traffic, opts: &SimOptions) -> Result<Repo
         None => config.trees.first().ok_or(SimError::NoTree)?,
     };
     let spec = tree.shaper_spec(run_seed(traffic, opts));
-    let labels: Vec<String> = (0..tree.classes.len() as u32).map(|i| tree.label(i)).collect();
+    let labels: Vec<String> = (0..tree.classes.len() as u32)
+        .map(|i| tree.label(i))
+        .collect();
     run_spec(&tree.name, &spec, &labels, traffic, opts)
 }
 

@@ -204,7 +204,13 @@ fn soj(s: &Option<Sojourn>) -> [String; 3] {
 fn write_rows(out: &mut dyn Write, rows: &[Vec<String>], right_from: usize) -> std::io::Result<()> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for r in rows {
         let mut line = String::new();
@@ -239,8 +245,8 @@ impl Report {
         )?;
         writeln!(out)?;
         let mut rows = vec![[
-            "class", "qdisc", "rate", "ceil", "offered", "achieved", "drops", "marks", "p50", "p99",
-            "max",
+            "class", "qdisc", "rate", "ceil", "offered", "achieved", "drops", "marks", "p50",
+            "p99", "max",
         ]
         .map(String::from)
         .to_vec()];
@@ -283,9 +289,11 @@ impl Report {
         .map(String::from)
         .to_vec()];
         rows.push(
-            ["", "", "", "Mbit/s", "Mbit/s", "Mbit/s", "", "", "ms", "ms", "ms"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "", "", "", "Mbit/s", "Mbit/s", "Mbit/s", "", "", "ms", "ms", "ms",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         for s in &self.sources {
             let [p50, p99, max] = soj(&s.sojourn);

