@@ -3,8 +3,9 @@
 #
 # Meant for a fresh Debian bookworm machine, as root, with the Rust toolchain
 # installed by rustup; it installs everything else it needs. Works from any
-# directory. Stops at the first failing step and exits non-zero; the last line
-# always says how it went.
+# directory. Stops at the first failing step and exits non-zero (within a
+# test step every test binary still runs, so one run shows every failure);
+# the last line always says how it went.
 #
 # Steps:
 #   1. prerequisites: Debian packages (only the missing ones), rustfmt, clippy
@@ -34,10 +35,13 @@ step_no=0
 step_name="setup"
 started=$SECONDS
 
+tmp_files=()
+
 # The final summary line, whatever happened.
 summary() {
     local rc=$?
     local took
+    rm -f "${tmp_files[@]}"
     took="$(weir_duration $((SECONDS - started)))"
     echo
     if ((rc == 0)); then
@@ -68,10 +72,10 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test --release"
-cargo test --workspace --release --locked
+cargo test --workspace --release --locked --no-fail-fast
 
 step "cargo test (debug)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "benches compile"
 cargo bench -p weir-bench --no-run --locked
@@ -83,10 +87,17 @@ shopt -u nullglob
 ((${#configs[@]} > 0)) || weir_die "no config/*.toml found in $WEIR_ROOT"
 cargo build --release --locked -p weir-control --bin weir
 bad=()
+errs="$(mktemp)"
+tmp_files+=("$errs")
+# `weir check` prints the compiled tree on stdout and warnings on stderr;
+# keep the log readable by showing only its verdict (the last line of
+# stdout) when it passes, and everything when it does not.
 for cfg in "${configs[@]}"; do
-    if cargo run --release --locked -q -p weir-control --bin weir -- check "$cfg"; then
-        echo "ok   $cfg"
+    if out="$(cargo run --release --locked -q -p weir-control --bin weir -- check "$cfg" 2>"$errs")"; then
+        echo "ok   ${out##*$'\n'}"
     else
+        printf '%s\n' "$out"
+        cat "$errs" >&2
         weir_err "FAIL $cfg"
         bad+=("$cfg")
     fi

@@ -359,7 +359,7 @@ fn red(cx: &mut Ctx, q: &RawQdisc, span: &Span, link: Option<Rate>) -> Option<Qd
     // tc_red_eval_ewma: the average must be able to rise from 0 to `min`
     // within `burst` back-to-back packets of `avpkt`. The same function sets
     // RED's weight in the dataplane, so the check and the queue agree.
-    if u64::from(burst) + 1 < min / avpkt.max(1) + 1 {
+    if burst * avpkt < min {
         cx.error(
             &place(&q.burst, span),
             format!(
