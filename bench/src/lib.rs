@@ -12,6 +12,12 @@ use weir_dataplane::qdisc::{FqCodelParams, QdiscParams};
 /// fq_codel leaves have `flows` flow queues each (Linux default 1024; at
 /// 100,000 leaves that is 100 M flow queues, so the bench uses fewer).
 pub fn flat_tree(leaves: u32, flows: u32) -> HtbSpec {
+    flat_tree_prios(leaves, flows, 8)
+}
+
+/// [`flat_tree`] with the leaves' prios cycling through `0..prios` (8 in
+/// the main workload; 1 puts every leaf in one DRR round).
+pub fn flat_tree_prios(leaves: u32, flows: u32, prios: u8) -> HtbSpec {
     let root_rate = 125_000_000_000u64; // 1 Tbit/s in bytes/s
     let leaf_rate = (root_rate / u64::from(leaves)).max(1);
     let mut classes = vec![ClassSpec {
@@ -31,7 +37,7 @@ pub fn flat_tree(leaves: u32, flows: u32) -> HtbSpec {
             ceil: root_rate,
             burst: 1_000_000,
             cburst: 1_000_000,
-            prio: (i % 8) as u8,
+            prio: (i % u32::from(prios.clamp(1, 8))) as u8,
             quantum: 1514,
             qdisc: Some(QdiscParams::FqCodel(FqCodelParams {
                 flows,
@@ -59,11 +65,25 @@ pub struct SchedLoad {
     next_leaf: u32,
     now: u64,
     addr: u64,
+    /// Packets per arrival burst (one flow of one class), 1 in the main
+    /// workload; see [`SchedLoad::with_bursts`].
+    burst: u32,
+    left_in_burst: u32,
+    burst_class: u32,
+    burst_hash: u32,
+    /// Reused by [`SchedLoad::step_batch`]: nothing is allocated per step.
+    batch_in: Vec<(u32, Packet)>,
+    batch_out: Vec<Packet>,
 }
 
 impl SchedLoad {
     pub fn new(leaves: u32, flows: u32, depth: u32) -> SchedLoad {
-        let spec = flat_tree(leaves, flows);
+        SchedLoad::with_prios(leaves, flows, depth, 8)
+    }
+
+    /// [`SchedLoad::new`] over [`flat_tree_prios`].
+    pub fn with_prios(leaves: u32, flows: u32, depth: u32, prios: u8) -> SchedLoad {
+        let spec = flat_tree_prios(leaves, flows, prios);
         let htb = Htb::new(&spec, 0).expect("bench tree is valid");
         let mut load = SchedLoad {
             htb,
@@ -72,6 +92,12 @@ impl SchedLoad {
             next_leaf: 0,
             now: 0,
             addr: 0,
+            burst: 1,
+            left_in_burst: 0,
+            burst_class: 0,
+            burst_hash: 0,
+            batch_in: Vec::new(),
+            batch_out: Vec::new(),
         };
         for _ in 0..depth {
             for _ in 0..leaves {
@@ -81,14 +107,48 @@ impl SchedLoad {
         load
     }
 
+    /// A second, more realistic workload next to the worst case: arrivals
+    /// come in bursts of `burst` packets of one flow of one class (a TCP
+    /// window, a GRO batch), the classes still in turn. The tree is filled
+    /// as in [`SchedLoad::new`].
+    pub fn with_bursts(leaves: u32, flows: u32, depth: u32, burst: u32) -> SchedLoad {
+        let mut load = SchedLoad::new(leaves, flows, depth);
+        load.burst = burst.max(1);
+        load
+    }
+
     fn enqueue_next(&mut self) {
-        let class = 1 + self.next_leaf;
-        self.next_leaf = (self.next_leaf + 1) % self.leaves;
-        self.addr = self.addr.wrapping_add(1);
-        // A few flows per class, so fq_codel has real work to do.
-        let hash = (self.addr as u32 & 3).wrapping_mul(0x9e37_79b9) ^ class;
-        let packet = Packet::new(Frame { addr: self.addr, len: 64 }, hash);
+        let (class, packet) = self.next_packet();
         self.htb.enqueue(class, packet, self.now, &mut self.drops);
+    }
+
+    /// The next arrival: one 64-byte packet for the next leaf in turn (or,
+    /// with bursts, for the current burst's flow until it is over).
+    #[inline]
+    fn next_packet(&mut self) -> (u32, Packet) {
+        self.addr = self.addr.wrapping_add(1);
+        if self.left_in_burst == 0 {
+            self.burst_class = 1 + self.next_leaf;
+            self.next_leaf += 1;
+            if self.next_leaf == self.leaves {
+                self.next_leaf = 0;
+            }
+            // A few flows per class, so fq_codel has real work to do.
+            self.burst_hash = (self.addr as u32 & 3).wrapping_mul(0x9e37_79b9) ^ self.burst_class;
+            self.left_in_burst = self.burst;
+        }
+        self.left_in_burst -= 1;
+        let (class, hash) = (self.burst_class, self.burst_hash);
+        (
+            class,
+            Packet::new(
+                Frame {
+                    addr: self.addr,
+                    len: 64,
+                },
+                hash,
+            ),
+        )
     }
 
     /// One enqueue and one dequeue; virtual time advances by one 64-byte
@@ -100,5 +160,28 @@ impl SchedLoad {
         let p = self.htb.dequeue(self.now, &mut self.drops);
         self.drops.clear();
         p
+    }
+
+    /// The same traffic through the batched API, as the AF_XDP worker
+    /// drives it: `batch` arrivals (the next `batch` leaves in turn) in one
+    /// [`Htb::enqueue_batch`], then one [`Htb::dequeue_batch`] of up to
+    /// `batch`; time advances by `batch` packet times. Returns how many
+    /// packets were sent.
+    #[inline]
+    pub fn step_batch(&mut self, batch: usize) -> usize {
+        self.now += 5 * batch as u64;
+        self.batch_in.clear();
+        for _ in 0..batch {
+            let item = self.next_packet();
+            self.batch_in.push(item);
+        }
+        self.htb
+            .enqueue_batch(&self.batch_in, self.now, &mut self.drops);
+        self.batch_out.clear();
+        let sent = self
+            .htb
+            .dequeue_batch(self.now, &mut self.batch_out, batch, &mut self.drops);
+        self.drops.clear();
+        sent
     }
 }

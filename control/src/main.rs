@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "weir", version, about = "Userspace AF_XDP packet shaper: HTB with exact Linux semantics")]
+#[command(
+    name = "weir",
+    version,
+    about = "Userspace AF_XDP packet shaper: HTB with exact Linux semantics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,8 @@ fn main() -> ExitCode {
     let stderr = std::io::stderr();
     match cli.command {
         Command::Check { file } => {
-            let code = weir_control::config::cli_check(&file, &mut stdout.lock(), &mut stderr.lock());
+            let code =
+                weir_control::config::cli_check(&file, &mut stdout.lock(), &mut stderr.lock());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Simulate {
@@ -57,7 +62,13 @@ fn main() -> ExitCode {
             json,
         } => {
             let mut out = stdout.lock();
-            match weir_control::sim::cli_simulate(&config, &traffic, duration.as_deref(), json, &mut out) {
+            match weir_control::sim::cli_simulate(
+                &config,
+                &traffic,
+                duration.as_deref(),
+                json,
+                &mut out,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let _ = out.flush();

@@ -554,3 +554,187 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_class_hot_state_is_one_cache_line() {
+    assert_eq!(std::mem::size_of::<Hot>(), 64);
+    assert_eq!(std::mem::align_of::<Hot>(), 64);
+    assert_eq!(std::mem::align_of::<Leaf>(), 64);
+}
+
+/// The charge reads the rate as a fixed-point number in the class's hot
+/// line instead of through `RateCfg`; it must cost exactly what `RateCfg`
+/// says, for every rate and link-layer setting.
+#[test]
+fn hot_line_charge_is_rate_cfg_time() {
+    let rates = [
+        1u64,
+        7,
+        1000,
+        37_500,
+        125_000,
+        1_250_000,
+        46_875_000,
+        125_000_000,
+        1_250_000_000,
+        12_500_000_000,
+        125_000_000_000_000,
+        u64::MAX / 3,
+    ];
+    for &bps in &rates {
+        for (overhead, mpu) in [(0, 0), (24, 84), (-14, 0), (-60, 64)] {
+            let r = RateCfg::new(bps, overhead, mpu);
+            let link = RateCfg::new(1, overhead, mpu);
+            for len in [0u32, 1, 40, 64, 1500, 9000, 65535, u32::MAX] {
+                let want = ticks_i64(r.time_ticks(len));
+                let got = time_ticks(fixed_point(&r), link.wire_len(len));
+                assert_eq!(
+                    got, want,
+                    "{bps} B/s, overhead {overhead}, mpu {mpu}, {len} B"
+                );
+            }
+        }
+    }
+}
+
+/// `enqueue_batch` / `dequeue_batch` only add prefetching: driven side by
+/// side with one-at-a-time calls, a tree gives out the same packets, drops
+/// and statistics after every step.
+mod batch_props {
+    use super::*;
+    use crate::qdisc::{FqCodelParams, SfqParams};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Enqueue(Vec<(usize, u32, u32)>),
+        Dequeue(usize),
+        Advance(u64),
+        Change { class: usize, rate: u64, extra: u64 },
+        Flush,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => proptest::collection::vec((0usize..6, 0u32..1600, 0u32..8), 0..48).prop_map(Op::Enqueue),
+            4 => (0usize..48).prop_map(Op::Dequeue),
+            2 => (0u64..20_000_000).prop_map(Op::Advance),
+            1 => (0usize..9, 1u64..200, 0u64..200).prop_map(|(class, rate, extra)| Op::Change { class, rate, extra }),
+            1 => Just(Op::Flush),
+        ]
+    }
+
+    /// Every leaf kind the batched paths treat differently (fq_codel has
+    /// prefetch hooks, the others don't), small limits so drops happen,
+    /// and a class index that is not a leaf among the targets.
+    fn tree() -> Htb {
+        let mut classes = vec![
+            class(None, 100, 100, 0, false),
+            class(Some(0), 40, 80, 1, false),
+            class(Some(0), 30, 100, 2, false),
+            class(Some(1), 10, 50, 0, true),
+            class(Some(1), 20, 80, 3, true),
+            class(Some(2), 10, 100, 1, true),
+            class(Some(2), 10, 20, 1, true),
+            class(Some(0), 5, 10, 7, true),
+        ];
+        let fq = |flows, limit| {
+            QdiscParams::FqCodel(FqCodelParams {
+                flows,
+                limit,
+                target_ns: 200_000,
+                interval_ns: 4_000_000,
+                ..FqCodelParams::default()
+            })
+        };
+        classes[3].qdisc = Some(fq(4, 12));
+        classes[4].qdisc = Some(fq(64, 40));
+        classes[5].qdisc = Some(QdiscParams::Sfq(SfqParams {
+            limit: 10,
+            ..SfqParams::default()
+        }));
+        classes[6].qdisc = Some(QdiscParams::Fifo(FifoLimit::Packets(8)));
+        classes[7].qdisc = Some(fq(16, 20));
+        let mut s = spec(classes);
+        s.pool_capacity = 64;
+        Htb::new(&s, 0).unwrap()
+    }
+
+    fn state(h: &Htb) -> String {
+        let mut s = format!(
+            "{:?} {:?} {}\n",
+            h.backlog(),
+            h.next_deadline(),
+            h.overlimits()
+        );
+        for c in 0..h.class_count() {
+            s += &format!("{:?} {:?}\n", h.class_stats(c), h.qdisc_stats(c));
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn batched_calls_are_one_at_a_time_calls(ops in proptest::collection::vec(op(), 1..200)) {
+            // 2 is an inner class: a caller bug, dropped as Flushed.
+            let targets = [3u32, 4, 5, 6, 7, 2];
+            let (mut batched, mut single) = (tree(), tree());
+            let (mut db, mut ds) = (Drops::default(), Drops::default());
+            let mut now = 0;
+            let mut addr = 0;
+            let mut out = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Enqueue(items) => {
+                        let items: Vec<(u32, Packet)> = items
+                            .into_iter()
+                            .map(|(t, len, hash)| {
+                                addr += 1;
+                                (targets[t], Packet::new(Frame { addr, len }, hash))
+                            })
+                            .filter(|&(c, _)| cfg!(not(debug_assertions)) || c != 2)
+                            .collect();
+                        batched.enqueue_batch(&items, now, &mut db);
+                        for &(c, p) in &items {
+                            single.enqueue(c, p, now, &mut ds);
+                        }
+                    }
+                    Op::Dequeue(max) => {
+                        out.clear();
+                        let n = batched.dequeue_batch(now, &mut out, max, &mut db);
+                        prop_assert_eq!(n, out.len());
+                        let mut want = Vec::new();
+                        while want.len() < max {
+                            match single.dequeue(now, &mut ds) {
+                                Some(p) => want.push(p),
+                                None => break,
+                            }
+                        }
+                        prop_assert_eq!(&out, &want);
+                    }
+                    Op::Advance(dt) => now += dt,
+                    Op::Change { class, rate, extra } => {
+                        let change = ClassChange {
+                            rate: Some(rate * MBIT),
+                            ceil: Some((rate + extra) * MBIT),
+                            prio: Some((rate % 8) as u8),
+                            ..ClassChange::default()
+                        };
+                        let a = batched.change_class(class as u32, &change, now);
+                        let b = single.change_class(class as u32, &change, now);
+                        prop_assert_eq!(a, b);
+                    }
+                    Op::Flush => {
+                        batched.flush(&mut db);
+                        single.flush(&mut ds);
+                    }
+                }
+                prop_assert_eq!(db.as_slice(), ds.as_slice());
+                db.clear();
+                ds.clear();
+                prop_assert_eq!(state(&batched), state(&single));
+            }
+        }
+    }
+}

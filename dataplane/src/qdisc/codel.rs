@@ -272,6 +272,10 @@ fn should_drop(
 /// Dequeue through CoDel: returns the packet to send (possibly CE-marked)
 /// or `None` when the queue is (or has been drained) empty. Packets CoDel
 /// drops go to `drops` with [`DropReason::Codel`].
+///
+/// Inlined into its callers for the common case — a packet and no drop
+/// decision to make — the rest is out of line (`dequeue_slow`).
+#[inline]
 pub fn dequeue<Q: CodelQueue>(
     queue: &mut Q,
     vars: &mut CodelVars,
@@ -284,10 +288,9 @@ pub fn dequeue<Q: CodelQueue>(
         vars.dropping = false;
         return None;
     };
-    let mut packet = Some(first);
     let mut ldelay = 0;
     let drop = should_drop(
-        packet.as_ref(),
+        Some(&first),
         queue.backlog_bytes(),
         vars,
         params,
@@ -295,6 +298,29 @@ pub fn dequeue<Q: CodelQueue>(
         now,
         &mut ldelay,
     );
+    if !drop && !vars.dropping {
+        return Some(ce_threshold(first, ldelay, params, stats));
+    }
+    dequeue_slow(queue, vars, params, stats, now, drops, first, drop, ldelay)
+}
+
+/// [`dequeue`] once `first` is out and [`should_drop`] has spoken, when
+/// CoDel is dropping or is about to start.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // dequeue's own arguments, plus its state so far
+fn dequeue_slow<Q: CodelQueue>(
+    queue: &mut Q,
+    vars: &mut CodelVars,
+    params: &CodelParams,
+    stats: &mut CodelStats,
+    now: u64,
+    drops: &mut Drops,
+    first: Packet,
+    drop: bool,
+    mut ldelay: u64,
+) -> Option<Packet> {
+    let mut packet = Some(first);
     if vars.dropping {
         if !drop {
             // Sojourn back below target: leave the dropping state.
@@ -379,13 +405,24 @@ pub fn dequeue<Q: CodelQueue>(
         vars.lastcount = vars.count;
         vars.drop_next = control_law(now, params.interval, vars.rec_inv_sqrt);
     }
-    let mut packet = packet?;
+    Some(ce_threshold(packet?, ldelay, params, stats))
+}
+
+/// tc's `ce_threshold`: CE-mark an ECT packet whose sojourn exceeded it,
+/// whatever the dropping state.
+#[inline]
+fn ce_threshold(
+    mut packet: Packet,
+    ldelay: u64,
+    params: &CodelParams,
+    stats: &mut CodelStats,
+) -> Packet {
     if let Some(ce) = params.ce_threshold {
         if ldelay > ce && packet.set_ce() {
             stats.ce_mark += 1;
         }
     }
-    Some(packet)
+    packet
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::codel::{self, CodelParams, CodelQueue, CodelStats, CodelVars};
 use super::sfq::{flow_bucket, splitmix64};
 use super::{Backlog, FqCodelParams, FqCodelStats};
 use crate::packet::{DropReason, Drops, Packet};
-use crate::pool::{PacketList, PacketPool};
+use crate::pool::{prefetch, PacketList, PacketPool};
 
 /// `Flow::next` of a flow on no list.
 const UNLINKED: u32 = u32::MAX;
@@ -110,6 +110,7 @@ struct FlowQueue<'a> {
 }
 
 impl CodelQueue for FlowQueue<'_> {
+    #[inline]
     fn pop(&mut self) -> Option<Packet> {
         let p = self.queue.pop_front(self.pool)?;
         *self.fat_index = rank(self.queue);
@@ -118,6 +119,7 @@ impl CodelQueue for FlowQueue<'_> {
         Some(p)
     }
 
+    #[inline]
     fn backlog_bytes(&self) -> u64 {
         self.backlog.bytes
     }
@@ -132,7 +134,14 @@ fn rank(queue: &PacketList) -> u32 {
     bytes.min(u64::from(u32::MAX)) as u32
 }
 
+/// Field order is fixed (`repr(C)`): what locating a packet's flow needs
+/// (the flow table, its backlog index, the perturbation) and the backlog
+/// come first, in the qdisc's first cache line, so that a batched caller
+/// can fetch that one line and then the flow; the rest of what every
+/// enqueue and dequeue reads follows; the counters and limits only the
+/// overlimit path reads come last.
 #[derive(Debug)]
+#[repr(C)]
 pub struct FqCodel {
     flows: Box<[Flow]>,
     /// Per-flow backlog bytes (saturated to u32), kept apart from the flow
@@ -140,19 +149,19 @@ pub struct FqCodel {
     /// 1024 flows) instead of a cache line each. Exact counts are in the
     /// flows' queues; this only has to rank them.
     fat_index: Box<[u32]>,
+    perturbation: u64,
+    backlog: Backlog,
     new_flows: FlowList,
     old_flows: FlowList,
-    backlog: Backlog,
+    quantum: i32,
     limit: u32,
     memory_limit: u64,
-    quantum: i32,
-    drop_batch_size: u32,
+    new_flow_count: u64,
     cparams: CodelParams,
     cstats: CodelStats,
-    perturbation: u64,
+    drop_batch_size: u32,
     drop_overlimit: u64,
     drop_overmemory: u64,
-    new_flow_count: u64,
 }
 
 impl FqCodel {
@@ -189,18 +198,12 @@ impl FqCodel {
         flow_bucket(hash, self.perturbation, self.flows.len() as u32)
     }
 
-    pub fn enqueue(
-        &mut self,
-        pool: &mut PacketPool,
-        mut packet: Packet,
-        now: u64,
-        drops: &mut Drops,
-    ) {
+    #[inline]
+    pub fn enqueue(&mut self, pool: &mut PacketPool, packet: Packet, now: u64, drops: &mut Drops) {
         let idx = self.flow_of(packet.hash);
         let len = packet.len;
-        packet.enqueued_at = now;
         let flow = &mut self.flows[idx as usize];
-        if let Err(p) = flow.queue.push_back(pool, packet) {
+        if let Err(p) = flow.queue.push_back_at(pool, packet, now) {
             drops.push(p, DropReason::NoBuffer);
             return;
         }
@@ -234,6 +237,7 @@ impl FqCodel {
     /// Finding the flow scans the whole backlog index (4 bytes per flow):
     /// cheaper than keeping flows sorted on every packet, and amortised
     /// over the batch. Returns how many packets were dropped.
+    #[inline(never)]
     fn drop_from_fattest(
         &mut self,
         pool: &mut PacketPool,
@@ -271,6 +275,7 @@ impl FqCodel {
         dropped
     }
 
+    #[inline]
     pub fn dequeue(
         &mut self,
         pool: &mut PacketPool,
@@ -338,6 +343,44 @@ impl FqCodel {
         self.backlog
     }
 
+    /// Start loading what [`FqCodel::enqueue`] of a packet with this flow
+    /// hash touches beyond the qdisc itself: its flow and backlog-index
+    /// entry. A hint only (see [`crate::pool::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_enqueue(&self, hash: u32) {
+        let idx = self.flow_of(hash) as usize;
+        if let Some(flow) = self.flows.get(idx) {
+            prefetch(flow);
+        }
+        if let Some(rank) = self.fat_index.get(idx) {
+            prefetch(rank);
+        }
+    }
+
+    /// The flow [`FqCodel::dequeue`] looks at first.
+    #[inline]
+    fn next_flow(&self) -> Option<&Flow> {
+        let idx = self.new_flows.front().or(self.old_flows.front())?;
+        self.flows.get(idx as usize)
+    }
+
+    /// Start loading the flow the next dequeue serves first.
+    #[inline]
+    pub(crate) fn prefetch_dequeue_flow(&self) {
+        if let Some(flow) = self.next_flow() {
+            prefetch(flow);
+        }
+    }
+
+    /// Start loading that flow's head packet (after
+    /// [`FqCodel::prefetch_dequeue_flow`] had time to bring the flow in).
+    #[inline]
+    pub(crate) fn prefetch_dequeue_packet(&self, pool: &PacketPool) {
+        if let Some(flow) = self.next_flow() {
+            pool.prefetch_head(&flow.queue);
+        }
+    }
+
     pub fn flush(&mut self, pool: &mut PacketPool, drops: &mut Drops) {
         for flow in self.flows.iter_mut() {
             while let Some(p) = flow.queue.pop_front(pool) {
@@ -380,6 +423,33 @@ impl FqCodel {
                 bytes: f.queue.bytes(),
             })
             .unwrap_or_default()
+    }
+}
+
+/// Prefetch hooks the HTB's batched paths call on any leaf qdisc. They are
+/// defined here, next to FQ-CoDel's per-flow state, because only FQ-CoDel has
+/// state beyond the qdisc struct worth fetching ahead; for the other kinds
+/// they do nothing.
+impl super::Qdisc {
+    #[inline]
+    pub(crate) fn prefetch_enqueue(&self, hash: u32) {
+        if let super::Kind::FqCodel(q) = &self.kind {
+            q.prefetch_enqueue(hash);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn prefetch_dequeue_flow(&self) {
+        if let super::Kind::FqCodel(q) = &self.kind {
+            q.prefetch_dequeue_flow();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn prefetch_dequeue_packet(&self, pool: &PacketPool) {
+        if let super::Kind::FqCodel(q) = &self.kind {
+            q.prefetch_dequeue_packet(pool);
+        }
     }
 }
 
