@@ -102,6 +102,16 @@ pub struct Sfq {
     rng: u64,
 }
 
+/// A packet's destination inside SFQ, found before it is queued.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    bucket: u32,
+    slot: u32,
+    is_new: bool,
+    /// The slot's length before this packet.
+    qlen: u32,
+}
+
 impl Sfq {
     pub fn new(p: &SfqParams, seed: u64) -> Sfq {
         // Zero means "default" for these, as tc sends them.
@@ -179,22 +189,11 @@ impl Sfq {
     ) {
         self.maybe_perturb(pool, now, drops);
         packet.enqueued_at = now;
-        let bucket = self.bucket_of(packet.hash);
-        let (x, is_new) = match self.ht[bucket as usize] {
-            NO_SLOT => match self.free_slot() {
-                Some(x) => (x, true),
-                None => {
-                    drops.push(packet, DropReason::QueueLimit);
-                    return;
-                }
-            },
-            x => (u32::from(x), false),
-        };
-        let qlen = self.slots[x as usize].queue.len();
-        if qlen >= self.depth {
+        let Some(place) = self.place(packet.hash) else {
             drops.push(packet, DropReason::QueueLimit);
             return;
-        }
+        };
+        let qlen = place.qlen;
         // Over the limit, Linux drops the tail of the longest slot after
         // adding the packet. When this slot would be (one of) the longest,
         // that tail is the packet itself: drop it before queueing.
@@ -203,19 +202,10 @@ impl Sfq {
             drops.push(packet, DropReason::QueueLimit);
             return;
         }
-        let len = packet.len;
-        if let Err(p) = self.slots[x as usize].queue.push_back(pool, packet) {
+        if let Err(p) = self.append(pool, place, packet) {
             drops.push(p, DropReason::NoBuffer);
             return;
         }
-        if is_new {
-            self.ht[bucket as usize] = x as u16;
-            self.slots[x as usize].bucket = bucket;
-            self.join_round(x);
-        }
-        self.relink(x, qlen);
-        self.backlog.packets += 1;
-        self.backlog.bytes += u64::from(len);
         if over {
             // Another slot is longer (cur_depth >= 2): drop its tail.
             let victim = self.dep[self.dep_head(self.cur_depth)].next;
@@ -299,6 +289,50 @@ impl Sfq {
     }
 
     /// A slot holding no packets, if any.
+    /// Where a packet of flow `hash` goes: its bucket's slot, or a free one
+    /// for a new flow. None when no slot is free or the slot is `depth` deep.
+    fn place(&self, hash: u32) -> Option<Place> {
+        let bucket = self.bucket_of(hash);
+        let (slot, is_new) = match self.ht[bucket as usize] {
+            NO_SLOT => (self.free_slot()?, true),
+            x => (u32::from(x), false),
+        };
+        let qlen = self.slots[slot as usize].queue.len();
+        (qlen < self.depth).then_some(Place {
+            bucket,
+            slot,
+            is_new,
+            qlen,
+        })
+    }
+
+    /// Queue `packet` at `place` (from [`Sfq::place`]), claiming the slot
+    /// for a new flow; gives the packet back when the pool is exhausted.
+    fn append(
+        &mut self,
+        pool: &mut PacketPool,
+        place: Place,
+        packet: Packet,
+    ) -> Result<(), Packet> {
+        let Place {
+            bucket,
+            slot: x,
+            is_new,
+            qlen,
+        } = place;
+        let len = packet.len;
+        self.slots[x as usize].queue.push_back(pool, packet)?;
+        if is_new {
+            self.ht[bucket as usize] = x as u16;
+            self.slots[x as usize].bucket = bucket;
+            self.join_round(x);
+        }
+        self.relink(x, qlen);
+        self.backlog.packets += 1;
+        self.backlog.bytes += u64::from(len);
+        Ok(())
+    }
+
     fn free_slot(&self) -> Option<u32> {
         let x = self.dep[self.dep_head(0)].next;
         ((x as usize) < self.slots.len()).then_some(x)
@@ -436,34 +470,13 @@ impl Sfq {
         self.reset_slots();
         self.backlog = Backlog::default();
         while let Some(p) = all.pop_front(pool) {
-            let bucket = self.bucket_of(p.hash);
-            let (x, is_new) = match self.ht[bucket as usize] {
-                NO_SLOT => match self.free_slot() {
-                    Some(x) => (x, true),
-                    None => {
-                        drops.push(p, DropReason::QueueLimit);
-                        continue;
-                    }
-                },
-                x => (u32::from(x), false),
-            };
-            let qlen = self.slots[x as usize].queue.len();
-            if qlen >= self.depth {
+            let Some(place) = self.place(p.hash) else {
                 drops.push(p, DropReason::QueueLimit);
                 continue;
-            }
-            if let Err(p) = self.slots[x as usize].queue.push_back(pool, p) {
+            };
+            if let Err(p) = self.append(pool, place, p) {
                 drops.push(p, DropReason::NoBuffer);
-                continue;
             }
-            if is_new {
-                self.ht[bucket as usize] = x as u16;
-                self.slots[x as usize].bucket = bucket;
-                self.join_round(x);
-            }
-            self.relink(x, qlen);
-            self.backlog.packets += 1;
-            self.backlog.bytes += u64::from(p.len);
         }
     }
 }
