@@ -426,33 +426,6 @@ impl FqCodel {
     }
 }
 
-/// Prefetch hooks the HTB's batched paths call on any leaf qdisc. They are
-/// defined here, next to FQ-CoDel's per-flow state, because only FQ-CoDel has
-/// state beyond the qdisc struct worth fetching ahead; for the other kinds
-/// they do nothing.
-impl super::Qdisc {
-    #[inline]
-    pub(crate) fn prefetch_enqueue(&self, hash: u32) {
-        if let super::Kind::FqCodel(q) = &self.kind {
-            q.prefetch_enqueue(hash);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn prefetch_dequeue_flow(&self) {
-        if let super::Kind::FqCodel(q) = &self.kind {
-            q.prefetch_dequeue_flow();
-        }
-    }
-
-    #[inline]
-    pub(crate) fn prefetch_dequeue_packet(&self, pool: &PacketPool) {
-        if let super::Kind::FqCodel(q) = &self.kind {
-            q.prefetch_dequeue_packet(pool);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -373,3 +373,28 @@ impl Qdisc {
         }
     }
 }
+
+/// Prefetch hooks for the batched HTB paths (`Htb::enqueue_batch` /
+/// `dequeue_batch`): only FQ-CoDel has per-flow state worth warming.
+impl Qdisc {
+    #[inline]
+    pub(crate) fn prefetch_enqueue(&self, hash: u32) {
+        if let Kind::FqCodel(q) = &self.kind {
+            q.prefetch_enqueue(hash);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn prefetch_dequeue_flow(&self) {
+        if let Kind::FqCodel(q) = &self.kind {
+            q.prefetch_dequeue_flow();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn prefetch_dequeue_packet(&self, pool: &PacketPool) {
+        if let Kind::FqCodel(q) = &self.kind {
+            q.prefetch_dequeue_packet(pool);
+        }
+    }
+}
