@@ -364,6 +364,21 @@ fn non_leaf_enqueue_is_a_counted_drop_not_a_panic_in_release() {
         .all(|d| d.reason == DropReason::Flushed));
 }
 
+/// The three-level tree the property tests share: root 100 Mbit/s, two
+/// inner classes, five leaves of all prios (pfifo 1000; tests swap leaves).
+fn three_level() -> Vec<ClassSpec> {
+    vec![
+        class(None, 100, 100, 0, false),
+        class(Some(0), 40, 80, 1, false),
+        class(Some(0), 30, 100, 2, false),
+        class(Some(1), 10, 50, 0, true),
+        class(Some(1), 20, 80, 3, true),
+        class(Some(2), 10, 100, 1, true),
+        class(Some(2), 10, 20, 1, true),
+        class(Some(0), 5, 10, 7, true),
+    ]
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -388,16 +403,7 @@ mod props {
 
     /// A three-level tree with fifo, and small limits so drops happen.
     fn tree() -> Htb {
-        let mut classes = vec![
-            class(None, 100, 100, 0, false),
-            class(Some(0), 40, 80, 1, false),
-            class(Some(0), 30, 100, 2, false),
-            class(Some(1), 10, 50, 0, true),
-            class(Some(1), 20, 80, 3, true),
-            class(Some(2), 10, 100, 1, true),
-            class(Some(2), 10, 20, 1, true),
-            class(Some(0), 5, 10, 7, true),
-        ];
+        let mut classes = three_level();
         for c in classes.iter_mut().filter(|c| c.qdisc.is_some()) {
             c.qdisc = Some(QdiscParams::Fifo(FifoLimit::Packets(20)));
         }
@@ -482,20 +488,7 @@ mod props {
         fn no_class_exceeds_its_ceil_over_any_window(ops in proptest::collection::vec(op(), 1..600)) {
             let leaves = [3u32, 4, 5, 6, 7];
             let mut htb = tree();
-            let specs = {
-                let mut v = vec![
-                    class(None, 100, 100, 0, false),
-                    class(Some(0), 40, 80, 1, false),
-                    class(Some(0), 30, 100, 2, false),
-                    class(Some(1), 10, 50, 0, true),
-                    class(Some(1), 20, 80, 3, true),
-                    class(Some(2), 10, 100, 1, true),
-                    class(Some(2), 10, 20, 1, true),
-                    class(Some(0), 5, 10, 7, true),
-                ];
-                v.iter_mut().for_each(|c| c.qdisc = None);
-                v
-            };
+            let specs = three_level();
             let mut drops = Drops::default();
             let mut now = 0u64;
             let mut sends: Vec<(u64, u32, u32)> = vec![]; // (time, leaf class, len)
@@ -628,16 +621,7 @@ mod batch_props {
     /// prefetch hooks, the others don't), small limits so drops happen,
     /// and a class index that is not a leaf among the targets.
     fn tree() -> Htb {
-        let mut classes = vec![
-            class(None, 100, 100, 0, false),
-            class(Some(0), 40, 80, 1, false),
-            class(Some(0), 30, 100, 2, false),
-            class(Some(1), 10, 50, 0, true),
-            class(Some(1), 20, 80, 3, true),
-            class(Some(2), 10, 100, 1, true),
-            class(Some(2), 10, 20, 1, true),
-            class(Some(0), 5, 10, 7, true),
-        ];
+        let mut classes = three_level();
         let fq = |flows, limit| {
             QdiscParams::FqCodel(FqCodelParams {
                 flows,
