@@ -29,6 +29,9 @@ set -euo pipefail
 cd "$WEIR_ROOT"
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# Tests that need root and network namespaces are first-class: under this
+# script they fail, rather than skip, when they can't run.
+export WEIR_REQUIRE_ROOT_TESTS=1
 
 TOTAL_STEPS=7
 step_no=0

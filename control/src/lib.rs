@@ -1,5 +1,8 @@
 //! weir's control side: configuration (TOML → typed, validated config →
-//! compiled dataplane specs) and the virtual-time simulator.
+//! compiled dataplane specs), the control thread of `weir run`, the
+//! virtual-time simulator and the kernel tc translation.
 
 pub mod config;
+pub mod run;
 pub mod sim;
+pub mod tc;

@@ -608,3 +608,93 @@ fn warning_table() {
     let w = warnings(&BASE.replace("rate = \"50mbit\"", "rate = \"64kbit\"\nquantum = 1514"));
     assert!(w.is_empty(), "{w:#?}");
 }
+
+#[test]
+fn dataplane_and_pair_errors() {
+    let pair = "[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown dataplane key",
+            format!("[dataplane]\n@batchh = 4\n{BASE}"),
+            "unknown field `batchh`",
+        ),
+        (
+            "batch out of range",
+            format!("[dataplane]\nbatch = @0\n{BASE}"),
+            "`batch` = 0 is out of range",
+        ),
+        (
+            "frame size",
+            format!("[dataplane]\nframe_size = @3000\n{BASE}"),
+            "expected 2048 or 4096",
+        ),
+        (
+            "ring size not a power of two",
+            format!("[dataplane]\nring_size = @1000\n{BASE}"),
+            "not a power of two",
+        ),
+        (
+            "xdp mode",
+            format!("[dataplane]\nxdp_mode = @\"turbo\"\n{BASE}"),
+            "unknown `xdp_mode` \"turbo\"",
+        ),
+        (
+            "pass prefix",
+            format!("[dataplane]\npass = [@\"198.18.0.300/32\"]\n{BASE}"),
+            "bad `pass`",
+        ),
+        (
+            "core",
+            format!("[dataplane]\ncores = [0, @-1]\n{BASE}"),
+            "bad core -1",
+        ),
+        (
+            "dataplane not a table",
+            format!("@dataplane = 5\n{BASE}"),
+            "`dataplane` must be a table",
+        ),
+        (
+            "queues",
+            format!("{}queues = @0\n{BASE}", pair),
+            "`queues` = 0 is out of range",
+        ),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, src, needle)| check_error(name, src, needle).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dataplane_defaults_and_values() {
+    use weir_control::config::XdpAttach;
+    let l = parse_str(BASE, "case.toml").unwrap();
+    let d = &l.config.dataplane;
+    assert_eq!(
+        (d.batch, d.frame_size, d.frames, d.ring_size),
+        (64, 4096, 4096, 2048)
+    );
+    assert!(d.cores.is_empty() && d.pass.is_empty() && !d.busy_poll);
+    let text = format!(
+        "[dataplane]\ncores = [1, 0]\nbatch = 32\nframe_size = 2048\nframes = 8192\nring_size = 4096\nhandover_ring = 1024\nbusy_poll = true\nxdp_mode = \"generic\"\npass = [\"198.18.255.1/32\", \"2001:db8::1\"]\n\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n{BASE}"
+    );
+    let l = parse_str(&text, "case.toml").unwrap();
+    let d = &l.config.dataplane;
+    assert_eq!(d.cores, vec![1, 0]);
+    assert_eq!(
+        (
+            d.batch,
+            d.frame_size,
+            d.frames,
+            d.ring_size,
+            d.handover_ring
+        ),
+        (32, 2048, 8192, 4096, 1024)
+    );
+    assert!(d.busy_poll);
+    assert_eq!(d.xdp_mode, XdpAttach::Generic);
+    assert_eq!(d.pass.len(), 2);
+    assert_eq!((d.pass[0].len, d.pass[1].len), (32, 128));
+    assert_eq!(l.config.pairs[0].queues, 2);
+}

@@ -139,7 +139,7 @@ fn port(cx: &mut Ctx, v: &S<StrOrInt>, what: &str) -> Option<PortMatch> {
 }
 
 /// An IP prefix; host bits beyond the length are cleared with a warning.
-fn prefix(cx: &mut Ctx, v: &S<String>, what: &str) -> Option<IpPrefix> {
+pub(crate) fn prefix(cx: &mut Ctx, v: &S<String>, what: &str) -> Option<IpPrefix> {
     let s = v.get_ref().trim();
     let bad = |cx: &mut Ctx, why: &str| {
         cx.error(

@@ -11,6 +11,7 @@
 //! translated line by line from a tc script shapes the same way.
 
 mod check;
+pub mod dataplane;
 mod diag;
 mod filter;
 mod qdisc;
@@ -28,6 +29,7 @@ use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::QdiscParams;
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 
+pub use dataplane::{DataplaneCfg, XdpAttach};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
 pub use qdisc::{BFIFO_DEFAULT_LIMIT, DEFAULT_LEAF, RED_DEFAULT_BANDWIDTH};
@@ -53,6 +55,8 @@ pub struct Config {
     pub pairs: Vec<Pair>,
     /// `[tree.NAME]` entries, in file order.
     pub trees: Vec<Tree>,
+    /// `[dataplane]`, defaults filled in.
+    pub dataplane: DataplaneCfg,
 }
 
 /// A bump-in-the-wire port pair: frames from `inside` go out of `outside`
@@ -68,6 +72,8 @@ pub struct Pair {
     /// Index into [`Config::trees`]: shapes outside → inside (egress on
     /// `inside`).
     pub download: Option<u32>,
+    /// Rx queues of each port that weir serves: one worker per queue.
+    pub queues: u32,
 }
 
 /// One HTB tree: `[tree.NAME]` with its classes and filters.
@@ -405,12 +411,26 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
                 format!("pair \"{name}\" shapes nothing; expected `upload` and/or `download` naming a tree"),
             );
         }
+        let queues = match &p.queues {
+            None => 1,
+            Some(q) => match u32::try_from(*q.get_ref()) {
+                Ok(n @ 1..=64) => n,
+                _ => {
+                    cx.error(
+                        &sp(q),
+                        format!("`queues` = {} is out of range; expected 1..=64 (one worker per rx queue)", q.get_ref()),
+                    );
+                    1
+                }
+            },
+        };
         pairs.push(Pair {
             name: name.to_string(),
             inside: p.inside.get_ref().clone(),
             outside: p.outside.get_ref().clone(),
             upload,
             download,
+            queues,
         });
     }
     if !doc.pairs.is_empty() || doc.broken_pairs > 0 {
@@ -423,8 +443,20 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
             }
         }
     }
-    if cx.errors.len() > errors_before || trees.len() != doc.trees.len() || doc.broken_pairs > 0 {
+    let dataplane = match &doc.dataplane {
+        Some(raw) => dataplane::build(cx, raw),
+        None => DataplaneCfg::default(),
+    };
+    if cx.errors.len() > errors_before
+        || trees.len() != doc.trees.len()
+        || doc.broken_pairs > 0
+        || doc.broken_dataplane
+    {
         return None;
     }
-    Some(Config { pairs, trees })
+    Some(Config {
+        pairs,
+        trees,
+        dataplane,
+    })
 }

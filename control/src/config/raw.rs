@@ -127,6 +127,22 @@ pub(crate) struct RawPair {
     pub outside: S<String>,
     pub upload: Option<S<String>>,
     pub download: Option<S<String>>,
+    pub queues: Option<S<i64>>,
+}
+
+/// `[dataplane]`: how the AF_XDP data path runs (`weir run`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDataplane {
+    pub cores: Option<S<Vec<S<i64>>>>,
+    pub batch: Option<S<i64>>,
+    pub frame_size: Option<S<i64>>,
+    pub frames: Option<S<i64>>,
+    pub ring_size: Option<S<i64>>,
+    pub handover_ring: Option<S<i64>>,
+    pub busy_poll: Option<S<bool>>,
+    pub xdp_mode: Option<S<String>>,
+    pub pass: Option<S<Vec<S<String>>>>,
 }
 
 /// A tree's own keys (`class` and `filter` are taken out first and parsed
@@ -236,6 +252,10 @@ pub(crate) struct RawDoc {
     pub trees: Vec<RawTreeEntry>,
     /// `[[pair]]` entries that did not deserialise.
     pub broken_pairs: usize,
+    /// `[dataplane]`, when present and well-formed.
+    pub dataplane: Option<RawDataplane>,
+    /// `[dataplane]` was present but did not deserialise.
+    pub broken_dataplane: bool,
 }
 
 /// Deserialise one entry; on failure report at the error's own span, or
@@ -414,9 +434,26 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     }
                 }
             }
+            "dataplane" => {
+                let fallback = key_span.clone();
+                let ok = matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_)));
+                let parsed = if ok {
+                    entry_value(item.clone()).and_then(|v| entry::<RawDataplane>(cx, v, &fallback))
+                } else {
+                    cx.error(
+                        &key_span,
+                        "`dataplane` must be a table; expected a [dataplane] section",
+                    );
+                    None
+                };
+                match parsed {
+                    Some(d) => out.dataplane = Some(d),
+                    None => out.broken_dataplane = true,
+                }
+            }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]] or [tree.NAME]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane] or [tree.NAME]"),
             ),
         }
     }

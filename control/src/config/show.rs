@@ -20,12 +20,37 @@ pub(crate) fn config(c: &Config) -> String {
         };
         let _ = writeln!(
             s,
-            "pair {}: inside {} outside {} upload {} download {}",
+            "pair {}: inside {} outside {} upload {} download {} queues {}",
             p.name,
             p.inside,
             p.outside,
             name(p.upload),
-            name(p.download)
+            name(p.download),
+            p.queues
+        );
+    }
+    let d = &c.dataplane;
+    if !c.pairs.is_empty() {
+        let cores = if d.cores.is_empty() {
+            "unpinned".to_string()
+        } else {
+            d.cores
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let _ = writeln!(
+            s,
+            "dataplane: cores {cores} batch {} frame_size {} frames {} ring_size {} handover_ring {} busy_poll {} xdp_mode {} pass {}",
+            d.batch,
+            d.frame_size,
+            d.frames,
+            d.ring_size,
+            d.handover_ring,
+            d.busy_poll,
+            d.xdp_mode.name(),
+            d.pass.len()
         );
     }
     for t in &c.trees {

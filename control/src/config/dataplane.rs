@@ -1,0 +1,180 @@
+//! `[dataplane]`: how `weir run` drives the ports (cores, batch, UMEM and
+//! ring sizes, XDP mode, traffic passed to the kernel). Every key has a
+//! default that works on a veth lab and on a real NIC; nothing here changes
+//! what is shaped, only how frames get in and out.
+
+use weir_dataplane::classify::IpPrefix;
+
+use super::diag::Ctx;
+use super::filter;
+use super::raw::{sp, RawDataplane, S};
+
+/// Frames in one worker's part of the UMEM.
+pub const DEFAULT_FRAMES: u32 = 4096;
+pub const DEFAULT_FRAME_SIZE: u32 = 4096;
+pub const DEFAULT_RING_SIZE: u32 = 2048;
+pub const DEFAULT_BATCH: u32 = 64;
+pub const DEFAULT_HANDOVER_RING: u32 = 4096;
+
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpAttach {
+    /// Driver mode (veth and most NIC drivers have it).
+    #[default]
+    Native,
+    /// Generic (skb) mode: any interface, slower.
+    Generic,
+}
+
+impl XdpAttach {
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpAttach::Native => "native",
+            XdpAttach::Generic => "generic",
+        }
+    }
+}
+
+/// The checked `[dataplane]` section, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataplaneCfg {
+    /// Worker i runs on `cores[i % len]`; empty: workers are not pinned.
+    pub cores: Vec<usize>,
+    pub batch: u32,
+    /// 2048 or 4096 bytes.
+    pub frame_size: u32,
+    /// UMEM frames each worker owns.
+    pub frames: u32,
+    /// Entries in each rx, tx, fill and completion ring (a power of two).
+    pub ring_size: u32,
+    /// Entries in each worker-to-worker hand-over ring.
+    pub handover_ring: u32,
+    pub busy_poll: bool,
+    pub xdp_mode: XdpAttach,
+    /// Destinations handed to the kernel instead of shaped (management).
+    pub pass: Vec<IpPrefix>,
+}
+
+impl Default for DataplaneCfg {
+    fn default() -> DataplaneCfg {
+        DataplaneCfg {
+            cores: Vec::new(),
+            batch: DEFAULT_BATCH,
+            frame_size: DEFAULT_FRAME_SIZE,
+            frames: DEFAULT_FRAMES,
+            ring_size: DEFAULT_RING_SIZE,
+            handover_ring: DEFAULT_HANDOVER_RING,
+            busy_poll: false,
+            xdp_mode: XdpAttach::Native,
+            pass: Vec::new(),
+        }
+    }
+}
+
+fn int(cx: &mut Ctx, v: &Option<S<i64>>, what: &str, lo: i64, hi: i64, default: u32) -> u32 {
+    match v {
+        None => default,
+        Some(v) => {
+            let n = *v.get_ref();
+            if (lo..=hi).contains(&n) {
+                n as u32
+            } else {
+                cx.error(
+                    &sp(v),
+                    format!("`{what}` = {n} is out of range; expected {lo}..={hi}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+fn power_of_two(
+    cx: &mut Ctx,
+    v: &Option<S<i64>>,
+    what: &str,
+    lo: u32,
+    hi: u32,
+    default: u32,
+) -> u32 {
+    let n = int(cx, v, what, i64::from(lo), i64::from(hi), default);
+    if !n.is_power_of_two() {
+        if let Some(v) = v {
+            cx.error(
+                &sp(v),
+                format!(
+                    "`{what}` = {n} is not a power of two; expected one of {lo}, {}, …, {hi}",
+                    lo * 2
+                ),
+            );
+        }
+        return default;
+    }
+    n
+}
+
+pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
+    let mut cfg = DataplaneCfg::default();
+    if let Some(cores) = &raw.cores {
+        for c in cores.get_ref() {
+            match usize::try_from(*c.get_ref()) {
+                Ok(n) if n < 4096 => cfg.cores.push(n),
+                _ => cx.error(
+                    &sp(c),
+                    format!("bad core {}; expected a CPU number 0..4095", c.get_ref()),
+                ),
+            }
+        }
+    }
+    cfg.batch = int(cx, &raw.batch, "batch", 1, 1024, DEFAULT_BATCH);
+    cfg.frame_size = match &raw.frame_size {
+        None => DEFAULT_FRAME_SIZE,
+        Some(v) => match *v.get_ref() {
+            2048 => 2048,
+            4096 => 4096,
+            n => {
+                cx.error(
+                    &sp(v),
+                    format!("`frame_size` = {n} is not supported; expected 2048 or 4096 (AF_XDP aligned frames)"),
+                );
+                DEFAULT_FRAME_SIZE
+            }
+        },
+    };
+    cfg.frames = int(cx, &raw.frames, "frames", 64, 1 << 20, DEFAULT_FRAMES);
+    cfg.ring_size = power_of_two(
+        cx,
+        &raw.ring_size,
+        "ring_size",
+        64,
+        16384,
+        DEFAULT_RING_SIZE,
+    );
+    cfg.handover_ring = int(
+        cx,
+        &raw.handover_ring,
+        "handover_ring",
+        64,
+        1 << 20,
+        DEFAULT_HANDOVER_RING,
+    );
+    cfg.busy_poll = raw.busy_poll.as_ref().is_some_and(|b| *b.get_ref());
+    if let Some(m) = &raw.xdp_mode {
+        match m.get_ref().as_str() {
+            "native" | "drv" => cfg.xdp_mode = XdpAttach::Native,
+            "generic" | "skb" => cfg.xdp_mode = XdpAttach::Generic,
+            other => cx.error(
+                &sp(m),
+                format!("unknown `xdp_mode` \"{other}\"; expected \"native\" or \"generic\""),
+            ),
+        }
+    }
+    if let Some(pass) = &raw.pass {
+        for p in pass.get_ref() {
+            if let Some(prefix) = filter::prefix(cx, p, "pass") {
+                cfg.pass.push(prefix);
+            }
+        }
+    }
+    cfg
+}

@@ -1,0 +1,148 @@
+//! The text form of `weir run`'s output: placement lines, per-class
+//! counters laid out as `tc -s class show` lays them out (one block per
+//! class, under a line per tree), and the final report.
+
+use std::fmt::Write as _;
+
+use weir_dataplane::packet::DropReason;
+use weir_xdp::run::{ShutdownReport, Snapshot, WorkerPlacement};
+
+use super::json::rate_est;
+use crate::config::Config;
+
+/// "worker 0 core 1: pair lab queue 0, trees up, down".
+pub(super) fn placement(p: &WorkerPlacement) -> String {
+    let core = p
+        .core
+        .map_or_else(|| "unpinned".to_string(), |c| format!("core {c}"));
+    let trees = if p.trees.is_empty() {
+        "no trees (receives and hands over)".to_string()
+    } else {
+        format!("trees {}", p.trees.join(", "))
+    };
+    format!(
+        "worker {} {core}: pair {} queue {}, {trees}",
+        p.index, p.pair, p.queue
+    )
+}
+
+fn human_rate(bits: u64) -> String {
+    match bits {
+        b if b >= 1_000_000_000 && b % 1_000_000 == 0 => format!("{}Gbit", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{}Mbit", (b as f64 / 1e6 * 1000.0).round() / 1000.0),
+        b if b >= 1_000 => format!("{}Kbit", (b as f64 / 1e3 * 1000.0).round() / 1000.0),
+        b => format!("{b}bit"),
+    }
+}
+
+/// One stats dump.
+pub(super) fn snapshot(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>) -> String {
+    let mut s = String::new();
+    for (ti, t) in snap.trees.iter().enumerate() {
+        let f = &t.frames;
+        let _ = writeln!(
+            s,
+            "tree {} (pair {}, {}, worker {}): received {} sent {} dropped {} queued {}",
+            t.name,
+            t.pair,
+            if t.upload { "upload" } else { "download" },
+            t.worker,
+            f.received,
+            f.sent,
+            f.dropped_total(),
+            f.queued
+        );
+        let tree = config.tree(&t.name);
+        for (i, st) in t.classes.iter().enumerate() {
+            let Some(c) = tree.and_then(|tr| tr.classes.get(i)) else {
+                continue;
+            };
+            let parent = c
+                .parent
+                .and_then(|p| tree.and_then(|tr| tr.classes.get(p as usize)))
+                .map_or_else(|| "root".to_string(), |p| format!("parent {}", p.id));
+            let name = c
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "class htb {}{name} {parent} prio {} rate {} ceil {} burst {} cburst {}",
+                c.id, c.prio, c.rate, c.ceil, c.burst, c.cburst
+            );
+            let _ = writeln!(
+                s,
+                " Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)",
+                st.bytes, st.packets, st.drops, st.overlimits
+            );
+            let (bits, pps) = rate_est(snap, prev, ti, i).unwrap_or((0, 0));
+            let _ = writeln!(
+                s,
+                " rate {} {pps}pps backlog {}b {}p requeues 0",
+                human_rate(bits),
+                st.backlog.bytes,
+                st.backlog.packets
+            );
+            let _ = writeln!(
+                s,
+                " lended: {} borrowed: {} giants: {}",
+                st.lends, st.borrows, st.giants
+            );
+            let _ = writeln!(s, " tokens: {} ctokens: {}", st.tokens, st.ctokens);
+            if let Some(Some(q)) = t.qdiscs.get(i) {
+                let kind = c.qdisc.as_ref().map_or("?", |q| q.kind());
+                let _ = writeln!(
+                    s,
+                    " qdisc {kind}: Sent {} bytes {} pkt (dropped {}, overlimits {}) backlog {}b {}p",
+                    q.bytes, q.packets, q.drops, q.overlimits, q.backlog.bytes, q.backlog.packets
+                );
+            }
+            s.push('\n');
+        }
+    }
+    for w in &snap.workers {
+        let _ = writeln!(s, "{}", super::json::worker_line(w));
+    }
+    for i in &snap.interfaces {
+        let _ = writeln!(s, "{}", super::json::interface_line(i));
+    }
+    s
+}
+
+/// The final report.
+pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
+    let mut s = String::from("weir stopped\n");
+    for (tree, n) in &report.queued_at_stop {
+        let _ = writeln!(
+            s,
+            "tree {tree}: {n} packet(s) still queued at stop (flushed)"
+        );
+    }
+    s.push_str(&snapshot(config, &report.last, None));
+    let mut dropped = [0u64; DropReason::ALL.len()];
+    let (mut rx, mut tx, mut q) = (0, 0, 0);
+    for t in &report.last.trees {
+        rx += t.frames.received;
+        tx += t.frames.sent;
+        q += t.frames.queued;
+        for (d, n) in dropped.iter_mut().zip(t.frames.dropped) {
+            *d += n;
+        }
+    }
+    let by_reason: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| dropped[r.index()] > 0)
+        .map(|r| format!("{} {}", r.name(), dropped[r.index()]))
+        .collect();
+    let _ =
+        writeln!(
+        s,
+        "accounting: received {rx} = sent {tx} + dropped {} ({}) + queued {q}: {}; UMEM frames {}",
+        dropped.iter().sum::<u64>(),
+        if by_reason.is_empty() { "none".to_string() } else { by_reason.join(", ") },
+        if report.balanced { "balanced" } else { "NOT BALANCED" },
+        if report.umem_accounted { "all accounted for" } else { "NOT ALL ACCOUNTED FOR" }
+    );
+    s
+}

@@ -1,0 +1,203 @@
+//! What the data path reports: snapshots taken by each worker at a batch
+//! boundary (so they are consistent with its shapers), gathered by the
+//! [`super::Dataplane`] handle, and the report of a stop.
+
+use weir_dataplane::htb::ClassStats;
+use weir_dataplane::qdisc::QdiscStats;
+use weir_dataplane::shaper::FrameCounters;
+
+use crate::prog::XdpCounters;
+
+/// Which worker runs where and which trees it owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerPlacement {
+    /// Worker index, 0-based over all pairs.
+    pub index: usize,
+    /// The core it is pinned to, if any (and if pinning succeeded).
+    pub core: Option<usize>,
+    pub pair: String,
+    /// The rx queue it serves on both interfaces of its pair.
+    pub queue: u32,
+    /// Names of the trees it owns (shapes); frames of other directions it
+    /// receives are handed over to their owners.
+    pub trees: Vec<String>,
+}
+
+/// Where a worker's share of the UMEM is, frame by frame. Counted by the
+/// worker that owns the frames; exact at the moment of its snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramePlaces {
+    /// Frames this worker owns (`frames_per_worker`).
+    pub total: u64,
+    /// On its free list.
+    pub free: u64,
+    /// Given to the kernel: in a fill ring, or received into an rx ring and
+    /// not yet read.
+    pub fill: u64,
+    /// Queued in a tree this worker owns.
+    pub queued: u64,
+    /// On their way out of this worker's sockets: waiting for tx ring room,
+    /// in a tx ring or in a completion ring.
+    pub tx: u64,
+    /// In a hand-over ring, not yet taken by the owner of their tree.
+    pub handover: u64,
+    /// Held by another worker (queued in its tree, on its way out, or on
+    /// the way back here).
+    pub lent: u64,
+}
+
+impl FramePlaces {
+    /// Every frame is somewhere, exactly once.
+    pub fn accounted(&self) -> bool {
+        self.free + self.fill + self.queued + self.tx + self.handover + self.lent == self.total
+    }
+}
+
+/// Counters of one worker (monotonic since start, written only by it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    /// Frames read from the rx rings of both sockets.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Frames put on the tx rings of both sockets.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Loop iterations that did some work.
+    pub batches: u64,
+    /// Loop iterations that found nothing to do.
+    pub empty_polls: u64,
+    /// Times the worker went to sleep in `ppoll`.
+    pub sleeps: u64,
+    /// Sleeps that ended because an fd became ready (not by timeout).
+    pub wakeups: u64,
+    /// Times a tree had packets to send but the egress tx ring was full;
+    /// the worker then waited for completions (POLLOUT), not for new rx.
+    pub tx_ring_full: u64,
+    /// `sendto` kicks issued to make the kernel transmit (copy mode).
+    pub tx_kicks: u64,
+    /// Loop iterations where a socket's fill ring was empty and no free
+    /// frame was left to refill it: rx possible but no frame to receive
+    /// into (the kernel counts the frames it had to drop as
+    /// `rx_fill_ring_empty_descs`).
+    pub fill_ring_starved: u64,
+    /// Frames handed to the worker that owns their tree.
+    pub handover_out: u64,
+    /// Frames received from other workers for a tree this one owns.
+    pub handover_in: u64,
+    /// Frames dropped because the hand-over ring to the owner was full.
+    pub handover_full_drops: u64,
+    /// Frames of other workers sent back to them after tx or a drop.
+    pub returns_out: u64,
+    /// Own frames that came back from other workers.
+    pub returns_in: u64,
+    /// `sendto` kicks that failed with an unexpected error.
+    pub tx_errors: u64,
+    /// Descriptors from an rx or completion ring that point outside the
+    /// UMEM (a kernel/driver bug; the descriptor is ignored).
+    pub bad_descs: u64,
+}
+
+/// One worker at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub pair: String,
+    pub queue: u32,
+    pub counters: WorkerCounters,
+    pub frames: FramePlaces,
+}
+
+/// One tree (one direction of a pair) at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TreeSnapshot {
+    pub name: String,
+    pub pair: String,
+    /// inside → outside (egress on the outside interface).
+    pub upload: bool,
+    /// False for a direction configured without a tree: forwarded as one
+    /// FIFO, unlimited but for frames, still counted.
+    pub shaped: bool,
+    /// The worker that owns it.
+    pub worker: usize,
+    /// `received == sent + dropped + queued` (`frames.balanced()`).
+    pub frames: FrameCounters,
+    /// Index = class index of the tree's `ShaperSpec`.
+    pub classes: Vec<ClassStats>,
+    /// Index = class index; `None` for inner classes.
+    pub qdiscs: Vec<Option<QdiscStats>>,
+}
+
+/// Kernel-side statistics of AF_XDP sockets (`XDP_STATISTICS`), summed over
+/// the sockets of an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Dropped for other reasons than the ones below (e.g. frame too big).
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    /// The rx ring was full: weir did not read fast enough.
+    pub rx_ring_full: u64,
+    /// No frame in the fill ring when one arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+impl SocketStats {
+    pub(crate) fn add(&mut self, o: &SocketStats) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_invalid_descs += o.rx_invalid_descs;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+        self.tx_invalid_descs += o.tx_invalid_descs;
+        self.tx_ring_empty_descs += o.tx_ring_empty_descs;
+    }
+}
+
+/// One interface at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceSnapshot {
+    pub name: String,
+    /// The XDP program's counters on this interface.
+    pub xdp: XdpCounters,
+    /// Kernel statistics of its AF_XDP sockets, summed over queues.
+    pub sockets: SocketStats,
+}
+
+/// The whole data path at one moment (each worker answered at its next
+/// batch boundary, so `at_ns` is approximate to a few ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// CLOCK_MONOTONIC ns when the last worker answered.
+    pub at_ns: u64,
+    /// In configuration order: per pair, upload then download.
+    pub trees: Vec<TreeSnapshot>,
+    pub workers: Vec<WorkerSnapshot>,
+    pub interfaces: Vec<InterfaceSnapshot>,
+}
+
+impl Snapshot {
+    pub fn tree(&self, name: &str) -> Option<&TreeSnapshot> {
+        self.trees.iter().find(|t| t.name == name)
+    }
+
+    /// Every tree balances and every worker's frames are accounted for.
+    pub fn consistent(&self) -> bool {
+        self.trees.iter().all(|t| t.frames.balanced())
+            && self.workers.iter().all(|w| w.frames.accounted())
+    }
+}
+
+/// What [`super::Dataplane::stop`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShutdownReport {
+    /// Per tree, frames still queued when the workers stopped receiving
+    /// (they were then flushed, counted as `DropReason::Flushed`).
+    pub queued_at_stop: Vec<(String, u64)>,
+    /// Taken after the flush, just before the sockets closed.
+    pub last: Snapshot,
+    /// Every worker's `FramePlaces::accounted()` in `last`.
+    pub umem_accounted: bool,
+    /// Every tree's `FrameCounters::balanced()` in `last`.
+    pub balanced: bool,
+}
