@@ -2,6 +2,8 @@
 //! compiled dataplane specs), the control thread of `weir run`, the
 //! virtual-time simulator and the kernel tc translation.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod run;
 pub mod sim;

@@ -44,6 +44,49 @@ enum Command {
         /// Logs (stderr) as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// The operator API's unix socket (mode 0600).
+        #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Run without the operator API.
+        #[arg(long, conflicts_with = "socket")]
+        no_api: bool,
+    },
+    /// Show the running classes, leaf qdiscs or filters, as `tc class show`
+    /// / `tc qdisc show` / `tc filter show` would (asks a running `weir run`).
+    Show {
+        /// class, qdisc or filter.
+        #[arg(value_enum)]
+        what: ShowArg,
+        /// With statistics (tc's -s).
+        #[arg(short = 's', long)]
+        stats: bool,
+        /// JSON (tc's -j).
+        #[arg(short = 'j', long)]
+        json: bool,
+        /// Only this tree.
+        #[arg(long)]
+        tree: Option<String>,
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Change a running class, tc style: `weir class change 1:10 rate 10mbit
+    /// ceil 20mbit`. Nothing queued is dropped.
+    Class {
+        #[command(subcommand)]
+        cmd: ClassCmd,
+    },
+    /// A live view of every class: rate, share of ceil, drops, backlog.
+    Top {
+        /// Refresh period.
+        #[arg(long, value_parser = parse_interval, default_value = "1s")]
+        interval: Duration,
+        /// Stop after this many refreshes (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Print the kernel tc commands (a `tc -batch` script) that build the
     /// same HTB tree on DEV, for a kernel twin of weir's path.
@@ -85,6 +128,32 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ClassCmd {
+    /// CLASSID then any of: rate R, ceil C, burst B, cburst B, prio P,
+    /// quantum Q (tc units).
+    Change {
+        /// Class id (1:10) or name.
+        classid: String,
+        /// The tree, when the class id is in more than one.
+        #[arg(long)]
+        tree: Option<String>,
+        /// Parameters as tc takes them: `rate 10mbit ceil 20mbit …`.
+        #[arg(num_args = 1..)]
+        params: Vec<String>,
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ShowArg {
+    Class,
+    Qdisc,
+    Filter,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Fallback {
     None,
@@ -115,6 +184,10 @@ fn init_logs(json: bool) {
     }
 }
 
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
@@ -126,6 +199,8 @@ fn main() -> ExitCode {
             json,
             report,
             log_json,
+            socket,
+            no_api,
         } => {
             init_logs(log_json);
             let opts = weir_control::run::RunOptions {
@@ -133,6 +208,7 @@ fn main() -> ExitCode {
                 stats_interval,
                 json,
                 report,
+                socket: (!no_api).then_some(socket),
             };
             // Unlocked handles: the workers log to stderr while this thread waits,
             // so holding its lock here would stall them.
@@ -140,6 +216,62 @@ fn main() -> ExitCode {
                 weir_control::run::cli_run(&opts, &mut std::io::stdout(), &mut std::io::stderr());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
+        Command::Show {
+            what,
+            stats,
+            json,
+            tree,
+            socket,
+        } => {
+            let what = match what {
+                ShowArg::Class => weir_control::api::ShowWhat::Class,
+                ShowArg::Qdisc => weir_control::api::ShowWhat::Qdisc,
+                ShowArg::Filter => weir_control::api::ShowWhat::Filter,
+            };
+            let req = weir_control::api::Request::Show {
+                what,
+                stats,
+                json,
+                tree,
+            };
+            exit(weir_control::cli::ask(
+                &socket,
+                &req,
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            ))
+        }
+        Command::Class {
+            cmd:
+                ClassCmd::Change {
+                    classid,
+                    tree,
+                    params,
+                    socket,
+                },
+        } => {
+            let code = match weir_control::cli::class_change_request(&classid, tree, &params) {
+                Ok(req) => {
+                    weir_control::cli::ask(&socket, &req, &mut stdout.lock(), &mut stderr.lock())
+                }
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "weir class change: {e}");
+                    2
+                }
+            };
+            exit(code)
+        }
+        Command::Top {
+            interval,
+            count,
+            socket,
+        } => exit(weir_control::cli::top(
+            &socket,
+            interval,
+            count,
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        )),
         Command::Tc {
             config,
             tree,

@@ -13,6 +13,7 @@
 //! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
 //! 1 when the data path cannot start.
 
+mod change;
 mod json;
 mod text;
 
@@ -29,7 +30,10 @@ use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 use crate::config::{self, Config, XdpAttach};
 
+pub use change::{plan as plan_class_change, ChangeArgs, Planned};
 pub use json::{report_json, snapshot_json};
+
+use crate::api::{self, Pending, Request, Response};
 
 /// What `weir run` was asked to do.
 #[derive(Clone, Debug)]
@@ -41,6 +45,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Also write the final report (JSON) here.
     pub report: Option<PathBuf>,
+    /// The operator API's socket; None: no API.
+    pub socket: Option<PathBuf>,
 }
 
 /// The data path's spec for a checked configuration: one [`PairSpec`] per
@@ -99,6 +105,10 @@ enum Event {
     Stats,
     Stop(&'static str),
     Reload,
+    /// Once a second: the rate estimates (and, later, history and
+    /// policies) are taken on this beat.
+    Tick,
+    Api(Pending),
 }
 
 fn signal_events(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
@@ -140,6 +150,125 @@ impl Printer {
     }
 }
 
+/// The control thread's state while weir runs.
+struct Control {
+    /// The configuration in force: the file as loaded plus every
+    /// `class change` applied since.
+    config: Config,
+    dataplane: Dataplane,
+    /// The snapshots of the last two ticks: rates over the last second.
+    ticks: (Option<Snapshot>, Option<Snapshot>),
+}
+
+impl Control {
+    fn tick(&mut self) {
+        match self.dataplane.snapshot() {
+            Ok(s) => {
+                let last = self.ticks.1.take();
+                self.ticks = (last, Some(s));
+            }
+            Err(e) => tracing::error!("tick: {e}"),
+        }
+    }
+
+    /// A fresh snapshot and the tick before it (for rates).
+    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), String> {
+        let snap = self.dataplane.snapshot().map_err(|e| e.to_string())?;
+        // Rates come from the last full second, not from the few ms since
+        // the last tick.
+        let prev = self.ticks.0.as_ref();
+        Ok((snap, prev))
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
+        match request {
+            Request::Stats => match self.fresh() {
+                Ok((snap, prev)) => Response::json(snapshot_json(&self.config, &snap, prev, "stats")),
+                Err(e) => Response::error(e),
+            },
+            Request::Show {
+                what,
+                stats,
+                json,
+                tree,
+            } => {
+                if let Some(t) = &tree {
+                    if self.config.tree(t).is_none() {
+                        return Response::error(format!(
+                            "no tree \"{t}\"; expected one of: {}",
+                            self.config
+                                .trees
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+                let (mut snap, prev) = match self.fresh() {
+                    Ok(x) => x,
+                    Err(e) => return Response::error(e),
+                };
+                if let Some(t) = &tree {
+                    snap.trees.retain(|s| &s.name == t);
+                }
+                if json {
+                    Response::json(text::show_json(&self.config, &snap, prev, what, stats))
+                } else {
+                    Response::text(text::show(&self.config, &snap, prev, what, stats))
+                }
+            }
+            Request::ClassChange {
+                tree,
+                class,
+                rate,
+                ceil,
+                burst,
+                cburst,
+                prio,
+                quantum,
+            } => {
+                let args = ChangeArgs {
+                    tree,
+                    class,
+                    rate,
+                    ceil,
+                    burst,
+                    cburst,
+                    prio,
+                    quantum,
+                };
+                self.class_change(&args)
+            }
+            Request::Reload => Response::error(
+                "this version cannot reload a running configuration; restart weir to apply a new file (the old one keeps running)",
+            ),
+        }
+    }
+
+    fn class_change(&mut self, args: &ChangeArgs) -> Response {
+        let planned = match change::plan(&self.config, args) {
+            Ok(p) => p,
+            Err(e) => return Response::error(e),
+        };
+        let tree_name = self.config.trees[planned.tree].name.clone();
+        if let Err(e) = self
+            .dataplane
+            .change_class(&tree_name, planned.class, planned.change)
+        {
+            return Response::error(e.to_string());
+        }
+        self.config.trees[planned.tree].classes[planned.class as usize] = planned.new;
+        tracing::info!("class change: {}", planned.summary);
+        let mut text = planned.summary + "\n";
+        for w in &planned.warnings {
+            tracing::warn!("class change: {w}");
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        Response::text(text)
+    }
+}
+
 /// `weir run`: returns the exit code.
 pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let loaded = match config::load(&opts.config) {
@@ -173,10 +302,31 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     // with XDP programs half attached (the links would go with it, but the
     // report would not be written).
     let (tx, rx) = mpsc::channel();
-    if let Err(e) = signal_events(tx) {
+    if let Err(e) = signal_events(tx.clone()) {
         let _ = writeln!(err, "weir run: can't install signal handlers: {e}");
         return 1;
     }
+    // The API socket before the data path: a socket already in use means
+    // another weir runs, and this one must not touch its ports.
+    let listener = match &opts.socket {
+        None => None,
+        Some(path) => {
+            let api_tx = std::sync::Mutex::new(tx.clone());
+            let forward = move |p: Pending| {
+                api_tx
+                    .lock()
+                    .map(|t| t.send(Event::Api(p)).is_ok())
+                    .unwrap_or(false)
+            };
+            match api::Listener::bind(path, forward) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    let _ = writeln!(err, "weir run: {e}");
+                    return 1;
+                }
+            }
+        }
+    };
     let dataplane = match Dataplane::start(spec) {
         Ok(d) => d,
         Err(e) => {
@@ -191,27 +341,49 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     }
     let _ = writeln!(out, "ready");
     let _ = out.flush();
-    tracing::info!(config = %opts.config.display(), "ready");
+    tracing::info!(
+        config = %opts.config.display(),
+        socket = %listener.as_ref().map_or_else(|| "none".to_string(), |l| l.path().display().to_string()),
+        "ready"
+    );
+    start_ticker(tx);
 
+    let mut control = Control {
+        config,
+        dataplane,
+        ticks: (None, None),
+    };
     let mut printer = Printer {
         json: opts.json,
         previous: None,
     };
     let period = opts.stats_interval;
+    let mut next_stats = period.map(|p| std::time::Instant::now() + p);
     let reason = loop {
-        let ev = match period {
-            Some(p) => match rx.recv_timeout(p) {
-                Ok(ev) => ev,
-                Err(mpsc::RecvTimeoutError::Timeout) => Event::Stats,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Event::Stop("signal thread ended"),
-            },
+        let ev = match next_stats {
+            Some(at) => {
+                let wait = at.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(ev) => ev,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        next_stats = period.map(|p| at + p);
+                        Event::Stats
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Event::Stop("signal thread ended"),
+                }
+            }
             None => rx.recv().unwrap_or(Event::Stop("signal thread ended")),
         };
         match ev {
-            Event::Stats => match dataplane.snapshot() {
-                Ok(s) => printer.stats(&config, s, out),
+            Event::Stats => match control.dataplane.snapshot() {
+                Ok(s) => printer.stats(&control.config, s, out),
                 Err(e) => tracing::error!("stats: {e}"),
             },
+            Event::Tick => control.tick(),
+            Event::Api(p) => {
+                let answer = control.answer(p.request);
+                let _ = p.reply.send(answer);
+            }
             Event::Reload => tracing::warn!(
                 "SIGHUP: this version cannot reload a running configuration; restart weir to apply a new file (it keeps running the old one)"
             ),
@@ -219,6 +391,10 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         }
     };
     tracing::info!("{reason}: stopping");
+    drop(listener);
+    let Control {
+        config, dataplane, ..
+    } = control;
     let report = match dataplane.stop() {
         Ok(r) => r,
         Err(e) => {
@@ -251,6 +427,22 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         );
     }
     0
+}
+
+/// The once-a-second beat. The thread ends when the control thread does
+/// (its channel closes).
+fn start_ticker(tx: mpsc::Sender<Event>) {
+    let spawned = std::thread::Builder::new()
+        .name("weir-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if tx.send(Event::Tick).is_err() {
+                return;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no once-a-second tick (rate estimates stay empty): {e}");
+    }
 }
 
 fn write_report(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use weir_dataplane::packet::DropReason;
 use weir_xdp::run::{ShutdownReport, Snapshot, WorkerPlacement};
 
+use crate::api::ShowWhat;
+
 use super::json::rate_est;
 use crate::config::Config;
 
@@ -145,4 +147,35 @@ pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
         if report.umem_accounted { "all accounted for" } else { "NOT ALL ACCOUNTED FOR" }
     );
     s
+}
+
+/// `weir show` as text.
+pub(super) fn show(
+    config: &Config,
+    snap: &Snapshot,
+    prev: Option<&Snapshot>,
+    what: ShowWhat,
+    _stats: bool,
+) -> String {
+    match what {
+        ShowWhat::Class | ShowWhat::Qdisc => snapshot(config, snap, prev),
+        ShowWhat::Filter => snap
+            .trees
+            .iter()
+            .filter_map(|t| config.tree(&t.name))
+            .map(|t| t.tree())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// `weir show -j`.
+pub(super) fn show_json(
+    config: &Config,
+    snap: &Snapshot,
+    prev: Option<&Snapshot>,
+    _what: ShowWhat,
+    _stats: bool,
+) -> serde_json::Value {
+    super::json::snapshot_json(config, snap, prev, "stats")
 }
