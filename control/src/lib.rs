@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod run;
 pub mod sim;
 pub mod tc;

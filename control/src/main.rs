@@ -50,6 +50,10 @@ enum Command {
         /// Run without the operator API.
         #[arg(long, conflicts_with = "socket")]
         no_api: bool,
+        /// Serve Prometheus/OpenMetrics on this address (GET /metrics);
+        /// `none` to not serve them.
+        #[arg(long, default_value = weir_control::metrics::DEFAULT_ADDR, value_parser = parse_metrics_addr)]
+        metrics: MetricsAddr,
     },
     /// Show the running classes, leaf qdiscs or filters, as `tc class show`
     /// / `tc qdisc show` / `tc filter show` would (asks a running `weir run`).
@@ -169,6 +173,18 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+#[derive(Clone, Copy, Debug)]
+struct MetricsAddr(Option<std::net::SocketAddr>);
+
+fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s == "none" {
+        return Ok(MetricsAddr(None));
+    }
+    s.parse()
+        .map(|a| MetricsAddr(Some(a)))
+        .map_err(|_| format!("bad address \"{s}\"; expected IP:PORT like 127.0.0.1:9469, or none"))
+}
+
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -201,6 +217,7 @@ fn main() -> ExitCode {
             log_json,
             socket,
             no_api,
+            metrics,
         } => {
             init_logs(log_json);
             let opts = weir_control::run::RunOptions {
@@ -209,6 +226,7 @@ fn main() -> ExitCode {
                 json,
                 report,
                 socket: (!no_api).then_some(socket),
+                metrics: metrics.0,
             };
             // Unlocked handles: the workers log to stderr while this thread waits,
             // so holding its lock here would stall them.

@@ -261,6 +261,7 @@ pub(super) fn interface_json(i: &InterfaceSnapshot) -> Value {
     let s = &i.sockets;
     json!({
         "name": i.name,
+        "kernel": crate::metrics::interface_kernel_stats(&i.name),
         "xdp": {
             "redirected": x.redirected,
             "passed_no_socket": x.passed_no_socket,

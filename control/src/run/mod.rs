@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub report: Option<PathBuf>,
     /// The operator API's socket; None: no API.
     pub socket: Option<PathBuf>,
+    /// Where to serve Prometheus metrics; None: not served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The data path's spec for a checked configuration: one [`PairSpec`] per
@@ -158,6 +160,8 @@ struct Control {
     dataplane: Dataplane,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
+    /// What the metrics endpoint serves.
+    published: crate::metrics::Published,
 }
 
 impl Control {
@@ -165,6 +169,8 @@ impl Control {
         match self.dataplane.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
+                self.published
+                    .set(snapshot_json(&self.config, &s, last.as_ref(), "stats"));
                 self.ticks = (last, Some(s));
             }
             Err(e) => tracing::error!("tick: {e}"),
@@ -327,6 +333,17 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             }
         }
     };
+    let published = crate::metrics::Published::default();
+    let metrics_addr = match opts.metrics {
+        None => None,
+        Some(addr) => match crate::metrics::serve(addr, published.clone()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 1;
+            }
+        },
+    };
     let dataplane = match Dataplane::start(spec) {
         Ok(d) => d,
         Err(e) => {
@@ -344,6 +361,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     tracing::info!(
         config = %opts.config.display(),
         socket = %listener.as_ref().map_or_else(|| "none".to_string(), |l| l.path().display().to_string()),
+        metrics = %metrics_addr.map_or_else(|| "none".to_string(), |a| format!("http://{a}/metrics")),
         "ready"
     );
     start_ticker(tx);
@@ -352,6 +370,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         config,
         dataplane,
         ticks: (None, None),
+        published,
     };
     let mut printer = Printer {
         json: opts.json,
