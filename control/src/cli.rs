@@ -71,9 +71,11 @@ pub fn class_change_request(
                 );
                 continue;
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown parameter `{other}`; expected rate, ceil, burst, cburst, prio or quantum"
-            )),
+            ))
+            }
         };
         if slot.replace(value.clone()).is_some() {
             return Err(format!("`{key}` given twice; expected each parameter once"));
