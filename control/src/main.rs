@@ -44,6 +44,10 @@ enum Command {
         /// Logs (stderr) as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Only check the configuration (as `weir check`) and exit: 0 good,
+        /// 2 errors. For `ExecStartPre=` and deployment scripts.
+        #[arg(long)]
+        check_config: bool,
         /// The operator API's unix socket (mode 0600).
         #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -91,6 +95,12 @@ enum Command {
         /// The API socket of the `weir run` to ask.
         #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
         socket: PathBuf,
+    },
+    /// Write man pages (roff) for weir and every subcommand into DIR.
+    Man {
+        /// Output directory (created if missing).
+        #[arg(long, default_value = "target/man")]
+        out: PathBuf,
     },
     /// Print the kernel tc commands (a `tc -batch` script) that build the
     /// same HTB tree on DEV, for a kernel twin of weir's path.
@@ -200,6 +210,25 @@ fn init_logs(json: bool) {
     }
 }
 
+/// weir.1 and one page per subcommand (weir-run.1, …), from the clap
+/// definitions, so the pages never disagree with `--help`.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut pages = vec![("weir".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("weir-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in &pages {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(page.clone()).render(&mut roff)?;
+        std::fs::write(dir.join(format!("{name}.1")), roff)?;
+    }
+    Ok(pages.len())
+}
+
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -218,7 +247,15 @@ fn main() -> ExitCode {
             socket,
             no_api,
             metrics,
+            check_config,
         } => {
+            if check_config {
+                return exit(weir_control::config::cli_check(
+                    &config,
+                    &mut stdout.lock(),
+                    &mut stderr.lock(),
+                ));
+            }
             init_logs(log_json);
             let opts = weir_control::run::RunOptions {
                 config,
@@ -234,6 +271,16 @@ fn main() -> ExitCode {
                 weir_control::run::cli_run(&opts, &mut std::io::stdout(), &mut std::io::stderr());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
+        Command::Man { out } => match write_man_pages(&out) {
+            Ok(n) => {
+                let _ = writeln!(stdout.lock(), "{n} man page(s) in {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = writeln!(stderr.lock(), "weir man: {}: {e}", out.display());
+                ExitCode::from(1)
+            }
+        },
         Command::Show {
             what,
             stats,

@@ -165,15 +165,20 @@ struct Control {
 }
 
 impl Control {
-    fn tick(&mut self) {
+    /// Take the second's snapshot; false when the workers did not answer.
+    fn tick(&mut self) -> bool {
         match self.dataplane.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
                 self.published
                     .set(snapshot_json(&self.config, &s, last.as_ref(), "stats"));
                 self.ticks = (last, Some(s));
+                true
             }
-            Err(e) => tracing::error!("tick: {e}"),
+            Err(e) => {
+                tracing::error!("tick: {e}");
+                false
+            }
         }
     }
 
@@ -358,6 +363,12 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     }
     let _ = writeln!(out, "ready");
     let _ = out.flush();
+    // systemd (Type=notify): started. Outside systemd this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("sd_notify READY: {e}");
+    }
+    let mut watchdog_usec = 0;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
     tracing::info!(
         config = %opts.config.display(),
         socket = %listener.as_ref().map_or_else(|| "none".to_string(), |l| l.path().display().to_string()),
@@ -398,7 +409,15 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
                 Ok(s) => printer.stats(&control.config, s, out),
                 Err(e) => tracing::error!("stats: {e}"),
             },
-            Event::Tick => control.tick(),
+            Event::Tick => {
+                let answered = control.tick();
+                // The watchdog is fed from the control loop itself, so a
+                // stuck control thread (or a worker that stops answering
+                // snapshots) gets weir restarted.
+                if watchdog && answered {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+            }
             Event::Api(p) => {
                 let answer = control.answer(p.request);
                 let _ = p.reply.send(answer);
@@ -410,6 +429,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         }
     };
     tracing::info!("{reason}: stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     drop(listener);
     let Control {
         config, dataplane, ..
