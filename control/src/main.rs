@@ -84,6 +84,14 @@ enum Command {
         #[command(subcommand)]
         cmd: ClassCmd,
     },
+    /// Read the configuration file again and apply it without dropping
+    /// anything queued (rates, ceilings, bursts, prios, quanta); a file with
+    /// errors, or one that needs trees rebuilt, changes nothing.
+    Reload {
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// A live view of every class: rate, share of ceil, drops, backlog.
     Top {
         /// Refresh period.
@@ -326,6 +334,12 @@ fn main() -> ExitCode {
             };
             exit(code)
         }
+        Command::Reload { socket } => exit(weir_control::cli::ask(
+            &socket,
+            &weir_control::api::Request::Reload,
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        )),
         Command::Top {
             interval,
             count,

@@ -15,6 +15,7 @@
 
 mod change;
 mod json;
+mod reload;
 mod text;
 
 use std::io::Write;
@@ -154,6 +155,8 @@ impl Printer {
 
 /// The control thread's state while weir runs.
 struct Control {
+    /// The file `weir reload` and SIGHUP read again.
+    config_path: PathBuf,
     /// The configuration in force: the file as loaded plus every
     /// `class change` applied since.
     config: Config,
@@ -194,7 +197,9 @@ impl Control {
     fn answer(&mut self, request: Request) -> Response {
         match request {
             Request::Stats => match self.fresh() {
-                Ok((snap, prev)) => Response::json(snapshot_json(&self.config, &snap, prev, "stats")),
+                Ok((snap, prev)) => {
+                    Response::json(snapshot_json(&self.config, &snap, prev, "stats"))
+                }
                 Err(e) => Response::error(e),
             },
             Request::Show {
@@ -251,10 +256,82 @@ impl Control {
                 };
                 self.class_change(&args)
             }
-            Request::Reload => Response::error(
-                "this version cannot reload a running configuration; restart weir to apply a new file (the old one keeps running)",
+            Request::Reload => match self.reload() {
+                Ok(text) => Response::text(text),
+                Err(e) => Response::error(e),
+            },
+        }
+    }
+
+    /// Read the file again and apply it if it can be applied in place
+    /// (see `reload.rs`). Err: nothing was changed, and why.
+    fn reload(&mut self) -> Result<String, String> {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let result = self.reload_inner();
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        match &result {
+            Ok(text) => tracing::info!("reload: {}", text.trim_end().replace('\n', "; ")),
+            Err(e) => tracing::error!(
+                "reload refused, the running configuration stays: {}",
+                e.replace('\n', "; ")
             ),
         }
+        result
+    }
+
+    fn reload_inner(&mut self) -> Result<String, String> {
+        let loaded = config::load(&self.config_path).map_err(|diags| {
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        let mut new = loaded.config;
+        let steps = match reload::plan(&self.config, &new) {
+            reload::Plan::NeedsRestart(why) => {
+                return Err(format!(
+                    "{} can't be applied to the running trees (restart weir to apply it): {}",
+                    self.config_path.display(),
+                    why.join("; ")
+                ))
+            }
+            reload::Plan::Incremental(steps) => steps,
+        };
+        // Changes made at run time (`weir class change`) that the file does
+        // not repeat are overwritten by the file: the file is the truth
+        // after a reload.
+        let mut text = String::new();
+        for (done, step) in steps.iter().enumerate() {
+            if let Err(e) = self
+                .dataplane
+                .change_class(&step.tree, step.class, step.change)
+            {
+                // Keep the config in step with what the workers run.
+                for s in &steps[..done] {
+                    self.config.trees[s.tree_index].classes[s.class as usize] =
+                        new.trees[s.tree_index].classes[s.class as usize].clone();
+                }
+                return Err(format!(
+                    "{}: applied {done} of {} change(s), then: {e}",
+                    self.config_path.display(),
+                    steps.len()
+                ));
+            }
+            text.push_str(&format!("applied: {}\n", step.summary));
+        }
+        // Trees are identical but for the applied values; take the new file
+        // wholesale (names, warnings resolved the same way).
+        std::mem::swap(&mut self.config, &mut new);
+        for w in &loaded.warnings {
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        text.push_str(&format!(
+            "{}: reloaded: {} class change(s), nothing rebuilt, nothing dropped\n",
+            self.config_path.display(),
+            steps.len()
+        ));
+        Ok(text)
     }
 
     fn class_change(&mut self, args: &ChangeArgs) -> Response {
@@ -378,6 +455,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     start_ticker(tx);
 
     let mut control = Control {
+        config_path: opts.config.clone(),
         config,
         dataplane,
         ticks: (None, None),
@@ -422,9 +500,10 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
                 let answer = control.answer(p.request);
                 let _ = p.reply.send(answer);
             }
-            Event::Reload => tracing::warn!(
-                "SIGHUP: this version cannot reload a running configuration; restart weir to apply a new file (it keeps running the old one)"
-            ),
+            Event::Reload => {
+                // The outcome is logged by reload() itself.
+                let _ = control.reload();
+            }
             Event::Stop(why) => break why,
         }
     };
