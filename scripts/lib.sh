@@ -15,7 +15,7 @@
 # data path does, and both README commands should leave a machine ready for it.
 WEIR_DEB_PACKAGES=(
     clang llvm libelf-dev libpcap-dev pkg-config zlib1g-dev m4
-    iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool
+    iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool jq
 )
 
 # Repository root, whatever the caller's cwd.

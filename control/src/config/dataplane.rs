@@ -15,6 +15,9 @@ pub const DEFAULT_FRAME_SIZE: u32 = 4096;
 pub const DEFAULT_RING_SIZE: u32 = 2048;
 pub const DEFAULT_BATCH: u32 = 64;
 pub const DEFAULT_HANDOVER_RING: u32 = 4096;
+/// Workers run at nice -10: a worker that wakes late loses tokens beyond
+/// its classes' bursts, so it should win the CPU over builds and shells.
+pub const DEFAULT_WORKER_NICE: i32 = -10;
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +53,8 @@ pub struct DataplaneCfg {
     /// Entries in each worker-to-worker hand-over ring.
     pub handover_ring: u32,
     pub busy_poll: bool,
+    /// Nice value of the worker threads.
+    pub worker_nice: i32,
     pub xdp_mode: XdpAttach,
     /// Destinations handed to the kernel instead of shaped (management).
     pub pass: Vec<IpPrefix>,
@@ -65,6 +70,7 @@ impl Default for DataplaneCfg {
             ring_size: DEFAULT_RING_SIZE,
             handover_ring: DEFAULT_HANDOVER_RING,
             busy_poll: false,
+            worker_nice: DEFAULT_WORKER_NICE,
             xdp_mode: XdpAttach::Native,
             pass: Vec::new(),
         }
@@ -159,6 +165,17 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
         DEFAULT_HANDOVER_RING,
     );
     cfg.busy_poll = raw.busy_poll.as_ref().is_some_and(|b| *b.get_ref());
+    if let Some(v) = &raw.worker_nice {
+        let n = *v.get_ref();
+        if (-20..=19).contains(&n) {
+            cfg.worker_nice = n as i32;
+        } else {
+            cx.error(
+                &sp(v),
+                format!("`worker_nice` = {n} is out of range; expected -20..=19"),
+            );
+        }
+    }
     if let Some(m) = &raw.xdp_mode {
         match m.get_ref().as_str() {
             "native" | "drv" => cfg.xdp_mode = XdpAttach::Native,

@@ -141,6 +141,7 @@ pub(crate) struct RawDataplane {
     pub ring_size: Option<S<i64>>,
     pub handover_ring: Option<S<i64>>,
     pub busy_poll: Option<S<bool>>,
+    pub worker_nice: Option<S<i64>>,
     pub xdp_mode: Option<S<String>>,
     pub pass: Option<S<Vec<S<String>>>>,
 }

@@ -86,6 +86,7 @@ pub fn run_spec(config: &Config, seed: u64) -> RunSpec {
         ring_size: d.ring_size,
         handover_ring: d.handover_ring,
         busy_poll: d.busy_poll,
+        worker_nice: d.worker_nice,
         xdp_mode: match d.xdp_mode {
             XdpAttach::Native => XdpMode::Native,
             XdpAttach::Generic => XdpMode::Generic,

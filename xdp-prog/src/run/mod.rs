@@ -77,6 +77,10 @@ pub struct RunSpec {
     /// Spin instead of sleeping when idle (lowest latency, one busy core
     /// per worker).
     pub busy_poll: bool,
+    /// Nice value of the worker threads (-20..=19). Negative by default: a
+    /// worker that wakes late loses its class's tokens beyond the burst,
+    /// so it must win the CPU against builds and shells on a shared box.
+    pub worker_nice: i32,
     pub xdp_mode: XdpMode,
     /// Destinations handed to the kernel instead of forwarded.
     pub pass: Vec<PassPrefix>,
@@ -93,6 +97,7 @@ impl Default for RunSpec {
             ring_size: 2048,
             handover_ring: 4096,
             busy_poll: false,
+            worker_nice: -10,
             xdp_mode: XdpMode::default(),
             pass: Vec::new(),
         }
@@ -889,6 +894,7 @@ fn build_pair(
             commands,
             batch: spec.batch,
             busy_poll: spec.busy_poll,
+            nice: spec.worker_nice,
             ring_size: spec.ring_size,
         };
         out.push((init, commands_tx, bells[k].clone()));

@@ -126,6 +126,8 @@ pub(crate) struct WorkerInit {
     pub commands: Receiver<Command>,
     pub batch: u32,
     pub busy_poll: bool,
+    /// Nice value for this thread.
+    pub nice: i32,
     pub ring_size: u32,
 }
 
@@ -172,6 +174,7 @@ pub(crate) struct Worker {
     commands: Receiver<Command>,
     batch: usize,
     busy_poll: bool,
+    nice: i32,
     /// Own frames kept in each fill ring.
     fill_target: u32,
     state: State,
@@ -233,6 +236,7 @@ impl Worker {
             commands: init.commands,
             batch,
             busy_poll: init.busy_poll,
+            nice: init.nice,
             fill_target,
             state: State::Running,
             counters: WorkerCounters::default(),
@@ -263,6 +267,21 @@ impl Worker {
                 tracing::warn!(worker = self.index, core, "could not pin worker to core");
                 self.core = None;
             }
+        }
+        // Linux nice values are per thread (PRIO_PROCESS with a tid).
+        // SAFETY: gettid has no preconditions; setpriority only reads its
+        // integer arguments.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice)
+        };
+        if rc != 0 {
+            tracing::warn!(
+                worker = self.index,
+                nice = self.nice,
+                error = %std::io::Error::last_os_error(),
+                "could not set the worker's nice value (needs CAP_SYS_NICE for negative values)"
+            );
         }
         if !clock::tighten_timer_slack() {
             tracing::debug!(worker = self.index, "PR_SET_TIMERSLACK refused");

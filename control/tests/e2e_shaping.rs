@@ -1,0 +1,231 @@
+//! End-to-end shaping on veth: the lab tree (seed section 1.2 scaled to a
+//! 100 Mbit/s root: 1:10 30/60 prio 1, 1:20 50/80 prio 2, 1:30 20/100
+//! prio 3; DSCP EF → 1:10, AF41 → 1:20, the rest → 1:30) shaping real UDP
+//! traffic between two network namespaces. Each class gets what HTB
+//! promises, within ±3 %, measured at the receiving host:
+//!
+//! - all three saturated: each class its rate, 30 / 50 / 20 (both
+//!   directions);
+//! - 1:30 idle: its 20 Mbit/s goes to the lowest prio value first, so
+//!   1:10 (prio 1) borrows all of it up to its ceil: 50 / 50;
+//! - only 1:20 active: it borrows up to its ceil, 80.
+//!
+//! Every flow offers 90 Mbit/s of payload (92.6 Mbit/s of frames), above
+//! each ceil that matters, so a class is always backlogged and HTB alone
+//! decides its rate. Rates are of Ethernet frames (1514 bytes for a
+//! 1472-byte payload), which is what HTB charges; see `lab::FRAME_PER_PAYLOAD`.
+//!
+//! Needs root and a release build (scripts/test.sh runs it):
+//! `cargo test -p weir-control --release --test e2e_shaping`.
+
+mod lab;
+
+use lab::{Host, Lab, RateRow, UdpFlow};
+
+/// Allowed error of each class's rate, percent (the issue's ±3 %).
+const TOLERANCE_PCT: f64 = 3.0;
+/// Seconds of traffic per flow. The flows start `lab::STAGGER` apart and
+/// the first second after the last start is not measured, which leaves
+/// four or five whole seconds with every flow running.
+const SECS: u32 = 7;
+/// Offered payload rate per flow, Mbit/s.
+const OFFERED: u32 = 90;
+
+const EF: UdpFlow = UdpFlow {
+    dscp: Some("EF"),
+    port: 5301,
+    mbit: OFFERED,
+};
+const AF41: UdpFlow = UdpFlow {
+    dscp: Some("AF41"),
+    port: 5302,
+    mbit: OFFERED,
+};
+const UNMARKED: UdpFlow = UdpFlow {
+    dscp: None,
+    port: 5303,
+    mbit: OFFERED,
+};
+
+/// config/lab.toml with two changes that make the test measure HTB's
+/// rates rather than how busy the VM is (each only where the config does
+/// not already go further):
+///
+/// - pfifo leaves at least 200 packets deep. The lab's 10-packet pfifo
+///   under 1:10 holds 4 ms at 30 Mbit/s; iperf3 paces in 1 ms bursts from
+///   a process that a busy 2-core VM can deschedule for longer than that,
+///   and each time the queue runs dry the class loses rate that HTB would
+///   have given it.
+/// - `burst` and `cburst` of at least 15 kB on every class instead of tc's
+///   1600 bytes. 1600 bytes are 128 µs at 100 Mbit/s: the kernel refills
+///   its buckets from an hrtimer in softirq, but weir's worker is a thread
+///   that sleeps until the tree's next deadline, and on a loaded machine it
+///   can wake a millisecond late; with a one-packet bucket that time is
+///   lost for good (the bucket is full), and a class that borrows falls
+///   several percent short. 15 kB (1.2 ms at 100 Mbit/s, ten full frames)
+///   absorbs such wake-ups and moves a rate over the multi-second
+///   measurement window by under 0.1 %.
+fn config(lab: &Lab) -> std::path::PathBuf {
+    const MIN_PFIFO: i64 = 200;
+    const MIN_BURST: i64 = 15_000;
+    let path = lab::repo_root().join("config/lab.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut doc: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let trees = doc
+        .get_mut("tree")
+        .and_then(toml::Value::as_table_mut)
+        .expect("config/lab.toml has [tree.*]");
+    let mut classes = 0;
+    for (_, tree) in trees.iter_mut() {
+        let list = tree
+            .get_mut("class")
+            .and_then(toml::Value::as_array_mut)
+            .expect("every tree has [[tree.NAME.class]]");
+        for class in list.iter_mut().filter_map(toml::Value::as_table_mut) {
+            classes += 1;
+            for key in ["burst", "cburst"] {
+                // A size the config already gives as text (e.g. "20k") is
+                // left alone; the lab config sets none today.
+                if !class.contains_key(key) {
+                    class.insert(key.into(), toml::Value::Integer(MIN_BURST));
+                }
+            }
+            let Some(q) = class.get_mut("qdisc").and_then(toml::Value::as_table_mut) else {
+                continue;
+            };
+            if q.get("kind").and_then(toml::Value::as_str) == Some("pfifo") {
+                let limit = q
+                    .get("limit")
+                    .and_then(toml::Value::as_integer)
+                    .unwrap_or(0);
+                q.insert("limit".into(), toml::Value::Integer(limit.max(MIN_PFIFO)));
+            }
+        }
+    }
+    assert_eq!(
+        classes, 8,
+        "config/lab.toml changed: expected two trees of 4 classes; update this test"
+    );
+    let out = lab.write(
+        "lab-e2e.toml",
+        &toml::to_string(&doc).expect("TOML serialises"),
+    );
+    // Fail here, naming the file, rather than as weir run's exit 2; and
+    // make sure the bursts took (`weir check` shows them as tc does).
+    let shown = lab::run_ok(
+        &[lab::weir_bin(), "check", out.to_str().expect("UTF-8 path")],
+        std::time::Duration::from_secs(10),
+    );
+    let tuned = shown
+        .lines()
+        .filter(|l| l.contains("burst 15000b cburst 15000b"))
+        .count();
+    assert_eq!(
+        tuned, classes,
+        "not every class got its 15 kB burst:\n{shown}"
+    );
+    out
+}
+
+/// Runs one case: `flows` from `from`, each compared with its promise.
+/// Flows start in the order given, the unmarked one last (see
+/// `Lab::udp_flows` for why).
+fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("sh");
+    let cfg = config(&lab);
+    lab.start_weir(&cfg);
+    let specs: Vec<UdpFlow> = flows.iter().map(|f| f.0).collect();
+    let achieved = lab.udp_flows(from, &specs, SECS);
+    let tree = match from {
+        Host::A => "up",
+        Host::B => "down",
+    };
+    let report = lab.stop_weir();
+
+    let mut misses = Vec::new();
+    for ((_, class, promised), got) in flows.iter().zip(&achieved) {
+        let row = RateRow {
+            case: name,
+            class,
+            achieved: *got,
+            promised: *promised,
+        };
+        eprintln!("{row}");
+        let err = (got - promised) / promised * 100.0;
+        if err.abs() > TOLERANCE_PCT {
+            misses.push(row.to_string());
+        }
+    }
+    // Frame accounting must hold after any run, also with drops.
+    let frames = &lab::tree_of(&report, tree)["frames"];
+    assert_eq!(
+        frames["balanced"], true,
+        "tree {tree} frames unbalanced: {frames}"
+    );
+    assert!(
+        misses.is_empty(),
+        "classes outside ±{TOLERANCE_PCT} % of what HTB promises:\n{}",
+        misses.join("\n")
+    );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn upload_all_saturated_get_their_rates() {
+    case(
+        "A→B all saturated",
+        Host::A,
+        &[
+            (EF, "1:10", 30.0),
+            (AF41, "1:20", 50.0),
+            (UNMARKED, "1:30", 20.0),
+        ],
+    );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn upload_low_idle_excess_goes_to_prio_1() {
+    case(
+        "A→B 1:30 idle",
+        Host::A,
+        &[(EF, "1:10", 50.0), (AF41, "1:20", 50.0)],
+    );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn upload_only_medium_borrows_to_ceil() {
+    case("A→B only 1:20", Host::A, &[(AF41, "1:20", 80.0)]);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn download_all_saturated_get_their_rates() {
+    case(
+        "B→A all saturated",
+        Host::B,
+        &[
+            (EF, "1:10", 30.0),
+            (AF41, "1:20", 50.0),
+            (UNMARKED, "1:30", 20.0),
+        ],
+    );
+}

@@ -1,0 +1,758 @@
+//! The end-to-end test harness: a veth lab (`scripts/lab.sh`) with a real
+//! `weir run` between its hosts, and the traffic tools that drive it.
+//!
+//! ```text
+//! netns <P>a: a0 198.18.0.1 ── weir-in [<P>gw: weir run] weir-out ── b0 198.18.0.2 :netns <P>b
+//! ```
+//!
+//! Each [`Lab`] has its own namespace prefix (`wt<tag><pid>-`), so a test
+//! never meets a hand-made lab or another test binary's. Everything it
+//! starts is bounded in time (`timeout(1)` around every tool, a deadline on
+//! every wait) and in count, and sends only inside those namespaces, on
+//! 198.18.0.0/15. `Drop` stops weir and runs `lab.sh down`, which also ends
+//! whatever still runs in the namespaces, so a failed assertion cleans up
+//! as it unwinds; labs left by a killed test process (SIGKILL skips `Drop`)
+//! are swept by the next `Lab::up` once their process is gone.
+//!
+//! The tests need root and a release build: `scripts/test.sh` runs them;
+//! by hand, `cargo test -p weir-control --release --test e2e_shaping`.
+
+// Each e2e test binary includes this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The lab's fixed addresses and MACs (scripts/lab.sh sets them).
+pub const ADDR_A: &str = "198.18.0.1";
+pub const ADDR_B: &str = "198.18.0.2";
+pub const MAC_A: &str = "02:00:c6:12:00:01";
+pub const MAC_B: &str = "02:00:c6:12:00:02";
+
+/// Bytes on the wire per byte of iperf3 UDP payload with `-l 1472`: the
+/// 1514-byte frame (14 Ethernet + 20 IPv4 + 8 UDP + 1472) is what HTB
+/// charges; iperf3 counts only the payload.
+pub const FRAME_PER_PAYLOAD: f64 = 1514.0 / 1472.0;
+
+/// Namespaces of labs made by this harness start with this.
+const PREFIX_HEAD: &str = "wt";
+
+/// The VM has two cores: one lab at a time per test binary (cargo runs
+/// the binaries one after another).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the lab lock for the whole test; a test that panicked while
+/// holding it does not stop the others.
+pub fn serialize() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Panics with a clear message unless running as root: these tests make
+/// network namespaces, veth pairs and XDP programs, and CI runs them as
+/// root, so not being root is a setup error rather than a reason to skip.
+pub fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "the end-to-end tests need root (network namespaces, veth, AF_XDP): run scripts/test.sh as root, \
+         or `sudo -E cargo test -p weir-control --release --test <name>`"
+    );
+}
+
+/// Where the repository is (scripts/, config/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("control/ has a parent")
+        .to_path_buf()
+}
+
+pub fn weir_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_weir")
+}
+
+/// A command's output, or a message naming the command and what it said.
+fn checked(args: &[&str], out: Output) -> Result<String, String> {
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    Err(format!(
+        "`{}` failed ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+    ))
+}
+
+/// Runs `args` to completion under `timeout(1)` (SIGTERM at `limit`,
+/// SIGKILL 2 s later) and returns its output whatever the exit status.
+pub fn run_limited(args: &[&str], limit: Duration) -> Output {
+    let secs = format!("{:.1}", limit.as_secs_f64());
+    Command::new("timeout")
+        .args(["-k", "2", &secs])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `timeout {}`: {e}", args.join(" ")))
+}
+
+/// Like [`run_limited`], panicking with the command's stderr when it fails.
+pub fn run_ok(args: &[&str], limit: Duration) -> String {
+    checked(args, run_limited(args, limit)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Which host of the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    A,
+    B,
+}
+
+impl Host {
+    pub fn addr(self) -> &'static str {
+        match self {
+            Host::A => ADDR_A,
+            Host::B => ADDR_B,
+        }
+    }
+
+    pub fn other(self) -> Host {
+        match self {
+            Host::A => Host::B,
+            Host::B => Host::A,
+        }
+    }
+}
+
+/// One lab, up from [`Lab::up`] until dropped.
+pub struct Lab {
+    prefix: String,
+    /// Scratch files of this lab (configs, reports, logs).
+    dir: PathBuf,
+    weir: Option<Weir>,
+}
+
+impl Lab {
+    /// Brings up a lab named after `tag` (a few letters, e.g. "tr").
+    pub fn up(tag: &str) -> Lab {
+        sweep_stale_labs();
+        let prefix = format!("{PREFIX_HEAD}{tag}{}-", std::process::id());
+        let dir = std::env::temp_dir().join(format!("weir-e2e-{prefix}"));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        // From here on Drop removes whatever lab.sh made, even if `up` fails
+        // halfway.
+        let lab = Lab {
+            prefix,
+            dir,
+            weir: None,
+        };
+        lab.lab_sh(&["up"]);
+        lab
+    }
+
+    fn lab_sh(&self, action: &[&str]) -> String {
+        let script = repo_root().join("scripts/lab.sh");
+        let script = script.to_str().expect("repository path is UTF-8");
+        let mut args = vec![script];
+        args.extend_from_slice(action);
+        args.extend_from_slice(&["--prefix", &self.prefix, "--weir", weir_bin()]);
+        run_ok(&args, Duration::from_secs(60))
+    }
+
+    pub fn ns(&self, host: Host) -> String {
+        match host {
+            Host::A => format!("{}a", self.prefix),
+            Host::B => format!("{}b", self.prefix),
+        }
+    }
+
+    pub fn ns_gw(&self) -> String {
+        format!("{}gw", self.prefix)
+    }
+
+    /// A scratch file path of this lab.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes a scratch file (a config variant, a trafgen script).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        p
+    }
+
+    fn exec_args<'a>(&'a self, ns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["ip", "netns", "exec", ns];
+        v.extend_from_slice(args);
+        v
+    }
+
+    /// Runs `args` on `host`, bounded by `limit`; output whatever the status.
+    pub fn output(&self, host: Host, args: &[&str], limit: Duration) -> Output {
+        let ns = self.ns(host);
+        run_limited(&self.exec_args(&ns, args), limit)
+    }
+
+    /// Runs `args` on `host`, bounded by `limit`; panics when it fails.
+    pub fn run(&self, host: Host, args: &[&str], limit: Duration) -> String {
+        let ns = self.ns(host);
+        run_ok(&self.exec_args(&ns, args), limit)
+    }
+
+    /// Starts `weir run -c config` in the gw namespace and waits for `ready`.
+    pub fn start_weir(&mut self, config: &Path) -> &mut Weir {
+        assert!(self.weir.is_none(), "weir is already running in this lab");
+        let weir = Weir::start(self, config);
+        self.weir.insert(weir)
+    }
+
+    pub fn weir(&mut self) -> &mut Weir {
+        self.weir.as_mut().expect("weir is running (start_weir)")
+    }
+
+    /// Stops weir (SIGTERM) and returns its final report.
+    pub fn stop_weir(&mut self) -> Value {
+        self.weir
+            .take()
+            .expect("weir is running (start_weir)")
+            .stop()
+    }
+
+    /// Starts a one-off iperf3 server on `host` port `port` that exits
+    /// after one test or at `limit`, and waits until it listens.
+    pub fn iperf3_server(&self, host: Host, port: u16, limit: Duration) -> Iperf3Server {
+        let ns = self.ns(host);
+        let secs = format!("{:.0}", limit.as_secs_f64().ceil());
+        let port_s = port.to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, "timeout", "-k", "2", &secs])
+            .args(["iperf3", "-s", "-1", "-J", "-B", host.addr(), "-p", &port_s])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start iperf3 -s in {ns}: {e}"));
+        let server = Iperf3Server { child: Some(child) };
+        // Listening is checked, not slept for: a client that connects too
+        // early fails, and a busy 2-core VM can take long to exec.
+        let filter = format!("sport = :{port}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = run_limited(
+                &self.exec_args(&ns, &["ss", "-Hltn", &filter]),
+                Duration::from_secs(3),
+            );
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "iperf3 server on {ns} port {port} does not listen after 5 s"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts an iperf3 client on `from` towards the other host; `extra`
+    /// are its test options (`-u -b 90M -t 6 ...`). `-J` is added.
+    pub fn iperf3_client(&self, from: Host, port: u16, extra: &[&str], limit: Duration) -> Child {
+        let ns = self.ns(from);
+        let secs = format!("{:.0}", limit.as_secs_f64().ceil());
+        let port_s = port.to_string();
+        Command::new("ip")
+            .args(["netns", "exec", &ns, "timeout", "-k", "2", &secs])
+            .args(["iperf3", "-J", "-c", from.other().addr(), "-p", &port_s])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start iperf3 -c in {ns}: {e}"))
+    }
+
+    /// Offers UDP flows from `from` to the other host and returns what each
+    /// achieved at the receiver over the time all of them were running, in
+    /// Mbit/s of Ethernet frames (see [`window_frame_mbit`]).
+    ///
+    /// The clients start [`STAGGER`] apart in the order given, and the
+    /// caller puts the unmarked flow last. Each client's TCP control
+    /// connection and UDP start datagram are unmarked, so they travel in
+    /// the default class; once an unmarked flood saturates that class its
+    /// queue drops most arrivals, and a later client would lose its SYN and
+    /// start a second or more late (or never), measuring a different case.
+    pub fn udp_flows(&self, from: Host, flows: &[UdpFlow], secs: u32) -> Vec<f64> {
+        let limit = Duration::from_secs(u64::from(secs) + 20);
+        let servers: Vec<_> = flows
+            .iter()
+            .map(|f| self.iperf3_server(from.other(), f.port, limit))
+            .collect();
+        let t = secs.to_string();
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        let mut clients = Vec::new();
+        for (i, f) in flows.iter().enumerate() {
+            if i > 0 {
+                thread::sleep(STAGGER);
+            }
+            let bitrate = format!("{}M", f.mbit);
+            let mut extra = vec!["-u", "-b", &bitrate, "-l", "1472", "-t", &t];
+            if let Some(d) = f.dscp {
+                extra.extend_from_slice(&["--dscp", d]);
+            }
+            starts.push(t0.elapsed().as_secs_f64());
+            clients.push(self.iperf3_client(from, f.port, &extra, limit));
+        }
+        for (c, f) in clients.into_iter().zip(flows) {
+            let out = c.wait_with_output().expect("iperf3 client output");
+            assert!(
+                out.status.success(),
+                "iperf3 client {from:?} port {} failed ({}): {}",
+                f.port,
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        // All flows run from the last start to the first end; leave out
+        // the first second after the last start (HTB's buckets start full
+        // and the newest flow is still ramping) and a margin for the few
+        // ms between spawning a client and its first datagram.
+        let last_start = starts.iter().copied().fold(0.0, f64::max);
+        let first_end = starts.iter().copied().fold(f64::INFINITY, f64::min) + f64::from(secs);
+        let window = (last_start + 1.0 + WINDOW_SLACK, first_end - WINDOW_SLACK);
+        servers
+            .into_iter()
+            .zip(flows.iter().zip(starts))
+            .map(|(s, (f, start))| {
+                let json = s.finish();
+                window_frame_mbit(&json, start, window)
+                    .unwrap_or_else(|e| panic!("iperf3 server port {}: {e}\n{json}", f.port))
+            })
+            .collect()
+    }
+
+    /// Sends `count` frames of `config` (a trafgen script) out of `host`'s
+    /// a0/b0 with trafgen, one process, at most `limit` long.
+    pub fn trafgen(&self, host: Host, config: &Path, count: u64, limit: Duration) -> String {
+        let dev = match host {
+            Host::A => "a0",
+            Host::B => "b0",
+        };
+        let n = count.to_string();
+        let cfg = config.to_str().expect("scratch path is UTF-8");
+        // -P 1: one sender process (the VM has two cores and weir needs
+        // one). --no-sock-mem: leave the machine-wide socket memory sysctls alone
+        // (trafgen raises them by default; they are not per namespace).
+        self.run(
+            host,
+            &[
+                "trafgen",
+                "-P",
+                "1",
+                "--no-sock-mem",
+                "-q",
+                "-o",
+                dev,
+                "-i",
+                cfg,
+                "-n",
+                &n,
+            ],
+            limit,
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(w) = self.weir.take() {
+            // Already unwinding or about to report: the report no longer
+            // matters, only that weir stops and detaches.
+            w.kill();
+        }
+        let script = repo_root().join("scripts/lab.sh");
+        let out = run_limited(
+            &[
+                script.to_str().unwrap_or("scripts/lab.sh"),
+                "down",
+                "--prefix",
+                &self.prefix,
+            ],
+            Duration::from_secs(30),
+        );
+        if !out.status.success() {
+            eprintln!(
+                "lab.sh down --prefix {} failed: {}",
+                self.prefix,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes labs whose test process is gone (killed before its `Drop` ran):
+/// namespaces `wt<tag><pid>-…` with no live `<pid>`.
+fn sweep_stale_labs() {
+    let Ok(entries) = fs::read_dir("/run/netns") else {
+        return;
+    };
+    let mut stale = std::collections::BTreeSet::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX_HEAD) else {
+            continue;
+        };
+        let Some((head, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let digits: String = head.chars().skip_while(|c| !c.is_ascii_digit()).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            stale.insert(format!("{PREFIX_HEAD}{head}-"));
+        }
+    }
+    let script = repo_root().join("scripts/lab.sh");
+    for prefix in stale {
+        eprintln!("removing stale lab {prefix} (its test process is gone)");
+        let _ = run_limited(
+            &[
+                script.to_str().unwrap_or("scripts/lab.sh"),
+                "down",
+                "--prefix",
+                &prefix,
+            ],
+            Duration::from_secs(30),
+        );
+    }
+}
+
+/// One UDP flow of [`Lab::udp_flows`].
+#[derive(Clone, Copy, Debug)]
+pub struct UdpFlow {
+    /// iperf3's `--dscp` (e.g. "EF", "AF41"), or unmarked.
+    pub dscp: Option<&'static str>,
+    pub port: u16,
+    /// Offered payload rate, Mbit/s.
+    pub mbit: u32,
+}
+
+/// A running one-off iperf3 server; killed on drop if not finished.
+pub struct Iperf3Server {
+    child: Option<Child>,
+}
+
+impl Iperf3Server {
+    /// Waits for the server to exit (it does after one test) and returns
+    /// its JSON report.
+    pub fn finish(mut self) -> Value {
+        let child = self.child.take().expect("not finished twice");
+        let out = child.wait_with_output().expect("iperf3 server output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "iperf3 server ({}) printed no JSON ({e}):\n{text}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
+impl Drop for Iperf3Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Time between starting two clients of [`Lab::udp_flows`]: enough for
+/// one client to set up its test before the next one's flood begins.
+pub const STAGGER: Duration = Duration::from_millis(250);
+
+/// Margin, in seconds, for when a server's intervals really begin (it
+/// starts counting when the client's test starts, a few ms after the
+/// client was spawned).
+const WINDOW_SLACK: f64 = 0.15;
+
+/// The rate an iperf3 *server* (the receiver) saw during `window` (seconds
+/// on the caller's clock, on which the client was started at `start`), in
+/// Mbit/s of Ethernet frames: the mean over its one-second intervals that
+/// lie wholly inside the window, payload bits scaled to frame bits.
+pub fn window_frame_mbit(json: &Value, start: f64, window: (f64, f64)) -> Result<f64, String> {
+    if let Some(e) = json.get("error").and_then(Value::as_str) {
+        return Err(format!("iperf3 error: {e}"));
+    }
+    let intervals = json["intervals"]
+        .as_array()
+        .ok_or("no \"intervals\" in the iperf3 report")?;
+    let (mut bytes, mut secs) = (0.0, 0.0);
+    for i in intervals {
+        let s = &i["sum"];
+        let (Some(from), Some(to), Some(b)) =
+            (s["start"].as_f64(), s["end"].as_f64(), s["bytes"].as_f64())
+        else {
+            return Err(format!("interval without start/end/bytes: {s}"));
+        };
+        if to - from < 0.9 || start + from < window.0 || start + to > window.1 {
+            continue;
+        }
+        bytes += b;
+        secs += to - from;
+    }
+    if secs < 1.9 {
+        return Err(format!(
+            "fewer than two one-second intervals inside the window {:.2}..{:.2} s (client started at {start:.2} s)",
+            window.0, window.1
+        ));
+    }
+    Ok(bytes * 8.0 / secs / 1e6 * FRAME_PER_PAYLOAD)
+}
+
+/// A running `weir run --json` in the lab's gw namespace.
+pub struct Weir {
+    child: Child,
+    /// stdout lines, read by a thread so weir never blocks on a full pipe.
+    lines: Receiver<String>,
+    stderr_path: PathBuf,
+    report_path: PathBuf,
+    /// Everything on stdout before `ready` (the placement).
+    pub placement: Vec<String>,
+}
+
+impl Weir {
+    fn start(lab: &Lab, config: &Path) -> Weir {
+        let stderr_path = lab.path("weir.stderr");
+        let report_path = lab.path("weir-report.json");
+        let _ = fs::remove_file(&report_path);
+        let stderr = fs::File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", stderr_path.display()));
+        let gw = lab.ns_gw();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &gw, weir_bin(), "run", "--json", "-c"])
+            .arg(config)
+            .arg("--report")
+            .arg(&report_path)
+            // Its own API socket: the default one may belong to a weir
+            // running on this machine for real.
+            .arg("--socket")
+            .arg(lab.path("weir.sock"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start weir run in {gw}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut weir = Weir {
+            child,
+            lines: rx,
+            stderr_path,
+            report_path,
+            placement: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match weir.next_line(deadline) {
+                Ok(l) if l == "ready" => return weir,
+                Ok(l) => weir.placement.push(l),
+                Err(e) => {
+                    let msg = format!("weir run -c {} did not get ready: {e}", config.display());
+                    weir.fail(&msg);
+                }
+            }
+        }
+    }
+
+    fn next_line(&mut self, deadline: Instant) -> Result<String, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(l) => Ok(l),
+            Err(RecvTimeoutError::Timeout) => Err("timed out waiting for its stdout".into()),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                Err(format!("it exited ({status})"))
+            }
+        }
+    }
+
+    /// Kills weir and panics with `msg` and the tail of its log.
+    fn fail(&mut self, msg: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!(
+            "{msg}\n--- weir stderr (last lines) ---\n{}",
+            self.log_tail()
+        );
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        let lines: Vec<_> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        run_ok(&["kill", sig, &pid], Duration::from_secs(5));
+    }
+
+    /// Asks for a stats dump (SIGUSR1) and returns it.
+    pub fn stats(&mut self) -> Value {
+        self.signal("-USR1");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = match self.next_line(deadline) {
+                Ok(l) => l,
+                Err(e) => self.fail(&format!("no stats after SIGUSR1: {e}")),
+            };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["type"] == "stats" {
+                    return v;
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, wait for the exit, check it is 0 and that the report on
+    /// stdout and the one in the --report file agree; returns the report.
+    fn stop(mut self) -> Value {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let report = loop {
+            let line = match self.next_line(deadline) {
+                Ok(l) => l,
+                Err(e) => self.fail(&format!("no report after SIGTERM: {e}")),
+            };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["type"] == "report" {
+                    break v;
+                }
+            }
+        };
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for weir") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                self.fail("weir printed its report but did not exit within 20 s of SIGTERM");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        if !status.success() {
+            self.fail(&format!(
+                "weir run exited with {status} after SIGTERM; expected 0"
+            ));
+        }
+        let file = fs::read_to_string(&self.report_path)
+            .unwrap_or_else(|e| panic!("--report {}: {e}", self.report_path.display()));
+        let from_file: Value = serde_json::from_str(&file)
+            .unwrap_or_else(|e| panic!("--report {} is not JSON: {e}", self.report_path.display()));
+        assert_eq!(
+            from_file, report,
+            "the --report file differs from the report on stdout"
+        );
+        report
+    }
+
+    fn kill(mut self) {
+        // SIGTERM first so the XDP programs are detached the normal way;
+        // the namespace going away would remove them anyway.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One class of a tree in a stats dump or report.
+pub fn class<'a>(dump: &'a Value, tree: &str, classid: &str) -> &'a Value {
+    let t = tree_of(dump, tree);
+    t["classes"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["classid"] == classid))
+        .unwrap_or_else(|| panic!("no class {classid} in tree {tree}"))
+}
+
+pub fn tree_of<'a>(dump: &'a Value, tree: &str) -> &'a Value {
+    dump["trees"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == tree))
+        .unwrap_or_else(|| panic!("no tree {tree} in {dump}"))
+}
+
+/// A JSON number as u64, panicking with its path when absent.
+pub fn num(v: &Value, what: &str) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{what}: expected a number, got {v}"))
+}
+
+/// Asserts `achieved` is within `pct` % of `promised`, naming the case.
+pub fn assert_near(case: &str, achieved: f64, promised: f64, pct: f64) {
+    let err = (achieved - promised) / promised * 100.0;
+    assert!(
+        err.abs() <= pct,
+        "{case}: achieved {achieved:.2} Mbit/s, HTB promises {promised:.2} (off by {err:+.2} %, allowed ±{pct} %)"
+    );
+}
+
+/// A short line per measured class, for the test log.
+pub struct RateRow<'a> {
+    pub case: &'a str,
+    pub class: &'a str,
+    pub achieved: f64,
+    pub promised: f64,
+}
+
+impl fmt::Display for RateRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<28} {:<5} achieved {:7.2} Mbit/s  promised {:6.2}  ({:+.2} %)",
+            self.case,
+            self.class,
+            self.achieved,
+            self.promised,
+            (self.achieved - self.promised) / self.promised * 100.0
+        )
+    }
+}
