@@ -185,3 +185,13 @@ impl SchedLoad {
         sent
     }
 }
+
+/// Anonymous memory of this process on transparent huge pages, KiB
+/// (`AnonHugePages` of `/proc/self/smaps_rollup`); None where the kernel
+/// doesn't say. The scheduler bench prints it next to
+/// [`Htb::huge_pages`] so a run shows whether the big trees got 2 MiB pages.
+pub fn anon_huge_pages_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = text.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -87,11 +87,9 @@ fn config(lab: &Lab) -> std::path::PathBuf {
         for class in list.iter_mut().filter_map(toml::Value::as_table_mut) {
             classes += 1;
             for key in ["burst", "cburst"] {
-                // A size the config already gives as text (e.g. "20k") is
-                // left alone; the lab config sets none today.
-                if !class.contains_key(key) {
-                    class.insert(key.into(), toml::Value::Integer(MIN_BURST));
-                }
+                // Always the same bytes, whatever spelling the lab config
+                // uses ("15k"), so the check below can read them back.
+                class.insert(key.into(), toml::Value::Integer(MIN_BURST));
             }
             let Some(q) = class.get_mut("qdisc").and_then(toml::Value::as_table_mut) else {
                 continue;

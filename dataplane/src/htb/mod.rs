@@ -36,13 +36,16 @@
 //! the class; rates as configured, bucket sizes in bytes and rare counters
 //! live apart (`Cold`). [`Htb::enqueue_batch`] and [`Htb::dequeue_batch`]
 //! prefetch the lines a batch will touch a few packets ahead of touching
-//! them, so the cache misses of a batch overlap.
+//! them, so the cache misses of a batch overlap. A big tree's per-packet
+//! tables (classes, leaves, packet pool, FQ-CoDel flows) are carved from
+//! one arena (`pool::Arena`) on 2 MiB pages, so its cache misses are not
+//! also TLB misses.
 
 mod list;
 mod wait;
 
 use crate::packet::{DropReason, Dropped, Drops, Packet};
-use crate::pool::{prefetch, prefetch_addr, PacketPool, NIL};
+use crate::pool::{prefetch, table_bytes, Arena, PacketPool, Table, NIL};
 use crate::qdisc::{Backlog, Qdisc, QdiscParams, QdiscStats};
 use crate::rate::{RateCfg, TICKS_PER_NS, TICK_SHIFT};
 use list::{Links, Ring};
@@ -224,15 +227,20 @@ struct Cold {
 /// leaf sends each packet either on its own tokens (a lend, at level 0) or
 /// borrowed, so lends = packets - borrows, and the common case writes no
 /// counter line of its own.
+///
+/// Field order is fixed: the DRR state comes first and the qdisc's
+/// counters (its first fields) fill the rest of the leaf's first cache
+/// line, which every dequeue of the leaf writes; the qdisc's kind state
+/// starts on the second line.
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct Leaf {
-    qdisc: Qdisc,
     quantum: i32,
     /// DRR deficit, one per level the leaf can be served at (Linux keeps
     /// them apart so being served through different lenders doesn't mix
     /// rounds).
     deficit: [i32; MAX_DEPTH],
+    qdisc: Qdisc,
     borrows: u64,
 }
 
@@ -249,14 +257,14 @@ struct Inner {
 /// The scheduler for one tree. Owned by exactly one worker.
 #[derive(Debug)]
 pub struct Htb {
-    hot: Vec<Hot>,
+    hot: Table<Hot>,
     /// Per class: leaf index, or [`INNER`] | inner index. 4 bytes a class,
     /// so it stays in cache when the classes don't.
-    slot: Vec<u32>,
+    slot: Table<u32>,
     cold: Vec<Cold>,
-    leaves: Vec<Leaf>,
+    leaves: Table<Leaf>,
     /// Class index of each leaf.
-    leaf_class: Vec<u32>,
+    leaf_class: Table<u32>,
     inners: Vec<Inner>,
     rows: [[Ring; NUM_PRIO]; MAX_DEPTH],
     /// Bit `level * 8 + prio`: `rows[level][prio]` is not empty. Lowest set
@@ -272,6 +280,10 @@ pub struct Htb {
     /// Latest `now` seen, for `next_deadline` when something can send now.
     now: u64,
     overlimits: u64,
+    /// The per-packet tables (`hot`, `slot`, `leaves`, `leaf_class`, the
+    /// pool, FQ-CoDel flow tables) are in a mapping the kernel accepted
+    /// `MADV_HUGEPAGE` for (see `pool::Arena`).
+    huge_pages: bool,
 }
 
 impl Htb {
@@ -288,6 +300,12 @@ impl Htb {
         }
         let mut has_children = vec![false; n];
         let mut depth = vec![0usize; n];
+        // Everything a packet touches goes in one arena (on huge pages when
+        // the tree is big enough for it to matter): add up what it holds.
+        let mut leaf_count = 0;
+        let mut arena_bytes = PacketPool::arena_bytes(spec.pool_capacity)
+            + table_bytes::<Hot>(n)
+            + table_bytes::<u32>(n);
         for (i, c) in spec.classes.iter().enumerate() {
             let class = i as u32;
             if let Some(p) = c.parent {
@@ -296,6 +314,10 @@ impl Htb {
                 }
                 has_children[p as usize] = true;
                 depth[i] = depth[p as usize] + 1;
+            }
+            if let Some(q) = &c.qdisc {
+                leaf_count += 1;
+                arena_bytes += Qdisc::arena_bytes(q);
             }
             if usize::from(c.prio) >= NUM_PRIO {
                 return Err(SpecError::BadPrio { class });
@@ -307,11 +329,15 @@ impl Htb {
                 return Err(SpecError::CeilBelowRate { class });
             }
         }
+        // Leaves are counted by qdisc here; a spec that gives an inner class
+        // a qdisc or a leaf none is refused below, so this only sizes.
+        arena_bytes += table_bytes::<Leaf>(leaf_count) + table_bytes::<u32>(leaf_count);
+        let mut arena = Arena::with_capacity(arena_bytes);
         let mut hot = Vec::with_capacity(n);
         let mut cold = Vec::with_capacity(n);
         let mut slot = Vec::with_capacity(n);
-        let mut leaves = Vec::new();
-        let mut leaf_class = Vec::new();
+        let mut leaves = Vec::with_capacity(leaf_count);
+        let mut leaf_class = Vec::with_capacity(leaf_count);
         let mut inners = Vec::new();
         for (i, c) in spec.classes.iter().enumerate() {
             let class = i as u32;
@@ -343,7 +369,7 @@ impl Htb {
                 let seed = spec.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 slot.push(leaves.len() as u32);
                 leaves.push(Leaf {
-                    qdisc: Qdisc::new(q, seed),
+                    qdisc: Qdisc::new_in(q, seed, &mut arena),
                     quantum,
                     deficit: [0; MAX_DEPTH],
                     borrows: 0,
@@ -377,16 +403,24 @@ impl Htb {
                 overlimits: 0,
             });
         }
+        let pool = PacketPool::new_in(spec.pool_capacity, &mut arena);
+        let links = Links::new(leaves.len(), inners.len());
+        let hot = Table::from_vec(&mut arena, hot);
+        let slot = Table::from_vec(&mut arena, slot);
+        let leaves = Table::from_vec(&mut arena, leaves);
+        let leaf_class = Table::from_vec(&mut arena, leaf_class);
+        debug_assert_eq!(arena.spilled(), 0, "arena sized too small");
         Ok(Htb {
-            links: Links::new(leaves.len(), inners.len()),
+            links,
             rows: [[Ring::EMPTY; NUM_PRIO]; MAX_DEPTH],
             row_mask: 0,
             wait: WaitQueue::new(n),
-            pool: PacketPool::new(spec.pool_capacity),
+            pool,
             backlog: Backlog::default(),
             link: RateCfg::new(1, spec.overhead, spec.mpu),
             now,
             overlimits: 0,
+            huge_pages: arena.huge_pages(),
             hot,
             slot,
             cold,
@@ -410,6 +444,12 @@ impl Htb {
         };
         let before_drops = drops.len();
         let q = &mut self.leaves[leaf].qdisc;
+        // A leaf is active (hangs in a row or feed) exactly while its qdisc
+        // holds packets, so the qdisc's backlog, which the enqueue reads
+        // anyway, says whether this packet activates it: the class's own
+        // line is only needed then (with 100,000 classes it is a miss).
+        let was_empty = q.backlog().packets == 0;
+        debug_assert_eq!(was_empty, self.hot[class as usize].prio_activity == 0);
         #[cfg(debug_assertions)]
         let before = q.backlog();
         q.enqueue(&mut self.pool, packet, now, drops);
@@ -425,7 +465,7 @@ impl Htb {
         let q = &self.leaves[leaf].qdisc;
         #[cfg(debug_assertions)]
         check_backlog(before, q.backlog(), Some(&packet), None, dropped);
-        if self.hot[class as usize].prio_activity == 0 && q.backlog().packets > 0 {
+        if was_empty && q.backlog().packets > 0 {
             self.activate(class);
         }
     }
@@ -437,9 +477,9 @@ impl Htb {
     /// worker's rx batches; any length works.
     pub fn enqueue_batch(&mut self, items: &[(u32, Packet)], now: u64, drops: &mut Drops) {
         // A software pipeline: while item j is enqueued, item j + AHEAD has
-        // its flow prefetched (which reads its qdisc's first line, fetched
-        // AHEAD items earlier) and item j + 2 * AHEAD its class and qdisc
-        // lines. A steady trickle keeps the CPU's miss buffers busy without
+        // its flow prefetched (which reads its qdisc's lines, fetched AHEAD
+        // items earlier) and, if its leaf is empty so the enqueue will
+        // activate it, its class line; item j + 2 * AHEAD its qdisc lines. A steady trickle keeps the CPU's miss buffers busy without
         // overflowing them; prefetching the whole batch in one burst fills
         // them and then stalls on the prefetches themselves (measured: 140
         // against 105 ns a packet for the enqueue half at 100,000 classes).
@@ -447,13 +487,16 @@ impl Htb {
         for i in 0..n + 2 * AHEAD {
             if let Some(&(class, _)) = items.get(i) {
                 if let Some(leaf) = self.leaf_index(class) {
-                    prefetch(&self.hot[class as usize]);
-                    prefetch_leaf(&self.leaves[leaf]);
+                    self.leaves[leaf].qdisc.prefetch_enqueue_state();
                 }
             }
             if let Some(&(class, packet)) = i.checked_sub(AHEAD).and_then(|j| items.get(j)) {
                 if let Some(leaf) = self.leaf_index(class) {
-                    self.leaves[leaf].qdisc.prefetch_enqueue(packet.hash);
+                    let q = &self.leaves[leaf].qdisc;
+                    q.prefetch_enqueue(packet.hash);
+                    if q.backlog().packets == 0 {
+                        prefetch(&self.hot[class as usize]);
+                    }
                 }
             }
             if let Some(&(class, packet)) = i.checked_sub(2 * AHEAD).and_then(|j| items.get(j)) {
@@ -532,6 +575,15 @@ impl Htb {
 
     pub fn backlog(&self) -> Backlog {
         self.backlog
+    }
+
+    /// Whether the tree's per-packet tables sit in a mapping the kernel
+    /// accepted `MADV_HUGEPAGE` for. Small trees (under 8 MiB of tables)
+    /// stay on the ordinary heap and say false; so does a kernel without
+    /// transparent huge pages. Whether huge pages were actually found is
+    /// the kernel's to say (`AnonHugePages` in `/proc/<pid>/smaps`).
+    pub fn huge_pages(&self) -> bool {
+        self.huge_pages
     }
 
     pub fn class_count(&self) -> u32 {
@@ -729,7 +781,11 @@ impl Htb {
         for i in 0..next.len() + 2 * AHEAD {
             if let Some(&leaf) = next.get(i) {
                 prefetch(&self.hot[self.leaf_class[leaf as usize] as usize]);
-                prefetch_leaf(&self.leaves[leaf as usize]);
+                // The leaf's first line (DRR state) and the qdisc's lines a
+                // dequeue reads, which start in it.
+                let l = &self.leaves[leaf as usize];
+                prefetch(l);
+                l.qdisc.prefetch_dequeue_state();
             }
             if let Some(&leaf) = i.checked_sub(AHEAD).and_then(|j| next.get(j)) {
                 let q = &self.leaves[leaf as usize].qdisc;
@@ -1064,17 +1120,6 @@ const AHEAD: usize = 4;
 
 /// How many classes ahead [`Htb::dequeue_batch`] prefetches.
 const PREFETCH_TURNS: usize = 32;
-
-/// The lines of a leaf an enqueue or dequeue reads: the qdisc's state and,
-/// after it, the DRR state and counters.
-#[inline]
-fn prefetch_leaf(leaf: &Leaf) {
-    let base = (leaf as *const Leaf).cast::<u8>();
-    // Leaf is 64-byte aligned: one prefetch per line of it.
-    for offset in (0..std::mem::size_of::<Leaf>()).step_by(64) {
-        prefetch_addr(base.wrapping_add(offset));
-    }
-}
 
 /// Take dropped packets out of the tree's backlog.
 #[inline]

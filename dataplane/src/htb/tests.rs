@@ -722,3 +722,37 @@ mod batch_props {
         }
     }
 }
+
+/// The cache-line plan of a leaf with an fq_codel (see `Leaf`, `Qdisc` and
+/// `FqCodel`): an enqueue reads lines 1 and 2 of the leaf and a dequeue
+/// lines 0..=3, out of 5. A field added in the wrong place shows up here, not as
+/// a slower benchmark.
+#[test]
+fn fq_codel_leaf_cache_lines() {
+    let params = QdiscParams::FqCodel(crate::qdisc::FqCodelParams::default());
+    let q = Qdisc::new(&params, 1);
+    let (kind, enqueue_end, dequeue_end) = q.hot_spans();
+    let at = std::mem::offset_of!(Leaf, qdisc);
+    assert_eq!(std::mem::align_of::<Leaf>(), 64);
+    // DRR state and the qdisc's counters share line 0; the kind starts line 1.
+    assert!(std::mem::offset_of!(Leaf, deficit) + 4 * MAX_DEPTH <= at);
+    assert_eq!(at + kind, 64);
+    assert!(
+        at + enqueue_end <= 3 * 64,
+        "enqueue reads {}",
+        at + enqueue_end
+    );
+    assert!(
+        at + dequeue_end <= 4 * 64,
+        "dequeue reads {}",
+        at + dequeue_end
+    );
+}
+
+/// A tree is built on the control thread and handed to its worker: its
+/// arena-backed tables must keep it `Send`.
+#[test]
+fn a_tree_can_move_to_its_worker() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Htb>();
+}

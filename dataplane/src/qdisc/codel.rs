@@ -202,8 +202,12 @@ fn exact_inv_sqrt(count: u32) -> u32 {
     isqrt_u128((1u128 << 64) / u128::from(count)) as u32
 }
 
-/// CoDel counters, one set per qdisc.
+/// CoDel counters, one set per qdisc. `maxpacket`, which every dequeue
+/// updates, comes first (`repr(C)`) so a user can place it in a cache line
+/// it reads anyway (FQ-CoDel does); the others change only on a drop or
+/// mark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct CodelStats {
     /// Largest packet seen at dequeue, bytes.
     pub maxpacket: u32,
@@ -254,7 +258,11 @@ fn should_drop(
         return false;
     };
     *ldelay = now.saturating_sub(packet.enqueued_at);
-    stats.maxpacket = stats.maxpacket.max(packet.len);
+    // A store only when it grows: FQ-CoDel keeps this counter in a line
+    // its dequeue otherwise only reads.
+    if packet.len > stats.maxpacket {
+        stats.maxpacket = packet.len;
+    }
     if *ldelay < params.target || backlog <= u64::from(params.mtu) {
         // Went (or stayed) below: it must stay above for a whole interval
         // again before we drop.

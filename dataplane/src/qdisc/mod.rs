@@ -2,7 +2,7 @@
 //!
 //! Each kind keeps its parameters, state and statistics apart (as Linux's
 //! `codel.h` does) and all of them store packets in the tree's shared
-//! [`PacketPool`] through [`PacketList`]s, so no kind allocates per packet.
+//! [`PacketPool`] through [`PacketList`](crate::pool::PacketList)s, so no kind allocates per packet.
 //!
 //! Contract every kind honours:
 //! - `enqueue` takes ownership of the packet; it is either queued or pushed
@@ -22,7 +22,7 @@ pub mod red;
 pub mod sfq;
 
 use crate::packet::{DropReason, Drops, Packet};
-use crate::pool::PacketPool;
+use crate::pool::{prefetch_range, Arena, PacketPool};
 
 pub use fifo::Fifo;
 pub use fq_codel::FqCodel;
@@ -250,7 +250,11 @@ pub struct QdiscStats {
     pub kind: KindStats,
 }
 
+/// `repr(u8)`: the tag is one byte at the start and every kind's state
+/// follows at a fixed offset, so the hot fields of a kind's state land in
+/// known cache lines of an HTB leaf (see `FqCodel`'s field order).
 #[derive(Debug)]
+#[repr(u8)]
 enum Kind {
     Fifo(Fifo),
     Sfq(Sfq),
@@ -259,29 +263,48 @@ enum Kind {
 }
 
 /// A leaf qdisc of any kind. Enum dispatch: no vtable, no box per leaf.
+///
+/// `repr(C)`, counters first: an HTB leaf puts its DRR state and these
+/// counters in one cache line, which a dequeue writes anyway, and the
+/// kind's state starts on the next.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Qdisc {
-    kind: Kind,
     bytes: u64,
     packets: u64,
     drops: u64,
+    kind: Kind,
 }
 
 impl Qdisc {
     /// `seed` seeds the kind's hash perturbation / RNG, so runs are
     /// reproducible when the caller wants them to be.
     pub fn new(params: &QdiscParams, seed: u64) -> Qdisc {
+        Qdisc::new_in(params, seed, &mut Arena::heap())
+    }
+
+    /// [`Qdisc::new`] with the kind's large tables (FQ-CoDel's flows)
+    /// carved from the tree's `arena`.
+    pub(crate) fn new_in(params: &QdiscParams, seed: u64, arena: &mut Arena) -> Qdisc {
         let kind = match params {
             QdiscParams::Fifo(limit) => Kind::Fifo(Fifo::new(*limit)),
             QdiscParams::Sfq(p) => Kind::Sfq(Sfq::new(p, seed)),
             QdiscParams::Red(p) => Kind::Red(Red::new(p, seed)),
-            QdiscParams::FqCodel(p) => Kind::FqCodel(FqCodel::new(p, seed)),
+            QdiscParams::FqCodel(p) => Kind::FqCodel(FqCodel::new_in(p, seed, arena)),
         };
         Qdisc {
             kind,
             bytes: 0,
             packets: 0,
             drops: 0,
+        }
+    }
+
+    /// Bytes of arena [`Qdisc::new_in`] takes for `params` (an upper bound).
+    pub(crate) fn arena_bytes(params: &QdiscParams) -> usize {
+        match params {
+            QdiscParams::FqCodel(p) => FqCodel::arena_bytes(p),
+            QdiscParams::Fifo(_) | QdiscParams::Sfq(_) | QdiscParams::Red(_) => 0,
         }
     }
 
@@ -294,7 +317,12 @@ impl Qdisc {
             Kind::Red(q) => q.enqueue(pool, packet, now, drops),
             Kind::FqCodel(q) => q.enqueue(pool, packet, now, drops),
         }
-        self.drops += (drops.len() - before) as u64;
+        // Only written when something was dropped: an enqueue then leaves
+        // the counters' cache line alone.
+        let dropped = drops.len() - before;
+        if dropped != 0 {
+            self.drops += dropped as u64;
+        }
     }
 
     #[inline]
@@ -374,9 +402,64 @@ impl Qdisc {
     }
 }
 
+/// Where the kind (its tag) starts in a [`Qdisc`].
+const KIND_AT: usize = std::mem::offset_of!(Qdisc, kind);
+/// Where FQ-CoDel's state starts: after the one-byte tag, at its alignment
+/// (`Kind` is `repr(u8)`: each variant is laid out as a `repr(C)` struct
+/// of the tag and the payload).
+const FQ_CODEL_AT: usize = KIND_AT + std::mem::align_of::<FqCodel>();
+/// End of what an FQ-CoDel enqueue / dequeue reads, from the qdisc's start.
+const ENQUEUE_END: usize = FQ_CODEL_AT + fq_codel::ENQUEUE_STATE_END;
+const DEQUEUE_END: usize = FQ_CODEL_AT + fq_codel::DEQUEUE_STATE_END;
+
 /// Prefetch hooks for the batched HTB paths (`Htb::enqueue_batch` /
 /// `dequeue_batch`): only FQ-CoDel has per-flow state worth warming.
 impl Qdisc {
+    /// Start loading the lines of this qdisc an enqueue reads: the kind tag
+    /// and FQ-CoDel's state up to its enqueue-only fields (the span is
+    /// FQ-CoDel's, the kind the batched paths are tuned for; for the other
+    /// kinds it is a hint that covers most of their state). Computed from
+    /// constants: reading the tag first would wait for the very miss the
+    /// prefetch is meant to start.
+    #[inline]
+    pub(crate) fn prefetch_enqueue_state(&self) {
+        let base = (self as *const Qdisc).cast::<u8>();
+        prefetch_range(base.wrapping_add(KIND_AT), base.wrapping_add(ENQUEUE_END));
+    }
+
+    /// Start loading the lines of this qdisc a dequeue reads: the counters,
+    /// the kind tag and FQ-CoDel's state up to `maxpacket` (as above).
+    #[inline]
+    pub(crate) fn prefetch_dequeue_state(&self) {
+        let base = (self as *const Qdisc).cast::<u8>();
+        prefetch_range(base, base.wrapping_add(DEQUEUE_END));
+    }
+
+    /// Offsets from the start of this qdisc of: its kind state (the tag),
+    /// the end of what an enqueue reads, the end of what a dequeue reads
+    /// (what the prefetches above cover).
+    #[cfg(test)]
+    pub(crate) fn hot_spans(&self) -> (usize, usize, usize) {
+        let base = self as *const Qdisc as usize;
+        let kind = std::ptr::addr_of!(self.kind) as usize - base;
+        match &self.kind {
+            Kind::FqCodel(q) => {
+                let state = q as *const FqCodel as usize - base;
+                assert_eq!(state, KIND_AT + std::mem::align_of::<FqCodel>());
+                (
+                    kind,
+                    state + fq_codel::ENQUEUE_STATE_END,
+                    state + fq_codel::DEQUEUE_STATE_END,
+                )
+            }
+            _ => (
+                kind,
+                std::mem::size_of::<Qdisc>(),
+                std::mem::size_of::<Qdisc>(),
+            ),
+        }
+    }
+
     #[inline]
     pub(crate) fn prefetch_enqueue(&self, hash: u32) {
         if let Kind::FqCodel(q) = &self.kind {
