@@ -109,8 +109,14 @@ pub fn top_screen(stats: &Value, prev: Option<&Value>) -> String {
     let trees = stats["trees"].as_array().unwrap_or(&empty);
     for (ti, t) in trees.iter().enumerate() {
         let f = &t["frames"];
+        let soj = &t["sojourn"];
+        let delay = |key: &str| match soj[key].as_u64() {
+            Some(ns) if ns >= 1_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+            Some(ns) => format!("{:.0}us", ns as f64 / 1e3),
+            None => "-".to_string(),
+        };
         s.push_str(&format!(
-            "tree {} ({} {}, worker {}): received {} sent {} dropped {} queued {}\n",
+            "tree {} ({} {}, worker {}): received {} sent {} dropped {} queued {}, sojourn p50 ≤ {} p99 ≤ {}\n",
             t["name"].as_str().unwrap_or("?"),
             t["pair"].as_str().unwrap_or("?"),
             t["direction"].as_str().unwrap_or("?"),
@@ -119,6 +125,8 @@ pub fn top_screen(stats: &Value, prev: Option<&Value>) -> String {
             u(&f["sent"]),
             u(&f["dropped_total"]),
             u(&f["queued"]),
+            delay("p50_ns_at_most"),
+            delay("p99_ns_at_most"),
         ));
         s.push_str(&format!(
             "  {:<8} {:<12} {:>4} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>6}\n",

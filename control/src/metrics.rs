@@ -350,6 +350,44 @@ impl Collector for StatsCollector {
                 .collect(),
         )?;
 
+        // Sojourn: log2 buckets of ns (bucket i holds times up to 2^i - 1
+        // ns), as a Prometheus histogram in seconds.
+        let mut hist = enc.encode_descriptor(
+            "weir_tree_sojourn_seconds",
+            "Time sent packets waited in the tree (enqueue to dequeue).",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for t in &trees {
+            let soj = &t["sojourn"];
+            let Some(counts) = soj["buckets"].as_array() else {
+                continue;
+            };
+            // Per-bucket counts: the encoder accumulates them, and writes
+            // `+Inf` for an upper bound of f64::MAX.
+            let buckets: Vec<(f64, u64)> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let upper = weir_dataplane::shaper::Sojourn::upper_ns(i);
+                    let le = if upper == u64::MAX {
+                        f64::MAX
+                    } else {
+                        upper as f64 / 1e9
+                    };
+                    (le, u(n))
+                })
+                .collect();
+            let labels = tree_label(t);
+            hist.encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    u(&soj["sum_ns"]) as f64 / 1e9,
+                    u(&soj["count"]),
+                    &buckets,
+                    None,
+                )?;
+        }
+
         let workers: Vec<&Value> = stats["workers"].as_array().into_iter().flatten().collect();
         let wl = |w: &Value| {
             vec![
@@ -591,6 +629,9 @@ mod tests {
     #[test]
     fn renders_classes_leaves_trees_workers_interfaces() {
         let p = Published::default();
+        let mut sojourn = vec![0u64; weir_dataplane::shaper::SOJOURN_BUCKETS];
+        sojourn[3] = 1; // 5 ns
+        sojourn[23] = 1; // 5 ms
         assert_eq!(
             render(&p).trim(),
             "# EOF",
@@ -599,6 +640,7 @@ mod tests {
         p.set(serde_json::json!({
             "trees": [{"name": "up", "direction": "upload",
                 "frames": {"received": 10, "sent": 7, "queued": 1, "dropped": {"queue_limit": 2}},
+                "sojourn": {"count": 2, "sum_ns": 5_000_005, "buckets": sojourn},
                 "classes": [{"classid": "1:10", "name": "high", "bytes": 1500, "packets": 1, "drops": 2,
                     "overlimits": 3, "lended": 1, "borrowed": 0, "backlog": 100, "qlen": 1, "tokens": -5,
                     "ctokens": 7, "rate": 125, "ceil": 250, "rate_est": 1000,
@@ -618,6 +660,9 @@ mod tests {
             "weir_interface_rx_bytes_total{interface=\"weir-in\"} 42",
             "weir_xdp_redirected_total{interface=\"weir-in\"} 10",
             "# TYPE weir_class_backlog_bytes gauge",
+            "# TYPE weir_tree_sojourn_seconds histogram",
+            "weir_tree_sojourn_seconds_count{tree=\"up\",direction=\"upload\"} 2",
+            "weir_tree_sojourn_seconds_bucket{le=\"+Inf\",tree=\"up\",direction=\"upload\"} 2",
         ] {
             assert!(text.contains(needle), "missing {needle}:\n{text}");
         }

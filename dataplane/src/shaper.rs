@@ -89,6 +89,52 @@ impl FrameCounters {
     }
 }
 
+/// Buckets of [`Sojourn`]: bucket `i` counts times below 2^i ns (bucket 0:
+/// 0 ns); the last one also takes everything longer (2^39 ns ≈ 9 min).
+pub const SOJOURN_BUCKETS: usize = 40;
+
+/// How long sent packets waited in the tree (enqueue to dequeue), as a
+/// log2 histogram: one add and one leading-zero count per packet, no
+/// floating point, and exact enough for p50/p99 to a factor of two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sojourn {
+    pub buckets: [u64; SOJOURN_BUCKETS],
+    pub count: u64,
+    pub sum_ns: u64,
+}
+
+impl Default for Sojourn {
+    fn default() -> Sojourn {
+        Sojourn {
+            buckets: [0; SOJOURN_BUCKETS],
+            count: 0,
+            sum_ns: 0,
+        }
+    }
+}
+
+impl Sojourn {
+    /// The bucket of a sojourn of `ns`.
+    pub fn bucket(ns: u64) -> usize {
+        ((u64::BITS - ns.leading_zeros()) as usize).min(SOJOURN_BUCKETS - 1)
+    }
+
+    /// Upper bound of bucket `i` in ns (`u64::MAX` for the last).
+    pub fn upper_ns(i: usize) -> u64 {
+        if i + 1 >= SOJOURN_BUCKETS {
+            u64::MAX
+        } else {
+            (1u64 << i).saturating_sub(1)
+        }
+    }
+
+    fn record(&mut self, ns: u64) {
+        self.buckets[Self::bucket(ns)] += 1;
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+}
+
 pub struct Shaper {
     classifier: Classifier,
     htb: Htb,
@@ -96,6 +142,7 @@ pub struct Shaper {
     default_class: u32,
     malformed: MalformedPolicy,
     counters: FrameCounters,
+    sojourn: Sojourn,
     /// Reused by [`Shaper::enqueue_batch`]: classified packets of one batch.
     batch: Vec<(u32, Packet)>,
 }
@@ -124,6 +171,7 @@ impl Shaper {
             default_class: spec.default_class,
             malformed: spec.malformed,
             counters: FrameCounters::default(),
+            sojourn: Sojourn::default(),
             batch: Vec::new(),
         })
     }
@@ -174,9 +222,13 @@ impl Shaper {
     /// on the wire, as for `dequeue`.
     pub fn dequeue_batch(&mut self, now: u64, out: &mut Vec<Packet>, max: usize) -> usize {
         let before = self.drops.len();
+        let first = out.len();
         let n = self.htb.dequeue_batch(now, out, max, &mut self.drops);
         self.count_new_drops(before);
         self.counters.sent += n as u64;
+        for p in &out[first..] {
+            self.sojourn.record(now.saturating_sub(p.enqueued_at));
+        }
         n
     }
 
@@ -212,8 +264,9 @@ impl Shaper {
         let before = self.drops.len();
         let packet = self.htb.dequeue(now, &mut self.drops);
         self.count_new_drops(before);
-        if packet.is_some() {
+        if let Some(p) = &packet {
             self.counters.sent += 1;
+            self.sojourn.record(now.saturating_sub(p.enqueued_at));
         }
         packet
     }
@@ -227,6 +280,11 @@ impl Shaper {
     /// fill ring.
     pub fn take_drops(&mut self) -> std::vec::Drain<'_, Dropped> {
         self.drops.drain()
+    }
+
+    /// How long the packets sent so far waited in the tree.
+    pub fn sojourn(&self) -> &Sojourn {
+        &self.sojourn
     }
 
     pub fn counters(&self) -> FrameCounters {
@@ -262,6 +320,27 @@ impl Shaper {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sojourn_buckets_are_powers_of_two() {
+        assert_eq!(Sojourn::bucket(0), 0);
+        assert_eq!(Sojourn::bucket(1), 1);
+        assert_eq!(Sojourn::bucket(1023), 10);
+        assert_eq!(Sojourn::bucket(1024), 11);
+        assert_eq!(Sojourn::bucket(u64::MAX), SOJOURN_BUCKETS - 1);
+        for ns in [0u64, 1, 2, 3, 999, 1 << 20, (1 << 30) + 5] {
+            let b = Sojourn::bucket(ns);
+            assert!(ns <= Sojourn::upper_ns(b), "{ns} in bucket {b}");
+            if b > 0 {
+                assert!(ns > Sojourn::upper_ns(b - 1), "{ns} above bucket {}", b - 1);
+            }
+        }
+        let mut s = Sojourn::default();
+        s.record(5);
+        s.record(5_000_000);
+        assert_eq!((s.count, s.sum_ns), (2, 5_000_005));
+        assert_eq!(s.buckets.iter().sum::<u64>(), 2);
+    }
+
     use super::*;
     use crate::htb::ClassSpec;
     use crate::qdisc::{FifoLimit, QdiscParams};

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 use weir_dataplane::packet::DropReason;
 use weir_dataplane::qdisc::{KindStats, QdiscStats};
-use weir_dataplane::shaper::FrameCounters;
+use weir_dataplane::shaper::{FrameCounters, Sojourn};
 use weir_xdp::run::{InterfaceSnapshot, ShutdownReport, Snapshot, TreeSnapshot, WorkerSnapshot};
 
 use crate::config::{Config, Tree};
@@ -141,6 +141,16 @@ fn tree_json(
         })
         .collect();
     let core = snap.workers.get(t.worker).and_then(|w| w.core);
+    let soj = &t.sojourn;
+    // The upper bound of the bucket holding the q-th quantile.
+    let quantile = |q: f64| -> Option<u64> {
+        let rank = (soj.count as f64 * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        soj.buckets.iter().enumerate().find_map(|(i, n)| {
+            seen += n;
+            (seen >= rank && soj.count > 0).then(|| Sojourn::upper_ns(i))
+        })
+    };
     json!({
         "name": t.name,
         "pair": t.pair,
@@ -148,6 +158,13 @@ fn tree_json(
         "worker": t.worker,
         "core": core,
         "frames": frames_json(&t.frames),
+        "sojourn": {
+            "count": soj.count,
+            "sum_ns": soj.sum_ns,
+            "p50_ns_at_most": quantile(0.5),
+            "p99_ns_at_most": quantile(0.99),
+            "buckets": soj.buckets.to_vec(),
+        },
         "classes": classes,
     })
 }

@@ -126,6 +126,8 @@ pub struct TreeSnapshot {
     pub classes: Vec<ClassStats>,
     /// Index = class index; `None` for inner classes.
     pub qdiscs: Vec<Option<QdiscStats>>,
+    /// How long sent packets waited in the tree.
+    pub sojourn: weir_dataplane::shaper::Sojourn,
 }
 
 /// Kernel-side statistics of AF_XDP sockets (`XDP_STATISTICS`), summed over

@@ -935,6 +935,7 @@ impl Worker {
                         frames: t.shaper.counters(),
                         classes: (0..n).map(|c| htb.class_stats(c)).collect(),
                         qdiscs: (0..n).map(|c| htb.qdisc_stats(c)).collect(),
+                        sojourn: t.shaper.sojourn().clone(),
                     },
                 )
             })
