@@ -154,3 +154,119 @@ fn invalid_reload_is_refused_and_the_old_config_keeps_shaping() {
     lab::assert_near("1:10 alone, after a refused reload", after, 60.0, 3.0);
     assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
 }
+
+/// GET /metrics from inside the gw namespace (weir serves loopback only),
+/// with bash's /dev/tcp so the test needs no HTTP client.
+fn scrape(lab: &Lab) -> String {
+    let gw = lab.ns_gw();
+    let script = "exec 3<>/dev/tcp/127.0.0.1/9469 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+    lab::run_ok(
+        &["ip", "netns", "exec", &gw, "bash", "-c", script],
+        Duration::from_secs(10),
+    )
+}
+
+/// The value of the sample `name{labels}` in an exposition.
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name_and_labels} in:\n{text}"))
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn metrics_agree_with_host_b_and_the_api_is_root_only() {
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("mt");
+    let cfg = config(&lab);
+    lab.start_weir(&cfg);
+    // 20 Mbit/s of EF for 4 s: under 1:10's rate, so nothing is dropped
+    // and every frame weir sends reaches B.
+    let limit = Duration::from_secs(30);
+    let server = lab.iperf3_server(Host::B, 5302, limit);
+    let client = lab.iperf3_client(
+        Host::A,
+        5302,
+        &["-u", "-b", "20M", "-l", "1472", "-t", "4", "--dscp", "EF"],
+        limit,
+    );
+    let out = client.wait_with_output().expect("iperf3 client");
+    assert!(out.status.success(), "iperf3 client failed");
+    let report = server.finish();
+    // Every datagram B's iperf3 received, summed over its intervals.
+    let payload: f64 = report["intervals"]
+        .as_array()
+        .expect("iperf3 server intervals")
+        .iter()
+        .map(|i| i["sum"]["bytes"].as_f64().unwrap_or(0.0))
+        .sum();
+    let frames_at_b = payload / 1472.0 * 1514.0;
+    // The tick publishes once a second: wait for one after the flow.
+    thread::sleep(Duration::from_millis(2200));
+    let text = scrape(&lab);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let sent = sample(
+        &text,
+        "weir_class_bytes_total{tree=\"up\",class=\"1:10\",name=\"high\"}",
+    );
+    let err = (sent - frames_at_b) / frames_at_b * 100.0;
+    eprintln!("1:10 sent {sent} bytes, B received {frames_at_b:.0} frame bytes ({err:+.3} %)");
+    assert!(
+        err.abs() <= 1.0,
+        "weir says {sent}, B got {frames_at_b:.0} ({err:+.2} %)"
+    );
+    assert!(
+        text.contains("# TYPE weir_tree_sojourn_seconds histogram"),
+        "{text}"
+    );
+
+    // The HTTP listener is read-only: anything but GET /metrics is a 404.
+    let gw = lab.ns_gw();
+    let post = lab::run_ok(
+        &[
+            "ip", "netns", "exec", &gw, "bash", "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/9469 && printf 'POST /class HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(post.starts_with("HTTP/1.1 404"), "{post}");
+
+    // The API socket is root's: `nobody` can't even connect.
+    let sock = lab.path("weir.sock");
+    let sock = sock.to_str().expect("UTF-8 path");
+    let denied = lab::run_limited(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            lab::weir_bin(),
+            "show",
+            "class",
+            "--socket",
+            sock,
+        ],
+        Duration::from_secs(10),
+    );
+    let err_text = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(
+        denied.status.code(),
+        Some(1),
+        "nobody got an answer: {err_text}"
+    );
+    assert!(err_text.contains("Permission denied"), "{err_text}");
+    // Root can.
+    let shown = weir_cli(&lab, &["show", "class"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("class htb 1:10"));
+    let report = lab.stop_weir();
+    assert_eq!(report["accounting"]["balanced"], true);
+}
