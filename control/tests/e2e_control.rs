@@ -270,3 +270,83 @@ fn metrics_agree_with_host_b_and_the_api_is_root_only() {
     let report = lab.stop_weir();
     assert_eq!(report["accounting"]["balanced"], true);
 }
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn reload_adding_and_removing_classes_drops_nothing_of_untouched_classes() {
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("rb");
+    let cfg = config(&lab);
+    lab.start_weir(&cfg);
+    let good = std::fs::read_to_string(&cfg).expect("config");
+    // The new file: tree up loses 1:20 (and its AF41 filter now points at a
+    // new 1:40); 1:10, 1:30 and tree down are untouched.
+    let start = good
+        .find("[[tree.up.class]]\nid = \"1:20\"")
+        .expect("1:20 of tree up");
+    let end = start
+        + good[start..]
+            .find("[[tree.up.class]]\nid = \"1:30\"")
+            .expect("1:30 after 1:20");
+    let mut edited = format!("{}{}", &good[..start], &good[end..]);
+    edited = edited.replacen("flowid = \"1:20\"", "flowid = \"1:40\"", 1);
+    edited = edited.replacen(
+        "[tree.down]",
+        "[[tree.up.class]]\nid = \"1:40\"\nname = \"new\"\nparent = \"1:1\"\nrate = \"10mbit\"\nqdisc = { kind = \"pfifo\" }\n\n[tree.down]",
+        1,
+    );
+    // 20 Mbit/s of EF: below 1:10's rate, so the flow itself drops nothing
+    // and every loss would be the reload's.
+    let limit = Duration::from_secs(30);
+    let server = lab.iperf3_server(Host::B, 5303, limit);
+    let client = lab.iperf3_client(
+        Host::A,
+        5303,
+        &["-u", "-b", "20M", "-l", "1472", "-t", "6", "--dscp", "EF"],
+        limit,
+    );
+    thread::sleep(Duration::from_secs(3));
+    std::fs::write(&cfg, &edited).expect("write the new file");
+    let answer = weir_cli(&lab, &["reload"]);
+    let said = String::from_utf8_lossy(&answer.stdout).to_string();
+    assert!(
+        answer.status.success(),
+        "reload failed: {}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(said.contains("rebuilt: tree up"), "{said}");
+    let out = client.wait_with_output().expect("iperf3 client");
+    assert!(out.status.success(), "iperf3 client failed");
+    let json = server.finish();
+    let (mut received, mut lost) = (0u64, 0u64);
+    for i in json["intervals"].as_array().expect("intervals") {
+        received += i["sum"]["packets"].as_u64().unwrap_or(0);
+        lost += i["sum"]["lost_packets"].as_u64().unwrap_or(0);
+    }
+    let stats = lab.weir().stats();
+    let report = lab.stop_weir();
+    eprintln!("{said}B received {received} datagrams, lost {lost}");
+    assert!(received > 5_000, "the flow ran: {received}");
+    assert_eq!(lost, 0, "datagrams of the untouched class 1:10 were lost");
+    let up = lab::tree_of(&stats, "up");
+    assert_eq!(
+        lab::num(&up["frames"]["dropped_total"], "dropped_total"),
+        0,
+        "{up}"
+    );
+    assert_eq!(up["frames"]["balanced"], true);
+    // The rebuilt tree has the new class and not the old one.
+    let ids: Vec<&str> = up["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .filter_map(|c| c["classid"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["1:1", "1:10", "1:30", "1:40"], "{up}");
+    assert_eq!(report["accounting"]["balanced"], true);
+    assert_eq!(report["accounting"]["umem_accounted"], true);
+}

@@ -282,6 +282,54 @@ impl Shaper {
         self.drops.drain()
     }
 
+    /// Hand everything over to `next`, a shaper built for a new
+    /// configuration of this tree, and return it (a reload that adds or
+    /// removes classes). Every queued packet of leaf `c` is queued again in
+    /// `next`'s leaf `map[c]`, in its old queue order, or dropped as
+    /// `Flushed` when `map[c]` is None or not a leaf of `next` (its class is
+    /// gone); drops not yet taken move along. The frame counters carry
+    /// over, so `received == sent + dropped + queued` keeps holding across
+    /// the swap; class and qdisc statistics start from zero, as a new tc
+    /// class's do. Re-queued packets count their sojourn from `now`.
+    pub fn migrate_into(&mut self, mut next: Shaper, map: &[Option<u32>], now: u64) -> Shaper {
+        // `next` is fresh: nothing in its drops yet. Everything the move
+        // drops lands there and is counted once, below.
+        next.drops.clear();
+        let mut moved = Drops::with_capacity(256);
+        for class in 0..self.htb.class_count() {
+            if !self.htb.is_leaf(class) {
+                continue;
+            }
+            moved.clear();
+            self.htb.flush_class(class, &mut moved);
+            let target = map
+                .get(class as usize)
+                .copied()
+                .flatten()
+                .filter(|&c| next.htb.is_leaf(c));
+            for d in moved.drain() {
+                match target {
+                    Some(c) => next.htb.enqueue(c, d.packet, now, &mut next.drops),
+                    None => next.drops.push(d.packet, DropReason::Flushed),
+                }
+            }
+        }
+        let mut counters = self.counters;
+        for d in next.drops.as_slice() {
+            counters.dropped[d.reason.index()] += 1;
+        }
+        // Drops of this shaper the caller has not taken yet were counted
+        // when they happened; they move along so their frames come back.
+        for d in self.drops.drain() {
+            next.drops.push(d.packet, d.reason);
+        }
+        counters.queued = u64::from(next.htb.backlog().packets);
+        next.counters = counters;
+        next.sojourn = self.sojourn.clone();
+        self.counters.queued = 0;
+        next
+    }
+
     /// How long the packets sent so far waited in the tree.
     pub fn sojourn(&self) -> &Sojourn {
         &self.sojourn
@@ -375,6 +423,64 @@ mod tests {
         f[12] = 0x08;
         f[13] = 0x06;
         f
+    }
+
+    /// `spec` with a root and two fifo leaves of depth `limit`, `default`
+    /// the leaf unclassified frames go to.
+    fn two_leaves(limit: u32, default: u32) -> ShaperSpec {
+        let mut sp = spec(MalformedPolicy::Default);
+        let mut leaf = sp.htb.classes[0].clone();
+        leaf.qdisc = Some(QdiscParams::Fifo(FifoLimit::Packets(limit)));
+        leaf.parent = Some(0);
+        let mut root = sp.htb.classes[0].clone();
+        root.qdisc = None;
+        sp.htb.classes = vec![root, leaf.clone(), leaf];
+        sp.default_class = default;
+        sp
+    }
+
+    #[test]
+    fn migration_keeps_queues_of_kept_classes_and_the_accounting() {
+        let arp = eth_arp();
+        // Old tree: 4 frames queued in leaf 1. A second shaper, with 3 in
+        // leaf 2, shows what happens to a class that is gone.
+        let mut old = Shaper::new(&two_leaves(10, 1), 0).unwrap();
+        for i in 0..4 {
+            old.enqueue(Frame { addr: i, len: 60 }, &arp, 0);
+        }
+        let mut other = Shaper::new(&two_leaves(10, 2), 0).unwrap();
+        for i in 0..3 {
+            other.enqueue(Frame { addr: 100 + i, len: 60 }, &arp, 0);
+        }
+        // One drop not taken yet in `old`.
+        old.drops.push(Packet::new(Frame { addr: 50, len: 60 }, 0), DropReason::QueueLimit);
+        old.counters.received += 1;
+        old.counters.dropped[DropReason::QueueLimit.index()] += 1;
+        assert!(old.counters().balanced());
+
+        // New tree keeps leaf 1 (now at index 2, depth 3) and drops leaf 2.
+        let next = Shaper::new(&two_leaves(3, 2), 0).unwrap();
+        let new = old.migrate_into(next, &[None, Some(2), None], 10);
+        let c = new.counters();
+        assert!(c.balanced(), "{c:?}");
+        assert_eq!(c.received, 5);
+        assert_eq!(c.queued, 3, "the 4 of leaf 1 moved into a 3-deep queue");
+        assert_eq!(c.dropped[DropReason::QueueLimit.index()], 2, "the pending one and the overflow");
+        assert_eq!(new.htb().class_stats(2).backlog.packets, 3);
+        let mut new = new;
+        let dropped: Vec<u64> = new.take_drops().map(|d| d.packet.frame().addr).collect();
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped.contains(&50), "{dropped:?}");
+        // Queue order is kept: frames 0, 1, 2 come out first.
+        let out: Vec<u64> = (0..3).filter_map(|_| new.dequeue(1_000_000_000)).map(|p| p.frame().addr).collect();
+        assert_eq!(out, vec![0, 1, 2]);
+
+        // Unmapped classes: their packets are Flushed and counted.
+        let next = Shaper::new(&two_leaves(10, 1), 0).unwrap();
+        let gone = other.migrate_into(next, &[None, None, None], 5);
+        let c = gone.counters();
+        assert!(c.balanced(), "{c:?}");
+        assert_eq!((c.queued, c.dropped[DropReason::Flushed.index()]), (0, 3));
     }
 
     #[test]

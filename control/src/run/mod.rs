@@ -289,7 +289,7 @@ impl Control {
                 .join("\n")
         })?;
         let mut new = loaded.config;
-        let steps = match reload::plan(&self.config, &new) {
+        let (steps, rebuilds) = match reload::plan(&self.config, &new) {
             reload::Plan::NeedsRestart(why) => {
                 return Err(format!(
                     "{} can't be applied to the running trees (restart weir to apply it): {}",
@@ -297,40 +297,69 @@ impl Control {
                     why.join("; ")
                 ))
             }
-            reload::Plan::Incremental(steps) => steps,
+            reload::Plan::Apply { steps, rebuilds } => (steps, rebuilds),
         };
         // Changes made at run time (`weir class change`) that the file does
         // not repeat are overwritten by the file: the file is the truth
         // after a reload.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.as_nanos() as u64);
         let mut text = String::new();
-        for (done, step) in steps.iter().enumerate() {
+        let mut done = 0;
+        let mut failure = None;
+        for step in &steps {
             if let Err(e) = self
                 .dataplane
                 .change_class(&step.tree, step.class, step.change)
             {
-                // Keep the config in step with what the workers run.
-                for s in &steps[..done] {
-                    self.config.trees[s.tree_index].classes[s.class as usize] =
-                        new.trees[s.tree_index].classes[s.class as usize].clone();
-                }
-                return Err(format!(
-                    "{}: applied {done} of {} change(s), then: {e}",
-                    self.config_path.display(),
-                    steps.len()
-                ));
+                failure = Some(format!("{}: {e}", step.summary));
+                break;
             }
+            self.config.trees[step.tree_index].classes[step.class as usize] =
+                new.trees[step.tree_index].classes[step.class as usize].clone();
             text.push_str(&format!("applied: {}\n", step.summary));
+            done += 1;
         }
-        // Trees are identical but for the applied values; take the new file
-        // wholesale (names, warnings resolved the same way).
+        if failure.is_none() {
+            for r in &rebuilds {
+                let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
+                if let Err(e) = self.dataplane.replace_tree(&r.tree, &spec, r.map.clone()) {
+                    failure = Some(format!("rebuilding tree {}: {e}", r.tree));
+                    break;
+                }
+                self.config.trees[r.tree_index] = new.trees[r.tree_index].clone();
+                let kept = r.map.iter().filter(|m| m.is_some()).count();
+                text.push_str(&format!(
+                    "rebuilt: tree {} ({}): queues of {kept} leaf class(es) kept{}\n",
+                    r.tree,
+                    r.why,
+                    if r.dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", queues of removed {} dropped", r.dropped.join(", "))
+                    }
+                ));
+                done += 1;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(format!(
+                "{}: applied {done} of {} change(s), then: {e}",
+                self.config_path.display(),
+                steps.len() + rebuilds.len()
+            ));
+        }
+        // Everything matches the file now; take it wholesale.
         std::mem::swap(&mut self.config, &mut new);
         for w in &loaded.warnings {
             text.push_str(&format!("warning: {w}\n"));
         }
         text.push_str(&format!(
-            "{}: reloaded: {} class change(s), nothing rebuilt, nothing dropped\n",
+            "{}: reloaded: {} class change(s) in place, {} tree(s) rebuilt\n",
             self.config_path.display(),
-            steps.len()
+            steps.len(),
+            rebuilds.len()
         ));
         Ok(text)
     }

@@ -10,14 +10,17 @@
 //!   cburst / prio / quantum: applied **incrementally**, one class change
 //!   per class, each at a batch boundary of the owning worker, nothing
 //!   queued dropped;
-//! - anything else (classes added or removed, a leaf's qdisc changed,
-//!   filters changed, ports or `[dataplane]` changed): the tree would have
-//!   to be **rebuilt**. This version does not rebuild a running tree, so
-//!   such a reload is refused as a whole, saying which trees and why, and
-//!   the running configuration keeps shaping; restart weir to apply it.
-//!
-//! All or nothing: either every incremental change is applied or the
-//! reload is refused before the first one.
+//! - anything else in a tree (classes added or removed, a leaf's qdisc
+//!   changed, filters, default class, tree keys): the tree is **rebuilt**:
+//!   a new shaper is compiled off the packet path and the owning worker
+//!   swaps it in at a batch boundary, moving the queue of every leaf that
+//!   still exists (same class id, still a leaf) into its new self; only
+//!   the packets of removed classes are dropped (as `flushed`). Class
+//!   statistics of a rebuilt tree start from zero, as a new tc class's do.
+//! - ports (`[[pair]]`), `[dataplane]`, or the set of trees changed: that
+//!   needs new sockets and workers, so the reload is refused as a whole,
+//!   saying why, and the running configuration keeps shaping; restart weir
+//!   to apply it.
 
 use weir_dataplane::htb::ClassChange;
 
@@ -33,13 +36,61 @@ pub struct Step {
     pub summary: String,
 }
 
+/// A tree to rebuild.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rebuild {
+    pub tree: String,
+    /// Index into both configs' `trees`.
+    pub tree_index: usize,
+    /// Why it can't be changed in place.
+    pub why: String,
+    /// Old class index → new class index, for leaves that stay leaves.
+    pub map: Vec<Option<u32>>,
+    /// Old leaves whose queues are dropped (their class is gone or is no
+    /// longer a leaf), by id.
+    pub dropped: Vec<String>,
+}
+
 /// What a reload would do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
-    /// Class changes to apply, in tree then class order (maybe none).
-    Incremental(Vec<Step>),
+    /// Class changes to apply in place (tree then class order) and trees
+    /// to rebuild; both maybe empty.
+    Apply {
+        steps: Vec<Step>,
+        rebuilds: Vec<Rebuild>,
+    },
     /// What keeps the new file from being applied to the running trees.
     NeedsRestart(Vec<String>),
+}
+
+fn rebuild(ti: usize, old: &Tree, new: &Tree, why: String) -> Rebuild {
+    let mut dropped = Vec::new();
+    let map = old
+        .classes
+        .iter()
+        .map(|c| {
+            if !c.is_leaf() {
+                return None;
+            }
+            let kept = new
+                .classes
+                .iter()
+                .position(|n| n.id == c.id && n.is_leaf())
+                .map(|p| p as u32);
+            if kept.is_none() {
+                dropped.push(c.id.to_string());
+            }
+            kept
+        })
+        .collect();
+    Rebuild {
+        tree: old.name.clone(),
+        tree_index: ti,
+        why,
+        map,
+        dropped,
+    }
 }
 
 fn change_of(old: &Class, new: &Class) -> ClassChange {
@@ -134,13 +185,21 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         blockers.push("[dataplane] changed".to_string());
     }
     let mut steps = Vec::new();
+    let mut rebuilds = Vec::new();
     for (ti, o) in old.trees.iter().enumerate() {
         let Some(n) = new.tree(&o.name) else {
             blockers.push(format!("tree {} was removed", o.name));
             continue;
         };
+        if new.trees.iter().position(|t| t.name == o.name) != Some(ti) {
+            blockers.push(format!(
+                "tree {} moved in the file (trees were reordered)",
+                o.name
+            ));
+            continue;
+        }
         if let Some(why) = structural_difference(o, n) {
-            blockers.push(format!("tree {}: {why}", o.name));
+            rebuilds.push(rebuild(ti, o, n, why));
             continue;
         }
         for (ci, (oc, nc)) in o.classes.iter().zip(&n.classes).enumerate() {
@@ -162,7 +221,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         }
     }
     if blockers.is_empty() {
-        Plan::Incremental(steps)
+        Plan::Apply { steps, rebuilds }
     } else {
         Plan::NeedsRestart(blockers)
     }
@@ -185,7 +244,13 @@ mod tests {
     #[test]
     fn same_file_changes_nothing() {
         let c = cfg(&lab_text());
-        assert_eq!(plan(&c, &c), Plan::Incremental(vec![]));
+        assert_eq!(
+            plan(&c, &c),
+            Plan::Apply {
+                steps: vec![],
+                rebuilds: vec![]
+            }
+        );
     }
 
     #[test]
@@ -193,9 +258,10 @@ mod tests {
         let old = cfg(&lab_text());
         // Only the first "30mbit" (tree up, 1:10) changes.
         let new = cfg(&lab_text().replacen("rate = \"30mbit\"", "rate = \"15mbit\"", 1));
-        let Plan::Incremental(steps) = plan(&old, &new) else {
+        let Plan::Apply { steps, rebuilds } = plan(&old, &new) else {
             panic!("expected incremental");
         };
+        assert!(rebuilds.is_empty(), "{rebuilds:?}");
         assert_eq!(steps.len(), 1, "{steps:?}");
         assert_eq!((steps[0].tree.as_str(), steps[0].class), ("up", 1));
         assert_eq!(steps[0].change.rate, Some(1_875_000));
@@ -207,12 +273,12 @@ mod tests {
     }
 
     #[test]
-    fn structure_changes_need_a_restart_and_say_why() {
+    fn structure_changes_rebuild_the_tree_keeping_kept_leaves() {
         let old = cfg(&lab_text());
         let cases = [
             (
                 lab_text().replacen(
-                    "kind = \"pfifo\", limit = 10",
+                    "kind = \"pfifo\", limit = 100",
                     "kind = \"pfifo\", limit = 20",
                     1,
                 ),
@@ -226,6 +292,51 @@ mod tests {
                 lab_text().replacen("name = \"high\"", "name = \"hi\"", 1),
                 "renamed",
             ),
+        ];
+        for (text, needle) in cases {
+            match plan(&old, &cfg(&text)) {
+                Plan::Apply { rebuilds, .. } => {
+                    assert_eq!(rebuilds.len(), 1, "{needle}: {rebuilds:?}");
+                    let r = &rebuilds[0];
+                    assert!(r.why.contains(needle), "{needle}: {}", r.why);
+                    assert_eq!(r.map, vec![None, Some(1), Some(2), Some(3)], "{needle}");
+                    assert!(r.dropped.is_empty());
+                }
+                other => panic!("{needle}: expected a rebuild, got {other:?}"),
+            }
+        }
+        // Remove 1:20 from the up tree (and its filter), add 1:40.
+        let text = lab_text();
+        let start = text
+            .find("[[tree.up.class]]\nid = \"1:20\"")
+            .expect("1:20 of up");
+        let end = start
+            + text[start..]
+                .find("[[tree.up.class]]\nid = \"1:30\"")
+                .expect("1:30 after it");
+        let mut edited = format!("{}{}", &text[..start], &text[end..]);
+        edited = edited.replacen("flowid = \"1:20\"", "flowid = \"1:40\"", 1);
+        edited = edited.replacen(
+            "[tree.down]",
+            "[[tree.up.class]]\nid = \"1:40\"\nparent = \"1:1\"\nrate = \"10mbit\"\nqdisc = { kind = \"pfifo\" }\n\n[tree.down]",
+            1,
+        );
+        match plan(&old, &cfg(&edited)) {
+            Plan::Apply { rebuilds, .. } => {
+                let r = &rebuilds[0];
+                assert_eq!(r.tree, "up");
+                // 1:1 inner, 1:10 kept at 1, 1:20 gone, 1:30 now at 2.
+                assert_eq!(r.map, vec![None, Some(1), None, Some(2)]);
+                assert_eq!(r.dropped, vec!["1:20".to_string()]);
+            }
+            other => panic!("expected a rebuild, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn port_and_dataplane_changes_need_a_restart_and_say_why() {
+        let old = cfg(&lab_text());
+        let cases = [
             (
                 lab_text().replacen("inside = \"weir-in\"", "inside = \"eth9\"", 1),
                 "[[pair]]",

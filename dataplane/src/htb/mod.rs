@@ -656,6 +656,16 @@ impl Htb {
         }
     }
 
+    /// Take every packet queued in leaf `class` out of the tree, in its
+    /// qdisc's order, into `out` (as `Flushed` entries the caller may
+    /// re-queue elsewhere: a configuration change moving a class's queue to
+    /// a rebuilt tree). Nothing for an inner or unknown class.
+    pub fn flush_class(&mut self, class: u32, out: &mut Drops) {
+        if let Some(leaf) = self.leaf_index(class) {
+            self.flush_leaf(class, leaf, out);
+        }
+    }
+
     /// Change a class's shaping parameters in place (`tc class change`).
     /// Queued packets stay queued; the buckets keep their credit (clipped to
     /// the new bucket sizes) so the new rate takes effect from the next

@@ -393,6 +393,43 @@ impl Dataplane {
         self.assemble(reports)
     }
 
+    /// Replace tree `tree` by one built from `spec` (a reload that adds or
+    /// removes classes, changes leaves or filters). The new shaper is built
+    /// here, off the packet path; the owning worker swaps it in at a batch
+    /// boundary, moving the queue of every old leaf `c` to new class
+    /// `map[c]` (None: the class is gone, its packets are dropped as
+    /// `flushed`). Frame accounting carries over; class statistics of the
+    /// tree start again from zero.
+    pub fn replace_tree(
+        &self,
+        tree: &str,
+        spec: &ShaperSpec,
+        map: Vec<Option<u32>>,
+    ) -> Result<(), RunError> {
+        let t = self
+            .trees
+            .iter()
+            .find(|t| t.name == tree)
+            .ok_or_else(|| RunError::UnknownTree {
+                tree: tree.to_owned(),
+            })?;
+        let shaper = Shaper::new(spec, now_ns()).map_err(|source| RunError::Shaper {
+            tree: tree.to_owned(),
+            source,
+        })?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(
+            t.worker,
+            Command::ReplaceTree {
+                tree: t.local,
+                shaper: Box::new(shaper),
+                map,
+                reply,
+            },
+        )?;
+        wait(t.worker, "a tree replacement", &answer)
+    }
+
     /// Change a class's rate, ceil, burst, cburst, prio or quantum. Applied
     /// by the tree's owner at a batch boundary; nothing queued is dropped.
     pub fn change_class(

@@ -54,6 +54,15 @@ pub(crate) enum Command {
         change: ClassChange,
         reply: Sender<Result<(), SpecError>>,
     },
+    /// Swap a tree for one built from a new configuration (a reload that
+    /// adds or removes classes): queued packets move to `map[old class]`
+    /// (see `Shaper::migrate_into`), frames of dropped ones come back.
+    ReplaceTree {
+        tree: usize,
+        shaper: Box<Shaper>,
+        map: Vec<Option<u32>>,
+        reply: Sender<()>,
+    },
     /// Stop receiving (after one last pass over the rx rings).
     Quiesce(Sender<()>),
     /// Take every handed-over frame, record what is queued, flush the
@@ -351,6 +360,20 @@ impl Worker {
                         None => Err(SpecError::BadParent { class }),
                     };
                     let _ = reply.send(r);
+                }
+                Command::ReplaceTree {
+                    tree,
+                    shaper,
+                    map,
+                    reply,
+                } => {
+                    if let Some(t) = self.trees.get_mut(tree) {
+                        let next = t.shaper.migrate_into(*shaper, &map, now);
+                        t.shaper = next;
+                        t.shaped = true;
+                    }
+                    self.release_drops();
+                    let _ = reply.send(());
                 }
                 Command::Quiesce(reply) => {
                     if self.state == State::Running {
