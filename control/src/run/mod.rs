@@ -16,6 +16,7 @@
 mod change;
 mod json;
 mod reload;
+pub mod tcshow;
 mod text;
 
 use std::io::Write;

@@ -149,33 +149,32 @@ pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
     s
 }
 
-/// `weir show` as text.
+/// `weir show` as text: tc's layout (see `tcshow.rs`).
 pub(super) fn show(
     config: &Config,
     snap: &Snapshot,
     prev: Option<&Snapshot>,
     what: ShowWhat,
-    _stats: bool,
+    stats: bool,
 ) -> String {
     match what {
-        ShowWhat::Class | ShowWhat::Qdisc => snapshot(config, snap, prev),
-        ShowWhat::Filter => snap
-            .trees
-            .iter()
-            .filter_map(|t| config.tree(&t.name))
-            .map(|t| t.tree())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        ShowWhat::Class => super::tcshow::class_text(config, snap, prev, stats),
+        ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
+        ShowWhat::Filter => super::tcshow::filter_text(config, snap),
     }
 }
 
-/// `weir show -j`.
+/// `weir show -j`: tc's JSON key names.
 pub(super) fn show_json(
     config: &Config,
     snap: &Snapshot,
     prev: Option<&Snapshot>,
-    _what: ShowWhat,
-    _stats: bool,
+    what: ShowWhat,
+    stats: bool,
 ) -> serde_json::Value {
-    super::json::snapshot_json(config, snap, prev, "stats")
+    match what {
+        ShowWhat::Class => super::tcshow::class_json(config, snap, prev, stats),
+        ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
+        ShowWhat::Filter => super::tcshow::filter_json(config, snap),
+    }
 }
