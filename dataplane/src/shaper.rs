@@ -450,10 +450,20 @@ mod tests {
         }
         let mut other = Shaper::new(&two_leaves(10, 2), 0).unwrap();
         for i in 0..3 {
-            other.enqueue(Frame { addr: 100 + i, len: 60 }, &arp, 0);
+            other.enqueue(
+                Frame {
+                    addr: 100 + i,
+                    len: 60,
+                },
+                &arp,
+                0,
+            );
         }
         // One drop not taken yet in `old`.
-        old.drops.push(Packet::new(Frame { addr: 50, len: 60 }, 0), DropReason::QueueLimit);
+        old.drops.push(
+            Packet::new(Frame { addr: 50, len: 60 }, 0),
+            DropReason::QueueLimit,
+        );
         old.counters.received += 1;
         old.counters.dropped[DropReason::QueueLimit.index()] += 1;
         assert!(old.counters().balanced());
@@ -465,14 +475,21 @@ mod tests {
         assert!(c.balanced(), "{c:?}");
         assert_eq!(c.received, 5);
         assert_eq!(c.queued, 3, "the 4 of leaf 1 moved into a 3-deep queue");
-        assert_eq!(c.dropped[DropReason::QueueLimit.index()], 2, "the pending one and the overflow");
+        assert_eq!(
+            c.dropped[DropReason::QueueLimit.index()],
+            2,
+            "the pending one and the overflow"
+        );
         assert_eq!(new.htb().class_stats(2).backlog.packets, 3);
         let mut new = new;
         let dropped: Vec<u64> = new.take_drops().map(|d| d.packet.frame().addr).collect();
         assert_eq!(dropped.len(), 2);
         assert!(dropped.contains(&50), "{dropped:?}");
         // Queue order is kept: frames 0, 1, 2 come out first.
-        let out: Vec<u64> = (0..3).filter_map(|_| new.dequeue(1_000_000_000)).map(|p| p.frame().addr).collect();
+        let out: Vec<u64> = (0..3)
+            .filter_map(|_| new.dequeue(1_000_000_000))
+            .map(|p| p.frame().addr)
+            .collect();
         assert_eq!(out, vec![0, 1, 2]);
 
         // Unmapped classes: their packets are Flushed and counted.

@@ -49,7 +49,7 @@ pub fn sprint_rate(bits: u64) -> String {
     let mut rate = bits;
     let mut i = 0;
     while i < UNITS.len() - 1 {
-        if rate < 1000 || (rate % 1000 != 0 && rate < 1_000_000) {
+        if rate < 1000 || (!rate.is_multiple_of(1000) && rate < 1_000_000) {
             break;
         }
         rate /= 1000;
@@ -169,7 +169,7 @@ pub fn class_text(
 fn qdisc_options(q: &QdiscParams) -> String {
     match q {
         QdiscParams::Fifo(FifoLimit::Packets(n)) => format!("limit {n}p"),
-        QdiscParams::Fifo(FifoLimit::Bytes(n)) => format!("limit {}", sprint_size(u64::from(*n))),
+        QdiscParams::Fifo(FifoLimit::Bytes(n)) => format!("limit {}", sprint_size(*n)),
         QdiscParams::Sfq(p) => format!(
             "limit {}p quantum {} depth {} divisor {} perturb {}sec ",
             p.limit,

@@ -406,13 +406,13 @@ impl Dataplane {
         spec: &ShaperSpec,
         map: Vec<Option<u32>>,
     ) -> Result<(), RunError> {
-        let t = self
-            .trees
-            .iter()
-            .find(|t| t.name == tree)
-            .ok_or_else(|| RunError::UnknownTree {
-                tree: tree.to_owned(),
-            })?;
+        let t =
+            self.trees
+                .iter()
+                .find(|t| t.name == tree)
+                .ok_or_else(|| RunError::UnknownTree {
+                    tree: tree.to_owned(),
+                })?;
         let shaper = Shaper::new(spec, now_ns()).map_err(|source| RunError::Shaper {
             tree: tree.to_owned(),
             source,
