@@ -6,6 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod policy;
 pub mod run;
 pub mod sim;
 pub mod tc;

@@ -16,6 +16,7 @@ mod diag;
 mod filter;
 mod qdisc;
 mod raw;
+pub mod rules;
 mod show;
 mod tree;
 pub mod units;
@@ -33,6 +34,7 @@ pub use dataplane::{DataplaneCfg, XdpAttach};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
 pub use qdisc::{BFIFO_DEFAULT_LIMIT, DEFAULT_LEAF, RED_DEFAULT_BANDWIDTH};
+pub use rules::{Policy, SlaRule};
 pub use tree::{
     default_burst, DEFAULT_POOL, DEFAULT_R2Q, HTB_MTU, PSCHED_HZ, QUANTUM_MAX, QUANTUM_MIN,
 };
@@ -57,6 +59,11 @@ pub struct Config {
     pub trees: Vec<Tree>,
     /// `[dataplane]`, defaults filled in.
     pub dataplane: DataplaneCfg,
+    /// `[[sla]]` rules, in file order (the policy engine evaluates them in
+    /// this order).
+    pub sla: Vec<SlaRule>,
+    /// `[[policy]]` entries, in file order; at most one per class.
+    pub policies: Vec<Policy>,
 }
 
 /// A bump-in-the-wire port pair: frames from `inside` go out of `outside`
@@ -447,10 +454,19 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         Some(raw) => dataplane::build(cx, raw),
         None => DataplaneCfg::default(),
     };
+    // Rules name trees, classes and interfaces: check them only against
+    // a complete tree list, or every reference to a broken tree would be
+    // reported again.
+    let (sla, policies) = if trees.len() == doc.trees.len() && doc.broken_pairs == 0 {
+        rules::build(cx, doc, &trees, &pairs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     if cx.errors.len() > errors_before
         || trees.len() != doc.trees.len()
         || doc.broken_pairs > 0
         || doc.broken_dataplane
+        || doc.broken_rule_count > 0
     {
         return None;
     }
@@ -458,5 +474,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         pairs,
         trees,
         dataplane,
+        sla,
+        policies,
     })
 }

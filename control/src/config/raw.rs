@@ -223,6 +223,90 @@ pub(crate) struct RawFilter {
     pub vlan: Option<S<i64>>,
 }
 
+/// `[[sla]]`: a threshold rule on one interface or class and what to do
+/// while it is violated (checked in `rules`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSla {
+    pub name: S<String>,
+    pub interface: Option<S<String>>,
+    pub tree: Option<S<String>>,
+    pub class: Option<S<String>>,
+    pub when: S<String>,
+    pub severity: Option<S<String>>,
+    pub actions: Option<S<Vec<S<RawAction>>>>,
+    pub restore: Option<S<bool>>,
+}
+
+/// One entry of an SLA rule's `actions`: exactly one of `log`, `exec`,
+/// `throttle`, `set` (checked in `rules`; an enum would lose the spans).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    pub log: Option<S<bool>>,
+    pub exec: Option<S<Vec<S<String>>>>,
+    pub on: Option<S<String>>,
+    pub throttle: Option<S<RawThrottle>>,
+    pub set: Option<S<RawSet>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThrottle {
+    pub tree: Option<S<String>>,
+    pub class: Option<S<String>>,
+    pub factor: S<Number>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSet {
+    pub tree: Option<S<String>>,
+    pub class: Option<S<String>>,
+    pub rate: Option<S<StrOrInt>>,
+    pub ceil: Option<S<StrOrInt>>,
+}
+
+/// `[[policy]]`: how the engine may move one class's rate and ceil.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub name: S<String>,
+    pub tree: S<String>,
+    pub class: S<String>,
+    pub min_rate: Option<S<StrOrInt>>,
+    pub max_rate: Option<S<StrOrInt>>,
+    pub max_ceil: Option<S<StrOrInt>>,
+    pub adjust: Option<S<RawAdjust>>,
+    pub schedule: Option<S<Vec<S<RawWindow>>>>,
+    pub penalty: Option<S<RawPenalty>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdjust {
+    pub high: S<StrOrInt>,
+    pub low: S<StrOrInt>,
+    pub step: S<StrOrInt>,
+    pub every: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWindow {
+    pub days: S<String>,
+    pub hours: S<String>,
+    pub rate: Option<S<StrOrInt>>,
+    pub ceil: Option<S<StrOrInt>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPenalty {
+    pub sla: S<String>,
+    pub factor: S<Number>,
+}
+
 /// An entry that failed to deserialise still names a class id and name,
 /// when it has them, so references to it don't cascade into "unknown
 /// class" errors.
@@ -257,6 +341,18 @@ pub(crate) struct RawDoc {
     pub dataplane: Option<RawDataplane>,
     /// `[dataplane]` was present but did not deserialise.
     pub broken_dataplane: bool,
+    /// `[[sla]]` entries, in file order.
+    pub sla: Vec<(Span, RawSla)>,
+    /// `[[policy]]` entries, in file order.
+    pub policies: Vec<(Span, RawPolicy)>,
+    /// Names of `[[sla]]` / `[[policy]]` entries that did not deserialise,
+    /// and how many had no readable name: references to them must not
+    /// cascade into "unknown rule" errors.
+    pub broken_rules: Broken,
+    pub broken_rule_count: usize,
+    /// The source text, so a check can point inside a string value (the
+    /// bad token of an SLA `when` expression).
+    pub source: String,
 }
 
 /// Deserialise one entry; on failure report at the error's own span, or
@@ -365,6 +461,42 @@ fn take_subtable<T: DeserializeOwned>(cx: &mut Ctx, entry: &mut Item, key: &str)
     }
 }
 
+/// Take an array of standard sub-tables (`[[policy.schedule]]` under a
+/// `[[policy]]`) out of an entry and deserialise each on its own, for the
+/// same reason as [`take_subtable`]: written that way, they lose their
+/// spans when the entry becomes a value. Inline arrays stay in place.
+fn take_subtables<T: DeserializeOwned>(
+    cx: &mut Ctx,
+    entry: &mut Item,
+    key: &str,
+) -> Sub<Vec<Spanned<T>>> {
+    let Item::Table(t) = entry else {
+        return Sub::Absent;
+    };
+    if !matches!(t.get(key), Some(Item::ArrayOfTables(_))) {
+        return Sub::Absent;
+    }
+    let key_span = t.key(key).and_then(|k| k.span());
+    let Some(Item::ArrayOfTables(a)) = t.remove(key) else {
+        return Sub::Absent;
+    };
+    let mut out = Vec::new();
+    let mut failed = false;
+    for sub in a.iter() {
+        let span = sub.span().or_else(|| key_span.clone());
+        let v = Value::InlineTable(sub.clone().into_inline_table());
+        match self::entry::<T>(cx, v, &span) {
+            Some(x) => out.push(Spanned::new(span.unwrap_or(0..0), x)),
+            None => failed = true,
+        }
+    }
+    if failed {
+        return Sub::Failed;
+    }
+    let all = key_span.or_else(|| out.first().map(|x| x.span()));
+    Sub::Parsed(Spanned::new(all.unwrap_or(0..0), out))
+}
+
 /// An entry item as a value, for serde.
 fn entry_value(item: Item) -> Option<Value> {
     item.into_value().ok()
@@ -400,7 +532,10 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
         }
     };
     let root = doc.as_table();
-    let mut out = RawDoc::default();
+    let mut out = RawDoc {
+        source: text.to_string(),
+        ..RawDoc::default()
+    };
     for (key, item) in root.iter() {
         let key_span = root.key(key).and_then(|k| k.span());
         match key {
@@ -452,13 +587,65 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     None => out.broken_dataplane = true,
                 }
             }
+            "sla" | "policy" => {
+                let Some(entries) = array_entries(item) else {
+                    cx.error(
+                        &key_span,
+                        format!("`{key}` must be an array of tables; expected [[{key}]] sections"),
+                    );
+                    out.broken_rule_count += 1;
+                    continue;
+                };
+                for (span, mut item) in entries {
+                    let fallback = span.clone().or_else(|| key_span.clone());
+                    if key == "sla" {
+                        let Some(v) = entry_value(item) else { continue };
+                        let name = str_key(&v, "name");
+                        match entry::<RawSla>(cx, v, &fallback) {
+                            Some(r) => out.sla.push((fallback, r)),
+                            None => broken_rule(&mut out, name),
+                        }
+                    } else {
+                        // `[policy.adjust]` / `[policy.penalty]` written as
+                        // standard tables lose their spans in the value.
+                        let adjust = take_subtable::<RawAdjust>(cx, &mut item, "adjust");
+                        let penalty = take_subtable::<RawPenalty>(cx, &mut item, "penalty");
+                        let schedule = take_subtables::<RawWindow>(cx, &mut item, "schedule");
+                        let Some(v) = entry_value(item) else { continue };
+                        let name = str_key(&v, "name");
+                        let failed = matches!(adjust, Sub::Failed)
+                            || matches!(penalty, Sub::Failed)
+                            || matches!(schedule, Sub::Failed);
+                        match entry::<RawPolicy>(cx, v, &fallback) {
+                            Some(mut p) if !failed => {
+                                if let Sub::Parsed(a) = adjust {
+                                    p.adjust = Some(a);
+                                }
+                                if let Sub::Parsed(q) = penalty {
+                                    p.penalty = Some(q);
+                                }
+                                if let Sub::Parsed(w) = schedule {
+                                    p.schedule = Some(w);
+                                }
+                                out.policies.push((fallback, p));
+                            }
+                            _ => broken_rule(&mut out, name),
+                        }
+                    }
+                }
+            }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane] or [tree.NAME]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane], [tree.NAME], [[sla]] or [[policy]]"),
             ),
         }
     }
     Some(out)
+}
+
+fn broken_rule(out: &mut RawDoc, name: Option<String>) {
+    out.broken_rule_count += 1;
+    out.broken_rules.names.extend(name);
 }
 
 fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Option<RawTreeEntry> {
