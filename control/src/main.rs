@@ -58,6 +58,15 @@ enum Command {
         /// `none` to not serve them.
         #[arg(long, default_value = weir_control::metrics::DEFAULT_ADDR, value_parser = parse_metrics_addr)]
         metrics: MetricsAddr,
+        /// The history database (overrides `[history] path`); `none` to
+        /// keep no history.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Lab testing: read the local time that `[[policy]]` schedules
+        /// see from this file (`mon 08:00`, re-read every second) instead
+        /// of the system clock.
+        #[arg(long, hide = true)]
+        clock_file: Option<PathBuf>,
     },
     /// Show the running classes, leaf qdiscs or filters, as `tc class show`
     /// / `tc qdisc show` / `tc filter show` would (asks a running `weir run`).
@@ -256,6 +265,8 @@ fn main() -> ExitCode {
             no_api,
             metrics,
             check_config,
+            history,
+            clock_file,
         } => {
             if check_config {
                 return exit(weir_control::config::cli_check(
@@ -272,6 +283,8 @@ fn main() -> ExitCode {
                 report,
                 socket: (!no_api).then_some(socket),
                 metrics: metrics.0,
+                history,
+                clock_file,
             };
             // Unlocked handles: the workers log to stderr while this thread waits,
             // so holding its lock here would stall them.

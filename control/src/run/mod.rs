@@ -51,6 +51,12 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// Where to serve Prometheus metrics; None: not served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The history database, overriding `[history] path` (`none`: no
+    /// history).
+    pub history: Option<PathBuf>,
+    /// Lab testing: the local time policy schedules see is read from this
+    /// file every tick (`mon 08:00`) instead of the system clock.
+    pub clock_file: Option<PathBuf>,
 }
 
 /// The data path's spec for a checked configuration: one [`PairSpec`] per
