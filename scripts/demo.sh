@@ -86,7 +86,7 @@ echo
 weir_banner "[3/5] lab up, weir run -c $CONFIG"
 scripts/lab.sh up --prefix "$PREFIX" --weir "$WEIR_BIN"
 ip netns exec "$NS_GW" "$WEIR_BIN" run -c "$CONFIG" --json --report "$WORK/report.json" \
-    --socket "$WORK/weir.sock" \
+    --socket "$WORK/weir.sock" --history "$WORK/history.db" \
     >"$WORK/weir.out" 2>"$WORK/weir.err" &
 WEIR_PID=$!
 
@@ -289,6 +289,11 @@ jq -r '.accounting | "overall: balanced \(.balanced), every UMEM frame accounted
     "$WORK/report.json"
 jq -e '.accounting.balanced and .accounting.umem_accounted' "$WORK/report.json" >/dev/null ||
     failures=$((failures + 1))
+
+echo
+echo "What the history database kept of the run (weir history --class 1:10):"
+"$WEIR_BIN" history --db "$WORK/history.db" --tree up --class 1:10 --since 10m ||
+    weir_err "weir history could not read $WORK/history.db"
 
 echo
 if ((failures > 0)); then

@@ -113,6 +113,11 @@ enum Command {
         #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Statistics from the history database: per class and interface
+    /// avg/min/max/median/stddev/p95 of rate and utilization over a range,
+    /// or the SLA violations (--violations), or the policy adjustments
+    /// (--adjustments). Reads the database while `weir run` writes it.
+    History(weir_control::history::HistoryArgs),
     /// Write man pages (roff) for weir and every subcommand into DIR.
     Man {
         /// Output directory (created if missing).
@@ -291,6 +296,18 @@ fn main() -> ExitCode {
             let code =
                 weir_control::run::cli_run(&opts, &mut std::io::stdout(), &mut std::io::stderr());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::History(args) => {
+            // The one clock read: what `--since 1h` counts back from.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            exit(weir_control::history::cli::cli_history(
+                &args,
+                now,
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            ))
         }
         Command::Man { out } => match write_man_pages(&out) {
             Ok(n) => {

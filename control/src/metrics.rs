@@ -507,6 +507,45 @@ impl Collector for StatsCollector {
                 })
                 .collect(),
         )?;
+        gauges(
+            &mut enc,
+            "weir_sla_open",
+            "SLA rules whose condition holds now (1 per open rule).",
+            stats["sla_open"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (vec![("rule", s(&r["rule"]))], 1))
+                .collect(),
+        )?;
+        let h = &stats["history"];
+        if !h.is_null() {
+            let one = |key: &str| vec![(Vec::new(), u(&h[key]))];
+            counters(
+                &mut enc,
+                "weir_history_records_written",
+                "Records the history database stored.",
+                one("written"),
+            )?;
+            counters(
+                &mut enc,
+                "weir_history_records_dropped",
+                "Records lost because the history writer was behind.",
+                one("dropped"),
+            )?;
+            counters(
+                &mut enc,
+                "weir_history_write_errors",
+                "Failed history writes (full disk, I/O error); see the log.",
+                one("write_errors"),
+            )?;
+            gauges(
+                &mut enc,
+                "weir_history_db_bytes",
+                "Size of the history database on disk.",
+                vec![(Vec::new(), i(&h["db_bytes"]))],
+            )?;
+        }
         Ok(())
     }
 }

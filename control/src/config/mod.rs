@@ -14,6 +14,7 @@ mod check;
 pub mod dataplane;
 mod diag;
 mod filter;
+pub mod history;
 mod qdisc;
 mod raw;
 pub mod rules;
@@ -33,6 +34,7 @@ use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 pub use dataplane::{DataplaneCfg, XdpAttach};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
+pub use history::HistoryCfg;
 pub use qdisc::{BFIFO_DEFAULT_LIMIT, DEFAULT_LEAF, RED_DEFAULT_BANDWIDTH};
 pub use rules::{Policy, SlaRule};
 pub use tree::{
@@ -59,6 +61,8 @@ pub struct Config {
     pub trees: Vec<Tree>,
     /// `[dataplane]`, defaults filled in.
     pub dataplane: DataplaneCfg,
+    /// `[history]`, defaults filled in.
+    pub history: HistoryCfg,
     /// `[[sla]]` rules, in file order (the policy engine evaluates them in
     /// this order).
     pub sla: Vec<SlaRule>,
@@ -454,6 +458,10 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         Some(raw) => dataplane::build(cx, raw),
         None => DataplaneCfg::default(),
     };
+    let history = match &doc.history {
+        Some(raw) => history::build(cx, raw),
+        None => HistoryCfg::default(),
+    };
     // Rules name trees, classes and interfaces: check them only against
     // a complete tree list, or every reference to a broken tree would be
     // reported again.
@@ -466,6 +474,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         || trees.len() != doc.trees.len()
         || doc.broken_pairs > 0
         || doc.broken_dataplane
+        || doc.broken_history
         || doc.broken_rule_count > 0
     {
         return None;
@@ -474,6 +483,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         pairs,
         trees,
         dataplane,
+        history,
         sla,
         policies,
     })

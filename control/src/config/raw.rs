@@ -146,6 +146,17 @@ pub(crate) struct RawDataplane {
     pub pass: Option<S<Vec<S<String>>>>,
 }
 
+/// `[history]`: where `weir run` keeps its history database and for how
+/// long (checked in `history`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistory {
+    pub path: Option<S<String>>,
+    pub keep_seconds: Option<S<String>>,
+    pub keep_minutes: Option<S<String>>,
+    pub max_size: Option<S<StrOrInt>>,
+}
+
 /// A tree's own keys (`class` and `filter` are taken out first and parsed
 /// entry by entry).
 #[derive(Debug, Deserialize)]
@@ -341,6 +352,10 @@ pub(crate) struct RawDoc {
     pub dataplane: Option<RawDataplane>,
     /// `[dataplane]` was present but did not deserialise.
     pub broken_dataplane: bool,
+    /// `[history]`, when present and well-formed.
+    pub history: Option<RawHistory>,
+    /// `[history]` was present but did not deserialise.
+    pub broken_history: bool,
     /// `[[sla]]` entries, in file order.
     pub sla: Vec<(Span, RawSla)>,
     /// `[[policy]]` entries, in file order.
@@ -587,6 +602,23 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     None => out.broken_dataplane = true,
                 }
             }
+            "history" => {
+                let fallback = key_span.clone();
+                let ok = matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_)));
+                let parsed = if ok {
+                    entry_value(item.clone()).and_then(|v| entry::<RawHistory>(cx, v, &fallback))
+                } else {
+                    cx.error(
+                        &key_span,
+                        "`history` must be a table; expected a [history] section",
+                    );
+                    None
+                };
+                match parsed {
+                    Some(h) => out.history = Some(h),
+                    None => out.broken_history = true,
+                }
+            }
             "sla" | "policy" => {
                 let Some(entries) = array_entries(item) else {
                     cx.error(
@@ -636,7 +668,7 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
             }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane], [tree.NAME], [[sla]] or [[policy]]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane], [history], [tree.NAME], [[sla]] or [[policy]]"),
             ),
         }
     }

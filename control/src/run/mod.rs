@@ -13,6 +13,7 @@
 //! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
 //! 1 when the data path cannot start.
 
+mod auto;
 mod change;
 mod json;
 mod reload;
@@ -36,6 +37,7 @@ pub use change::{plan as plan_class_change, ChangeArgs, Planned};
 pub use json::{report_json, snapshot_json};
 
 use crate::api::{self, Pending, Request, Response};
+use crate::history::History;
 
 /// What `weir run` was asked to do.
 #[derive(Clone, Debug)]
@@ -173,6 +175,11 @@ struct Control {
     ticks: (Option<Snapshot>, Option<Snapshot>),
     /// What the metrics endpoint serves.
     published: crate::metrics::Published,
+    /// SLA rules and allocation policies, run on the tick.
+    auto: auto::Automation,
+    /// The history database; None when off or when it could not be
+    /// opened (logged at start).
+    history: Option<History>,
 }
 
 impl Control {
@@ -181,8 +188,16 @@ impl Control {
         match self.dataplane.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
-                self.published
-                    .set(snapshot_json(&self.config, &s, last.as_ref(), "stats"));
+                self.auto.tick(
+                    &mut self.config,
+                    &self.dataplane,
+                    &s,
+                    last.as_ref(),
+                    self.history.as_ref(),
+                );
+                let mut published = snapshot_json(&self.config, &s, last.as_ref(), "stats");
+                self.annotate(&mut published);
+                self.published.set(published);
                 self.ticks = (last, Some(s));
                 true
             }
@@ -191,6 +206,31 @@ impl Control {
                 false
             }
         }
+    }
+
+    /// What the stats JSON says besides the data path: the SLA rules open
+    /// now and the history database's health.
+    fn annotate(&self, v: &mut serde_json::Value) {
+        let open: Vec<serde_json::Value> = self
+            .auto
+            .open_rules()
+            .into_iter()
+            .map(|(rule, since_ns)| serde_json::json!({ "rule": rule, "since_ns": since_ns }))
+            .collect();
+        v["sla_open"] = serde_json::Value::Array(open);
+        v["history"] = match &self.history {
+            None => serde_json::Value::Null,
+            Some(h) => {
+                let st = h.stats();
+                serde_json::json!({
+                    "written": st.written,
+                    "dropped": st.dropped,
+                    "write_errors": st.write_errors,
+                    "last_error": st.last_error,
+                    "db_bytes": st.db_bytes,
+                })
+            }
+        };
     }
 
     /// A fresh snapshot and the tick before it (for rates).
@@ -206,7 +246,9 @@ impl Control {
         match request {
             Request::Stats => match self.fresh() {
                 Ok((snap, prev)) => {
-                    Response::json(snapshot_json(&self.config, &snap, prev, "stats"))
+                    let mut v = snapshot_json(&self.config, &snap, prev, "stats");
+                    self.annotate(&mut v);
+                    Response::json(v)
                 }
                 Err(e) => Response::error(e),
             },
@@ -357,8 +399,20 @@ impl Control {
                 steps.len() + rebuilds.len()
             ));
         }
-        // Everything matches the file now; take it wholesale.
+        if new.history != self.config.history {
+            text.push_str(
+                "warning: [history] changed: the open database is kept until weir restarts\n",
+            );
+        }
+        // Everything matches the file now; take it wholesale. The policy
+        // engine starts over from the file's values, which the steps above
+        // just restored.
         std::mem::swap(&mut self.config, &mut new);
+        self.auto.reset(
+            &self.config,
+            self.history.as_ref(),
+            "configuration reloaded",
+        );
         for w in &loaded.warnings {
             text.push_str(&format!("warning: {w}\n"));
         }
@@ -491,12 +545,19 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     );
     start_ticker(tx);
 
+    let history = open_history(&config, opts.history.as_deref());
+    let clock = match &opts.clock_file {
+        Some(p) => auto::LocalClock::File(p.clone()),
+        None => auto::LocalClock::System,
+    };
     let mut control = Control {
         config_path: opts.config.clone(),
+        auto: auto::Automation::new(&config, clock),
         config,
         dataplane,
         ticks: (None, None),
         published,
+        history,
     };
     let mut printer = Printer {
         json: opts.json,
@@ -548,8 +609,16 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     drop(listener);
     let Control {
-        config, dataplane, ..
+        config,
+        dataplane,
+        mut auto,
+        history,
+        ..
     } = control;
+    auto.close_open(history.as_ref(), "weir stopped");
+    if let Some(h) = history {
+        h.close();
+    }
     let report = match dataplane.stop() {
         Ok(r) => r,
         Err(e) => {
@@ -597,6 +666,32 @@ fn start_ticker(tx: mpsc::Sender<Event>) {
         });
     if let Err(e) = spawned {
         tracing::warn!("no once-a-second tick (rate estimates stay empty): {e}");
+    }
+}
+
+/// The history database the configuration (or `--history`) asks for;
+/// None when off. One that can't be opened is logged and weir shapes on
+/// without it: history is for the operator, shaping is the job.
+fn open_history(config: &Config, path: Option<&Path>) -> Option<History> {
+    let mut cfg = config.history.clone();
+    match path {
+        Some(p) if p.as_os_str() == "none" => cfg.path = None,
+        Some(p) => cfg.path = Some(p.to_path_buf()),
+        None => {}
+    }
+    let path = cfg.path.clone()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    match History::open(&cfg, now) {
+        Ok(h) => {
+            tracing::info!(path = %path.display(), "history");
+            Some(h)
+        }
+        Err(e) => {
+            tracing::error!("{e}; running without history");
+            None
+        }
     }
 }
 

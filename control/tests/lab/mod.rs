@@ -221,8 +221,13 @@ impl Lab {
 
     /// Starts `weir run -c config` in the gw namespace and waits for `ready`.
     pub fn start_weir(&mut self, config: &Path) -> &mut Weir {
+        self.start_weir_with(config, &[])
+    }
+
+    /// [`Lab::start_weir`] with more `weir run` arguments.
+    pub fn start_weir_with(&mut self, config: &Path, extra: &[&str]) -> &mut Weir {
         assert!(self.weir.is_none(), "weir is already running in this lab");
-        let weir = Weir::start(self, config);
+        let weir = Weir::start(self, config, extra);
         self.weir.insert(weir)
     }
 
@@ -544,7 +549,7 @@ pub struct Weir {
 }
 
 impl Weir {
-    fn start(lab: &Lab, config: &Path) -> Weir {
+    fn start(lab: &Lab, config: &Path, extra: &[&str]) -> Weir {
         let stderr_path = lab.path("weir.stderr");
         let report_path = lab.path("weir-report.json");
         let _ = fs::remove_file(&report_path);
@@ -560,6 +565,10 @@ impl Weir {
             // running on this machine for real.
             .arg("--socket")
             .arg(lab.path("weir.sock"))
+            // Its own history: never the machine's /var/lib/weir.
+            .arg("--history")
+            .arg(lab.path("history.db"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
