@@ -58,6 +58,11 @@ enum Command {
         /// `none` to not serve them.
         #[arg(long, default_value = weir_control::metrics::DEFAULT_ADDR, value_parser = parse_metrics_addr)]
         metrics: MetricsAddr,
+        /// Allow mutating API calls over HTTP (`POST /api` with
+        /// `Authorization: Bearer TOKEN`) with the token in this file (mode
+        /// 0600, first line). Without it the HTTP listener is read-only.
+        #[arg(long)]
+        http_token_file: Option<PathBuf>,
         /// The history database (overrides `[history] path`); `none` to
         /// keep no history.
         #[arg(long)]
@@ -272,6 +277,7 @@ fn main() -> ExitCode {
             check_config,
             history,
             clock_file,
+            http_token_file,
         } => {
             if check_config {
                 return exit(weir_control::config::cli_check(
@@ -290,6 +296,7 @@ fn main() -> ExitCode {
                 metrics: metrics.0,
                 history,
                 clock_file,
+                http_token_file,
             };
             // Unlocked handles: the workers log to stderr while this thread waits,
             // so holding its lock here would stall them.

@@ -234,6 +234,9 @@ fn metrics_agree_with_host_b_and_the_api_is_root_only() {
         Duration::from_secs(10),
     );
     assert!(post.starts_with("HTTP/1.1 404"), "{post}");
+    // Without a token even a well-formed API call is refused.
+    let reload = http_post_api(&lab, None, r#"{"cmd":"reload"}"#);
+    assert!(reload.starts_with("HTTP/1.1 403"), "{reload}");
 
     // The API socket is root's: `nobody` can't even connect.
     let sock = lab.path("weir.sock");
@@ -349,4 +352,66 @@ fn reload_adding_and_removing_classes_drops_nothing_of_untouched_classes() {
     assert_eq!(ids, vec!["1:1", "1:10", "1:30", "1:40"], "{up}");
     assert_eq!(report["accounting"]["balanced"], true);
     assert_eq!(report["accounting"]["umem_accounted"], true);
+}
+
+/// `POST /api` to weir's HTTP listener in the lab (bash's /dev/tcp: no
+/// HTTP client needed), with an optional bearer token; the raw response.
+fn http_post_api(lab: &Lab, token: Option<&str>, body: &str) -> String {
+    let gw = lab.ns_gw();
+    let auth = token.map_or(String::new(), |t| {
+        format!("Authorization: Bearer {t}\\r\\n")
+    });
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/9469 && printf 'POST /api HTTP/1.1\\r\\nHost: weir\\r\\n{auth}Content-Length: {}\\r\\n\\r\\n%s' \"$0\" >&3 && cat <&3",
+        body.len()
+    );
+    lab::run_ok(
+        &["ip", "netns", "exec", &gw, "bash", "-c", &script, body],
+        Duration::from_secs(20),
+    )
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn http_api_changes_a_class_only_with_the_configured_token() {
+    use std::os::unix::fs::PermissionsExt;
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("tok");
+    let cfg = config(&lab);
+    let token = "5f0c1b2a9e8d7c6b5a49382716050f1e";
+    let token_file = lab.write("http.token", &format!("{token}\n"));
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 600");
+    lab.start_weir_with(
+        &cfg,
+        &["--http-token-file", token_file.to_str().expect("UTF-8")],
+    );
+    let change = r#"{"cmd":"class_change","tree":"up","class":"1:10","ceil":"40mbit"}"#;
+    let wrong = http_post_api(&lab, Some("not-the-token-not-the-token"), change);
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let ceil = |lab: &mut Lab| {
+        let stats = lab.weir().stats();
+        lab::num(&lab::class(&stats, "up", "1:10")["ceil"], "ceil")
+    };
+    assert_eq!(
+        ceil(&mut lab),
+        60_000_000 / 8,
+        "the wrong token changed nothing"
+    );
+    let ok = http_post_api(&lab, Some(token), change);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("ceil 60Mbit → 40Mbit"), "{ok}");
+    assert_eq!(ceil(&mut lab), 40_000_000 / 8);
+    let bad = http_post_api(
+        &lab,
+        Some(token),
+        r#"{"cmd":"class_change","class":"9:99","rate":"1mbit"}"#,
+    );
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let report = lab.stop_weir();
+    assert_eq!(report["accounting"]["balanced"], true);
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use server::{Listener, Pending};
+pub use server::{dispatch, Listener, Pending};
 
 /// Where `weir run` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/weir/weir.sock";

@@ -127,6 +127,27 @@ impl Drop for Listener {
     }
 }
 
+/// Parse one request (JSON), hand it to the control thread through
+/// `forward` and wait for the answer. Shared by the unix socket and the
+/// HTTP listener's token-guarded `POST /api`.
+pub fn dispatch(body: &str, forward: &dyn Fn(Pending) -> bool) -> Response {
+    match serde_json::from_str::<Request>(body) {
+        Err(e) => Response::error(format!(
+            "bad request: {e}; expected a JSON object with \"cmd\": show | class_change | reload | stats"
+        )),
+        Ok(request) => {
+            let (reply, answer) = mpsc::channel();
+            if forward(Pending { request, reply }) {
+                answer
+                    .recv_timeout(ANSWER_TIMEOUT)
+                    .unwrap_or_else(|_| Response::error("weir did not answer in time (stopping?)"))
+            } else {
+                Response::error("weir is stopping")
+            }
+        }
+    }
+}
+
 fn serve(conn: UnixStream, forward: &dyn Fn(Pending) -> bool) {
     let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
     let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
@@ -138,21 +159,7 @@ fn serve(conn: UnixStream, forward: &dyn Fn(Pending) -> bool) {
         Ok(_) if !line.ends_with('\n') => Response::error(format!(
             "request too long or not terminated; expected one JSON line of at most {MAX_REQUEST} bytes"
         )),
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::error(format!(
-                "bad request: {e}; expected a JSON object with \"cmd\": show | class_change | reload | stats"
-            )),
-            Ok(request) => {
-                let (reply, answer) = mpsc::channel();
-                if forward(Pending { request, reply }) {
-                    answer.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(|_| {
-                        Response::error("weir did not answer in time (stopping?)")
-                    })
-                } else {
-                    Response::error("weir is stopping")
-                }
-            }
-        },
+        Ok(_) => dispatch(&line, forward),
     };
     let mut text = serde_json::to_string(&response)
         .unwrap_or_else(|_| r#"{"ok":false,"error":"unencodable response"}"#.to_string());

@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// Lab testing: the local time policy schedules see is read from this
     /// file every tick (`mon 08:00`) instead of the system clock.
     pub clock_file: Option<PathBuf>,
+    /// The token that allows `POST /api` on the HTTP listener; None: the
+    /// listener is read-only.
+    pub http_token_file: Option<PathBuf>,
 }
 
 /// The data path's spec for a checked configuration: one [`PairSpec`] per
@@ -489,27 +492,38 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     // another weir runs, and this one must not touch its ports.
     let listener = match &opts.socket {
         None => None,
-        Some(path) => {
-            let api_tx = std::sync::Mutex::new(tx.clone());
-            let forward = move |p: Pending| {
-                api_tx
-                    .lock()
-                    .map(|t| t.send(Event::Api(p)).is_ok())
-                    .unwrap_or(false)
-            };
-            match api::Listener::bind(path, forward) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    let _ = writeln!(err, "weir run: {e}");
-                    return 1;
-                }
+        Some(path) => match api::Listener::bind(path, forwarder(&tx)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 1;
             }
-        }
+        },
     };
     let published = crate::metrics::Published::default();
+    let http_api = match (&opts.http_token_file, opts.metrics) {
+        (None, _) => None,
+        (Some(_), None) => {
+            let _ = writeln!(
+                err,
+                "weir run: --http-token-file needs the HTTP listener; give --metrics an address"
+            );
+            return 2;
+        }
+        (Some(path), Some(_)) => match crate::metrics::read_token(path) {
+            Ok(token) => Some(crate::metrics::HttpApi {
+                token,
+                forward: Box::new(forwarder(&tx)),
+            }),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 2;
+            }
+        },
+    };
     let metrics_addr = match opts.metrics {
         None => None,
-        Some(addr) => match crate::metrics::serve(addr, published.clone()) {
+        Some(addr) => match crate::metrics::serve(addr, published.clone(), http_api) {
             Ok(a) => Some(a),
             Err(e) => {
                 let _ = writeln!(err, "weir run: {e}");
@@ -651,6 +665,17 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         );
     }
     0
+}
+
+/// Hands API requests (unix socket or HTTP) to the control thread; false
+/// once it is gone.
+fn forwarder(tx: &mpsc::Sender<Event>) -> impl Fn(Pending) -> bool + Send + Sync + 'static {
+    let tx = std::sync::Mutex::new(tx.clone());
+    move |p: Pending| {
+        tx.lock()
+            .map(|t| t.send(Event::Api(p)).is_ok())
+            .unwrap_or(false)
+    }
 }
 
 /// The once-a-second beat. The thread ends when the control thread does
