@@ -2,8 +2,8 @@
 # weir's veth lab: network namespaces joined by veth pairs, for shaping real
 # traffic on one machine (the demo, the end-to-end tests, hands-on work).
 #
-#   lab.sh up     [--prefix P] [--queues N] [--twin [--config FILE] [--weir BIN]
-#                  [--up-tree NAME] [--down-tree NAME]]
+#   lab.sh up     [--prefix P] [--queues N] [--fail-open] [--twin [--config FILE]
+#                  [--weir BIN] [--up-tree NAME] [--down-tree NAME]]
 #   lab.sh down   [--prefix P]
 #   lab.sh status [--prefix P]
 #
@@ -14,6 +14,13 @@
 #
 #   weir-in and weir-out carry no address: `ip netns exec ${P}gw weir run -c
 #   config/lab.toml` bridges them (upload = weir-in → weir-out = A → B).
+#
+#   With --fail-open, weir-in and weir-out are also the ports of a kernel
+#   bridge br0 in ${P}gw. While weir runs, its XDP program redirects every
+#   frame to weir's AF_XDP sockets before the bridge sees it (a redirected
+#   frame is consumed); when weir is gone (stopped, crashed, kill -9), the
+#   program is detached or finds no socket and passes the frame on, and the
+#   bridge forwards it: traffic flows, unshaped.
 #
 # The kernel twin (with --twin), for side-by-side comparisons:
 #
@@ -42,6 +49,11 @@
 #   --queues N       rx/tx queues of the veth pairs on the weir path
 #                    (1..64, default 1). An existing pair with another count
 #                    is rebuilt, unless an XDP program is attached to it.
+#   --fail-open      put weir-in and weir-out in a kernel bridge br0 in
+#                    ${P}gw (no STP, no forward delay, no address), so
+#                    traffic flows unshaped whenever weir is not running.
+#                    Without it, `up` removes a br0 left by an earlier
+#                    `up --fail-open`.
 #   --twin           also build the kernel twin path.
 #   --config FILE    the config the twin's HTB trees come from
 #                    (default config/lab.toml).
@@ -80,6 +92,7 @@ ADDR_B2=198.18.1.2/24
 prefix=weir-
 queues=1
 twin=0
+fail_open=0
 config=
 up_tree=up
 down_tree=down
@@ -114,6 +127,10 @@ while (($# > 0)); do
         ;;
     --twin)
         twin=1
+        shift
+        ;;
+    --fail-open)
+        fail_open=1
         shift
         ;;
     -h | --help)
@@ -233,6 +250,38 @@ host_addr() {
     fi
 }
 
+# The fail-open bridge of the gw namespace. weir's XDP program runs on
+# each port before the bridge's rx handler: while weir runs, it redirects
+# every frame to an AF_XDP socket and the bridge never sees it; without a
+# socket (or without the program) the frame is passed up and the bridge
+# forwards it. No address: the bridge is a wire, not a host.
+ensure_fail_open_bridge() {
+    if ! link_exists "$NS_GW" br0; then
+        ip -n "$NS_GW" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    fi
+    # Re-applied on every `up`. No STP (no BPDUs on the wire) and no
+    # listening/learning delay (15 s by default), so a port forwards the
+    # moment weir lets go of it; with a delay, fail-open would open only
+    # after it. No multicast snooping: with it, the bridge joins the
+    # snoopers' group and sends IGMP reports out of both ports when it
+    # comes up, frames the hosts never sent; without it, multicast is
+    # flooded like broadcast, as on a wire.
+    ip -n "$NS_GW" link set dev br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    ip -n "$NS_GW" link set dev weir-in master br0
+    ip -n "$NS_GW" link set dev weir-out master br0
+    ip -n "$NS_GW" link set dev br0 up
+}
+
+# `up` without --fail-open: the gw namespace forwards nothing by itself.
+# Deleting the bridge releases its ports and leaves them (and any XDP
+# program on them) as they are.
+remove_fail_open_bridge() {
+    if link_exists "$NS_GW" br0; then
+        ip -n "$NS_GW" link del dev br0
+        echo "removed the fail-open bridge br0 from $NS_GW"
+    fi
+}
+
 # The weir binary, as a command array, for `weir tc`.
 resolve_weir() {
     if [[ -n "$weir_bin" ]]; then
@@ -271,7 +320,14 @@ lab_up() {
     setup_port "$NS_GW" weir-out "$MAC_WEIR_OUT"
     host_addr "$NS_A" a0 "$ADDR_A"
     host_addr "$NS_B" b0 "$ADDR_B"
-    echo "lab up: $NS_A a0 $ADDR_A ($MAC_A0) — $NS_GW weir-in/weir-out — $NS_B b0 $ADDR_B ($MAC_B0)"
+    local gw_desc=weir-in/weir-out
+    if ((fail_open)); then
+        ensure_fail_open_bridge
+        gw_desc="br0(weir-in, weir-out) fail-open"
+    else
+        remove_fail_open_bridge
+    fi
+    echo "lab up: $NS_A a0 $ADDR_A ($MAC_A0) — $NS_GW $gw_desc — $NS_B b0 $ADDR_B ($MAC_B0)"
 
     ((twin)) || return 0
     config="${config:-$WEIR_ROOT/config/lab.toml}"
@@ -367,11 +423,26 @@ status_ns() {
     return "$ok"
 }
 
+# One line on the fail-open bridge: absent, or its state and each port's
+# bridge state (forwarding is what fail-open needs).
+status_fail_open() {
+    if ! link_exists "$NS_GW" br0; then
+        printf '    %-9s none (no fail-open: up --fail-open)\n' br0
+        return 0
+    fi
+    local ports
+    ports="$(bridge -n "$NS_GW" link show 2>/dev/null |
+        awk '/master br0/ { sub(/[@:].*/, "", $2); for (i = 1; i < NF; i++) if ($i == "state") printf " %s:%s", $2, $(i + 1) }')"
+    printf '    %-9s fail-open bridge %s ports:%s\n' br0 \
+        "$(ip -n "$NS_GW" -br link show dev br0 | awk '{ print $2 }')" "${ports:- none}"
+}
+
 lab_status() {
     local rc=0 any_twin=0 ns
     echo "weir path:"
     status_ns "$NS_A" a0 || rc=1
     status_ns "$NS_GW" weir-in weir-out || rc=1
+    status_fail_open
     status_ns "$NS_B" b0 || rc=1
     for ns in "${TWIN_NS[@]}"; do
         ns_exists "$ns" && any_twin=1

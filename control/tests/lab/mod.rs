@@ -24,7 +24,7 @@ use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
@@ -154,6 +154,11 @@ pub struct Lab {
 impl Lab {
     /// Brings up a lab named after `tag` (a few letters, e.g. "tr").
     pub fn up(tag: &str) -> Lab {
+        Lab::up_with(tag, &[])
+    }
+
+    /// [`Lab::up`] with more `lab.sh up` options (e.g. `--fail-open`).
+    pub fn up_with(tag: &str, options: &[&str]) -> Lab {
         sweep_stale_labs();
         let prefix = format!("{PREFIX_HEAD}{tag}{}-", std::process::id());
         let dir = std::env::temp_dir().join(format!("weir-e2e-{prefix}"));
@@ -165,7 +170,9 @@ impl Lab {
             dir,
             weir: None,
         };
-        lab.lab_sh(&["up"]);
+        let mut action = vec!["up"];
+        action.extend_from_slice(options);
+        lab.lab_sh(&action);
         lab
     }
 
@@ -219,6 +226,37 @@ impl Lab {
         run_ok(&self.exec_args(&ns, args), limit)
     }
 
+    /// Starts `args` on `host` in the background under `timeout(1)` (SIGTERM
+    /// at `limit`, SIGKILL 2 s later), stdout and stderr piped.
+    pub fn spawn(&self, host: Host, args: &[&str], limit: Duration) -> Child {
+        let ns = self.ns(host);
+        let secs = format!("{:.1}", limit.as_secs_f64());
+        Command::new("ip")
+            .args(["netns", "exec", &ns, "timeout", "-k", "2", &secs])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{}` in {ns}: {e}", args.join(" ")))
+    }
+
+    /// The id of the XDP program attached to `dev` of the gw namespace, if
+    /// any (`ip -j link` has an "xdp" object only while one is attached).
+    pub fn xdp_prog(&self, dev: &str) -> Option<u64> {
+        let gw = self.ns_gw();
+        let text = run_ok(
+            &["ip", "-n", &gw, "-j", "-d", "link", "show", "dev", dev],
+            Duration::from_secs(5),
+        );
+        let links: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("`ip -j link show dev {dev}` in {gw} is not JSON ({e}): {text}")
+        });
+        let xdp = links.get(0).and_then(|l| l.get("xdp"))?;
+        // 0 stands for "attached, id not shown": still attached.
+        Some(xdp["prog"]["id"].as_u64().unwrap_or(0))
+    }
+
     /// Starts `weir run -c config` in the gw namespace and waits for `ready`.
     pub fn start_weir(&mut self, config: &Path) -> &mut Weir {
         self.start_weir_with(config, &[])
@@ -233,6 +271,16 @@ impl Lab {
 
     pub fn weir(&mut self) -> &mut Weir {
         self.weir.as_mut().expect("weir is running (start_weir)")
+    }
+
+    /// SIGKILLs weir (no report, no clean detach: the kernel closes its
+    /// bpf_links and sockets as the process dies), reaps it and returns its
+    /// exit status. The lab has no weir afterwards; `start_weir` again.
+    pub fn kill_weir(&mut self) -> ExitStatus {
+        self.weir
+            .take()
+            .expect("weir is running (start_weir)")
+            .kill9()
     }
 
     /// Stops weir (SIGTERM) and returns its final report.
@@ -693,6 +741,26 @@ impl Weir {
             "the --report file differs from the report on stdout"
         );
         report
+    }
+
+    /// SIGKILL and reap, within 5 s. `ip netns exec` execs weir in place,
+    /// so the child is weir itself.
+    fn kill9(mut self) -> ExitStatus {
+        if let Err(e) = self.child.kill() {
+            panic!("cannot SIGKILL weir (pid {}): {e}", self.child.id());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Ok(None) => panic!(
+                    "weir (pid {}) still not reaped 5 s after SIGKILL",
+                    self.child.id()
+                ),
+                Err(e) => panic!("cannot wait for weir (pid {}): {e}", self.child.id()),
+            }
+        }
     }
 
     fn kill(mut self) {
