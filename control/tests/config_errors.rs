@@ -673,7 +673,7 @@ fn dataplane_defaults_and_values() {
     let d = &l.config.dataplane;
     assert_eq!(
         (d.batch, d.frame_size, d.frames, d.ring_size),
-        (64, 4096, 4096, 2048)
+        (64, 4096, 16384, 4096)
     );
     assert!(d.cores.is_empty() && d.pass.is_empty() && !d.busy_poll);
     let text = format!(

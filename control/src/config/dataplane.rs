@@ -9,10 +9,15 @@ use super::diag::Ctx;
 use super::filter;
 use super::raw::{sp, RawDataplane, S};
 
-/// Frames in one worker's part of the UMEM.
-pub const DEFAULT_FRAMES: u32 = 4096;
+/// Frames in one worker's part of the UMEM (64 MiB at 4 KiB frames).
+/// A quarter of them (up to a ring's worth) wait in each fill ring, so a
+/// worker may be off its CPU for 4096 frames' time (13 ms at 300 kpps)
+/// before the kernel finds the fill ring empty and drops: on a busy
+/// 2-core box, 4096 frames (3 ms) were not enough (weir-bench, bench/run.sh).
+pub const DEFAULT_FRAMES: u32 = 16384;
 pub const DEFAULT_FRAME_SIZE: u32 = 4096;
-pub const DEFAULT_RING_SIZE: u32 = 2048;
+/// Entries of every ring: the fill ring's share above needs 4096.
+pub const DEFAULT_RING_SIZE: u32 = 4096;
 pub const DEFAULT_BATCH: u32 = 64;
 pub const DEFAULT_HANDOVER_RING: u32 = 4096;
 /// Workers run at nice -10: a worker that wakes late loses tokens beyond

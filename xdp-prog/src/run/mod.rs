@@ -39,14 +39,14 @@ use xsk_rs::Umem;
 
 use crate::prog::{PassPrefix, XdpError, XdpMode, XdpProgram};
 
-pub use clock::now_ns;
+pub use clock::{now_ns, tighten_timer_slack};
+pub use port::{Kick, Port, PortError};
 pub use stats::{
     FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot, SocketStats, TreeSnapshot,
     WorkerCounters, WorkerPlacement, WorkerSnapshot,
 };
 
 use handover::{Doorbell, Lane, ReturnRing};
-use port::{Port, PortError};
 use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};
 
 /// How long the handle waits for a worker to answer a command. Workers
@@ -93,8 +93,8 @@ impl Default for RunSpec {
             cores: Vec::new(),
             batch: 64,
             frame_size: 4096,
-            frames_per_worker: 4096,
-            ring_size: 2048,
+            frames_per_worker: 16384,
+            ring_size: 4096,
             handover_ring: 4096,
             busy_poll: false,
             worker_nice: -10,

@@ -1,5 +1,8 @@
 //! One AF_XDP socket: an (interface, queue) bound on a pair's shared UMEM,
 //! with its own rx, tx, fill and completion rings.
+//!
+//! Public so that weir's traffic generator (`weir-bench`) drives its
+//! sockets through the same code as the workers.
 
 use std::collections::VecDeque;
 use std::io;
@@ -13,7 +16,7 @@ use super::stats::SocketStats;
 /// Why a socket could not be made, before it becomes a `RunError` that
 /// names the interface and queue.
 #[derive(Debug)]
-pub(crate) enum PortError {
+pub enum PortError {
     BadName,
     Create {
         reason: String,
@@ -24,14 +27,35 @@ pub(crate) enum PortError {
     SharedContext,
 }
 
+impl std::fmt::Display for PortError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortError::BadName => write!(f, "not an interface name"),
+            PortError::Create { reason, errno } => match errno {
+                Some(e) => write!(
+                    f,
+                    "creating the AF_XDP socket failed: {reason} ({})",
+                    io::Error::from_raw_os_error(*e)
+                ),
+                None => write!(f, "creating the AF_XDP socket failed: {reason}"),
+            },
+            PortError::SharedContext => {
+                write!(f, "the UMEM already has rings for this interface and queue")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PortError {}
+
 /// What [`Port::kick`] found.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Kick {
+pub struct Kick {
     pub kicks: u64,
     pub errors: u64,
 }
 
-pub(crate) struct Port {
+pub struct Port {
     /// Index of the interface in the data path's interface list.
     pub iface: usize,
     pub ifname: String,
