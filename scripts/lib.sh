@@ -18,6 +18,9 @@ WEIR_DEB_PACKAGES=(
     iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool jq
 )
 
+# What bench/run.sh needs on top: perf, for the profile of weir's worker.
+WEIR_BENCH_PACKAGES=(linux-perf)
+
 # Repository root, whatever the caller's cwd.
 WEIR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 

@@ -15,7 +15,7 @@
 #      when debug assertions are on)
 #   5. cargo test in debug (debug assertions on)
 #   6. benches compile (bench/run.sh runs them; CI does not)
-#   7. `weir check` on every config/*.toml
+#   7. `weir check` on every config/*.toml and bench/config/*.toml
 #
 # Environment:
 #   WEIR_SKIP_INSTALL=1  do not check or install Debian packages / rustup
@@ -83,9 +83,9 @@ cargo test --workspace --locked --no-fail-fast
 step "benches compile"
 cargo bench -p weir-bench --no-run --locked
 
-step "weir check config/*.toml"
+step "weir check config/*.toml bench/config/*.toml"
 shopt -s nullglob
-configs=(config/*.toml)
+configs=(config/*.toml bench/config/*.toml)
 shopt -u nullglob
 ((${#configs[@]} > 0)) || weir_die "no config/*.toml found in $WEIR_ROOT"
 cargo build --release --locked -p weir-control --bin weir

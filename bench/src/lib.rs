@@ -1,4 +1,7 @@
-//! Workloads shared by the criterion benches and by `bench/run.sh`.
+//! Workloads shared by the criterion benches and by `bench/run.sh`, and
+//! the traffic generator behind `weir-bench` ([`traffic`]).
+
+pub mod traffic;
 
 use weir_dataplane::htb::{ClassSpec, Htb, HtbSpec};
 use weir_dataplane::packet::{Drops, Frame, Packet};
