@@ -10,6 +10,9 @@ use super::frame::{self, FCS};
 
 /// Latencies are recorded in nanoseconds up to 60 s, 3 significant digits.
 const LATENCY_MAX_NS: u64 = 60_000_000_000;
+/// Arrivals are also counted per slot of this length from the stream's
+/// first arrival, for the steady-state rate ([`StreamRx::steady_pps`]).
+pub const SLOT_NS: u64 = 100_000_000;
 
 /// One stream as the receiver saw it.
 #[derive(Clone, Debug)]
@@ -27,6 +30,8 @@ pub struct StreamRx {
     pub first_ns: Option<u64>,
     pub last_ns: u64,
     pub latency: Histogram<u64>,
+    /// Frames per [`SLOT_NS`] slot since the first arrival.
+    slots: Vec<u64>,
 }
 
 impl StreamRx {
@@ -42,6 +47,7 @@ impl StreamRx {
             last_ns: 0,
             latency: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
                 .expect("constant histogram bounds are valid"),
+            slots: Vec::new(),
         }
     }
 
@@ -63,11 +69,38 @@ impl StreamRx {
             Some(m) if seq < m => self.reordered += 1,
             _ => self.max_seq = Some(seq),
         }
-        self.first_ns.get_or_insert(now_ns);
+        let first = *self.first_ns.get_or_insert(now_ns);
         self.last_ns = now_ns;
+        let slot = (now_ns.saturating_sub(first) / SLOT_NS) as usize;
+        // Bounded: a trial lasts seconds, and an hour is 36,000 slots.
+        if slot < 36_000 {
+            if slot >= self.slots.len() {
+                self.slots.resize(slot + 1, 0);
+            }
+            self.slots[slot] += 1;
+        }
         let lat = now_ns.saturating_sub(sent_ns).clamp(1, LATENCY_MAX_NS);
         // In range by the clamp above: cannot fail.
         let _ = self.latency.record(lat);
+    }
+}
+
+impl StreamRx {
+    /// Frames per second over the steady part of the stream: from `skip_ns`
+    /// after its first arrival to the end of the last *whole* slot. It
+    /// leaves out what a shaper lets through at once when a class starts
+    /// (its burst, sent at line rate) and the partial slot at the end.
+    /// None when the stream lasted too short for a whole slot after the
+    /// skip.
+    pub fn steady_pps(&self, skip_ns: u64) -> Option<f64> {
+        let skip = skip_ns.div_ceil(SLOT_NS) as usize;
+        // The last slot is partial (the stream ended somewhere in it).
+        let end = self.slots.len().checked_sub(1)?;
+        if end <= skip {
+            return None;
+        }
+        let frames: u64 = self.slots[skip..end].iter().sum();
+        Some(frames as f64 / ((end - skip) as f64 * SLOT_NS as f64 / 1e9))
     }
 }
 
@@ -182,6 +215,35 @@ mod tests {
             (l.min - 10.0).abs() < 0.1 && (l.max - 21.0).abs() < 0.1,
             "{l:?}"
         );
+    }
+
+    #[test]
+    fn steady_rate_leaves_out_the_start_burst_and_the_last_slot() {
+        let addr = Addresses {
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            dst_ip: Ipv4Addr::UNSPECIFIED,
+        };
+        let t = Template::new(&addr, 0, 0, &SizeMix::Fixed(64), 1);
+        let mut r = Receiver::new(1);
+        // A burst of 500 frames at t = 0, then 1000 frames/s for 3.05 s.
+        let mut seq = 0;
+        for _ in 0..500 {
+            r.record(&frame(&t, seq, 0), 0);
+            seq += 1;
+        }
+        for k in 1..=3050u64 {
+            r.record(&frame(&t, seq, 0), k * 1_000_000);
+            seq += 1;
+        }
+        let s = &r.streams[0];
+        // Over the span the burst shows; over the steady part it does not.
+        let span = (s.received - 1) as f64 / ((s.last_ns - s.first_ns.unwrap()) as f64 / 1e9);
+        assert!(span > 1100.0, "{span}");
+        let steady = s.steady_pps(1_000_000_000).unwrap();
+        assert!((steady - 1000.0).abs() < 1.0, "{steady}");
+        assert_eq!(s.steady_pps(3_100_000_000), None);
     }
 
     #[test]

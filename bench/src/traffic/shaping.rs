@@ -8,10 +8,13 @@
 //! moment costs that run tokens, and the median keeps one such moment from
 //! deciding the result, for every path alike.
 //!
-//! The delivered rate is measured the way HTB counts: frame bytes without
-//! the FCS, over the receiver's own span from the first to the last
-//! arrival (so the queue that drains after the sender stops is delivered
-//! at the shaped rate and counted at it, not spread over the send time).
+//! The delivered rate is measured the way HTB counts, frame bytes without
+//! the FCS, on the receiver's own clock, over the steady part of each
+//! stream: from 1 s after its first arrival (a class starts with its burst
+//! at line rate, which is HTB working, not its long-run rate) to the last
+//! whole 100 ms slot, which includes the queue that drains after the
+//! sender stops at the shaped rate. A trial too short for that falls back
+//! to first-to-last arrival.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -97,7 +100,8 @@ pub fn run(s: &ShapingSpec) -> ShapingReport {
                         .zip(&s.streams)
                         .map(|(r, st)| {
                             let bits = (st.mix.mean() - FCS as f64) * 8.0;
-                            (r.rx_span_pps * bits / 1e6, r.sent_pps * bits / 1e6, r.loss)
+                            let pps = r.steady_pps.unwrap_or(r.rx_span_pps);
+                            (pps * bits / 1e6, r.sent_pps * bits / 1e6, r.loss)
                         })
                         .collect();
                     eprintln!(

@@ -37,6 +37,8 @@ const FRAME_SIZE: u32 = 4096;
 const FRAMES: u32 = 8192;
 /// Ring sizes (tx, rx, fill, completion).
 const RING: u32 = 4096;
+/// The steady-state rate leaves out the first second of a stream.
+const STEADY_SKIP_NS: u64 = 1_000_000_000;
 /// How long a thread may take to open its sockets.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Below this much time to the next due frame, the sender spins instead
@@ -181,6 +183,11 @@ pub struct StreamResult {
     /// (received − 1) / (last arrival − first arrival): the rate the
     /// receiver measured on its own clock.
     pub rx_span_pps: f64,
+    /// The receiver's rate over the steady part of the stream (from 1 s
+    /// after the first arrival to the last whole 100 ms slot), if the
+    /// trial was long enough: what a shaped class delivers once its start
+    /// burst is through.
+    pub steady_pps: Option<f64>,
     /// L2 Gbit/s received (FCS included) and the same at L1 (+20 bytes of
     /// preamble and gap per frame), over the send time.
     pub l2_gbps: f64,
@@ -340,6 +347,7 @@ fn assemble(spec: &TrialSpec, tx: &TxReport, rx: &RxReport, cpu: (u64, u64)) -> 
                 sent_pps: sent as f64 / secs,
                 received_pps: r.received as f64 / secs,
                 rx_span_pps: r.received.saturating_sub(1) as f64 / span,
+                steady_pps: r.steady_pps(STEADY_SKIP_NS),
                 l2_gbps: (r.bytes * 8) as f64 / secs / 1e9,
                 l1_gbps: ((r.bytes + l1_bytes_extra) * 8) as f64 / secs / 1e9,
                 latency_us: LatencyUs::of(&r.latency),
