@@ -87,7 +87,14 @@ fn a_million_frames_all_accounted_for() {
             rounds < MAX_ROUNDS,
             "after {rounds} × {ROUND} frames weir has received only {seen} on tree up"
         );
-        lab.trafgen(Host::A, &cfg, ROUND, Duration::from_secs(90));
+        if let Err(e) = lab.try_trafgen(Host::A, &cfg, ROUND, Duration::from_secs(90)) {
+            // trafgen stops when a0's queue pushes back (EAGAIN on its TX
+            // ring, seen once in CI on a busy VM). What it sent still
+            // counts: this test counts what weir received, round after
+            // round, and checks that every frame is accounted for.
+            assert!(e.contains("Resource temporarily unavailable"), "{e}");
+            eprintln!("trafgen round {} stopped early: {e}", rounds + 1);
+        }
         rounds += 1;
         let stats = lab.weir().stats();
         seen = num(
