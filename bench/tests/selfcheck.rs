@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use weir_bench::traffic::frame::{SizeMix, JUMBO};
 use weir_bench::traffic::spec::PathSpec;
-use weir_bench::traffic::trial::{self, StreamSpec, TrialResult, TrialSpec};
+use weir_bench::traffic::trial::{self, StreamSpec, TrialResult};
 use weir_xdp::prog::XdpMode;
 
 /// One veth pair at a time: the tests share the machine's CPUs.
@@ -102,17 +102,13 @@ fn require_root() {
 }
 
 fn run(pair: &Pair, streams: Vec<StreamSpec>, secs: u64) -> TrialResult {
-    let p = pair.path();
-    let spec = TrialSpec {
-        tx: p.tx,
-        rx: p.rx,
-        addr: p.addr,
+    let spec = pair.path().trial(
         streams,
-        duration: Duration::from_secs(secs),
-        drain: Duration::from_millis(300),
-        batch: 64,
-        rx_mode: XdpMode::Native,
-    };
+        Duration::from_secs(secs),
+        Duration::from_millis(300),
+        64,
+        XdpMode::Native,
+    );
     trial::run(&spec).expect("the trial runs")
 }
 

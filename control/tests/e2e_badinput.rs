@@ -458,30 +458,11 @@ enum Policy {
 
 /// Sends `count` frames of `cfg` from A, `GAP` apart.
 fn send_slow(lab: &Lab, cfg: &Path, count: u64) {
-    let n = count.to_string();
-    let cfg = cfg.to_str().expect("scratch path is UTF-8");
-    // -P 1: one sender process (two cores, weir needs one); --no-sock-mem:
-    // leave the machine-wide socket memory sysctls alone; -t: a gap, so
-    // frames go one sendto(2) at a time.
-    lab.run(
-        Host::A,
-        &[
-            "trafgen",
-            "-P",
-            "1",
-            "--no-sock-mem",
-            "-q",
-            "-o",
-            "a0",
-            "-i",
-            cfg,
-            "-n",
-            &n,
-            "-t",
-            GAP,
-        ],
-        T,
-    );
+    // -t: a gap, so frames go one sendto(2) at a time (the harness's
+    // trafgen is otherwise the lab's: one process, socket sysctls left
+    // alone).
+    lab.trafgen_with(Host::A, cfg, count, &["-t", GAP], T)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Checks one kind's deltas; returns a line for the log.

@@ -16,7 +16,7 @@ use weir_bench::traffic::compare::{self, CompareSpec};
 use weir_bench::traffic::frame::SizeMix;
 use weir_bench::traffic::shaping::{self, ShapingSpec};
 use weir_bench::traffic::spec::{parse_stream, PathSpec};
-use weir_bench::traffic::trial::{self, StreamSpec, TrialSpec};
+use weir_bench::traffic::trial::{self, StreamSpec};
 use weir_xdp::prog::XdpMode;
 
 #[derive(Parser)]
@@ -176,16 +176,13 @@ fn main() -> ExitCode {
             json,
             common,
         } => {
-            let spec = TrialSpec {
-                tx: path.tx,
-                rx: path.rx,
-                addr: path.addr,
+            let spec = path.trial(
                 streams,
-                duration: Duration::from_millis(duration_ms),
-                drain: Duration::from_millis(common.drain_ms),
-                batch: common.batch,
-                rx_mode: common.rx_mode,
-            };
+                Duration::from_millis(duration_ms),
+                Duration::from_millis(common.drain_ms),
+                common.batch,
+                common.rx_mode,
+            );
             match trial::run(&spec) {
                 Ok(r) => {
                     if json {

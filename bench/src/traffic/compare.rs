@@ -121,21 +121,13 @@ fn say(msg: &str) {
 }
 
 fn trial_spec(c: &CompareSpec, path: &PathSpec, mix: &SizeMix, rate: Option<f64>) -> TrialSpec {
-    TrialSpec {
-        tx: path.tx.clone(),
-        rx: path.rx.clone(),
-        addr: path.addr,
-        streams: vec![StreamSpec {
-            dscp: c.dscp,
-            mix: mix.clone(),
-            rate_pps: rate,
-            flows: c.flows,
-        }],
-        duration: c.trial,
-        drain: c.drain,
-        batch: c.batch,
-        rx_mode: c.rx_mode,
-    }
+    let stream = StreamSpec {
+        dscp: c.dscp,
+        mix: mix.clone(),
+        rate_pps: rate,
+        flows: c.flows,
+    };
+    path.trial(vec![stream], c.trial, c.drain, c.batch, c.rx_mode)
 }
 
 fn outcome(r: &TrialResult, offered: f64) -> Outcome {

@@ -72,11 +72,6 @@ impl SizeMix {
             SizeMix::Imix => IMIX_CYCLE.iter().sum::<usize>() as f64 / IMIX_CYCLE.len() as f64,
         }
     }
-
-    /// Largest frame, FCS included.
-    pub fn max(&self) -> usize {
-        self.sizes().into_iter().max().unwrap_or(MIN_FRAME)
-    }
 }
 
 impl fmt::Display for SizeMix {
@@ -160,7 +155,6 @@ pub struct Probe {
 /// one into a buffer and stamps the flow, sequence number and send time.
 #[derive(Clone, Debug)]
 pub struct Template {
-    stream: u16,
     flows: u32,
     /// (size with FCS, bytes without FCS, all headers filled in).
     frames: Vec<(usize, Vec<u8>)>,
@@ -175,11 +169,7 @@ impl Template {
             .into_iter()
             .map(|size| (size, build(addr, stream, dscp & 0x3f, size)))
             .collect();
-        Template {
-            stream,
-            flows,
-            frames,
-        }
+        Template { flows, frames }
     }
 
     /// Write frame `seq` of the stream (size `size`, one of the mix's) into
@@ -196,10 +186,6 @@ impl Template {
         dst[HEADERS + 4..HEADERS + 8].copy_from_slice(&seq.to_be_bytes());
         dst[HEADERS + 8..HEADERS + 16].copy_from_slice(&sent_ns.to_be_bytes());
         Some(bytes.len())
-    }
-
-    pub fn stream(&self) -> u16 {
-        self.stream
     }
 }
 

@@ -100,10 +100,6 @@ impl Search {
     pub fn result(&self) -> Option<Passed> {
         self.pass
     }
-
-    pub fn done(&self) -> bool {
-        self.next_rate().is_none()
-    }
 }
 
 #[cfg(test)]
@@ -162,6 +158,6 @@ mod tests {
         assert_eq!(run(&mut s, 1.0), 5);
         // Nothing passed within 5 halvings of 1e9: no result, said so.
         assert_eq!(s.result(), None);
-        assert!(s.done());
+        assert!(s.next_rate().is_none());
     }
 }

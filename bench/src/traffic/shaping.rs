@@ -24,7 +24,7 @@ use weir_xdp::prog::XdpMode;
 
 use super::frame::FCS;
 use super::spec::PathSpec;
-use super::trial::{self, StreamSpec, TrialSpec};
+use super::trial::{self, StreamSpec};
 
 #[derive(Clone, Debug)]
 pub struct ShapingSpec {
@@ -82,16 +82,7 @@ pub fn run(s: &ShapingSpec) -> ShapingReport {
             if errors[i].is_some() {
                 continue;
             }
-            let spec = TrialSpec {
-                tx: p.tx.clone(),
-                rx: p.rx.clone(),
-                addr: p.addr,
-                streams: s.streams.clone(),
-                duration: s.trial,
-                drain: s.drain,
-                batch: s.batch,
-                rx_mode: s.rx_mode,
-            };
+            let spec = p.trial(s.streams.clone(), s.trial, s.drain, s.batch, s.rx_mode);
             match trial::run(&spec) {
                 Ok(t) => {
                     let row: Vec<(f64, f64, f64)> = t

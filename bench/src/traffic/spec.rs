@@ -11,7 +11,9 @@
 use std::net::Ipv4Addr;
 
 use super::frame::{parse_mac, Addresses, SizeMix, MAX_FLOWS};
-use super::trial::{Endpoint, StreamSpec};
+use super::trial::{Endpoint, StreamSpec, TrialSpec};
+use std::time::Duration;
+use weir_xdp::prog::XdpMode;
 
 /// The lab's host A and B (scripts/lab.sh).
 pub const LAB_A_MAC: [u8; 6] = [0x02, 0x00, 0xc6, 0x12, 0x00, 0x01];
@@ -26,6 +28,29 @@ pub struct PathSpec {
     pub tx: Endpoint,
     pub rx: Endpoint,
     pub addr: Addresses,
+}
+
+impl PathSpec {
+    /// A trial of `streams` over this path.
+    pub fn trial(
+        &self,
+        streams: Vec<StreamSpec>,
+        duration: Duration,
+        drain: Duration,
+        batch: u32,
+        rx_mode: XdpMode,
+    ) -> TrialSpec {
+        TrialSpec {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            addr: self.addr,
+            streams,
+            duration,
+            drain,
+            batch,
+            rx_mode,
+        }
+    }
 }
 
 fn endpoint(v: &str) -> Result<Endpoint, String> {

@@ -423,6 +423,19 @@ impl Lab {
         count: u64,
         limit: Duration,
     ) -> Result<String, String> {
+        self.trafgen_with(host, config, count, &[], limit)
+    }
+
+    /// [`Lab::try_trafgen`] with more trafgen options (`extra`, e.g. a gap
+    /// between frames: `["-t", "20us"]`).
+    pub fn trafgen_with(
+        &self,
+        host: Host,
+        config: &Path,
+        count: u64,
+        extra: &[&str],
+        limit: Duration,
+    ) -> Result<String, String> {
         let dev = match host {
             Host::A => "a0",
             Host::B => "b0",
@@ -433,22 +446,21 @@ impl Lab {
         // one). --no-sock-mem: leave the machine-wide socket memory sysctls alone
         // (trafgen raises them by default; they are not per namespace).
         let ns = self.ns(host);
-        let args = self.exec_args(
-            &ns,
-            &[
-                "trafgen",
-                "-P",
-                "1",
-                "--no-sock-mem",
-                "-q",
-                "-o",
-                dev,
-                "-i",
-                cfg,
-                "-n",
-                &n,
-            ],
-        );
+        let mut tool = vec![
+            "trafgen",
+            "-P",
+            "1",
+            "--no-sock-mem",
+            "-q",
+            "-o",
+            dev,
+            "-i",
+            cfg,
+            "-n",
+            &n,
+        ];
+        tool.extend_from_slice(extra);
+        let args = self.exec_args(&ns, &tool);
         checked(&args, run_limited(&args, limit))
     }
 }
