@@ -11,11 +11,12 @@
 # Debian (bookworm) packages the whole product needs: clang/llvm/libelf/zlib/m4/
 # pkg-config build the XDP program and libbpf; libpcap for pcap replay; the rest
 # is the lab: iproute2 (netns, veth, tc), iperf3, netsniff-ng (trafgen), irtt,
-# tcpreplay, fping, ethtool. The simulator needs none of them, but the AF_XDP
+# tcpreplay, fping, ethtool, procps (sysctl in the lab's namespaces). The
+# simulator needs none of them, but the AF_XDP
 # data path does, and both README commands should leave a machine ready for it.
 WEIR_DEB_PACKAGES=(
     clang llvm libelf-dev libpcap-dev pkg-config zlib1g-dev m4
-    iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool jq
+    iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool jq procps
 )
 
 # What bench/run.sh needs on top: perf, for the profile of weir's worker.
