@@ -24,6 +24,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
+use weir_dataplane::shaper::LogHistogram;
 
 /// Where metrics are served unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";
@@ -110,6 +111,55 @@ fn gauges(
             .map(|(l, v)| (l, ConstGauge::new(v)))
             .collect(),
     )
+}
+
+/// Log2 histograms of ns (bucket i holds times up to 2^i - 1 ns, see
+/// `LogHistogram`) as one Prometheus histogram family in seconds; series
+/// without buckets are left out.
+fn log_histograms(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: Vec<(Labels, &Value)>,
+) -> Result<(), std::fmt::Error> {
+    let series: Vec<(Labels, &Value, &Vec<Value>)> = series
+        .into_iter()
+        .filter_map(|(l, h)| h["buckets"].as_array().map(|b| (l, h, b)))
+        .collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut hist = enc.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?;
+    for (labels, h, counts) in &series {
+        // Per-bucket counts: the encoder accumulates them, and writes
+        // `+Inf` for an upper bound of f64::MAX.
+        let buckets: Vec<(f64, u64)> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let upper = LogHistogram::upper_ns(i);
+                let le = if upper == u64::MAX {
+                    f64::MAX
+                } else {
+                    upper as f64 / 1e9
+                };
+                (le, u(n))
+            })
+            .collect();
+        hist.encode_family(labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                u(&h["sum_ns"]) as f64 / 1e9,
+                u(&h["count"]),
+                &buckets,
+                None,
+            )?;
+    }
+    Ok(())
 }
 
 /// (labels, class object) for every class of every tree.
@@ -350,43 +400,15 @@ impl Collector for StatsCollector {
                 .collect(),
         )?;
 
-        // Sojourn: log2 buckets of ns (bucket i holds times up to 2^i - 1
-        // ns), as a Prometheus histogram in seconds.
-        let mut hist = enc.encode_descriptor(
+        log_histograms(
+            &mut enc,
             "weir_tree_sojourn_seconds",
             "Time sent packets waited in the tree (enqueue to dequeue).",
-            None,
-            prometheus_client::metrics::MetricType::Histogram,
-        )?;
-        for t in &trees {
-            let soj = &t["sojourn"];
-            let Some(counts) = soj["buckets"].as_array() else {
-                continue;
-            };
-            // Per-bucket counts: the encoder accumulates them, and writes
-            // `+Inf` for an upper bound of f64::MAX.
-            let buckets: Vec<(f64, u64)> = counts
+            trees
                 .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let upper = weir_dataplane::shaper::Sojourn::upper_ns(i);
-                    let le = if upper == u64::MAX {
-                        f64::MAX
-                    } else {
-                        upper as f64 / 1e9
-                    };
-                    (le, u(n))
-                })
-                .collect();
-            let labels = tree_label(t);
-            hist.encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    u(&soj["sum_ns"]) as f64 / 1e9,
-                    u(&soj["count"]),
-                    &buckets,
-                    None,
-                )?;
-        }
+                .map(|t| (tree_label(t), &t["sojourn"]))
+                .collect(),
+        )?;
 
         let workers: Vec<&Value> = stats["workers"].as_array().into_iter().flatten().collect();
         let wl = |w: &Value| {
@@ -421,6 +443,21 @@ impl Collector for StatsCollector {
                 workers.iter().map(|w| (wl(w), u(&w[key]))).collect(),
             )?;
         }
+        log_histograms(
+            &mut enc,
+            "weir_worker_wake_late_seconds",
+            "How late the worker woke for a shaper deadline; a class loses the tokens of lateness beyond its burst.",
+            workers
+                .iter()
+                .map(|w| (wl(w), &w["wake_late"]))
+                .collect(),
+        )?;
+        gauges(
+            &mut enc,
+            "weir_worker_rtprio",
+            "SCHED_FIFO priority the worker runs at (0: the normal scheduler).",
+            workers.iter().map(|w| (wl(w), i(&w["rtprio"]))).collect(),
+        )?;
         gauges(
             &mut enc,
             "weir_worker_frames_in_flight",
@@ -806,7 +843,8 @@ mod tests {
                     "ctokens": 7, "rate": 125, "ceil": 250, "rate_est": 1000,
                     "qdisc": {"kind": "fq_codel", "bytes": 1500, "packets": 1, "drops": 2, "overlimits": 0,
                               "backlog": 100, "ecn_mark": 4, "new_flow_count": 1, "drop_overlimit": 0}}]}],
-            "workers": [{"index": 0, "pair": "lab", "rx_packets": 10, "tx_packets": 7, "frames": {"total": 64, "free": 60}}],
+            "workers": [{"index": 0, "pair": "lab", "rx_packets": 10, "tx_packets": 7, "frames": {"total": 64, "free": 60},
+                "rtprio": 10, "wake_late": {"count": 1, "sum_ns": 5_000_000, "buckets": sojourn}}],
             "interfaces": [{"name": "weir-in", "kernel": {"rx_bytes": 42}, "xdp": {"redirected": 10}, "xsk": {"rx_dropped": 1}}],
         }));
         let text = render(&p);
@@ -823,6 +861,9 @@ mod tests {
             "# TYPE weir_tree_sojourn_seconds histogram",
             "weir_tree_sojourn_seconds_count{tree=\"up\",direction=\"upload\"} 2",
             "weir_tree_sojourn_seconds_bucket{le=\"+Inf\",tree=\"up\",direction=\"upload\"} 2",
+            "weir_worker_rtprio{worker=\"0\",pair=\"lab\"} 10",
+            "# TYPE weir_worker_wake_late_seconds histogram",
+            "weir_worker_wake_late_seconds_sum{worker=\"0\",pair=\"lab\"} 0.005",
         ] {
             assert!(text.contains(needle), "missing {needle}:\n{text}");
         }

@@ -649,6 +649,16 @@ fn dataplane_and_pair_errors() {
             "bad core -1",
         ),
         (
+            "rtprio range",
+            format!("[dataplane]\nworker_rtprio = @100\n{BASE}"),
+            "`worker_rtprio` = 100 is out of range",
+        ),
+        (
+            "rtprio with unpinned busy poll",
+            format!("[dataplane]\nbusy_poll = true\nworker_rtprio = @5\n{BASE}"),
+            "never gives its CPU back",
+        ),
+        (
             "dataplane not a table",
             format!("@dataplane = 5\n{BASE}"),
             "`dataplane` must be a table",
@@ -676,6 +686,7 @@ fn dataplane_defaults_and_values() {
         (64, 4096, 16384, 4096)
     );
     assert!(d.cores.is_empty() && d.pass.is_empty() && !d.busy_poll);
+    assert_eq!((d.worker_rtprio, d.worker_nice), (10, -10));
     let text = format!(
         "[dataplane]\ncores = [1, 0]\nbatch = 32\nframe_size = 2048\nframes = 8192\nring_size = 4096\nhandover_ring = 1024\nbusy_poll = true\nxdp_mode = \"generic\"\npass = [\"198.18.255.1/32\", \"2001:db8::1\"]\n\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n{BASE}"
     );
@@ -693,6 +704,14 @@ fn dataplane_defaults_and_values() {
         (32, 2048, 8192, 4096, 1024)
     );
     assert!(d.busy_poll);
+    // A spinning worker is not real-time unless asked for (and pinned).
+    assert_eq!(d.worker_rtprio, 0);
+    let pinned = text.replace(
+        "busy_poll = true\n",
+        "busy_poll = true\nworker_rtprio = 40\n",
+    );
+    let l2 = parse_str(&pinned, "case.toml").unwrap();
+    assert_eq!(l2.config.dataplane.worker_rtprio, 40);
     assert_eq!(d.xdp_mode, XdpAttach::Generic);
     assert_eq!(d.pass.len(), 2);
     assert_eq!((d.pass[0].len, d.pass[1].len), (32, 128));

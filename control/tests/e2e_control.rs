@@ -78,45 +78,47 @@ fn ef_flow_with_change(lab: &mut Lab, at_change: impl FnOnce(&mut Lab)) -> (f64,
 )]
 fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
     lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up("cc");
-    let cfg = config(&lab);
-    lab.start_weir(&cfg);
-    let mut answer = None;
-    let (before, after) = ef_flow_with_change(&mut lab, |lab| {
-        answer = Some(weir_cli(
-            lab,
-            &[
-                "class", "change", "1:10", "--tree", "up", "rate", "15mbit", "ceil", "30mbit",
-            ],
-        ));
+    lab::unless_host_stole("class change", || {
+        let _serial = lab::serialize();
+        let mut lab = Lab::up("cc");
+        let cfg = config(&lab);
+        lab.start_weir(&cfg);
+        let mut answer = None;
+        let (before, after) = ef_flow_with_change(&mut lab, |lab| {
+            answer = Some(weir_cli(
+                lab,
+                &[
+                    "class", "change", "1:10", "--tree", "up", "rate", "15mbit", "ceil", "30mbit",
+                ],
+            ));
+        });
+        let answer = answer.expect("changed");
+        assert!(
+            answer.status.success(),
+            "weir class change failed: {}",
+            String::from_utf8_lossy(&answer.stderr)
+        );
+        let said = String::from_utf8_lossy(&answer.stdout);
+        assert!(said.contains("ceil 60Mbit → 30Mbit"), "{said}");
+        let stats = lab.weir().stats();
+        let report = lab.stop_weir();
+        eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
+        lab::assert_near("1:10 alone, before (its ceil)", before, 60.0, 3.0);
+        lab::assert_near("1:10 alone, after ceil 30mbit", after, 30.0, 3.0);
+        // Nothing was flushed while weir ran: the change dropped no queued
+        // packet (queue-limit drops of the overload go on as before).
+        let frames = &lab::tree_of(&stats, "up")["frames"];
+        assert_eq!(
+            lab::num(&frames["dropped"]["flushed"], "flushed"),
+            0,
+            "{frames}"
+        );
+        assert_eq!(frames["balanced"], true, "{frames}");
+        let class = lab::class(&stats, "up", "1:10");
+        assert_eq!(lab::num(&class["ceil"], "ceil"), 30_000_000 / 8, "{class}");
+        assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
+        assert_eq!(report["accounting"]["umem_accounted"], true);
     });
-    let answer = answer.expect("changed");
-    assert!(
-        answer.status.success(),
-        "weir class change failed: {}",
-        String::from_utf8_lossy(&answer.stderr)
-    );
-    let said = String::from_utf8_lossy(&answer.stdout);
-    assert!(said.contains("ceil 60Mbit → 30Mbit"), "{said}");
-    let stats = lab.weir().stats();
-    let report = lab.stop_weir();
-    eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
-    lab::assert_near("1:10 alone, before (its ceil)", before, 60.0, 3.0);
-    lab::assert_near("1:10 alone, after ceil 30mbit", after, 30.0, 3.0);
-    // Nothing was flushed while weir ran: the change dropped no queued
-    // packet (queue-limit drops of the overload go on as before).
-    let frames = &lab::tree_of(&stats, "up")["frames"];
-    assert_eq!(
-        lab::num(&frames["dropped"]["flushed"], "flushed"),
-        0,
-        "{frames}"
-    );
-    assert_eq!(frames["balanced"], true, "{frames}");
-    let class = lab::class(&stats, "up", "1:10");
-    assert_eq!(lab::num(&class["ceil"], "ceil"), 30_000_000 / 8, "{class}");
-    assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
-    assert_eq!(report["accounting"]["umem_accounted"], true);
 }
 
 #[test]
@@ -126,33 +128,35 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
 )]
 fn invalid_reload_is_refused_and_the_old_config_keeps_shaping() {
     lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up("rl");
-    let cfg = config(&lab);
-    lab.start_weir(&cfg);
-    let good = std::fs::read_to_string(&cfg).expect("config");
-    let mut answer = None;
-    let (before, after) = ef_flow_with_change(&mut lab, |lab| {
-        // A unit typo in 1:10's rate, on a line we can point at.
-        let bad = good.replacen("rate = \"30mbit\"", "rate = \"30mbt\"", 1);
-        std::fs::write(&cfg, bad).expect("write the bad file");
-        answer = Some(weir_cli(lab, &["reload"]));
+    lab::unless_host_stole("refused reload", || {
+        let _serial = lab::serialize();
+        let mut lab = Lab::up("rl");
+        let cfg = config(&lab);
+        lab.start_weir(&cfg);
+        let good = std::fs::read_to_string(&cfg).expect("config");
+        let mut answer = None;
+        let (before, after) = ef_flow_with_change(&mut lab, |lab| {
+            // A unit typo in 1:10's rate, on a line we can point at.
+            let bad = good.replacen("rate = \"30mbit\"", "rate = \"30mbt\"", 1);
+            std::fs::write(&cfg, bad).expect("write the bad file");
+            answer = Some(weir_cli(lab, &["reload"]));
+        });
+        let answer = answer.expect("reloaded");
+        let err = String::from_utf8_lossy(&answer.stderr);
+        assert_eq!(answer.status.code(), Some(2), "expected a refusal: {err}");
+        let line = good
+            .lines()
+            .position(|l| l.contains("rate = \"30mbit\""))
+            .expect("1:10's rate line")
+            + 1;
+        let located = format!("{}:{line}:", cfg.display());
+        assert!(err.contains(&located), "expected {located} in: {err}");
+        let report = lab.stop_weir();
+        eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
+        lab::assert_near("1:10 alone, before the reload", before, 60.0, 3.0);
+        lab::assert_near("1:10 alone, after a refused reload", after, 60.0, 3.0);
+        assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
     });
-    let answer = answer.expect("reloaded");
-    let err = String::from_utf8_lossy(&answer.stderr);
-    assert_eq!(answer.status.code(), Some(2), "expected a refusal: {err}");
-    let line = good
-        .lines()
-        .position(|l| l.contains("rate = \"30mbit\""))
-        .expect("1:10's rate line")
-        + 1;
-    let located = format!("{}:{line}:", cfg.display());
-    assert!(err.contains(&located), "expected {located} in: {err}");
-    let report = lab.stop_weir();
-    eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
-    lab::assert_near("1:10 alone, before the reload", before, 60.0, 3.0);
-    lab::assert_near("1:10 alone, after a refused reload", after, 60.0, 3.0);
-    assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
 }
 
 /// GET /metrics from inside the gw namespace (weir serves loopback only),

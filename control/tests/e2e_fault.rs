@@ -82,203 +82,205 @@ const EF: UdpFlow = UdpFlow {
 )]
 fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
     lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up_with("fo", &["--fail-open"]);
-    let cfg = lab::repo_root().join("config/lab.toml");
+    lab::unless_host_stole("kill -9 and restart", || {
+        let _serial = lab::serialize();
+        let mut lab = Lab::up_with("fo", &["--fail-open"]);
+        let cfg = lab::repo_root().join("config/lab.toml");
 
-    // Phase 1: weir runs over the bridge.
-    lab.start_weir(&cfg);
-    let progs: Vec<u64> = PORTS
-        .iter()
-        .map(|d| {
-            lab.xdp_prog(d)
-                .unwrap_or_else(|| panic!("weir is ready but {d} has no XDP program"))
-        })
-        .collect();
-    // From here on the bridge must see nothing: forget what it may have
-    // learnt before weir was ready, and make the hosts ARP through weir.
-    flush_fdb(&lab);
-    for host in [Host::A, Host::B] {
-        lab.run(host, &["ip", "neigh", "flush", "all"], T);
-    }
-    let warm = lab.output(
-        Host::A,
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", lab::ADDR_B],
-        T,
-    );
-    assert!(
-        warm.status.success(),
-        "ping A → B through weir over the bridge failed:\n{}",
-        String::from_utf8_lossy(&warm.stdout)
-    );
-
-    // Phase 2: load, probe, kill -9.
-    let server = lab.iperf3_server(Host::B, EF.port, T + T);
-    let probe = start_probe(&lab, KILL_FLOW_SECS + 2);
-    thread::sleep(Duration::from_millis(500));
-    let t0 = Instant::now();
-    let client = start_flow(&lab, KILL_FLOW_SECS);
-    sleep_until(t0 + KILL_AT - Duration::from_millis(500));
-    let before = lab.weir().stats();
-    assert_nothing_passed("before the kill", &before);
-    assert!(
-        lab::num(
-            &lab::tree_of(&before, "up")["frames"]["received"],
-            "up.frames.received"
-        ) > 0,
-        "weir's up tree received nothing before the kill"
-    );
-    assert_bridge_saw_nothing(&lab, "while weir ran");
-    sleep_until(t0 + KILL_AT);
-    let kill_wall = unix_now();
-    let kill_rel = t0.elapsed().as_secs_f64();
-    let killed = Instant::now();
-    let status = lab.kill_weir();
-    let reaped = killed.elapsed();
-    let detached = wait_detached(&lab, killed, DETACH_LIMIT + Duration::from_secs(1));
-    eprintln!(
-        "kill -9 at {kill_rel:.2} s into the flow: reaped after {:.1} ms ({status}), XDP gone from both ports after {:.1} ms",
-        reaped.as_secs_f64() * 1e3,
-        detached.as_secs_f64() * 1e3
-    );
-    assert!(!status.success(), "weir exited with {status} after SIGKILL");
-    assert!(
-        detached <= DETACH_LIMIT,
-        "XDP programs still attached {:.0} ms after kill -9 (limit {} ms)",
-        detached.as_secs_f64() * 1e3,
-        DETACH_LIMIT.as_millis()
-    );
-
-    let out = client.wait_with_output().expect("iperf3 client output");
-    assert!(
-        out.status.success(),
-        "iperf3 client A → B across the kill failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let json = server.finish();
-    // Whole one-second intervals only (window_frame_mbit), on the client's
-    // clock; 0.15 s of slack as in Lab::udp_flows. Before: from 1.15 s
-    // (HTB's buckets start full) to the kill. After: from 0.5 s after the
-    // kill (the interval holding the kill mixes both) to the end.
-    let end = f64::from(KILL_FLOW_SECS) - 0.15;
-    let shaped = lab::window_frame_mbit(&json, 0.0, (1.15, kill_rel))
-        .unwrap_or_else(|e| panic!("before the kill: {e}\n{json}"));
-    let unshaped = lab::window_frame_mbit(&json, 0.0, (kill_rel + 0.5, end))
-        .unwrap_or_else(|e| panic!("after the kill: {e}\n{json}"));
-    eprintln!("1:10 per second across the kill: {}", per_second(&json));
-    let (replies, summary) = probe_replies(probe);
-    let gaps = Gaps::of(&replies, kill_wall);
-    eprintln!(
-        "1:10 before the kill {shaped:.2} Mbit/s (ceil {CEIL}), after {unshaped:.2} Mbit/s; \
-         probe: {summary}; longest gap {:.1} ms, gap across the kill {:.1} ms",
-        gaps.longest * 1e3,
-        gaps.across_kill * 1e3
-    );
-    assert!(
-        shaped <= CEIL * (1.0 + BEFORE_KILL_ABOVE_PCT / 100.0),
-        "1:10 before the kill (weir over the bridge): {shaped:.2} Mbit/s, above its ceil {CEIL} + {BEFORE_KILL_ABOVE_PCT} %"
-    );
-    assert!(
-        gaps.longest < MAX_GAP.as_secs_f64(),
-        "the probe A → B went {:.0} ms without a reply (limit {} ms); gap across the kill {:.0} ms",
-        gaps.longest * 1e3,
-        MAX_GAP.as_millis(),
-        gaps.across_kill * 1e3
-    );
-    // The probe runs until about 7 s after the kill; its replies must go
-    // on to at least the end of the flow.
-    let flow_left = f64::from(KILL_FLOW_SECS) - KILL_AT.as_secs_f64();
-    assert!(
-        gaps.last_after_kill > flow_left,
-        "the probe's replies stop {:.2} s after the kill, before the flow ended ({flow_left:.1} s): \
-         traffic did not keep flowing",
-        gaps.last_after_kill
-    );
-    assert!(
-        unshaped > CEIL * UNSHAPED_FACTOR,
-        "after the kill 1:10's flow arrived at {unshaped:.2} Mbit/s, not above {:.0}: still shaped?",
-        CEIL * UNSHAPED_FACTOR
-    );
-    let learnt = fdb_learnt(&lab);
-    for (mac, dev) in [(lab::MAC_A, "weir-in"), (lab::MAC_B, "weir-out")] {
-        assert!(
-            learnt.iter().any(|(m, d)| m == mac && d == dev),
-            "after the kill the bridge has not learnt {mac} on {dev}, so it forwarded nothing: {learnt:?}"
-        );
-    }
-
-    // Phase 3: restart, shape again.
-    flush_fdb(&lab);
-    lab.start_weir(&cfg);
-    for (d, old) in PORTS.iter().zip(&progs) {
-        let new = lab
-            .xdp_prog(d)
-            .unwrap_or_else(|| panic!("restarted weir is ready but {d} has no XDP program"));
-        assert_ne!(new, *old, "{d}: the old XDP program is still attached");
-    }
-    // Measured like the kill phase rather than with `Lab::udp_flows`, for
-    // the per-second log line: the client is spawned at 0 s.
-    let server = lab.iperf3_server(Host::B, EF.port, T + T);
-    let client = start_flow(&lab, SHAPE_SECS);
-    let out = client.wait_with_output().expect("iperf3 client output");
-    assert!(
-        out.status.success(),
-        "iperf3 client A → B after the restart failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let json = server.finish();
-    eprintln!("1:10 per second after the restart: {}", per_second(&json));
-    let achieved = lab::window_frame_mbit(&json, 0.0, (1.15, f64::from(SHAPE_SECS) - 0.15))
-        .unwrap_or_else(|e| panic!("after the restart: {e}\n{json}"));
-    eprintln!(
-        "{}",
-        lab::RateRow {
-            case: "after restart, 150 offered",
-            class: "1:10",
-            achieved,
-            promised: CEIL,
-        }
-    );
-    let after = lab.weir().stats();
-    assert_nothing_passed("after the restart", &after);
-    assert_bridge_saw_nothing(&lab, "after the restart");
-    let report = lab.stop_weir();
-    let frames = &lab::tree_of(&report, "up")["frames"];
-    assert!(
-        lab::num(&frames["received"], "up.frames.received") > 0,
-        "restarted weir's up tree received nothing: {frames}"
-    );
-    assert_eq!(frames["balanced"], true, "up tree frames: {frames}");
-    // For a miss: drops at weir-in's socket or a worker that rarely slept
-    // point at a CPU-starved weir (a busy VM), not at the shaper.
-    let weir_in = report["interfaces"]
-        .as_array()
-        .and_then(|is| is.iter().find(|i| i["name"] == "weir-in"));
-    eprintln!(
-        "restarted weir: up frames {frames}; weir-in xsk {}; workers {}",
-        weir_in.map_or(Value::Null, |i| i["xsk"].clone()),
-        report["workers"]
-            .as_array()
-            .map(|ws| {
-                ws.iter()
-                    .map(|w| {
-                        format!(
-                            "#{} sleeps {} empty_polls {} tx_ring_full {} fill_ring_starved {}",
-                            w["index"],
-                            w["sleeps"],
-                            w["empty_polls"],
-                            w["tx_ring_full"],
-                            w["fill_ring_starved"]
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        // Phase 1: weir runs over the bridge.
+        lab.start_weir(&cfg);
+        let progs: Vec<u64> = PORTS
+            .iter()
+            .map(|d| {
+                lab.xdp_prog(d)
+                    .unwrap_or_else(|| panic!("weir is ready but {d} has no XDP program"))
             })
-            .unwrap_or_default()
-    );
-    lab::assert_near("1:10 after the restart", achieved, CEIL, RESTART_PCT);
+            .collect();
+        // From here on the bridge must see nothing: forget what it may have
+        // learnt before weir was ready, and make the hosts ARP through weir.
+        flush_fdb(&lab);
+        for host in [Host::A, Host::B] {
+            lab.run(host, &["ip", "neigh", "flush", "all"], T);
+        }
+        let warm = lab.output(
+            Host::A,
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", lab::ADDR_B],
+            T,
+        );
+        assert!(
+            warm.status.success(),
+            "ping A → B through weir over the bridge failed:\n{}",
+            String::from_utf8_lossy(&warm.stdout)
+        );
+
+        // Phase 2: load, probe, kill -9.
+        let server = lab.iperf3_server(Host::B, EF.port, T + T);
+        let probe = start_probe(&lab, KILL_FLOW_SECS + 2);
+        thread::sleep(Duration::from_millis(500));
+        let t0 = Instant::now();
+        let client = start_flow(&lab, KILL_FLOW_SECS);
+        sleep_until(t0 + KILL_AT - Duration::from_millis(500));
+        let before = lab.weir().stats();
+        assert_nothing_passed("before the kill", &before);
+        assert!(
+            lab::num(
+                &lab::tree_of(&before, "up")["frames"]["received"],
+                "up.frames.received"
+            ) > 0,
+            "weir's up tree received nothing before the kill"
+        );
+        assert_bridge_saw_nothing(&lab, "while weir ran");
+        sleep_until(t0 + KILL_AT);
+        let kill_wall = unix_now();
+        let kill_rel = t0.elapsed().as_secs_f64();
+        let killed = Instant::now();
+        let status = lab.kill_weir();
+        let reaped = killed.elapsed();
+        let detached = wait_detached(&lab, killed, DETACH_LIMIT + Duration::from_secs(1));
+        eprintln!(
+            "kill -9 at {kill_rel:.2} s into the flow: reaped after {:.1} ms ({status}), XDP gone from both ports after {:.1} ms",
+            reaped.as_secs_f64() * 1e3,
+            detached.as_secs_f64() * 1e3
+        );
+        assert!(!status.success(), "weir exited with {status} after SIGKILL");
+        assert!(
+            detached <= DETACH_LIMIT,
+            "XDP programs still attached {:.0} ms after kill -9 (limit {} ms)",
+            detached.as_secs_f64() * 1e3,
+            DETACH_LIMIT.as_millis()
+        );
+
+        let out = client.wait_with_output().expect("iperf3 client output");
+        assert!(
+            out.status.success(),
+            "iperf3 client A → B across the kill failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let json = server.finish();
+        // Whole one-second intervals only (window_frame_mbit), on the client's
+        // clock; 0.15 s of slack as in Lab::udp_flows. Before: from 1.15 s
+        // (HTB's buckets start full) to the kill. After: from 0.5 s after the
+        // kill (the interval holding the kill mixes both) to the end.
+        let end = f64::from(KILL_FLOW_SECS) - 0.15;
+        let shaped = lab::window_frame_mbit(&json, 0.0, (1.15, kill_rel))
+            .unwrap_or_else(|e| panic!("before the kill: {e}\n{json}"));
+        let unshaped = lab::window_frame_mbit(&json, 0.0, (kill_rel + 0.5, end))
+            .unwrap_or_else(|e| panic!("after the kill: {e}\n{json}"));
+        eprintln!("1:10 per second across the kill: {}", per_second(&json));
+        let (replies, summary) = probe_replies(probe);
+        let gaps = Gaps::of(&replies, kill_wall);
+        eprintln!(
+            "1:10 before the kill {shaped:.2} Mbit/s (ceil {CEIL}), after {unshaped:.2} Mbit/s; \
+             probe: {summary}; longest gap {:.1} ms, gap across the kill {:.1} ms",
+            gaps.longest * 1e3,
+            gaps.across_kill * 1e3
+        );
+        assert!(
+            shaped <= CEIL * (1.0 + BEFORE_KILL_ABOVE_PCT / 100.0),
+            "1:10 before the kill (weir over the bridge): {shaped:.2} Mbit/s, above its ceil {CEIL} + {BEFORE_KILL_ABOVE_PCT} %"
+        );
+        assert!(
+            gaps.longest < MAX_GAP.as_secs_f64(),
+            "the probe A → B went {:.0} ms without a reply (limit {} ms); gap across the kill {:.0} ms",
+            gaps.longest * 1e3,
+            MAX_GAP.as_millis(),
+            gaps.across_kill * 1e3
+        );
+        // The probe runs until about 7 s after the kill; its replies must go
+        // on to at least the end of the flow.
+        let flow_left = f64::from(KILL_FLOW_SECS) - KILL_AT.as_secs_f64();
+        assert!(
+            gaps.last_after_kill > flow_left,
+            "the probe's replies stop {:.2} s after the kill, before the flow ended ({flow_left:.1} s): \
+             traffic did not keep flowing",
+            gaps.last_after_kill
+        );
+        assert!(
+            unshaped > CEIL * UNSHAPED_FACTOR,
+            "after the kill 1:10's flow arrived at {unshaped:.2} Mbit/s, not above {:.0}: still shaped?",
+            CEIL * UNSHAPED_FACTOR
+        );
+        let learnt = fdb_learnt(&lab);
+        for (mac, dev) in [(lab::MAC_A, "weir-in"), (lab::MAC_B, "weir-out")] {
+            assert!(
+                learnt.iter().any(|(m, d)| m == mac && d == dev),
+                "after the kill the bridge has not learnt {mac} on {dev}, so it forwarded nothing: {learnt:?}"
+            );
+        }
+
+        // Phase 3: restart, shape again.
+        flush_fdb(&lab);
+        lab.start_weir(&cfg);
+        for (d, old) in PORTS.iter().zip(&progs) {
+            let new = lab
+                .xdp_prog(d)
+                .unwrap_or_else(|| panic!("restarted weir is ready but {d} has no XDP program"));
+            assert_ne!(new, *old, "{d}: the old XDP program is still attached");
+        }
+        // Measured like the kill phase rather than with `Lab::udp_flows`, for
+        // the per-second log line: the client is spawned at 0 s.
+        let server = lab.iperf3_server(Host::B, EF.port, T + T);
+        let client = start_flow(&lab, SHAPE_SECS);
+        let out = client.wait_with_output().expect("iperf3 client output");
+        assert!(
+            out.status.success(),
+            "iperf3 client A → B after the restart failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let json = server.finish();
+        eprintln!("1:10 per second after the restart: {}", per_second(&json));
+        let achieved = lab::window_frame_mbit(&json, 0.0, (1.15, f64::from(SHAPE_SECS) - 0.15))
+            .unwrap_or_else(|e| panic!("after the restart: {e}\n{json}"));
+        eprintln!(
+            "{}",
+            lab::RateRow {
+                case: "after restart, 150 offered",
+                class: "1:10",
+                achieved,
+                promised: CEIL,
+            }
+        );
+        let after = lab.weir().stats();
+        assert_nothing_passed("after the restart", &after);
+        assert_bridge_saw_nothing(&lab, "after the restart");
+        let report = lab.stop_weir();
+        let frames = &lab::tree_of(&report, "up")["frames"];
+        assert!(
+            lab::num(&frames["received"], "up.frames.received") > 0,
+            "restarted weir's up tree received nothing: {frames}"
+        );
+        assert_eq!(frames["balanced"], true, "up tree frames: {frames}");
+        // For a miss: drops at weir-in's socket or a worker that rarely slept
+        // point at a CPU-starved weir (a busy VM), not at the shaper.
+        let weir_in = report["interfaces"]
+            .as_array()
+            .and_then(|is| is.iter().find(|i| i["name"] == "weir-in"));
+        eprintln!(
+            "restarted weir: up frames {frames}; weir-in xsk {}; workers {}",
+            weir_in.map_or(Value::Null, |i| i["xsk"].clone()),
+            report["workers"]
+                .as_array()
+                .map(|ws| {
+                    ws.iter()
+                        .map(|w| {
+                            format!(
+                                "#{} sleeps {} empty_polls {} tx_ring_full {} fill_ring_starved {}",
+                                w["index"],
+                                w["sleeps"],
+                                w["empty_polls"],
+                                w["tx_ring_full"],
+                                w["fill_ring_starved"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        );
+        lab::assert_near("1:10 after the restart", achieved, CEIL, RESTART_PCT);
+    });
 }
 
 /// A ping from A to B every 10 ms asked (about 16 ms here: ping's timer

@@ -115,66 +115,68 @@ fn history(lab: &Lab, args: &[&str]) -> Value {
 )]
 fn sla_rule_throttles_is_recorded_and_restores() {
     lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up("sla");
-    let cfg = config(
-        &lab,
-        r#"
-[[sla]]
-name = "high-drops"
-tree = "up"
-class = "1:10"
-when = "drops > 200/s for 4s"
-severity = "warning"
-actions = [{ log = true }, { throttle = { tree = "up", class = "1:10", factor = 0.5 } }]
-restore = true
-"#,
-    );
-    lab.start_weir(&cfg);
-    const SECS: u32 = 12;
-    let t0 = Instant::now();
-    let (server, client) = ef_flow(&lab, 5311, SECS);
-    let json = finish(server, client);
-    let stopped = t0.elapsed();
-    // Before the rule can open (it needs 4 s of drops, seen on 1 s ticks):
-    // the class at its ceil. From 7 s on: throttled to half. (iperf3's
-    // intervals end a few ms after the whole second: windows reach 0.1 s
-    // past it.)
-    let early = lab::window_frame_mbit(&json, 0.0, (0.9, 3.1)).expect("seconds 1 to 3");
-    let throttled =
-        lab::window_frame_mbit(&json, 0.0, (6.9, f64::from(SECS) + 0.2)).expect("throttled");
-    let during = shaping(&mut lab);
-    // The overload is over: no drops for 4 s resolves the rule and the
-    // class goes back to what the file says.
-    let restored = wait_for_shaping(&mut lab, (30 * MBIT, 60 * MBIT), Duration::from_secs(8));
-    let settled = t0.elapsed();
-    let report = lab.stop_weir();
-    eprintln!(
-        "early {early:.2} Mbit/s, throttled {throttled:.2} Mbit/s; during {during:?}, restored {restored:?} after {:.1}s",
-        (settled - stopped).as_secs_f64()
-    );
-    lab::assert_near("1:10 before the rule opens (its ceil)", early, 60.0, 3.0);
-    lab::assert_near("1:10 throttled by 0.5 (ceil 30)", throttled, 30.0, 3.0);
-    assert_eq!(during, (15 * MBIT, 30 * MBIT), "throttled rate and ceil");
-    assert_eq!(restored, (30 * MBIT, 60 * MBIT), "restored rate and ceil");
-    assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
+    lab::unless_host_stole("SLA rule", || {
+        let _serial = lab::serialize();
+        let mut lab = Lab::up("sla");
+        let cfg = config(
+            &lab,
+            r#"
+    [[sla]]
+    name = "high-drops"
+    tree = "up"
+    class = "1:10"
+    when = "drops > 200/s for 4s"
+    severity = "warning"
+    actions = [{ log = true }, { throttle = { tree = "up", class = "1:10", factor = 0.5 } }]
+    restore = true
+    "#,
+        );
+        lab.start_weir(&cfg);
+        const SECS: u32 = 12;
+        let t0 = Instant::now();
+        let (server, client) = ef_flow(&lab, 5311, SECS);
+        let json = finish(server, client);
+        let stopped = t0.elapsed();
+        // Before the rule can open (it needs 4 s of drops, seen on 1 s ticks):
+        // the class at its ceil. From 7 s on: throttled to half. (iperf3's
+        // intervals end a few ms after the whole second: windows reach 0.1 s
+        // past it.)
+        let early = lab::window_frame_mbit(&json, 0.0, (0.9, 3.1)).expect("seconds 1 to 3");
+        let throttled =
+            lab::window_frame_mbit(&json, 0.0, (6.9, f64::from(SECS) + 0.2)).expect("throttled");
+        let during = shaping(&mut lab);
+        // The overload is over: no drops for 4 s resolves the rule and the
+        // class goes back to what the file says.
+        let restored = wait_for_shaping(&mut lab, (30 * MBIT, 60 * MBIT), Duration::from_secs(8));
+        let settled = t0.elapsed();
+        let report = lab.stop_weir();
+        eprintln!(
+            "early {early:.2} Mbit/s, throttled {throttled:.2} Mbit/s; during {during:?}, restored {restored:?} after {:.1}s",
+            (settled - stopped).as_secs_f64()
+        );
+        lab::assert_near("1:10 before the rule opens (its ceil)", early, 60.0, 3.0);
+        lab::assert_near("1:10 throttled by 0.5 (ceil 30)", throttled, 30.0, 3.0);
+        assert_eq!(during, (15 * MBIT, 30 * MBIT), "throttled rate and ceil");
+        assert_eq!(restored, (30 * MBIT, 60 * MBIT), "restored rate and ceil");
+        assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
 
-    let v = history(&lab, &["--violations"]);
-    let rows = v["violations"].as_array().expect("violations array");
-    assert_eq!(rows.len(), 1, "one violation: {v}");
-    let row = &rows[0];
-    assert_eq!(row["rule"], "high-drops", "{row}");
-    assert_eq!(row["severity"], "warning", "{row}");
-    assert!(row["value"].as_f64().expect("value") > 200.0, "{row}");
-    assert!(!row["resolved_unix_ms"].is_null(), "resolved: {row}");
-    let a = history(&lab, &["--adjustments"]);
-    let rows = a["adjustments"].as_array().expect("adjustments array");
-    assert_eq!(rows.len(), 2, "throttle and restore: {a}");
-    assert_eq!(rows[0]["class"], "1:10");
-    assert_eq!(rows[0]["old_ceil"], 60 * MBIT, "{a}");
-    assert_eq!(rows[0]["new_ceil"], 30 * MBIT, "{a}");
-    assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
-    assert_eq!(rows[1]["new_rate"], 30 * MBIT, "{a}");
+        let v = history(&lab, &["--violations"]);
+        let rows = v["violations"].as_array().expect("violations array");
+        assert_eq!(rows.len(), 1, "one violation: {v}");
+        let row = &rows[0];
+        assert_eq!(row["rule"], "high-drops", "{row}");
+        assert_eq!(row["severity"], "warning", "{row}");
+        assert!(row["value"].as_f64().expect("value") > 200.0, "{row}");
+        assert!(!row["resolved_unix_ms"].is_null(), "resolved: {row}");
+        let a = history(&lab, &["--adjustments"]);
+        let rows = a["adjustments"].as_array().expect("adjustments array");
+        assert_eq!(rows.len(), 2, "throttle and restore: {a}");
+        assert_eq!(rows[0]["class"], "1:10");
+        assert_eq!(rows[0]["old_ceil"], 60 * MBIT, "{a}");
+        assert_eq!(rows[0]["new_ceil"], 30 * MBIT, "{a}");
+        assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
+        assert_eq!(rows[1]["new_rate"], 30 * MBIT, "{a}");
+    });
 }
 
 #[test]
@@ -184,61 +186,63 @@ restore = true
 )]
 fn business_hours_raise_a_busy_class_within_its_bounds_and_return_it() {
     lab::require_root();
-    let _serial = lab::serialize();
-    let mut lab = Lab::up("pol");
-    // The window raises the ceil to 80mbit, within the policy's 90mbit bound.
-    let cfg = config(
-        &lab,
-        r#"
-[[policy]]
-name = "high-business-hours"
-tree = "up"
-class = "1:10"
-min_rate = "30mbit"
-max_rate = "30mbit"
-max_ceil = "90mbit"
-schedule = [{ days = "mon-fri", hours = "08:00-18:00", ceil = "80mbit" }]
-"#,
-    );
-    let clock = lab.write("clock", "mon 07:59\n");
-    lab.start_weir_with(&cfg, &["--clock-file", clock.to_str().expect("UTF-8")]);
-    assert_eq!(shaping(&mut lab), (30 * MBIT, 60 * MBIT), "before 08:00");
-    const SECS: u32 = 13;
-    let t0 = Instant::now();
-    let (server, client) = ef_flow(&lab, 5312, SECS);
-    thread::sleep(Duration::from_secs(4).saturating_sub(t0.elapsed()));
-    let opened = t0.elapsed().as_secs_f64();
-    std::fs::write(&clock, "mon 08:00\n").expect("clock");
-    let inside = wait_for_shaping(&mut lab, (30 * MBIT, 80 * MBIT), Duration::from_secs(3));
-    thread::sleep(Duration::from_secs(9).saturating_sub(t0.elapsed()));
-    let closed = t0.elapsed().as_secs_f64();
-    std::fs::write(&clock, "mon 18:00\n").expect("clock");
-    let after = wait_for_shaping(&mut lab, (30 * MBIT, 60 * MBIT), Duration::from_secs(3));
-    let json = finish(server, client);
-    lab.stop_weir();
-    // A clock change takes effect on the next 1 s tick; iperf3's intervals
-    // end a few ms after the whole second, so windows reach 0.1 s past it.
-    let before_mbit = lab::window_frame_mbit(&json, 0.0, (0.9, opened + 0.1)).expect("before");
-    let inside_mbit = lab::window_frame_mbit(&json, 0.0, (opened + 1.5, closed + 0.1))
-        .expect("inside the window");
-    let after_mbit =
-        lab::window_frame_mbit(&json, 0.0, (closed + 1.5, f64::from(SECS) + 0.2)).expect("after");
-    eprintln!(
-        "before {before_mbit:.2}, business hours {inside_mbit:.2}, after {after_mbit:.2} Mbit/s"
-    );
-    assert_eq!(
-        inside,
-        (30 * MBIT, 80 * MBIT),
-        "ceil raised to the window's 80mbit"
-    );
-    assert_eq!(after, (30 * MBIT, 60 * MBIT), "ceil back after 18:00");
-    lab::assert_near("1:10 before 08:00 (ceil 60)", before_mbit, 60.0, 3.0);
-    lab::assert_near("1:10 in business hours (ceil 80)", inside_mbit, 80.0, 3.0);
-    lab::assert_near("1:10 after 18:00 (ceil 60)", after_mbit, 60.0, 3.0);
+    lab::unless_host_stole("business hours", || {
+        let _serial = lab::serialize();
+        let mut lab = Lab::up("pol");
+        // The window raises the ceil to 80mbit, within the policy's 90mbit bound.
+        let cfg = config(
+            &lab,
+            r#"
+    [[policy]]
+    name = "high-business-hours"
+    tree = "up"
+    class = "1:10"
+    min_rate = "30mbit"
+    max_rate = "30mbit"
+    max_ceil = "90mbit"
+    schedule = [{ days = "mon-fri", hours = "08:00-18:00", ceil = "80mbit" }]
+    "#,
+        );
+        let clock = lab.write("clock", "mon 07:59\n");
+        lab.start_weir_with(&cfg, &["--clock-file", clock.to_str().expect("UTF-8")]);
+        assert_eq!(shaping(&mut lab), (30 * MBIT, 60 * MBIT), "before 08:00");
+        const SECS: u32 = 13;
+        let t0 = Instant::now();
+        let (server, client) = ef_flow(&lab, 5312, SECS);
+        thread::sleep(Duration::from_secs(4).saturating_sub(t0.elapsed()));
+        let opened = t0.elapsed().as_secs_f64();
+        std::fs::write(&clock, "mon 08:00\n").expect("clock");
+        let inside = wait_for_shaping(&mut lab, (30 * MBIT, 80 * MBIT), Duration::from_secs(3));
+        thread::sleep(Duration::from_secs(9).saturating_sub(t0.elapsed()));
+        let closed = t0.elapsed().as_secs_f64();
+        std::fs::write(&clock, "mon 18:00\n").expect("clock");
+        let after = wait_for_shaping(&mut lab, (30 * MBIT, 60 * MBIT), Duration::from_secs(3));
+        let json = finish(server, client);
+        lab.stop_weir();
+        // A clock change takes effect on the next 1 s tick; iperf3's intervals
+        // end a few ms after the whole second, so windows reach 0.1 s past it.
+        let before_mbit = lab::window_frame_mbit(&json, 0.0, (0.9, opened + 0.1)).expect("before");
+        let inside_mbit = lab::window_frame_mbit(&json, 0.0, (opened + 1.5, closed + 0.1))
+            .expect("inside the window");
+        let after_mbit = lab::window_frame_mbit(&json, 0.0, (closed + 1.5, f64::from(SECS) + 0.2))
+            .expect("after");
+        eprintln!(
+            "before {before_mbit:.2}, business hours {inside_mbit:.2}, after {after_mbit:.2} Mbit/s"
+        );
+        assert_eq!(
+            inside,
+            (30 * MBIT, 80 * MBIT),
+            "ceil raised to the window's 80mbit"
+        );
+        assert_eq!(after, (30 * MBIT, 60 * MBIT), "ceil back after 18:00");
+        lab::assert_near("1:10 before 08:00 (ceil 60)", before_mbit, 60.0, 3.0);
+        lab::assert_near("1:10 in business hours (ceil 80)", inside_mbit, 80.0, 3.0);
+        lab::assert_near("1:10 after 18:00 (ceil 60)", after_mbit, 60.0, 3.0);
 
-    let a = history(&lab, &["--adjustments"]);
-    let rows = a["adjustments"].as_array().expect("adjustments array");
-    assert_eq!(rows.len(), 2, "into and out of the window: {a}");
-    assert_eq!(rows[0]["new_ceil"], 80 * MBIT, "{a}");
-    assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
+        let a = history(&lab, &["--adjustments"]);
+        let rows = a["adjustments"].as_array().expect("adjustments array");
+        assert_eq!(rows.len(), 2, "into and out of the window: {a}");
+        assert_eq!(rows[0]["new_ceil"], 80 * MBIT, "{a}");
+        assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
+    });
 }

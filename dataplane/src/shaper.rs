@@ -89,49 +89,75 @@ impl FrameCounters {
     }
 }
 
-/// Buckets of [`Sojourn`]: bucket `i` counts times below 2^i ns (bucket 0:
-/// 0 ns); the last one also takes everything longer (2^39 ns ≈ 9 min).
-pub const SOJOURN_BUCKETS: usize = 40;
+/// Buckets of a [`LogHistogram`]: bucket `i` counts times below 2^i ns
+/// (bucket 0: 0 ns); the last one also takes everything longer (2^39 ns ≈
+/// 9 min).
+pub const LOG_BUCKETS: usize = 40;
+pub const SOJOURN_BUCKETS: usize = LOG_BUCKETS;
 
-/// How long sent packets waited in the tree (enqueue to dequeue), as a
-/// log2 histogram: one add and one leading-zero count per packet, no
-/// floating point, and exact enough for p50/p99 to a factor of two.
+/// Durations as a log2 histogram: one add and one leading-zero count per
+/// sample, no floating point, and exact enough for p50/p99 to a factor of
+/// two. Used for how long packets waited in a tree ([`Sojourn`]) and for
+/// how late a worker woke for a shaper deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sojourn {
-    pub buckets: [u64; SOJOURN_BUCKETS],
+pub struct LogHistogram {
+    pub buckets: [u64; LOG_BUCKETS],
     pub count: u64,
     pub sum_ns: u64,
 }
 
-impl Default for Sojourn {
-    fn default() -> Sojourn {
-        Sojourn {
-            buckets: [0; SOJOURN_BUCKETS],
+/// How long sent packets waited in the tree (enqueue to dequeue).
+pub type Sojourn = LogHistogram;
+
+impl Default for LogHistogram {
+    fn default() -> LogHistogram {
+        LogHistogram {
+            buckets: [0; LOG_BUCKETS],
             count: 0,
             sum_ns: 0,
         }
     }
 }
 
-impl Sojourn {
-    /// The bucket of a sojourn of `ns`.
+impl LogHistogram {
+    /// The bucket of a duration of `ns`.
     pub fn bucket(ns: u64) -> usize {
-        ((u64::BITS - ns.leading_zeros()) as usize).min(SOJOURN_BUCKETS - 1)
+        ((u64::BITS - ns.leading_zeros()) as usize).min(LOG_BUCKETS - 1)
     }
 
     /// Upper bound of bucket `i` in ns (`u64::MAX` for the last).
     pub fn upper_ns(i: usize) -> u64 {
-        if i + 1 >= SOJOURN_BUCKETS {
+        if i + 1 >= LOG_BUCKETS {
             u64::MAX
         } else {
             (1u64 << i).saturating_sub(1)
         }
     }
 
-    fn record(&mut self, ns: u64) {
+    pub fn record(&mut self, ns: u64) {
         self.buckets[Self::bucket(ns)] += 1;
         self.count += 1;
         self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// The upper bound of the bucket holding the `q`-th quantile (0..=1);
+    /// None when empty.
+    pub fn quantile_upper_ns(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (self.count as f64 * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        self.buckets.iter().enumerate().find_map(|(i, n)| {
+            seen += n;
+            (seen >= rank).then(|| Self::upper_ns(i))
+        })
+    }
+
+    /// Samples in the bucket of `ns` and above: every one of them is at
+    /// least `ns / 2` (buckets are a factor of two wide).
+    pub fn count_from(&self, ns: u64) -> u64 {
+        self.buckets[Self::bucket(ns)..].iter().sum()
     }
 }
 
@@ -387,6 +413,22 @@ mod tests {
         s.record(5_000_000);
         assert_eq!((s.count, s.sum_ns), (2, 5_000_005));
         assert_eq!(s.buckets.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn quantiles_and_tails_are_bucket_bounds() {
+        let mut h = LogHistogram::default();
+        assert_eq!(h.quantile_upper_ns(0.5), None);
+        for _ in 0..98 {
+            h.record(700); // bucket 10: 512..=1023
+        }
+        h.record(3_000_000); // bucket 22
+        h.record(3_000_000);
+        assert_eq!(h.quantile_upper_ns(0.5), Some(1023));
+        assert_eq!(h.quantile_upper_ns(0.99), Some((1 << 22) - 1));
+        assert_eq!(h.count_from(2_000_000), 2);
+        assert_eq!(h.count_from(1), 100);
+        assert_eq!(h.count_from(u64::MAX), 0);
     }
 
     use super::*;

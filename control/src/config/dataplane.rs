@@ -20,9 +20,17 @@ pub const DEFAULT_FRAME_SIZE: u32 = 4096;
 pub const DEFAULT_RING_SIZE: u32 = 4096;
 pub const DEFAULT_BATCH: u32 = 64;
 pub const DEFAULT_HANDOVER_RING: u32 = 4096;
-/// Workers run at nice -10: a worker that wakes late loses tokens beyond
-/// its classes' bursts, so it should win the CPU over builds and shells.
+/// Nice value of workers that do not run at a real-time priority (see
+/// [`DEFAULT_WORKER_RTPRIO`]).
 pub const DEFAULT_WORKER_NICE: i32 = -10;
+/// Workers that sleep between deadlines run SCHED_FIFO at priority 10, as
+/// `chrt -f 10` would: a worker that wakes late loses its classes' tokens
+/// beyond their bursts, and at nice -10 two busy processes on a 2-core box
+/// delayed its wake-ups enough to cost a borrowing class 5-10 % of its rate
+/// (e2e_shaping with two `yes` loops; at FIFO 10: within 0.2 %). Kernel HTB
+/// gets the same from running in softirq. 10 keeps workers below threaded
+/// interrupt handlers (FIFO 50), whose packets they wait for.
+pub const DEFAULT_WORKER_RTPRIO: u8 = 10;
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,8 +66,12 @@ pub struct DataplaneCfg {
     /// Entries in each worker-to-worker hand-over ring.
     pub handover_ring: u32,
     pub busy_poll: bool,
-    /// Nice value of the worker threads.
+    /// Nice value of the worker threads (when `worker_rtprio` is 0).
     pub worker_nice: i32,
+    /// SCHED_FIFO priority of the worker threads, 1..=99; 0: the normal
+    /// scheduler at `worker_nice`. Defaults to 0 with `busy_poll` (a
+    /// spinning real-time thread never yields its core).
+    pub worker_rtprio: u8,
     pub xdp_mode: XdpAttach,
     /// Destinations handed to the kernel instead of shaped (management).
     pub pass: Vec<IpPrefix>,
@@ -76,6 +88,7 @@ impl Default for DataplaneCfg {
             handover_ring: DEFAULT_HANDOVER_RING,
             busy_poll: false,
             worker_nice: DEFAULT_WORKER_NICE,
+            worker_rtprio: DEFAULT_WORKER_RTPRIO,
             xdp_mode: XdpAttach::Native,
             pass: Vec::new(),
         }
@@ -181,6 +194,28 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
             );
         }
     }
+    cfg.worker_rtprio = match &raw.worker_rtprio {
+        None if cfg.busy_poll => 0,
+        None => DEFAULT_WORKER_RTPRIO,
+        Some(v) => {
+            let n = *v.get_ref();
+            if !(0..=99).contains(&n) {
+                cx.error(
+                    &sp(v),
+                    format!("`worker_rtprio` = {n} is out of range; expected 0 (normal scheduling at `worker_nice`) or 1..=99 (SCHED_FIFO)"),
+                );
+                0
+            } else if n > 0 && cfg.busy_poll && cfg.cores.is_empty() {
+                cx.error(
+                    &sp(v),
+                    format!("`worker_rtprio` = {n} with `busy_poll = true` and no `cores`: a spinning real-time worker never gives its CPU back, and unpinned it can take any core; pin workers to cores of their own with `cores`, or set `worker_rtprio = 0`"),
+                );
+                0
+            } else {
+                n as u8
+            }
+        }
+    };
     if let Some(m) = &raw.xdp_mode {
         match m.get_ref().as_str() {
             "native" | "drv" => cfg.xdp_mode = XdpAttach::Native,

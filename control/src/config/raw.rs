@@ -142,6 +142,7 @@ pub(crate) struct RawDataplane {
     pub handover_ring: Option<S<i64>>,
     pub busy_poll: Option<S<bool>>,
     pub worker_nice: Option<S<i64>>,
+    pub worker_rtprio: Option<S<i64>>,
     pub xdp_mode: Option<S<String>>,
     pub pass: Option<S<Vec<S<String>>>>,
 }

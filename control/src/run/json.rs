@@ -8,8 +8,10 @@
 use serde_json::{json, Map, Value};
 use weir_dataplane::packet::DropReason;
 use weir_dataplane::qdisc::{KindStats, QdiscStats};
-use weir_dataplane::shaper::{FrameCounters, Sojourn};
-use weir_xdp::run::{InterfaceSnapshot, ShutdownReport, Snapshot, TreeSnapshot, WorkerSnapshot};
+use weir_dataplane::shaper::{FrameCounters, LogHistogram};
+use weir_xdp::run::{
+    sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, TreeSnapshot, WorkerSnapshot,
+};
 
 use crate::config::{Config, Tree};
 
@@ -141,16 +143,6 @@ fn tree_json(
         })
         .collect();
     let core = snap.workers.get(t.worker).and_then(|w| w.core);
-    let soj = &t.sojourn;
-    // The upper bound of the bucket holding the q-th quantile.
-    let quantile = |q: f64| -> Option<u64> {
-        let rank = (soj.count as f64 * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        soj.buckets.iter().enumerate().find_map(|(i, n)| {
-            seen += n;
-            (seen >= rank && soj.count > 0).then(|| Sojourn::upper_ns(i))
-        })
-    };
     json!({
         "name": t.name,
         "pair": t.pair,
@@ -158,14 +150,21 @@ fn tree_json(
         "worker": t.worker,
         "core": core,
         "frames": frames_json(&t.frames),
-        "sojourn": {
-            "count": soj.count,
-            "sum_ns": soj.sum_ns,
-            "p50_ns_at_most": quantile(0.5),
-            "p99_ns_at_most": quantile(0.99),
-            "buckets": soj.buckets.to_vec(),
-        },
+        "sojourn": log_histogram_json(&t.sojourn),
         "classes": classes,
+    })
+}
+
+/// A log2 histogram of durations: totals, quantiles as the upper bound of
+/// their bucket, and the buckets (bucket i: up to 2^i - 1 ns).
+fn log_histogram_json(h: &LogHistogram) -> Value {
+    json!({
+        "count": h.count,
+        "sum_ns": h.sum_ns,
+        "p50_ns_at_most": h.quantile_upper_ns(0.5),
+        "p99_ns_at_most": h.quantile_upper_ns(0.99),
+        "max_ns_at_most": h.quantile_upper_ns(1.0),
+        "buckets": h.buckets.to_vec(),
     })
 }
 
@@ -242,6 +241,10 @@ pub(super) fn worker_json(w: &WorkerSnapshot, snap: &Snapshot) -> Value {
         "pair": w.pair,
         "queue": w.queue,
         "trees": trees,
+        "sched": sched_name(w.rtprio, w.nice),
+        "rtprio": w.rtprio,
+        "nice": w.nice,
+        "wake_late": log_histogram_json(&w.wake_late),
         "rx_packets": c.rx_packets,
         "rx_bytes": c.rx_bytes,
         "tx_packets": c.tx_packets,
@@ -296,6 +299,20 @@ pub(super) fn interface_json(i: &InterfaceSnapshot) -> Value {
     })
 }
 
+/// "woke for 1234 deadlines, p99 ≤ 65 µs late, max ≤ 2.1 ms".
+fn late_text(h: &LogHistogram) -> String {
+    let us = |ns: Option<u64>| ns.map_or(0.0, |n| n as f64 / 1e3);
+    if h.count == 0 {
+        return "no deadline wake-ups".to_string();
+    }
+    format!(
+        "woke for {} deadlines, p99 ≤ {:.0} µs late, max ≤ {:.0} µs",
+        h.count,
+        us(h.quantile_upper_ns(0.99)),
+        us(h.quantile_upper_ns(1.0))
+    )
+}
+
 /// One text line per worker.
 pub(super) fn worker_line(w: &WorkerSnapshot) -> String {
     let c = &w.counters;
@@ -304,8 +321,9 @@ pub(super) fn worker_line(w: &WorkerSnapshot) -> String {
         .core
         .map_or_else(|| "unpinned".to_string(), |c| format!("core {c}"));
     format!(
-        "worker {} ({core}, pair {} queue {}): rx {} pkt {} bytes, tx {} pkt {} bytes, batches {}, empty polls {}, tx ring full {}, fill starved {}, handover out {} in {} full-drops {}, tx errors {}; frames {}: free {} fill {} queued {} tx {} handover {} lent {} ({})",
+        "worker {} ({core}, {}, pair {} queue {}): rx {} pkt {} bytes, tx {} pkt {} bytes, batches {}, empty polls {}, tx ring full {}, fill starved {}, handover out {} in {} full-drops {}, tx errors {}, {}; frames {}: free {} fill {} queued {} tx {} handover {} lent {} ({})",
         w.index,
+        sched_name(w.rtprio, w.nice),
         w.pair,
         w.queue,
         c.rx_packets,
@@ -320,6 +338,7 @@ pub(super) fn worker_line(w: &WorkerSnapshot) -> String {
         c.handover_in,
         c.handover_full_drops,
         c.tx_errors,
+        late_text(&w.wake_late),
         f.total,
         f.free,
         f.fill,

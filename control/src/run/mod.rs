@@ -99,6 +99,7 @@ pub fn run_spec(config: &Config, seed: u64) -> RunSpec {
         handover_ring: d.handover_ring,
         busy_poll: d.busy_poll,
         worker_nice: d.worker_nice,
+        worker_rtprio: d.worker_rtprio,
         xdp_mode: match d.xdp_mode {
             XdpAttach::Native => XdpMode::Native,
             XdpAttach::Generic => XdpMode::Generic,

@@ -1,5 +1,6 @@
 //! The worker's clock: CLOCK_MONOTONIC in nanoseconds, read once per loop
-//! iteration and passed into the shaping core (time is an argument).
+//! iteration and passed into the shaping core (time is an argument); and
+//! what makes the worker's thread wake on time (timer slack, SCHED_FIFO).
 
 /// Nanoseconds since an arbitrary fixed point (boot), never going back.
 pub fn now_ns() -> u64 {
@@ -24,6 +25,26 @@ pub fn tighten_timer_slack() -> bool {
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only
     // changes the calling thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0) == 0 }
+}
+
+/// Run the calling thread SCHED_FIFO at `prio` (1..=99), as `chrt -f`
+/// would, with SCHED_RESET_ON_FORK so nothing it might spawn inherits it.
+/// Needs CAP_SYS_NICE (or an RLIMIT_RTPRIO that allows `prio`) and, in a
+/// cgroup with real-time group scheduling, an RT budget.
+pub fn set_fifo(prio: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(prio),
+    };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
+    // that outlives the call, which only reads it.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// A `libc::timespec` for a relative timeout of `ns` nanoseconds.

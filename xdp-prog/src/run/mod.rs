@@ -45,6 +45,7 @@ pub use stats::{
     FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot, SocketStats, TreeSnapshot,
     WorkerCounters, WorkerPlacement, WorkerSnapshot,
 };
+pub use worker::sched_name;
 
 use handover::{Doorbell, Lane, ReturnRing};
 use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};
@@ -77,10 +78,16 @@ pub struct RunSpec {
     /// Spin instead of sleeping when idle (lowest latency, one busy core
     /// per worker).
     pub busy_poll: bool,
-    /// Nice value of the worker threads (-20..=19). Negative by default: a
-    /// worker that wakes late loses its class's tokens beyond the burst,
-    /// so it must win the CPU against builds and shells on a shared box.
+    /// Nice value of the worker threads (-20..=19) when `worker_rtprio` is
+    /// 0.
     pub worker_nice: i32,
+    /// SCHED_FIFO priority of the worker threads (1..=99), or 0 for the
+    /// normal scheduler. Real-time by default: a worker that wakes late
+    /// loses its classes' tokens beyond their bursts, so it must run as
+    /// soon as a deadline is due, whatever else the box is doing. If the
+    /// kernel refuses (no CAP_SYS_NICE, a container without an RT budget)
+    /// the worker warns and runs at `worker_nice`.
+    pub worker_rtprio: u8,
     pub xdp_mode: XdpMode,
     /// Destinations handed to the kernel instead of forwarded.
     pub pass: Vec<PassPrefix>,
@@ -98,6 +105,7 @@ impl Default for RunSpec {
             handover_ring: 4096,
             busy_poll: false,
             worker_nice: -10,
+            worker_rtprio: 10,
             xdp_mode: XdpMode::default(),
             pass: Vec::new(),
         }
@@ -932,6 +940,7 @@ fn build_pair(
             batch: spec.batch,
             busy_poll: spec.busy_poll,
             nice: spec.worker_nice,
+            rtprio: spec.worker_rtprio,
             ring_size: spec.ring_size,
         };
         out.push((init, commands_tx, bells[k].clone()));

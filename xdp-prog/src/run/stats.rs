@@ -4,7 +4,7 @@
 
 use weir_dataplane::htb::ClassStats;
 use weir_dataplane::qdisc::QdiscStats;
-use weir_dataplane::shaper::FrameCounters;
+use weir_dataplane::shaper::{FrameCounters, LogHistogram};
 
 use crate::prog::XdpCounters;
 
@@ -106,6 +106,12 @@ pub struct WorkerSnapshot {
     pub queue: u32,
     pub counters: WorkerCounters,
     pub frames: FramePlaces,
+    /// SCHED_FIFO priority the worker runs at; 0: the normal scheduler at
+    /// `nice` (also when real-time was asked for and refused).
+    pub rtprio: u8,
+    pub nice: i32,
+    /// How late it woke for shaper deadlines (ns after the deadline).
+    pub wake_late: LogHistogram,
 }
 
 /// One tree (one direction of a pair) at one moment.

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender};
 use weir_dataplane::htb::{ClassChange, SpecError};
 use weir_dataplane::packet::{flags, Frame, Packet};
 use weir_dataplane::parse::mark_ce;
-use weir_dataplane::shaper::Shaper;
+use weir_dataplane::shaper::{LogHistogram, Shaper};
 use xsk_rs::{FrameDesc, Umem};
 
 use super::clock;
@@ -135,8 +135,10 @@ pub(crate) struct WorkerInit {
     pub commands: Receiver<Command>,
     pub batch: u32,
     pub busy_poll: bool,
-    /// Nice value for this thread.
+    /// Nice value for this thread (when `rtprio` is 0 or refused).
     pub nice: i32,
+    /// SCHED_FIFO priority for this thread; 0: the normal scheduler.
+    pub rtprio: u8,
     pub ring_size: u32,
 }
 
@@ -184,6 +186,12 @@ pub(crate) struct Worker {
     batch: usize,
     busy_poll: bool,
     nice: i32,
+    /// The SCHED_FIFO priority asked for; 0 after the kernel refused it.
+    rtprio: u8,
+    /// How late the worker woke for a shaper deadline: a class loses the
+    /// tokens of any lateness beyond its burst, so this is what an
+    /// operator reads when classes come out short.
+    wake_late: LogHistogram,
     /// Own frames kept in each fill ring.
     fill_target: u32,
     state: State,
@@ -246,6 +254,8 @@ impl Worker {
             batch,
             busy_poll: init.busy_poll,
             nice: init.nice,
+            rtprio: init.rtprio,
+            wake_late: LogHistogram::default(),
             fill_target,
             state: State::Running,
             counters: WorkerCounters::default(),
@@ -277,27 +287,14 @@ impl Worker {
                 self.core = None;
             }
         }
-        // Linux nice values are per thread (PRIO_PROCESS with a tid).
-        // SAFETY: gettid has no preconditions; setpriority only reads its
-        // integer arguments.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice)
-        };
-        if rc != 0 {
-            tracing::warn!(
-                worker = self.index,
-                nice = self.nice,
-                error = %std::io::Error::last_os_error(),
-                "could not set the worker's nice value (needs CAP_SYS_NICE for negative values)"
-            );
-        }
+        self.set_priority();
         if !clock::tighten_timer_slack() {
             tracing::debug!(worker = self.index, "PR_SET_TIMERSLACK refused");
         }
         tracing::info!(
             worker = self.index,
             core = ?self.core,
+            sched = %sched_name(self.rtprio, self.nice),
             pair = %self.pair,
             queue = self.queue,
             trees = ?self.trees.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
@@ -332,6 +329,41 @@ impl Worker {
             }
         }
         tracing::info!(worker = self.index, "worker stopped");
+    }
+
+    /// SCHED_FIFO at `rtprio`, or the normal scheduler at `nice`; when the
+    /// kernel refuses real-time, warn (with what to do) and fall back.
+    fn set_priority(&mut self) {
+        if self.rtprio > 0 {
+            match clock::set_fifo(self.rtprio) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(
+                        worker = self.index,
+                        rtprio = self.rtprio,
+                        nice = self.nice,
+                        error = %e,
+                        "could not run the worker SCHED_FIFO (needs CAP_SYS_NICE, and an RT budget in cpu.rt_runtime_us when the cgroup has one); it runs at the nice value instead and may wake late on a busy box"
+                    );
+                    self.rtprio = 0;
+                }
+            }
+        }
+        // Linux nice values are per thread (PRIO_PROCESS with a tid).
+        // SAFETY: gettid has no preconditions; setpriority only reads its
+        // integer arguments.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice)
+        };
+        if rc != 0 {
+            tracing::warn!(
+                worker = self.index,
+                nice = self.nice,
+                error = %std::io::Error::last_os_error(),
+                "could not set the worker's nice value (needs CAP_SYS_NICE for negative values)"
+            );
+        }
     }
 
     /// Obey pending commands. Ok(false): exit now; Err: the handle is gone.
@@ -796,6 +828,8 @@ impl Worker {
             return;
         }
         let mut timeout = MAX_SLEEP_NS;
+        // The earliest shaper deadline this sleep waits for, if any.
+        let mut wake_at: Option<u64> = None;
         self.pollfds.clear();
         if self.state == State::Running {
             for p in &self.ports {
@@ -830,7 +864,9 @@ impl Worker {
                     }
                     timeout = timeout.min(TX_BLOCKED_SLEEP_NS);
                 } else {
-                    timeout = timeout.min(deadline.saturating_sub(now).max(MIN_SLEEP_NS));
+                    let wait = deadline.saturating_sub(now).max(MIN_SLEEP_NS);
+                    timeout = timeout.min(wait);
+                    wake_at = Some(wake_at.map_or(now + wait, |w| w.min(now + wait)));
                 }
             }
         }
@@ -864,6 +900,14 @@ impl Worker {
                 std::ptr::null(),
             )
         };
+        if let Some(due) = wake_at {
+            // Only a deadline that passed counts: a frame or a doorbell
+            // may have woken us before it.
+            let woke = clock::now_ns();
+            if woke >= due {
+                self.wake_late.record(woke - due);
+            }
+        }
         let me = &self.bells[self.local];
         me.awake();
         self.counters.sleeps += 1;
@@ -941,6 +985,9 @@ impl Worker {
             queue: self.queue,
             counters: self.counters,
             frames: self.places(),
+            rtprio: self.rtprio,
+            nice: self.nice,
+            wake_late: self.wake_late.clone(),
         };
         let trees = self
             .trees
@@ -970,6 +1017,15 @@ impl Worker {
             trees,
             sockets,
         }
+    }
+}
+
+/// How a worker is scheduled, as `chrt`/`ps` would say it.
+pub fn sched_name(rtprio: u8, nice: i32) -> String {
+    if rtprio > 0 {
+        format!("fifo {rtprio}")
+    } else {
+        format!("nice {nice}")
     }
 }
 
