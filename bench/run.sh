@@ -75,9 +75,9 @@ rm -f "$out"/*.json "$out"/*.md "$out"/*.txt "$out"/*.toml "$out"/*.log
 
 # Trial lengths: full run vs --quick.
 if ((quick)); then
-    trial_ms=500 steps=4 shaping_ms=2000 bloat_secs=5
+    trial_ms=500 steps=4 shaping_ms=2000 shaping_repeat=3 bloat_secs=5
 else
-    trial_ms=1000 steps=7 shaping_ms=5000 bloat_secs=10
+    trial_ms=1000 steps=7 shaping_ms=5000 shaping_repeat=5 bloat_secs=10
 fi
 
 LABS=(wbk- wbu- wbs- wbq-)
@@ -232,7 +232,7 @@ shaping() {
     local s
     for s in "$@"; do args+=(--stream "$s"); done
     "${BENCH[@]}" shaping --scenario "$name" --path "$S_WEIR" --path "$S_KERN" "${args[@]}" \
-        --expect-mbit "$expect" --trial-ms "$shaping_ms" \
+        --expect-mbit "$expect" --trial-ms "$shaping_ms" --repeat "$shaping_repeat" \
         --json "$out/shaping-$name.json" --md "$out/shaping-$name.md"
 }
 shaping saturated 30,50,20 \

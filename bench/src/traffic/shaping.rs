@@ -212,5 +212,129 @@ pub fn markdown(r: &ShapingReport) -> String {
         }
     }
     let _ = writeln!(md);
+    if let [first, second] = r.paths.as_slice() {
+        if let Some(v) = verdict(first, second) {
+            let _ = writeln!(md, "{v}\n");
+        }
+    }
     md
+}
+
+/// Sets the first path's per-stream error against the second's (weir
+/// against the kernel): in how many streams it is no larger, and where it
+/// is larger, by how much next to the two paths' run-to-run spread. None
+/// when either path failed or their streams differ.
+pub fn verdict(a: &PathAccuracy, b: &PathAccuracy) -> Option<String> {
+    if a.error.is_some() || b.error.is_some() || a.streams.len() != b.streams.len() {
+        return None;
+    }
+    let spread = |s: &StreamAccuracy| {
+        let lo = s.runs_mbit.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = s
+            .runs_mbit
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (hi - lo) / s.expected_mbit * 100.0
+    };
+    let mut ok = 0;
+    let mut worse = Vec::new();
+    for (x, y) in a.streams.iter().zip(&b.streams) {
+        // Errors are compared at the report's precision (0.01 points):
+        // a difference below it is one frame in a multi-second run.
+        let (ex, ey) = (x.error_pct.abs(), y.error_pct.abs());
+        if ex <= ey + 0.005 {
+            ok += 1;
+        } else {
+            worse.push(format!(
+                "DSCP {} by {:.2} points ({} runs spread {:.2} points, {} {:.2})",
+                x.dscp,
+                ex - ey,
+                a.name,
+                spread(x),
+                b.name,
+                spread(y)
+            ));
+        }
+    }
+    let n = a.streams.len();
+    let within = a
+        .streams
+        .iter()
+        .chain(&b.streams)
+        .all(|s| s.error_pct.abs() <= 1.0);
+    let mut v = format!(
+        "{}'s |error| is no larger than {}'s in {ok} of {n} stream(s); every stream of both is {} ±1 %.",
+        a.name,
+        b.name,
+        if within { "within" } else { "NOT within" }
+    );
+    if !worse.is_empty() {
+        let _ = write!(v, " Larger: {}.", worse.join("; "));
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(dscp: u8, runs: &[f64], expected: f64) -> StreamAccuracy {
+        let mut sorted = runs.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        StreamAccuracy {
+            dscp,
+            size: "1518".into(),
+            offered_mbit: expected * 1.2,
+            expected_mbit: expected,
+            achieved_mbit: median,
+            runs_mbit: runs.to_vec(),
+            error_pct: (median - expected) / expected * 100.0,
+            loss: 0.1,
+        }
+    }
+
+    fn path(name: &str, streams: Vec<StreamAccuracy>) -> PathAccuracy {
+        PathAccuracy {
+            name: name.into(),
+            streams,
+            max_abs_error_pct: 0.0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn verdict_counts_streams_and_names_the_larger_ones() {
+        let weir = path(
+            "weir",
+            vec![
+                stream(34, &[79.7, 79.96, 80.0], 80.0),
+                stream(0, &[20.0, 20.0, 20.0], 20.0),
+            ],
+        );
+        let kernel = path(
+            "kernel",
+            vec![
+                stream(34, &[79.9, 79.99, 80.0], 80.0),
+                stream(0, &[20.0, 20.0, 19.99], 20.0),
+            ],
+        );
+        let v = verdict(&weir, &kernel).expect("comparable");
+        assert!(
+            v.starts_with("weir's |error| is no larger than kernel's in 1 of 2"),
+            "{v}"
+        );
+        assert!(v.contains("within ±1 %"), "{v}");
+        assert!(v.contains("DSCP 34 by 0.04 points"), "{v}");
+        assert!(v.contains("weir runs spread 0.37 points"), "{v}");
+        // Equal to the report's precision counts as no larger.
+        let same = verdict(&kernel, &kernel).expect("comparable");
+        assert!(same.contains("in 2 of 2"), "{same}");
+        let failed = PathAccuracy {
+            error: Some("no frames".into()),
+            ..path("weir", Vec::new())
+        };
+        assert!(verdict(&failed, &kernel).is_none());
+    }
 }
