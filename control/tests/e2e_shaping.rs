@@ -184,6 +184,12 @@ fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
                 w["sched"], "fifo 10",
                 "worker not SCHED_FIFO 10 (see weir's warning in its log): {w}"
             );
+            // Shaped classes wait for tokens, so the worker slept until
+            // deadlines and says how late it woke for them.
+            assert!(
+                lab::num(&w["wake_late"]["count"], "wake_late.count") > 0,
+                "no deadline wake-ups recorded while shaping: {w}"
+            );
         }
 
         // Frame accounting must hold after any run, also with drops.
