@@ -655,8 +655,13 @@ fn dataplane_and_pair_errors() {
         ),
         (
             "rtprio with unpinned busy poll",
-            format!("[dataplane]\nbusy_poll = true\nworker_rtprio = @5\n{BASE}"),
-            "never gives its CPU back",
+            format!("[dataplane]\nbusy_poll = true\nworker_rtprio = @5\n{}{BASE}", pair),
+            "1 worker(s) (the pairs' queues), 0 distinct core(s)",
+        ),
+        (
+            "rtprio with busy poll, two workers on one core",
+            format!("[dataplane]\nbusy_poll = true\ncores = [1, 1]\nworker_rtprio = @5\n{}queues = 2\n{BASE}", pair),
+            "2 worker(s) (the pairs' queues), 1 distinct core(s)",
         ),
         (
             "dataplane not a table",

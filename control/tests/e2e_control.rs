@@ -79,7 +79,6 @@ fn ef_flow_with_change(lab: &mut Lab, at_change: impl FnOnce(&mut Lab)) -> (f64,
 fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
     lab::require_root();
     lab::unless_host_stole("class change", || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up("cc");
         let cfg = config(&lab);
         lab.start_weir(&cfg);
@@ -129,7 +128,6 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
 fn invalid_reload_is_refused_and_the_old_config_keeps_shaping() {
     lab::require_root();
     lab::unless_host_stole("refused reload", || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up("rl");
         let cfg = config(&lab);
         lab.start_weir(&cfg);

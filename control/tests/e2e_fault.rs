@@ -83,7 +83,6 @@ const EF: UdpFlow = UdpFlow {
 fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
     lab::require_root();
     lab::unless_host_stole("kill -9 and restart", || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up_with("fo", &["--fail-open"]);
         let cfg = lab::repo_root().join("config/lab.toml");
 

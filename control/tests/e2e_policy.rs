@@ -116,7 +116,6 @@ fn history(lab: &Lab, args: &[&str]) -> Value {
 fn sla_rule_throttles_is_recorded_and_restores() {
     lab::require_root();
     lab::unless_host_stole("SLA rule", || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up("sla");
         let cfg = config(
             &lab,
@@ -187,7 +186,6 @@ fn sla_rule_throttles_is_recorded_and_restores() {
 fn business_hours_raise_a_busy_class_within_its_bounds_and_return_it() {
     lab::require_root();
     lab::unless_host_stole("business hours", || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up("pol");
         // The window raises the ceil to 80mbit, within the policy's 90mbit bound.
         let cfg = config(

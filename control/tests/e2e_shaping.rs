@@ -165,7 +165,6 @@ fn misses_of(name: &str, flows: &[(UdpFlow, &str, f64)], achieved: &[f64]) -> Ve
 fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
     lab::require_root();
     lab::unless_host_stole(name, || {
-        let _serial = lab::serialize();
         let mut lab = Lab::up("sh");
         let cfg = config(&lab);
         lab.start_weir(&cfg);
@@ -198,13 +197,14 @@ fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
             frames["balanced"], true,
             "tree {tree} frames unbalanced: {frames}"
         );
-        assert!(
-            misses.is_empty(),
-            "classes outside ±{TOLERANCE_PCT} % of what HTB promises:\n{}\n{}\n{}",
-            misses.join("\n"),
-            lab::host_note(),
-            lab::wake_note(&report)
-        );
+        if !misses.is_empty() {
+            lab::rate_miss(format!(
+                "classes outside ±{TOLERANCE_PCT} % of what HTB promises:\n{}\n{}\n{}",
+                misses.join("\n"),
+                lab::host_note(),
+                lab::wake_note(&report)
+            ));
+        }
     });
 }
 

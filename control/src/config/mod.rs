@@ -455,7 +455,12 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         }
     }
     let dataplane = match &doc.dataplane {
-        Some(raw) => dataplane::build(cx, raw),
+        Some(raw) => {
+            let cfg = dataplane::build(cx, raw);
+            let workers = pairs.iter().map(|p| p.queues).sum();
+            dataplane::check_workers(cx, raw, &cfg, workers);
+            cfg
+        }
         None => DataplaneCfg::default(),
     };
     let history = match &doc.history {

@@ -42,13 +42,15 @@ pub(crate) fn config(c: &Config) -> String {
         };
         let _ = writeln!(
             s,
-            "dataplane: cores {cores} batch {} frame_size {} frames {} ring_size {} handover_ring {} busy_poll {} xdp_mode {} pass {}",
+            "dataplane: cores {cores} batch {} frame_size {} frames {} ring_size {} handover_ring {} busy_poll {} worker_rtprio {} worker_nice {} xdp_mode {} pass {}",
             d.batch,
             d.frame_size,
             d.frames,
             d.ring_size,
             d.handover_ring,
             d.busy_poll,
+            d.worker_rtprio,
+            d.worker_nice,
             d.xdp_mode.name(),
             d.pass.len()
         );

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 use weir_dataplane::packet::DropReason;
 use weir_dataplane::qdisc::{KindStats, QdiscStats};
-use weir_dataplane::shaper::{FrameCounters, LogHistogram};
+use weir_dataplane::shaper::{FrameCounters, LogHistogram, LOG_BUCKETS};
 use weir_xdp::run::{
     sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, TreeSnapshot, WorkerSnapshot,
 };
@@ -155,15 +155,21 @@ fn tree_json(
     })
 }
 
+/// A quantile bound for JSON: null when empty or in the open-ended last
+/// bucket (u64::MAX does not survive a JSON reader's doubles).
+fn finite(ns: Option<u64>) -> Option<u64> {
+    ns.filter(|&n| n != u64::MAX)
+}
+
 /// A log2 histogram of durations: totals, quantiles as the upper bound of
 /// their bucket, and the buckets (bucket i: up to 2^i - 1 ns).
 fn log_histogram_json(h: &LogHistogram) -> Value {
     json!({
         "count": h.count,
         "sum_ns": h.sum_ns,
-        "p50_ns_at_most": h.quantile_upper_ns(0.5),
-        "p99_ns_at_most": h.quantile_upper_ns(0.99),
-        "max_ns_at_most": h.quantile_upper_ns(1.0),
+        "p50_ns_at_most": finite(h.quantile_upper_ns(0.5)),
+        "p99_ns_at_most": finite(h.quantile_upper_ns(0.99)),
+        "max_ns_at_most": finite(h.quantile_upper_ns(1.0)),
         "buckets": h.buckets.to_vec(),
     })
 }
@@ -241,8 +247,9 @@ pub(super) fn worker_json(w: &WorkerSnapshot, snap: &Snapshot) -> Value {
         "pair": w.pair,
         "queue": w.queue,
         "trees": trees,
-        "sched": sched_name(w.rtprio, w.nice),
+        "sched": sched_name(w.rtprio_asked, w.rtprio, w.nice),
         "rtprio": w.rtprio,
+        "rtprio_asked": w.rtprio_asked,
         "nice": w.nice,
         "wake_late": log_histogram_json(&w.wake_late),
         "rx_packets": c.rx_packets,
@@ -299,18 +306,32 @@ pub(super) fn interface_json(i: &InterfaceSnapshot) -> Value {
     })
 }
 
-/// "woke for 1234 deadlines, p99 ≤ 65 µs late, max ≤ 2.1 ms".
+/// "woke for 1234 deadlines, p99 ≤ 66 µs late, max ≤ 2.1 ms".
 fn late_text(h: &LogHistogram) -> String {
-    let us = |ns: Option<u64>| ns.map_or(0.0, |n| n as f64 / 1e3);
     if h.count == 0 {
         return "no deadline wake-ups".to_string();
     }
     format!(
-        "woke for {} deadlines, p99 ≤ {:.0} µs late, max ≤ {:.0} µs",
+        "woke for {} deadlines, p99 ≤ {} late, max ≤ {}",
         h.count,
-        us(h.quantile_upper_ns(0.99)),
-        us(h.quantile_upper_ns(1.0))
+        bound_text(h.quantile_upper_ns(0.99)),
+        bound_text(h.quantile_upper_ns(1.0))
     )
+}
+
+/// A bucket's upper bound for people: "900 ns", "66 µs", "2.1 ms"; the
+/// last bucket has none ("> 275 s").
+fn bound_text(ns: Option<u64>) -> String {
+    match ns {
+        None => "-".to_string(),
+        Some(u64::MAX) => format!(
+            "> {:.0} s",
+            LogHistogram::upper_ns(LOG_BUCKETS - 2) as f64 / 1e9
+        ),
+        Some(n) if n < 1_000 => format!("{n} ns"),
+        Some(n) if n < 1_000_000 => format!("{:.0} µs", n as f64 / 1e3),
+        Some(n) => format!("{:.1} ms", n as f64 / 1e6),
+    }
 }
 
 /// One text line per worker.
@@ -323,7 +344,7 @@ pub(super) fn worker_line(w: &WorkerSnapshot) -> String {
     format!(
         "worker {} ({core}, {}, pair {} queue {}): rx {} pkt {} bytes, tx {} pkt {} bytes, batches {}, empty polls {}, tx ring full {}, fill starved {}, handover out {} in {} full-drops {}, tx errors {}, {}; frames {}: free {} fill {} queued {} tx {} handover {} lent {} ({})",
         w.index,
-        sched_name(w.rtprio, w.nice),
+        sched_name(w.rtprio_asked, w.rtprio, w.nice),
         w.pair,
         w.queue,
         c.rx_packets,

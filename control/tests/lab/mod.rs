@@ -838,49 +838,60 @@ pub fn num(v: &Value, what: &str) -> u64 {
 /// and saying how busy the host was since the lab came up.
 pub fn assert_near(case: &str, achieved: f64, promised: f64, pct: f64) {
     let err = (achieved - promised) / promised * 100.0;
-    assert!(
-        err.abs() <= pct,
-        "{case}: achieved {achieved:.2} Mbit/s, HTB promises {promised:.2} (off by {err:+.2} %, allowed ±{pct} %)\n{}",
-        host_note()
-    );
+    if err.abs() > pct {
+        rate_miss(format!(
+            "{case}: achieved {achieved:.2} Mbit/s, HTB promises {promised:.2} (off by {err:+.2} %, allowed ±{pct} %)\n{}",
+            host_note()
+        ));
+    }
 }
 
 /// The machine's CPU time (all CPUs, from /proc/stat) when the last lab
 /// came up: a failed rate check says how much the hypervisor stole since.
 static LAB_START: Mutex<Option<CpuTimes>> = Mutex::new(None);
 
-/// Jiffies of all CPUs together: busy (user, nice, system, irq, softirq),
-/// steal (taken by the hypervisor while we wanted to run) and all.
-#[derive(Clone, Copy, Debug)]
+/// Jiffies from /proc/stat: busy (user, nice, system, irq, softirq) and
+/// all, of all CPUs together, and each CPU's steal and all (steal: time
+/// the hypervisor ran someone else while this VM wanted the CPU).
+#[derive(Clone, Debug)]
 pub struct CpuTimes {
     busy: u64,
-    steal: u64,
     total: u64,
+    steal: u64,
+    /// Per CPU: (steal, all).
+    per_cpu: Vec<(u64, u64)>,
 }
 
 impl CpuTimes {
     pub fn now() -> Option<CpuTimes> {
         let stat = fs::read_to_string("/proc/stat").ok()?;
         // cpu user nice system idle iowait irq softirq steal ...
-        let f: Vec<u64> = stat
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(|x| x.parse().unwrap_or(0))
+        let fields = |line: &str| -> Option<Vec<u64>> {
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            (f.len() == 8).then_some(f)
+        };
+        let mut lines = stat.lines();
+        let all = fields(lines.next()?)?;
+        let per_cpu = lines
+            .take_while(|l| l.starts_with("cpu"))
+            .filter_map(fields)
+            .map(|f| (f[7], f.iter().sum()))
             .collect();
-        if f.len() < 8 {
-            return None;
-        }
         Some(CpuTimes {
-            busy: f[0] + f[1] + f[2] + f[5] + f[6],
-            steal: f[7],
-            total: f.iter().sum(),
+            busy: all[0] + all[1] + all[2] + all[5] + all[6],
+            total: all.iter().sum(),
+            steal: all[7],
+            per_cpu,
         })
     }
 
-    /// "steal 12.3 %, busy 45.6 % of all CPUs over 31 s".
+    /// "steal 1.2 % of all CPUs (2.0 % on the CPU that lost most), busy
+    /// 45.6 %".
     pub fn since(&self) -> String {
         let Some(now) = CpuTimes::now() else {
             return "host load unknown (no /proc/stat)".to_string();
@@ -888,49 +899,81 @@ impl CpuTimes {
         let total = now.total.saturating_sub(self.total).max(1) as f64;
         let pct = |a: u64, b: u64| a.saturating_sub(b) as f64 / total * 100.0;
         format!(
-            "host since the lab came up: steal {:.1} %, busy {:.1} % of all CPUs (steal is CPU time the hypervisor took while this VM wanted it)",
+            "host since the lab came up: steal {:.1} % of all CPUs ({:.1} % on the CPU that lost most), busy {:.1} % (steal is CPU time the hypervisor took while this VM wanted it)",
             pct(now.steal, self.steal),
+            self.worst_steal_pct(&now),
             pct(now.busy, self.busy)
         )
     }
+
+    /// The largest share of one CPU's time stolen between `self` and
+    /// `now`, in %: a burst of steal on the worker's CPU is what costs a
+    /// class its tokens, and averaging over all CPUs would halve it.
+    fn worst_steal_pct(&self, now: &CpuTimes) -> f64 {
+        self.per_cpu
+            .iter()
+            .zip(&now.per_cpu)
+            .map(|((s0, t0), (s1, t1))| {
+                s1.saturating_sub(*s0) as f64 / t1.saturating_sub(*t0).max(1) as f64 * 100.0
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// [`Self::worst_steal_pct`] up to now.
+    pub fn worst_steal_pct_since(&self) -> Option<f64> {
+        Some(self.worst_steal_pct(&CpuTimes::now()?))
+    }
 }
 
-/// Steal above this share of all CPUs during an attempt makes a failed
-/// rate test run again. On a quiet host steal stays near 0.1 %; 2.6 %
-/// over a 7-second case (180 ms of the two CPUs, most of it in one burst)
-/// cost a borrowing class 3.5 % of its rate here, and the same case then
-/// passed three times in a row within 0.01 %.
+/// Steal above this share of one CPU's time during an attempt makes a
+/// failed rate check run again. On a quiet host steal stays near 0.1 %.
+/// A case that missed by 3.5 % had 180 ms stolen in 7 s, most of it in
+/// one burst (2.6 % of one CPU), and then passed three times in a row
+/// within 0.01 %.
 pub const STEAL_RETRY_PCT: f64 = 1.0;
 /// Attempts of a rate test in all (the first and up to two more).
 pub const HOST_ATTEMPTS: u32 = 3;
 
-impl CpuTimes {
-    /// Share of all CPU time the hypervisor stole since `self`, in %.
-    pub fn steal_pct_since(&self) -> Option<f64> {
-        let now = CpuTimes::now()?;
-        let total = now.total.saturating_sub(self.total).max(1) as f64;
-        Some(now.steal.saturating_sub(self.steal) as f64 / total * 100.0)
-    }
+/// The panic payload of a missed rate check ([`assert_near`],
+/// [`rate_miss`]): the only failure [`unless_host_stole`] runs again.
+#[derive(Debug)]
+pub struct RateMiss(pub String);
+
+/// Fails the test as a missed rate: prints `msg` (the default panic hook
+/// only prints string payloads) and panics with a [`RateMiss`].
+pub fn rate_miss(msg: String) -> ! {
+    eprintln!("{msg}");
+    std::panic::panic_any(RateMiss(msg))
 }
 
-/// Runs `body`, a test that measures shaped rates, and runs it again (up
-/// to [`HOST_ATTEMPTS`] in all) when it failed while the hypervisor stole
-/// more than [`STEAL_RETRY_PCT`] % of the CPUs: no shaper that has to be
-/// scheduled keeps its rates while its VM is not running, and kernel HTB
-/// does not either (bench/run.sh measures both). A failure on a quiet host
-/// fails at once, and so does the last attempt whatever the host did; each
-/// failure's message is printed as it happens.
+/// Runs `body`, a test that measures shaped rates, holding the lab lock,
+/// and runs it again (up to [`HOST_ATTEMPTS`] in all) when a rate check
+/// missed ([`RateMiss`]) while the hypervisor stole more than
+/// [`STEAL_RETRY_PCT`] % of a CPU: no shaper that has to be scheduled keeps
+/// its rates while its VM is not running, and kernel HTB does not either
+/// (bench/run.sh measures both). Any other failure, a miss on a quiet
+/// host, and the last attempt fail at once. Each re-run is written to the
+/// test's stderr past libtest's capture, so a CI log shows it even when
+/// the test then passes.
 pub fn unless_host_stole(name: &str, body: impl Fn()) {
+    use std::io::Write as _;
+    // The lock is taken here, not in `body`, so an attempt's steal is
+    // measured over that attempt only, not over another test's run.
+    let _serial = serialize();
     for attempt in 1..=HOST_ATTEMPTS {
         let start = CpuTimes::now();
         let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&body)) else {
             return;
         };
-        let steal = start.and_then(|s| s.steal_pct_since());
+        let miss = panic.downcast_ref::<RateMiss>().is_some();
+        let steal = start.and_then(|s| s.worst_steal_pct_since());
         match steal {
-            Some(pct) if pct > STEAL_RETRY_PCT && attempt < HOST_ATTEMPTS => eprintln!(
-                "{name}: attempt {attempt} failed while the hypervisor stole {pct:.1} % of the CPUs; running it again"
-            ),
+            Some(pct) if miss && pct > STEAL_RETRY_PCT && attempt < HOST_ATTEMPTS => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{name}: attempt {attempt} missed a rate while the hypervisor stole {pct:.1} % of a CPU; running it again"
+                );
+            }
             _ => std::panic::resume_unwind(panic),
         }
     }
@@ -938,7 +981,7 @@ pub fn unless_host_stole(name: &str, body: impl Fn()) {
 
 /// How busy the host was since the last `Lab::up`.
 pub fn host_note() -> String {
-    match *LAB_START.lock().unwrap_or_else(|e| e.into_inner()) {
+    match &*LAB_START.lock().unwrap_or_else(|e| e.into_inner()) {
         Some(t) => t.since(),
         None => "host load unknown (no lab started)".to_string(),
     }

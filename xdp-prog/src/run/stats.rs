@@ -106,10 +106,13 @@ pub struct WorkerSnapshot {
     pub queue: u32,
     pub counters: WorkerCounters,
     pub frames: FramePlaces,
-    /// SCHED_FIFO priority the worker runs at; 0: the normal scheduler at
-    /// `nice` (also when real-time was asked for and refused).
+    /// SCHED_FIFO priority asked for (`worker_rtprio`), and the one the
+    /// worker runs at: 0 is the normal scheduler (asked for, or refused).
+    pub rtprio_asked: u8,
     pub rtprio: u8,
-    pub nice: i32,
+    /// Nice value in force: None under SCHED_FIFO, or if it could not be
+    /// set.
+    pub nice: Option<i32>,
     /// How late it woke for shaper deadlines (ns after the deadline).
     pub wake_late: LogHistogram,
 }

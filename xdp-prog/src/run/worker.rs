@@ -186,8 +186,13 @@ pub(crate) struct Worker {
     batch: usize,
     busy_poll: bool,
     nice: i32,
-    /// The SCHED_FIFO priority asked for; 0 after the kernel refused it.
+    /// The SCHED_FIFO priority asked for, and the one it runs at (0: the
+    /// normal scheduler; also when the kernel refused).
+    rtprio_asked: u8,
     rtprio: u8,
+    /// The nice value in force: None under SCHED_FIFO (nice does not
+    /// apply) or when setting it failed.
+    nice_applied: Option<i32>,
     /// How late the worker woke for a shaper deadline: a class loses the
     /// tokens of any lateness beyond its burst, so this is what an
     /// operator reads when classes come out short.
@@ -254,7 +259,9 @@ impl Worker {
             batch,
             busy_poll: init.busy_poll,
             nice: init.nice,
+            rtprio_asked: init.rtprio,
             rtprio: init.rtprio,
+            nice_applied: None,
             wake_late: LogHistogram::default(),
             fill_target,
             state: State::Running,
@@ -294,7 +301,7 @@ impl Worker {
         tracing::info!(
             worker = self.index,
             core = ?self.core,
-            sched = %sched_name(self.rtprio, self.nice),
+            sched = %sched_name(self.rtprio_asked, self.rtprio, self.nice_applied),
             pair = %self.pair,
             queue = self.queue,
             trees = ?self.trees.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
@@ -334,6 +341,17 @@ impl Worker {
     /// SCHED_FIFO at `rtprio`, or the normal scheduler at `nice`; when the
     /// kernel refuses real-time, warn (with what to do) and fall back.
     fn set_priority(&mut self) {
+        if self.rtprio > 0 && self.busy_poll && self.core.is_none() {
+            // Config checking made sure every spinning real-time worker has
+            // a core of its own; unpinned, it would spin on any core and
+            // starve whatever runs there.
+            tracing::warn!(
+                worker = self.index,
+                rtprio = self.rtprio,
+                "busy-polling worker is not pinned, so it does not run SCHED_FIFO (it would starve whatever shares its core); it runs at the nice value"
+            );
+            self.rtprio = 0;
+        }
         if self.rtprio > 0 {
             match clock::set_fifo(self.rtprio) {
                 Ok(()) => return,
@@ -356,7 +374,9 @@ impl Worker {
             let tid = libc::gettid();
             libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice)
         };
-        if rc != 0 {
+        if rc == 0 {
+            self.nice_applied = Some(self.nice);
+        } else {
             tracing::warn!(
                 worker = self.index,
                 nice = self.nice,
@@ -827,8 +847,12 @@ impl Worker {
             std::hint::spin_loop();
             return;
         }
+        // The loop's `now` is as old as this iteration's work: a timeout
+        // computed from it would oversleep every deadline by that much.
+        let now = clock::now_ns().max(now);
         let mut timeout = MAX_SLEEP_NS;
-        // The earliest shaper deadline this sleep waits for, if any.
+        // When this sleep means to wake for a shaper deadline: the
+        // deadline itself, or 20 µs from now when it is that close.
         let mut wake_at: Option<u64> = None;
         self.pollfds.clear();
         if self.state == State::Running {
@@ -985,8 +1009,9 @@ impl Worker {
             queue: self.queue,
             counters: self.counters,
             frames: self.places(),
+            rtprio_asked: self.rtprio_asked,
             rtprio: self.rtprio,
-            nice: self.nice,
+            nice: self.nice_applied,
             wake_late: self.wake_late.clone(),
         };
         let trees = self
@@ -1020,13 +1045,21 @@ impl Worker {
     }
 }
 
-/// How a worker is scheduled, as `chrt`/`ps` would say it.
-pub fn sched_name(rtprio: u8, nice: i32) -> String {
+/// How a worker is scheduled, as `chrt`/`ps` would say it: "fifo 10",
+/// "nice -10", "nice -10 (fifo 10 refused)"; "nice 0 (not set)" when even
+/// the nice value could not be set.
+pub fn sched_name(rtprio_asked: u8, rtprio: u8, nice: Option<i32>) -> String {
     if rtprio > 0 {
-        format!("fifo {rtprio}")
-    } else {
-        format!("nice {nice}")
+        return format!("fifo {rtprio}");
     }
+    let mut s = match nice {
+        Some(n) => format!("nice {n}"),
+        None => "nice 0 (not set)".to_string(),
+    };
+    if rtprio_asked > 0 {
+        s.push_str(&format!(" (fifo {rtprio_asked} refused)"));
+    }
+    s
 }
 
 /// Read the first byte of each received frame before the batch is parsed.
