@@ -19,9 +19,11 @@
 //! processes on the box do not delay its wake-ups: with two `yes` loops
 //! beside the test, every class stayed within 1 %; at nice -10 the
 //! borrowing class was 5-10 % short. What FIFO cannot help is the
-//! hypervisor stopping the VM (steal): a case that fails while more than
-//! `lab::STEAL_RETRY_PCT` % of the CPUs were stolen runs again, and a
-//! failure prints the host's steal and the worker's wake-up lateness.
+//! hypervisor stopping the VM (steal): a case that misses while a CPU
+//! loses more than `lab::STEAL_RETRY_PCT` % to steal waits for a quiet
+//! host and runs again, and one that never gets a judgeable host says
+//! INCONCLUSIVE (see `lab::unless_host_stole`); a failure prints the
+//! host's steal and the worker's wake-up lateness.
 //!
 //! Needs root and a release build (scripts/test.sh runs it):
 //! `cargo test -p weir-control --release --test e2e_shaping`.
@@ -159,9 +161,9 @@ fn misses_of(name: &str, flows: &[(UdpFlow, &str, f64)], achieved: &[f64]) -> Ve
 
 /// Runs one case: `flows` from `from`, each compared with its promise.
 /// Flows start in the order given, the unmarked one last (see
-/// `Lab::udp_flows` for why). A case that fails while the hypervisor
+/// `Lab::udp_flows` for why). A case that misses while the hypervisor
 /// steals the VM's CPUs runs again (`lab::unless_host_stole`); one that
-/// fails on a quiet host fails.
+/// misses on a quiet host fails.
 fn case(name: &str, from: Host, flows: &[(UdpFlow, &str, f64)]) {
     lab::require_root();
     lab::unless_host_stole(name, || {
