@@ -55,6 +55,19 @@ pub struct StreamAccuracy {
     pub loss: f64,
 }
 
+impl StreamAccuracy {
+    /// The lowest and highest run, Mbit/s.
+    pub fn range_mbit(&self) -> (f64, f64) {
+        let lo = self.runs_mbit.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self
+            .runs_mbit
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PathAccuracy {
     pub name: String,
@@ -189,12 +202,7 @@ pub fn markdown(r: &ShapingReport) -> String {
             continue;
         }
         for s in &p.streams {
-            let lo = s.runs_mbit.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = s
-                .runs_mbit
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = s.range_mbit();
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:+.2} % | {:.2} – {:.2} | {:.2} % |",
@@ -236,12 +244,7 @@ pub fn verdict(a: &PathAccuracy, b: &PathAccuracy) -> Option<String> {
         return None;
     }
     let spread = |s: &StreamAccuracy| {
-        let lo = s.runs_mbit.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = s
-            .runs_mbit
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = s.range_mbit();
         (hi - lo) / s.expected_mbit * 100.0
     };
     let mut ok = 0;
