@@ -24,6 +24,7 @@ pub fn flat_tree_prios(leaves: u32, flows: u32, prios: u8) -> HtbSpec {
     let root_rate = 125_000_000_000u64; // 1 Tbit/s in bytes/s
     let leaf_rate = (root_rate / u64::from(leaves)).max(1);
     let mut classes = vec![ClassSpec {
+        id: 1 << 32,
         parent: None,
         rate: root_rate,
         ceil: root_rate,
@@ -35,6 +36,7 @@ pub fn flat_tree_prios(leaves: u32, flows: u32, prios: u8) -> HtbSpec {
     }];
     for i in 0..leaves {
         classes.push(ClassSpec {
+            id: 1 << 32 | u64::from(i + 1),
             parent: Some(0),
             rate: leaf_rate,
             ceil: root_rate,

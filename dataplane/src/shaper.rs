@@ -428,6 +428,7 @@ mod tests {
 
     fn spec(malformed: MalformedPolicy) -> ShaperSpec {
         let leaf = |parent| ClassSpec {
+            id: 0,
             parent,
             rate: 125_000,
             ceil: 125_000,

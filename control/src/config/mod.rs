@@ -184,6 +184,7 @@ impl Tree {
             .classes
             .iter()
             .map(|c| ClassSpec {
+                id: u64::from(c.id.major) << 32 | u64::from(c.id.minor),
                 parent: c.parent,
                 rate: c.rate.bytes_per_sec(),
                 ceil: c.ceil.bytes_per_sec(),

@@ -17,11 +17,16 @@
 //!   (find-first-set over a per-level bitmap): a leaf with its own tokens is
 //!   always served before a borrower, and among borrowers of one lender the
 //!   lower prio value is offered the excess first. Within one (level, prio)
-//!   classes take turns by deficit round robin with their `quantum`.
-//! - A sent packet charges both buckets of every class from the leaf up to
-//!   the lender it was served through, and the ceil bucket of every class
-//!   up to the root; classes below the lender count a borrow, the lender a
-//!   lend. Only this charge and the wait-queue deadlines change modes.
+//!   classes take turns by deficit round robin with their `quantum`, in
+//!   class id order with Linux's pointer rules (`list.rs`), so borrowers of
+//!   one prio share a lender's excess in proportion to their quantums.
+//! - A sent packet charges the ceil bucket of every class from the leaf up
+//!   to the root, and the rate bucket of the lender it was served through
+//!   and of every class above it (Linux `htb_charge_class`: `cl->level >=
+//!   level`); the classes below the lender, the leaf among them, are not
+//!   charged at their rate (they only keep the credit they earned) and
+//!   count a borrow, the lender a lend. Only this charge and the wait-queue
+//!   deadlines change modes.
 //!
 //! Per packet this does no allocation and no floating point: rings and the
 //! wait queue are index-based and sized when the tree is built, and the
@@ -48,7 +53,7 @@ use crate::packet::{DropReason, Dropped, Drops, Packet};
 use crate::pool::{prefetch, table_bytes, Arena, PacketPool, Table, NIL};
 use crate::qdisc::{Backlog, Qdisc, QdiscParams, QdiscStats};
 use crate::rate::{RateCfg, TICKS_PER_NS, TICK_SHIFT};
-use list::{Links, Ring};
+use list::{Ring, Rings};
 use wait::WaitQueue;
 
 /// Deepest tree (levels of classes), as Linux's TC_HTB_MAXDEPTH.
@@ -66,6 +71,10 @@ const MBUFFER: i64 = MBUFFER_NS << TICK_SHIFT;
 /// indexes an earlier class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassSpec {
+    /// tc class id, `major << 32 | minor`. Rows and feeds are kept in this
+    /// order, as Linux keeps them in classid order, and the order decides
+    /// who is served next (see `list.rs`).
+    pub id: u64,
     pub parent: Option<u32>,
     /// Guaranteed rate, bytes/s.
     pub rate: u64,
@@ -248,6 +257,8 @@ struct Leaf {
 #[derive(Clone, Copy, Debug)]
 struct Inner {
     feeds: [Ring; NUM_PRIO],
+    /// Where this class's children start in `Htb::children`.
+    first_child: u32,
     bytes: u64,
     packets: u64,
     lends: u64,
@@ -267,10 +278,19 @@ pub struct Htb {
     leaf_class: Table<u32>,
     inners: Vec<Inner>,
     rows: [[Ring; NUM_PRIO]; MAX_DEPTH],
+    /// The bitmaps of every row and feed.
+    rings: Rings,
+    /// Per class: its rank in its level's rows and in its parent's feeds.
+    ranks: Vec<Ranks>,
+    /// Per level, the classes of that level in id order: a row's member
+    /// with rank r is `row_class[level][r]`.
+    row_class: [Vec<u32>; MAX_DEPTH],
+    /// Every inner class's children in id order, one run per inner class
+    /// from its `first_child`: a feed's member with rank r.
+    children: Vec<u32>,
     /// Bit `level * 8 + prio`: `rows[level][prio]` is not empty. Lowest set
     /// bit first is exactly HTB's order: levels from 0 up, prios from 0 up.
     row_mask: u64,
-    links: Links,
     wait: WaitQueue,
     pool: PacketPool,
     backlog: Backlog,
@@ -352,7 +372,9 @@ impl Htb {
                 }
                 slot.push(INNER | inners.len() as u32);
                 inners.push(Inner {
-                    feeds: [Ring::EMPTY; NUM_PRIO],
+                    // Sized below, once every child is known.
+                    feeds: [Ring::UNSET; NUM_PRIO],
+                    first_child: 0,
                     bytes: 0,
                     packets: 0,
                     lends: 0,
@@ -404,15 +426,18 @@ impl Htb {
             });
         }
         let pool = PacketPool::new_in(spec.pool_capacity, &mut arena);
-        let links = Links::new(leaves.len(), inners.len());
+        let order = Order::new(spec, &hot, &slot, &mut inners);
         let hot = Table::from_vec(&mut arena, hot);
         let slot = Table::from_vec(&mut arena, slot);
         let leaves = Table::from_vec(&mut arena, leaves);
         let leaf_class = Table::from_vec(&mut arena, leaf_class);
         debug_assert_eq!(arena.spilled(), 0, "arena sized too small");
         Ok(Htb {
-            links,
-            rows: [[Ring::EMPTY; NUM_PRIO]; MAX_DEPTH],
+            rows: order.rows,
+            rings: order.rings,
+            ranks: order.ranks,
+            row_class: order.row_class,
+            children: order.children,
             row_mask: 0,
             wait: WaitQueue::new(n),
             pool,
@@ -769,19 +794,23 @@ impl Htb {
             let bit = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let (level, prio) = (bit / NUM_PRIO, bit % NUM_PRIO);
-            let start = self.rows[level][prio].cur;
-            let mut c = start;
-            loop {
+            let row = &self.rows[level][prio];
+            let start = self.rings.peek(row);
+            let mut r = start;
+            while r != NIL {
                 if count == PREFETCH_TURNS {
                     break 'rows;
                 }
-                let Some(leaf) = self.lookup_from(c, prio) else {
+                let Some(leaf) = self.peek_leaf(self.row_class[level][r as usize], prio) else {
                     break;
                 };
                 next[count] = leaf as u32;
                 count += 1;
-                c = self.links.next(&self.slot, c, prio);
-                if c == start {
+                r = self.rings.after(row, r);
+                if r == NIL {
+                    r = self.rings.first(row);
+                }
+                if r == start {
                     break;
                 }
             }
@@ -814,7 +843,8 @@ impl Htb {
         }
     }
 
-    /// Serve one packet from the classes hanging in `rows[level][prio]`.
+    /// Serve one packet from the classes hanging in `rows[level][prio]`
+    /// (Linux `htb_dequeue_tree`).
     #[inline]
     fn dequeue_row(
         &mut self,
@@ -823,10 +853,11 @@ impl Htb {
         now: u64,
         drops: &mut Drops,
     ) -> Option<Packet> {
+        let mut start = self.lookup(level, prio)?;
+        let mut leaf = start;
         // Each failed attempt deactivates or skips one leaf, so the loop
         // ends; the bound is a guard against a broken invariant.
         for _ in 0..=self.leaves.len() {
-            let leaf = self.lookup_from(self.rows[level][prio].cur, prio)?;
             let class = self.leaf_class[leaf];
             let before_drops = drops.len();
             let l = &mut self.leaves[leaf];
@@ -840,30 +871,39 @@ impl Htb {
             let empty = l.qdisc.backlog().packets == 0;
             #[cfg(debug_assertions)]
             check_backlog(before, l.qdisc.backlog(), None, packet.as_ref(), dropped);
-            match packet {
-                Some(p) => {
-                    self.backlog.packets -= 1;
-                    self.backlog.bytes -= u64::from(p.len);
-                    let deficit = &mut l.deficit[level];
-                    *deficit -= p.len as i32;
-                    if *deficit < 0 {
-                        *deficit += l.quantum;
-                        self.advance(class, level, prio);
-                    }
-                    if empty {
-                        self.deactivate(class);
-                    }
-                    self.charge(class, leaf, level, p.len, now);
-                    return Some(p);
+            if let Some(p) = packet {
+                self.backlog.packets -= 1;
+                self.backlog.bytes -= u64::from(p.len);
+                let deficit = &mut l.deficit[level];
+                *deficit -= p.len as i32;
+                if *deficit < 0 {
+                    *deficit += l.quantum;
+                    self.next_turn(class, level, prio);
                 }
-                None => {
-                    // The AQM dropped what it had, or a non-work-conserving
-                    // leaf said "not yet": move on to the next class.
-                    if empty {
-                        self.deactivate(class);
-                    } else {
-                        self.advance(class, level, prio);
-                    }
+                if empty {
+                    self.deactivate(class);
+                }
+                self.charge(class, leaf, level, p.len, now);
+                return Some(p);
+            }
+            // The AQM dropped what it had, or a non-work-conserving leaf
+            // said "not yet": move on to the next class, and stop when the
+            // round came back to where it started.
+            if empty {
+                self.deactivate(class);
+                if self.row_mask & (1 << (level * NUM_PRIO + prio)) == 0 {
+                    return None;
+                }
+                let next = self.lookup(level, prio)?;
+                if leaf == start {
+                    start = next;
+                }
+                leaf = next;
+            } else {
+                self.next_turn(class, level, prio);
+                leaf = self.lookup(level, prio)?;
+                if leaf == start {
+                    return None;
                 }
             }
         }
@@ -871,48 +911,99 @@ impl Htb {
         None
     }
 
-    /// Walk from class `c` (a row's or feed's current class) down the feeds'
-    /// current classes to a leaf; its leaf index.
+    /// The leaf whose turn it is in `rows[level][prio]` (Linux
+    /// `htb_lookup_leaf`): from the row's pointer down the feeds'
+    /// pointers. A pointer that its member took with it when it left a feed
+    /// resumes at that member or the next one above; one past the end of
+    /// its ring starts again from the first member, and the ring one level
+    /// up moves on, so every leaf of a subtree has its turn before the next
+    /// subtree has one.
+    fn lookup(&mut self, level: usize, prio: usize) -> Option<usize> {
+        // The classes whose feeds the walk is in; NIL is the row.
+        let mut stack = [NIL; MAX_DEPTH];
+        let mut depth = 0;
+        let mut owner = NIL;
+        // A walk descends at most MAX_DEPTH times between two rewinds and
+        // rewinds at most once per ring on its way up; the bound guards
+        // against a broken invariant.
+        for _ in 0..4 * MAX_DEPTH * MAX_DEPTH {
+            let ring = if owner == NIL {
+                &mut self.rows[level][prio]
+            } else {
+                &mut self.inners[(self.slot[owner as usize] & !INNER) as usize].feeds[prio]
+            };
+            if ring.ptr == NIL && ring.hint != NIL {
+                ring.ptr = self.rings.at_or_above(ring, ring.hint);
+            }
+            ring.hint = NIL;
+            if ring.ptr == NIL {
+                ring.ptr = self.rings.first(ring);
+                if ring.ptr == NIL {
+                    debug_assert!(false, "an active row or feed is empty");
+                    return None;
+                }
+                if depth > 0 {
+                    depth -= 1;
+                    owner = stack[depth];
+                    let up = if owner == NIL {
+                        &mut self.rows[level][prio]
+                    } else {
+                        &mut self.inners[(self.slot[owner as usize] & !INNER) as usize].feeds[prio]
+                    };
+                    self.rings.step(up);
+                }
+                continue;
+            }
+            let rank = ring.ptr;
+            let class = if owner == NIL {
+                self.row_class[level][rank as usize]
+            } else {
+                let inner = &self.inners[(self.slot[owner as usize] & !INNER) as usize];
+                self.children[(inner.first_child + rank) as usize]
+            };
+            let s = self.slot[class as usize];
+            if s & INNER == 0 {
+                return Some(s as usize);
+            }
+            stack[depth] = owner;
+            depth += 1;
+            owner = class;
+        }
+        debug_assert!(false, "lookup made no progress");
+        None
+    }
+
+    /// The leaf the walk from class `c` down the feeds would reach now,
+    /// changing nothing (for prefetching).
     #[inline]
-    fn lookup_from(&self, mut c: u32, prio: usize) -> Option<usize> {
+    fn peek_leaf(&self, mut c: u32, prio: usize) -> Option<usize> {
         loop {
             let s = *self.slot.get(c as usize)?;
             if s & INNER == 0 {
                 return Some(s as usize);
             }
-            c = self.inners[(s & !INNER) as usize].feeds[prio].cur;
-            debug_assert!(c != NIL, "active inner class with an empty feed");
+            let inner = &self.inners[(s & !INNER) as usize];
+            let r = self.rings.peek(&inner.feeds[prio]);
+            if r == NIL {
+                return None;
+            }
+            c = self.children[(inner.first_child + r) as usize];
         }
     }
 
-    /// The leaf used up its quantum: its turn passes to the next class of
-    /// its ring; when that ring wraps, the ring above moves on too.
-    fn advance(&mut self, leaf: u32, level: usize, prio: usize) {
-        if level == 0 {
-            self.links
-                .advance(&self.slot, &mut self.rows[0][prio], prio);
-            return;
-        }
-        let mut c = leaf;
-        loop {
-            let p = self.hot[c as usize].parent;
-            if p == NIL {
-                return;
-            }
-            let inner = (self.slot[p as usize] & !INNER) as usize;
-            let wrapped = self
-                .links
-                .advance(&self.slot, &mut self.inners[inner].feeds[prio], prio);
-            if !wrapped {
-                return;
-            }
-            if usize::from(self.hot[p as usize].level) == level {
-                self.links
-                    .advance(&self.slot, &mut self.rows[level][prio], prio);
-                return;
-            }
-            c = p;
-        }
+    /// The leaf spent its quantum (Linux `htb_dequeue_tree`): the turn in
+    /// the ring it was served from passes on — its parent's feed when it
+    /// borrowed, else its row. Rings further up move on when a lookup runs
+    /// past the end of this one.
+    #[inline]
+    fn next_turn(&mut self, leaf: u32, level: usize, prio: usize) {
+        let ring = if level == 0 {
+            &mut self.rows[0][prio]
+        } else {
+            let parent = self.hot[leaf as usize].parent;
+            &mut self.inners[(self.slot[parent as usize] & !INNER) as usize].feeds[prio]
+        };
+        self.rings.step(ring);
     }
 
     /// Charge `len` bytes sent by `leaf` (class `class`), served at `level`,
@@ -1025,8 +1116,8 @@ impl Htb {
             self.activate_prios(leaf);
             return;
         }
-        self.links
-            .insert(&self.slot, &mut self.rows[0][prio], leaf, prio);
+        let rank = self.ranks[leaf as usize].row;
+        self.rings.add(&mut self.rows[0][prio], rank);
         self.row_mask |= 1 << prio;
     }
 
@@ -1041,7 +1132,8 @@ impl Htb {
             // A leaf is active in its own prio only.
             let prio = mask.trailing_zeros() as usize;
             let row = &mut self.rows[0][prio];
-            self.links.remove(&self.slot, row, leaf, prio);
+            self.rings
+                .remove_from_row(row, self.ranks[leaf as usize].row);
             if row.is_empty() {
                 self.row_mask &= !(1 << prio);
             }
@@ -1062,13 +1154,14 @@ impl Htb {
                 break;
             }
             let inner = (self.slot[parent as usize] & !INNER) as usize;
+            let rank = self.ranks[class as usize].feed;
             let mut new_to_parent = 0u8;
             for prio in bits(mask) {
                 let feed = &mut self.inners[inner].feeds[prio];
                 if feed.is_empty() {
                     new_to_parent |= 1 << prio;
                 }
-                self.links.insert(&self.slot, feed, class, prio);
+                self.rings.add(feed, rank);
             }
             self.hot[parent as usize].prio_activity |= new_to_parent;
             class = parent;
@@ -1077,9 +1170,9 @@ impl Htb {
         let c = &self.hot[class as usize];
         if c.mode == Mode::CanSend && mask != 0 {
             let level = usize::from(c.level);
+            let rank = self.ranks[class as usize].row;
             for prio in bits(mask) {
-                self.links
-                    .insert(&self.slot, &mut self.rows[level][prio], class, prio);
+                self.rings.add(&mut self.rows[level][prio], rank);
                 self.row_mask |= 1 << (level * NUM_PRIO + prio);
             }
         }
@@ -1096,10 +1189,11 @@ impl Htb {
                 break;
             }
             let inner = (self.slot[parent as usize] & !INNER) as usize;
+            let rank = self.ranks[class as usize].feed;
             let mut emptied = 0u8;
             for prio in bits(mask) {
                 let feed = &mut self.inners[inner].feeds[prio];
-                self.links.remove(&self.slot, feed, class, prio);
+                self.rings.remove_from_feed(feed, rank);
                 if feed.is_empty() {
                     emptied |= 1 << prio;
                 }
@@ -1111,13 +1205,86 @@ impl Htb {
         let c = &self.hot[class as usize];
         if c.mode == Mode::CanSend && mask != 0 {
             let level = usize::from(c.level);
+            let rank = self.ranks[class as usize].row;
             for prio in bits(mask) {
                 let row = &mut self.rows[level][prio];
-                self.links.remove(&self.slot, row, class, prio);
+                self.rings.remove_from_row(row, rank);
                 if row.is_empty() {
                     self.row_mask &= !(1 << (level * NUM_PRIO + prio));
                 }
             }
+        }
+    }
+}
+
+/// A class's place in the rings it can hang in.
+#[derive(Clone, Copy, Debug)]
+struct Ranks {
+    /// Rank among the classes of its level, in id order (its rows).
+    row: u32,
+    /// Rank among its parent's children, in id order (the parent's feeds).
+    feed: u32,
+}
+
+/// The id order of a tree's rows and feeds, and their empty rings.
+struct Order {
+    rings: Rings,
+    rows: [[Ring; NUM_PRIO]; MAX_DEPTH],
+    ranks: Vec<Ranks>,
+    row_class: [Vec<u32>; MAX_DEPTH],
+    children: Vec<u32>,
+}
+
+impl Order {
+    /// `hot` and `slot` as built so far (levels and parents known); gives
+    /// every inner class its feeds.
+    fn new(spec: &HtbSpec, hot: &[Hot], slot: &[u32], inners: &mut [Inner]) -> Order {
+        let n = hot.len();
+        // Class index breaks ties, so a spec with repeated ids (tests,
+        // benches) still has one order.
+        let by_id = |a: &u32, b: &u32| {
+            let key = |c: &u32| (spec.classes[*c as usize].id, *c);
+            key(a).cmp(&key(b))
+        };
+        let mut ranks = vec![Ranks { row: 0, feed: 0 }; n];
+        let mut row_class: [Vec<u32>; MAX_DEPTH] = Default::default();
+        for (i, h) in hot.iter().enumerate() {
+            row_class[usize::from(h.level)].push(i as u32);
+        }
+        for classes in row_class.iter_mut() {
+            classes.sort_by(by_id);
+            for (rank, &c) in classes.iter().enumerate() {
+                ranks[c as usize].row = rank as u32;
+            }
+        }
+        let mut kids: Vec<Vec<u32>> = vec![Vec::new(); inners.len()];
+        for (i, h) in hot.iter().enumerate() {
+            if h.parent != NIL {
+                kids[(slot[h.parent as usize] & !INNER) as usize].push(i as u32);
+            }
+        }
+        let mut rings = Rings::default();
+        let mut children = Vec::with_capacity(n);
+        for (inner, mut list) in inners.iter_mut().zip(kids) {
+            list.sort_by(by_id);
+            inner.first_child = children.len() as u32;
+            for (rank, &c) in list.iter().enumerate() {
+                ranks[c as usize].feed = rank as u32;
+            }
+            let size = list.len() as u32;
+            inner.feeds = std::array::from_fn(|_| rings.ring(size));
+            children.extend(list);
+        }
+        let rows = std::array::from_fn(|level| {
+            let size = row_class[level].len() as u32;
+            std::array::from_fn(|_| rings.ring(size))
+        });
+        Order {
+            rings,
+            rows,
+            ranks,
+            row_class,
+            children,
         }
     }
 }

@@ -11,6 +11,7 @@ const SEC: u64 = 1_000_000_000;
 fn class(parent: Option<u32>, rate_mbit: u64, ceil_mbit: u64, prio: u8, leaf: bool) -> ClassSpec {
     let rate = rate_mbit * MBIT;
     ClassSpec {
+        id: 0,
         parent,
         rate,
         ceil: ceil_mbit * MBIT,
@@ -755,4 +756,34 @@ fn fq_codel_leaf_cache_lines() {
 fn a_tree_can_move_to_its_worker() {
     fn assert_send<T: Send>() {}
     assert_send::<Htb>();
+}
+
+/// Leaves of one prio that borrow from the same parent share its excess in
+/// proportion to their quantums (Linux `htb_dequeue_tree`: DRR by
+/// `quantum` within a row or feed, the turn passing on only when the
+/// deficit runs out). Three leaves of 5 Mbit/s under a 100 Mbit/s parent,
+/// quantums 1514 / 6056 / 15140 bytes (1, 4 and 10 frames), all saturated:
+/// the 85 Mbit/s of excess go 1 : 4 : 10.
+#[test]
+fn same_prio_borrowers_share_the_excess_by_quantum() {
+    let mut classes = vec![class(None, 100, 100, 0, false)];
+    for quantum in [1514, 6056, 15140] {
+        let mut c = class(Some(0), 5, 100, 0, true);
+        c.quantum = quantum;
+        classes.push(c);
+    }
+    let mut htb = Htb::new(&spec(classes), 0).unwrap();
+    let d = 4 * SEC;
+    let mut src = [cbr(1, 1514, 100), cbr(2, 1514, 100), cbr(3, 1514, 100)];
+    let out = run(&mut htb, &mut src, d, |_, _, _| {});
+    let got: Vec<f64> = (1..4).map(|c| mbit(out.sent_bytes[c], d)).collect();
+    let want = [
+        5.0 + 85.0 / 15.0,
+        5.0 + 85.0 * 4.0 / 15.0,
+        5.0 + 85.0 * 10.0 / 15.0,
+    ];
+    eprintln!("got {got:?} want {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= 0.5, "got {got:?}, want {want:?}");
+    }
 }

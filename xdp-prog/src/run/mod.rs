@@ -728,6 +728,7 @@ fn unshaped_spec(frames: u32) -> ShaperSpec {
     ShaperSpec {
         htb: HtbSpec {
             classes: vec![ClassSpec {
+                id: 0x1_0000_0001,
                 parent: None,
                 rate: UNSHAPED_RATE,
                 ceil: UNSHAPED_RATE,

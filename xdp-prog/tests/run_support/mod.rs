@@ -121,6 +121,7 @@ pub fn pfifo_root(rate: u64, limit: u32) -> ShaperSpec {
     ShaperSpec {
         htb: HtbSpec {
             classes: vec![ClassSpec {
+                id: 0,
                 parent: None,
                 rate,
                 ceil: rate,

@@ -97,6 +97,7 @@ impl Core for Link {
 /// for the conformance check matter to the engine).
 fn spec(bits_per_sec: u64) -> ShaperSpec {
     let class = |parent, qdisc| ClassSpec {
+        id: 0,
         parent,
         rate: bits_per_sec / 8,
         ceil: bits_per_sec / 8,
