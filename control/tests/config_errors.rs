@@ -504,6 +504,58 @@ fn too_deep() {
 }
 
 #[test]
+fn a_long_parent_cycle_is_one_short_line() {
+    // 1:1 → 1:2 → … → 1:2000 → 1:1, and a leaf outside the loop as the
+    // default. Listing every hop printed a 20 kB line.
+    let n = 2000;
+    let mut src = String::from(
+        "[tree.t]\ndefault = \"1:9999\"\n\n[[tree.t.class]]\nid = \"1:9999\"\nrate = 8000\n",
+    );
+    for i in 1..=n {
+        let parent = if i == n { 1 } else { i + 1 };
+        let marker = if i == n { "@" } else { "" };
+        src.push_str(&format!(
+            "\n[[tree.t.class]]\nid = \"1:{i}\"\nparent = {marker}\"1:{parent}\"\nrate = 8000\n"
+        ));
+    }
+    let (text, line, col) = marked(&src);
+    let errs = errors(&text);
+    let cycle: Vec<&Diagnostic> = errs
+        .iter()
+        .filter(|d| d.message.contains("parent cycle"))
+        .collect();
+    assert_eq!(cycle.len(), 1, "{cycle:#?}");
+    let d = cycle[0];
+    // At the parent that closes the loop.
+    assert_eq!((d.line, d.col), (line, col), "{d}");
+    let printed = d.to_string();
+    assert!(printed.len() < 300, "{} bytes: {printed}", printed.len());
+    // Both ends of the loop are named, and how much was left out.
+    assert!(
+        d.message
+            .starts_with("parent cycle: 1:1 → 1:2 → 1:3 → 1:4 → … 1993 more … → "),
+        "{printed}"
+    );
+    assert!(
+        d.message
+            .contains("→ 1:1998 → 1:1999 → 1:2000 → 1:1 (2000 classes);"),
+        "{printed}"
+    );
+    // A short cycle still lists every hop (the error table checks the
+    // exact text of a 2-class one).
+    let short = format!(
+        "{BASE}\n[[tree.t.class]]\nid = \"1:20\"\nparent = \"1:23\"\nrate = 5000\n\n[[tree.t.class]]\nid = \"1:21\"\nparent = \"1:20\"\nrate = 5000\n\n[[tree.t.class]]\nid = \"1:22\"\nparent = \"1:21\"\nrate = 5000\n\n[[tree.t.class]]\nid = \"1:23\"\nparent = \"1:22\"\nrate = 5000\n"
+    );
+    assert!(
+        errors(&short).iter().any(|d| d
+            .message
+            .contains("parent cycle: 1:20 → 1:23 → 1:22 → 1:21 → 1:20;")),
+        "{:#?}",
+        errors(&short)
+    );
+}
+
+#[test]
 fn many_errors_in_one_run() {
     let src = format!(
         "{BASE}bogus = 1\n\n[[tree.t.class]]\nid = \"1:20\"\nparent = \"1:1\"\nrate = \"5 parsecs\"\n\n[[tree.t.filter]]\nflowid = \"1:99\"\n"

@@ -274,7 +274,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
                     let last = *path.last().unwrap_or(&cur);
                     cx.error(
                         &classes[last].1.parent.as_ref().and_then(sp),
-                        format!("parent cycle: {}; expected a tree (every chain of parents must end at a top-level class)", cycle.join(" → ")),
+                        format!("parent cycle: {}; expected a tree (every chain of parents must end at a top-level class)", cycle_text(&cycle)),
                     );
                     parent[last] = None;
                     break;
@@ -518,6 +518,28 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
 }
 
 /// "1:10 (voice)" from the raw entry, for messages.
+/// Hops of a parent cycle shown at each end of a long one.
+const CYCLE_ENDS: usize = 4;
+
+/// `a → b → … → a`, every hop when the cycle is short; a long one (a
+/// generated config can close a loop through thousands of classes) keeps
+/// its first and last [`CYCLE_ENDS`] hops and says how many it leaves out,
+/// so the diagnostic stays one readable line that still names the classes
+/// at both ends of the loop.
+fn cycle_text(hops: &[String]) -> String {
+    // `hops` repeats its first class at the end; the cycle is one shorter.
+    let classes = hops.len().saturating_sub(1);
+    if hops.len() <= 2 * CYCLE_ENDS + 1 {
+        return hops.join(" → ");
+    }
+    let left_out = hops.len() - 2 * CYCLE_ENDS;
+    format!(
+        "{} → … {left_out} more … → {} ({classes} classes)",
+        hops[..CYCLE_ENDS].join(" → "),
+        hops[hops.len() - CYCLE_ENDS..].join(" → ")
+    )
+}
+
 fn label(c: &RawClass, id: Option<ClassId>) -> String {
     let id = id.map_or_else(|| c.id.get_ref().clone(), |i| i.to_string());
     match &c.name {
