@@ -732,7 +732,7 @@ fn run(policy: Policy, tag: &str) {
         report["accounting"]
     );
     assert_eq!(
-        report["accounting"]["umem_accounted"], true,
+        report["accounting"]["umem_free_or_fill"], true,
         "{}",
         report["accounting"]
     );

@@ -116,7 +116,7 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
         let class = lab::class(&stats, "up", "1:10");
         assert_eq!(lab::num(&class["ceil"], "ceil"), 30_000_000 / 8, "{class}");
         assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
-        assert_eq!(report["accounting"]["umem_accounted"], true);
+        assert_eq!(report["accounting"]["umem_free_or_fill"], true);
     });
 }
 
@@ -353,7 +353,7 @@ fn reload_adding_and_removing_classes_drops_nothing_of_untouched_classes() {
         .collect();
     assert_eq!(ids, vec!["1:1", "1:10", "1:30", "1:40"], "{up}");
     assert_eq!(report["accounting"]["balanced"], true);
-    assert_eq!(report["accounting"]["umem_accounted"], true);
+    assert_eq!(report["accounting"]["umem_free_or_fill"], true);
 }
 
 /// `POST /api` to weir's HTTP listener in the lab (bash's /dev/tcp: no

@@ -36,7 +36,7 @@ fn check_report(report: &Value) {
         assert_eq!(f["balanced"], true, "tree {tree}: {f}");
     }
     assert_eq!(
-        report["accounting"]["umem_accounted"], true,
+        report["accounting"]["umem_free_or_fill"], true,
         "{}",
         report["accounting"]
     );

@@ -228,8 +228,19 @@ pub fn report_json(config: &Config, report: &ShutdownReport, prev: Option<&Snaps
     }
     v["queued_at_stop"] = Value::Object(queued);
     v["accounting"]["balanced"] = json!(report.balanced);
-    v["accounting"]["umem_accounted"] = json!(report.umem_accounted);
+    // After a stop the question is no longer whether the counters add up
+    // (they do by construction) but whether every frame came back.
+    if let Some(acc) = v["accounting"].as_object_mut() {
+        acc.remove("umem_accounted");
+    }
+    v["accounting"]["umem_free_or_fill"] = json!(report.umem_free_or_fill);
+    v["accounting"]["umem_away"] = json!(umem_away(&report.last));
     v
+}
+
+/// UMEM frames of all workers that are neither free nor in a fill ring.
+pub(super) fn umem_away(snap: &Snapshot) -> u64 {
+    snap.workers.iter().map(|w| w.frames.away()).sum()
 }
 
 pub(super) fn worker_json(w: &WorkerSnapshot, snap: &Snapshot) -> Value {

@@ -4,14 +4,16 @@
 //! AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs, UMEMs,
 //! sockets, pinned workers), says what runs where, and then only waits:
 //! for SIGUSR1 or the stats period (print per-class counters), and for
-//! SIGINT / SIGTERM (stop the workers, report what was still queued and
-//! prove every frame is accounted for). Nothing here touches a packet.
+//! SIGINT / SIGTERM (stop the workers, report what was still queued, and
+//! check that every tree balances and every UMEM frame came back: free or
+//! in a fill ring). Nothing here touches a packet.
 //!
 //! Output contract (tests and scripts rely on it): stdout gets the
 //! placement, then a line that is exactly `ready`, then stats dumps and the
 //! final report (with `--json` each dump is one JSON line, see `json.rs`);
 //! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
-//! 1 when the data path cannot start.
+//! 1 when the data path cannot start or the final accounting does not add
+//! up (the report is still printed and written).
 
 mod auto;
 mod change;
@@ -658,12 +660,15 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             return 1;
         }
     }
-    if !report.balanced || !report.umem_accounted {
+    if !report.balanced || !report.umem_free_or_fill {
         tracing::error!(
             balanced = report.balanced,
-            umem_accounted = report.umem_accounted,
+            umem_free_or_fill = report.umem_free_or_fill,
             "frame accounting does not add up; the report has the numbers"
         );
+        // A stop that lost track of frames is not a clean stop: say so to
+        // whoever waits for the exit status (systemd, a test, a script).
+        return 1;
     }
     0
 }

@@ -538,7 +538,7 @@ impl Dataplane {
             (Err(e), _) | (Ok(_), Some(e)) => return Err(e),
         };
         Ok(ShutdownReport {
-            umem_accounted: last.workers.iter().all(|w| w.frames.accounted()),
+            umem_free_or_fill: last.workers.iter().all(|w| w.frames.free_or_fill()),
             balanced: last.trees.iter().all(|t| t.frames.balanced()),
             queued_at_stop,
             last,

@@ -47,9 +47,33 @@ pub struct FramePlaces {
 }
 
 impl FramePlaces {
-    /// Every frame is somewhere, exactly once.
+    /// The places add up to the worker's share. Every move of a frame
+    /// takes it from one counter and adds it to another, so this holds by
+    /// construction while weir runs; it catches bookkeeping bugs, not a
+    /// frame that never came back (that one still counts as `tx` or
+    /// `lent`). [`FramePlaces::free_or_fill`] is the check after a stop.
     pub fn accounted(&self) -> bool {
         self.free + self.fill + self.queued + self.tx + self.handover + self.lent == self.total
+    }
+
+    /// After a stop (trees flushed, tx rings drained, returns taken):
+    /// every frame of the share is back with its owner, on its free list
+    /// or given to the kernel in a fill ring, and none is still queued,
+    /// on its way out, in a hand-over ring or held by another worker.
+    /// `free` is the length of the free list itself, so a frame that the
+    /// kernel never completed or a peer never returned makes `free + fill`
+    /// fall short of `total` and this false.
+    pub fn free_or_fill(&self) -> bool {
+        self.tx == 0
+            && self.lent == 0
+            && self.queued == 0
+            && self.handover == 0
+            && self.free + self.fill == self.total
+    }
+
+    /// Frames of the share that are neither free nor in a fill ring.
+    pub fn away(&self) -> u64 {
+        self.total.saturating_sub(self.free + self.fill)
     }
 }
 
@@ -207,8 +231,94 @@ pub struct ShutdownReport {
     pub queued_at_stop: Vec<(String, u64)>,
     /// Taken after the flush, just before the sockets closed.
     pub last: Snapshot,
-    /// Every worker's `FramePlaces::accounted()` in `last`.
-    pub umem_accounted: bool,
+    /// Every worker's `FramePlaces::free_or_fill()` in `last`: every UMEM
+    /// frame came back after the flush.
+    pub umem_free_or_fill: bool,
     /// Every tree's `FrameCounters::balanced()` in `last`.
     pub balanced: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FramePlaces;
+
+    /// A worker's share after a clean stop: half free, half in the fill
+    /// rings.
+    fn home() -> FramePlaces {
+        FramePlaces {
+            total: 4096,
+            free: 2048,
+            fill: 2048,
+            ..FramePlaces::default()
+        }
+    }
+
+    #[test]
+    fn every_frame_back_passes() {
+        let f = home();
+        assert!(f.accounted());
+        assert!(f.free_or_fill());
+        assert_eq!(f.away(), 0);
+    }
+
+    /// One frame never completed at a socket: the counters still add up
+    /// (it counts as `tx`), so `accounted` cannot see it; the check after
+    /// the stop must.
+    #[test]
+    fn a_frame_left_in_tx_fails() {
+        let f = FramePlaces {
+            free: 2047,
+            tx: 1,
+            ..home()
+        };
+        assert!(f.accounted(), "the sum holds: {f:?}");
+        assert!(!f.free_or_fill(), "{f:?}");
+        assert_eq!(f.away(), 1);
+    }
+
+    /// A frame lent to another worker and never returned.
+    #[test]
+    fn a_frame_still_lent_fails() {
+        let f = FramePlaces {
+            free: 2047,
+            lent: 1,
+            ..home()
+        };
+        assert!(f.accounted());
+        assert!(!f.free_or_fill(), "{f:?}");
+    }
+
+    /// A frame gone from every place (e.g. dropped without being freed):
+    /// free + fill falls short of the share even with nothing in flight.
+    #[test]
+    fn a_frame_missing_from_every_place_fails() {
+        let f = FramePlaces {
+            free: 2047,
+            ..home()
+        };
+        assert!(!f.accounted());
+        assert!(!f.free_or_fill(), "{f:?}");
+        assert_eq!(f.away(), 1);
+    }
+
+    /// Still queued or in a hand-over ring after a stop is a flush that
+    /// did not happen.
+    #[test]
+    fn queued_or_handed_over_after_stop_fails() {
+        for f in [
+            FramePlaces {
+                free: 2047,
+                queued: 1,
+                ..home()
+            },
+            FramePlaces {
+                free: 2047,
+                handover: 1,
+                ..home()
+            },
+        ] {
+            assert!(f.accounted());
+            assert!(!f.free_or_fill(), "{f:?}");
+        }
+    }
 }
