@@ -98,9 +98,17 @@ enum Command {
         #[command(subcommand)]
         cmd: ClassCmd,
     },
-    /// Read the configuration file again and apply it without dropping
-    /// anything queued (rates, ceilings, bursts, prios, quanta); a file with
-    /// errors, or one that needs trees rebuilt, changes nothing.
+    /// Read the configuration file again and apply it (SIGHUP does the same)
+    ///
+    /// Rates, ceilings, bursts, prios and quanta change in place, class by
+    /// class, nothing queued dropped. A tree whose classes, leaf qdiscs,
+    /// filters, default class or tree keys changed is rebuilt and swapped in
+    /// between two batches: queues of classes that are still leaves move
+    /// over, only packets of removed classes are dropped (`flushed`), and
+    /// the tree's class counters start from zero. A file with errors changes
+    /// nothing; so does one that changes `[[pair]]`, `[dataplane]` or the set
+    /// of trees (that needs a restart). Prints every change and rebuild, or
+    /// why nothing was applied.
     Reload {
         /// The API socket of the `weir run` to ask.
         #[arg(long, default_value = weir_control::api::DEFAULT_SOCKET)]
