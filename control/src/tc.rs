@@ -15,7 +15,10 @@
 //! minor above 0xffff, or a VLAN match (u32 cannot see the tag on most
 //! drivers) is an error; a leaf kind whose module the kernel lacks can be
 //! replaced by a pfifo of the same depth with `--leaf-fallback pfifo`, and
-//! each replacement is a comment in the script.
+//! each replacement is a comment in the script. A negative `overhead`,
+//! which htb's own option cannot carry (tc reads it as a u16), is
+//! translated to the root qdisc's size table (`stab overhead N`), with a
+//! comment saying so and what differs.
 
 use std::fmt::Write as _;
 
@@ -110,13 +113,29 @@ pub fn script(tree: &Tree, dev: &str, fallback: LeafFallback) -> Result<String, 
         .classes
         .get(tree.default_class as usize)
         .map_or(0, |c| c.id.minor);
+    // tc reads htb's `overhead` as a u16 (iproute2 q_htb.c, get_u16), so
+    // `overhead -14` is refused. A negative overhead is translated to the
+    // root qdisc's size table instead, whose overhead is signed (tc-stab,
+    // `stab overhead -14`): every packet's length is then len + overhead
+    // (at least 1, the kernel's __qdisc_calculate_pkt_len) before htb
+    // charges it, as weir charges max(len + overhead, 0), then `mpu`.
+    let stab = if tree.overhead < 0 {
+        let _ = writeln!(
+            out,
+            "# overhead {o}: tc's htb overhead is unsigned, so the root size table (stab overhead {o}) carries it; unlike weir's, the kernel's leaves and byte counters also see the shortened lengths",
+            o = tree.overhead
+        );
+        format!(" stab overhead {}", tree.overhead)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "qdisc replace dev {dev} root handle {major:x}: htb default {default_minor:x} r2q {}",
+        "qdisc replace dev {dev} root handle {major:x}:{stab} htb default {default_minor:x} r2q {}",
         tree.r2q
     );
     let mut linklayer = String::new();
-    if tree.overhead != 0 {
+    if tree.overhead > 0 {
         let _ = write!(linklayer, " overhead {}", tree.overhead);
     }
     if tree.mpu != 0 {
@@ -351,6 +370,67 @@ mod tests {
             }
             assert_eq!(covered, u32::from(hi - lo) + 1);
         }
+    }
+
+    fn tree_with(keys: &str) -> Tree {
+        let text = format!(
+            "[tree.t]\ndefault = \"1:10\"\n{keys}\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"100mbit\"\n\n[[tree.t.class]]\nid = \"1:10\"\nparent = \"1:1\"\nrate = \"50mbit\"\n"
+        );
+        let loaded = crate::config::parse_str(&text, "t.toml").expect("valid");
+        loaded.config.trees[0].clone()
+    }
+
+    #[test]
+    fn negative_overhead_goes_to_the_size_table() {
+        let s = script(
+            &tree_with("overhead = -14\nmpu = 64"),
+            "k0",
+            LeafFallback::None,
+        )
+        .expect("expressible");
+        assert!(
+            s.contains(
+                "\nqdisc replace dev k0 root handle 1: stab overhead -14 htb default 10 r2q 10\n"
+            ),
+            "{s}"
+        );
+        // htb's own overhead (a u16 for tc) is not used; mpu still is.
+        let classes: Vec<&str> = s.lines().filter(|l| l.starts_with("class add")).collect();
+        assert_eq!(classes.len(), 2, "{s}");
+        for l in &classes {
+            assert!(!l.contains("overhead"), "{l}");
+            assert!(l.ends_with(" mpu 64"), "{l}");
+        }
+        // The script says what it did and why.
+        assert!(
+            s.lines()
+                .any(|l| l.starts_with("# overhead -14: tc's htb overhead is unsigned")),
+            "{s}"
+        );
+        // No value tc would refuse: every number after `overhead` that tc
+        // reads as a u16 is non-negative.
+        for l in s.lines().filter(|l| !l.starts_with('#')) {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            for w in words.windows(2) {
+                if w[0] == "overhead" && !l.contains("stab overhead") {
+                    assert!(w[1].parse::<u16>().is_ok(), "{l}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn positive_and_zero_overhead_stay_on_the_classes() {
+        let s = script(&tree_with("overhead = 24"), "k0", LeafFallback::None).expect("ok");
+        assert!(!s.contains("stab"), "{s}");
+        assert!(
+            s.contains("\nqdisc replace dev k0 root handle 1: htb default 10 r2q 10\n"),
+            "{s}"
+        );
+        let classes: Vec<&str> = s.lines().filter(|l| l.starts_with("class add")).collect();
+        assert!(classes.iter().all(|l| l.ends_with(" overhead 24")), "{s}");
+        let s = script(&tree_with(""), "k0", LeafFallback::None).expect("ok");
+        assert!(!s.contains("overhead") && !s.contains("stab"), "{s}");
     }
 
     #[test]
