@@ -138,7 +138,13 @@ enum Command {
         out: PathBuf,
     },
     /// Print the kernel tc commands (a `tc -batch` script) that build the
-    /// same HTB tree on DEV, for a kernel twin of weir's path.
+    /// same HTB tree on DEV, for a kernel twin of weir's path
+    ///
+    /// What the kernel cannot express (VLAN filters, class minors above
+    /// ffff) is an error. A negative tree `overhead`, which tc refuses as
+    /// htb's `overhead` (an unsigned 16-bit value), is translated: it goes
+    /// on the root qdisc's size table (`stab overhead N`), with a comment
+    /// in the script.
     Tc {
         /// The TOML configuration.
         #[arg(short, long)]
