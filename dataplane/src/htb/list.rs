@@ -129,6 +129,14 @@ impl Rings {
     /// A class joins (Linux `htb_add_to_id_tree`): the pointer stays.
     pub(super) fn add(&mut self, ring: &mut Ring, rank: u32) {
         debug_assert!(rank < ring.size);
+        ring.count += 1;
+        if ring.size <= 64 {
+            // One word, no summary: most feeds, and rows of small trees.
+            let w = &mut self.words[ring.base as usize];
+            debug_assert!(*w & (1 << rank) == 0, "joining twice");
+            *w |= 1 << rank;
+            return;
+        }
         let shape = Shape::of(ring.size);
         let mut i = rank as usize;
         for level in 0..shape.levels {
@@ -141,10 +149,16 @@ impl Rings {
             }
             i /= 64;
         }
-        ring.count += 1;
     }
 
     fn clear(&mut self, ring: &mut Ring, rank: u32) {
+        ring.count -= 1;
+        if ring.size <= 64 {
+            let w = &mut self.words[ring.base as usize];
+            debug_assert!(*w & (1 << rank) != 0, "leaving twice");
+            *w &= !(1 << rank);
+            return;
+        }
         let shape = Shape::of(ring.size);
         let mut i = rank as usize;
         for level in 0..shape.levels {
@@ -156,7 +170,6 @@ impl Rings {
             }
             i /= 64;
         }
-        ring.count -= 1;
     }
 
     /// A class leaves a row (Linux `htb_remove_class_from_row`): if it had
@@ -201,6 +214,14 @@ impl Rings {
     pub(super) fn at_or_above(&self, ring: &Ring, rank: u32) -> u32 {
         if ring.count == 0 || rank >= ring.size {
             return NIL;
+        }
+        if ring.size <= 64 {
+            let above = self.words[ring.base as usize] & (!0u64 << rank);
+            return if above == 0 {
+                NIL
+            } else {
+                above.trailing_zeros()
+            };
         }
         let shape = Shape::of(ring.size);
         let words = |level: usize| {
@@ -307,7 +328,7 @@ mod tests {
     proptest! {
         #[test]
         fn a_ring_is_the_set_it_was_told(
-            size in 1u32..20_000,
+            size in prop_oneof![1u32..=64, 65u32..20_000],
             ops in proptest::collection::vec((any::<bool>(), any::<u32>()), 0..300),
         ) {
             let mut rings = Rings::default();
