@@ -183,13 +183,26 @@ fn leaf(dev: &str, parent: &str, handle: u32, q: &QdiscParams, fallback: LeafFal
         QdiscParams::Fifo(FifoLimit::Bytes(n)) => format!("{head} bfifo limit {n}b\n"),
         QdiscParams::Sfq(p) => match fallback {
             LeafFallback::Pfifo => pfifo(p.limit, "sfq"),
-            LeafFallback::None => format!(
-                "{head} sfq perturb {} quantum {}b limit {} divisor {}\n",
-                p.perturb_ns / 1_000_000_000,
-                p.quantum,
-                p.limit,
-                p.divisor
-            ),
+            LeafFallback::None => {
+                // Linux caps `flows` at any `limit` it is sent (sfq_change).
+                // More flows than the limit only comes from tc's default
+                // limit (127, the config applies the same cap to a limit
+                // it was given), so that limit is left for the kernel to
+                // default, or its 128 flows would become 127.
+                let limit = if p.flows > p.limit {
+                    String::new()
+                } else {
+                    format!(" limit {}", p.limit)
+                };
+                format!(
+                    "{head} sfq perturb {} quantum {}b{limit} divisor {} flows {} depth {}\n",
+                    p.perturb_ns / 1_000_000_000,
+                    p.quantum,
+                    p.divisor,
+                    p.flows,
+                    p.depth
+                )
+            }
         },
         QdiscParams::Red(p) => match fallback {
             LeafFallback::Pfifo => pfifo((p.limit / p.avpkt.max(1)).max(1), "red"),
@@ -420,6 +433,42 @@ mod tests {
     }
 
     #[test]
+    fn sfq_flows_survive_the_kernel_s_limit_rule() {
+        let leaf = |q: &str| {
+            let text = format!(
+                "[tree.t]\ndefault = \"1:10\"\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"100mbit\"\n\n[[tree.t.class]]\nid = \"1:10\"\nparent = \"1:1\"\nrate = \"50mbit\"\nqdisc = {{ kind = \"sfq\"{q} }}\n"
+            );
+            let loaded = crate::config::parse_str(&text, "t.toml").expect("valid");
+            let s = script(&loaded.config.trees[0], "k0", LeafFallback::None).expect("ok");
+            s.lines()
+                .find(|l| l.contains(" sfq "))
+                .expect("an sfq line")
+                .split(" sfq ")
+                .nth(1)
+                .expect("options")
+                .to_owned()
+        };
+        // Defaults: tc's own (no limit sent: Linux keeps 128 flows).
+        assert_eq!(
+            leaf(""),
+            "perturb 0 quantum 1514b divisor 1024 flows 128 depth 127"
+        );
+        // An explicit limit caps flows in weir and in Linux alike.
+        assert_eq!(
+            leaf(", limit = 50"),
+            "perturb 0 quantum 1514b limit 50 divisor 1024 flows 50 depth 127"
+        );
+        assert_eq!(
+            leaf(", limit = 127"),
+            "perturb 0 quantum 1514b limit 127 divisor 1024 flows 127 depth 127"
+        );
+        assert_eq!(
+            leaf(", limit = 1000, flows = 64, depth = 10, divisor = 256"),
+            "perturb 0 quantum 1514b limit 640 divisor 256 flows 64 depth 10"
+        );
+    }
+
+    #[test]
     fn positive_and_zero_overhead_stay_on_the_classes() {
         let s = script(&tree_with("overhead = 24"), "k0", LeafFallback::None).expect("ok");
         assert!(!s.contains("stab"), "{s}");
@@ -457,6 +506,15 @@ mod tests {
         );
         let plain = script(tree, "k-out", LeafFallback::None).expect("expressible");
         assert!(plain.contains(" sfq perturb 10"), "{plain}");
+        // lab.toml's sfq leaves take tc's limit and flows: the limit is
+        // left out (an explicit one would cap the kernel's flows at 127).
+        assert!(
+            plain
+                .lines()
+                .filter(|l| l.contains(" sfq "))
+                .all(|l| !l.contains(" limit ") && l.ends_with(" divisor 1024 flows 128 depth 127")),
+            "{plain}"
+        );
         assert!(
             plain.contains(" red limit 120000b min 10000b max 30000b"),
             "{plain}"

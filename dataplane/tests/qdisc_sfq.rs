@@ -1,5 +1,6 @@
 //! SFQ driven directly in virtual time: fairness between greedy flows,
-//! perturbation without loss or reordering, depth and limit drops.
+//! perturbation without loss or reordering, depth and limit drops (which
+//! packet Linux's sfq_enqueue / sfq_drop give up in each case).
 
 use std::collections::HashMap;
 
@@ -269,6 +270,142 @@ fn over_limit_drops_the_tail_of_the_longest_flow() {
     }
     out.sort_unstable();
     assert_eq!(out, [0, 1, 2, 3, 4, 5, 6, 100, 101, 102]);
+    assert_eq!(pool.in_use(), 0);
+}
+
+/// Drain `q`, returning the packets' addrs in the order they leave.
+fn drain(q: &mut Sfq, pool: &mut PacketPool, drops: &mut Drops) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Some(p) = q.dequeue(pool, 0, drops) {
+        out.push(p.addr);
+    }
+    out
+}
+
+#[test]
+fn a_tie_for_longest_drops_the_offered_packet() {
+    // Linux's sfq_drop takes the head of dep[cur_depth], where sfq_link
+    // puts the slot that reached that length last: the offered packet's.
+    let params = SfqParams {
+        limit: 5,
+        ..SfqParams::default()
+    };
+    let mut q = Sfq::new(&params, 11);
+    let h = distinct_hashes(&q, 2);
+    let (a, b) = (h[0], h[1]);
+    let mut pool = PacketPool::new(100);
+    let mut drops = Drops::default();
+    for i in 0..3 {
+        q.enqueue(&mut pool, pkt(i, a, 100), 0, &mut drops);
+    }
+    for i in 10..12 {
+        q.enqueue(&mut pool, pkt(i, b, 100), 0, &mut drops);
+    }
+    assert!(drops.is_empty());
+    // B reaches 3, tying A, one packet over the limit: B's new tail goes.
+    q.enqueue(&mut pool, pkt(12, b, 100), 0, &mut drops);
+    let dropped: Vec<u64> = drops.as_slice().iter().map(|d| d.packet.addr).collect();
+    assert_eq!(dropped, [12]);
+    assert_eq!(drops.as_slice()[0].reason, DropReason::QueueLimit);
+    let mut out = drain(&mut q, &mut pool, &mut drops);
+    out.sort_unstable();
+    assert_eq!(out, [0, 1, 2, 10, 11]);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn default_sfq_has_128_flows_and_a_new_flow_displaces_the_oldest_single() {
+    // tc's defaults: limit 127, flows 128 (Linux caps flows at the limit
+    // only when a limit is given). With 127 one-packet flows queued (the
+    // limit), a 128th flow still finds a free slot; the queue is then one
+    // over, every slot holds one packet, and Linux's sfq_drop ("all the
+    // slots have length 1") drops the packet of the slot next in the round
+    // (the oldest flow) and takes that slot out of the round. The offered
+    // packet stays.
+    let mut q = Sfq::new(&SfqParams::default(), 12);
+    let h = distinct_hashes(&q, 129);
+    let mut pool = PacketPool::new(1000);
+    let mut drops = Drops::default();
+    for (i, &hash) in h.iter().take(127).enumerate() {
+        q.enqueue(&mut pool, pkt(i as u64, hash, 100), 0, &mut drops);
+    }
+    assert!(drops.is_empty());
+    assert_eq!(q.active_flows(), 127);
+    assert_eq!(q.backlog().packets, 127);
+
+    q.enqueue(&mut pool, pkt(127, h[127], 100), 0, &mut drops);
+    let dropped: Vec<(u64, DropReason)> = drops
+        .as_slice()
+        .iter()
+        .map(|d| (d.packet.addr, d.reason))
+        .collect();
+    assert_eq!(dropped, [(0, DropReason::QueueLimit)]);
+    assert_eq!(
+        q.backlog(),
+        Backlog {
+            packets: 127,
+            bytes: 12_700
+        }
+    );
+    assert_eq!(q.active_flows(), 127);
+
+    // Again: flow 0 comes back into the freed slot, flow 1 (now next in
+    // the round) makes room; flow 128 then does the same to flow 2.
+    q.enqueue(&mut pool, pkt(1000, h[0], 100), 0, &mut drops);
+    q.enqueue(&mut pool, pkt(128, h[128], 100), 0, &mut drops);
+    let dropped: Vec<u64> = drops.as_slice().iter().map(|d| d.packet.addr).collect();
+    assert_eq!(dropped, [0, 1, 2]);
+    assert_eq!(q.active_flows(), 127);
+
+    // The round: flows 3..=127 in arrival order, then the newcomers.
+    let out = drain(&mut q, &mut pool, &mut drops);
+    let mut expected: Vec<u64> = (3..=127).collect();
+    expected.extend([1000, 128]);
+    assert_eq!(out, expected);
+    assert_eq!(drops.len(), 3);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn every_slot_at_one_and_an_old_flow_sends_again() {
+    // 127 one-packet flows at the limit; a second packet of one of them
+    // makes that flow the longest (2), and its tail, the offered packet,
+    // is what goes.
+    let mut q = Sfq::new(&SfqParams::default(), 13);
+    let h = distinct_hashes(&q, 127);
+    let mut pool = PacketPool::new(1000);
+    let mut drops = Drops::default();
+    for (i, &hash) in h.iter().enumerate() {
+        q.enqueue(&mut pool, pkt(i as u64, hash, 100), 0, &mut drops);
+    }
+    q.enqueue(&mut pool, pkt(500, h[40], 100), 0, &mut drops);
+    let dropped: Vec<u64> = drops.as_slice().iter().map(|d| d.packet.addr).collect();
+    assert_eq!(dropped, [500]);
+    let out = drain(&mut q, &mut pool, &mut drops);
+    assert_eq!(out, (0..127).collect::<Vec<u64>>());
+}
+
+#[test]
+fn limit_below_flows_keeps_working_at_the_edges() {
+    // flows above limit (as the core may be given them): never more than
+    // `limit` packets, every drop one packet, nothing lost from the pool.
+    let params = SfqParams {
+        limit: 2,
+        flows: 8,
+        ..SfqParams::default()
+    };
+    let mut q = Sfq::new(&params, 14);
+    let h = distinct_hashes(&q, 8);
+    let mut pool = PacketPool::new(100);
+    let mut drops = Drops::default();
+    for (i, &hash) in h.iter().enumerate() {
+        q.enqueue(&mut pool, pkt(i as u64, hash, 100), 0, &mut drops);
+        assert!(q.backlog().packets <= 2);
+    }
+    // Each newcomer pushed out the oldest: the last two flows remain.
+    let dropped: Vec<u64> = drops.as_slice().iter().map(|d| d.packet.addr).collect();
+    assert_eq!(dropped, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(drain(&mut q, &mut pool, &mut drops), [6, 7]);
     assert_eq!(pool.in_use(), 0);
 }
 

@@ -8,12 +8,20 @@
 //! Shreedhar & Varghese). A slot that just became busy joins the end of the
 //! round, so new flows cannot starve old ones.
 //!
-//! Limits, as Linux applies them:
+//! Limits, as Linux applies them (`sfq_enqueue`, `sfq_drop`; tc's default
+//! tail drop, weir has no `headdrop`):
 //! - a packet for a slot already holding `depth` packets is dropped;
 //! - a packet for a new flow when every slot is busy is dropped;
-//! - when the qdisc holds more than `limit` packets, the packet at the tail
-//!   of the longest slot is dropped (often the packet just offered, since
-//!   the flow sending most is usually the longest).
+//! - otherwise the packet is queued, and when the qdisc then holds more
+//!   than `limit` packets one packet goes: the tail of the longest slot
+//!   (the packet just offered when its own flow is, or ties for, the
+//!   longest: it was the last to reach that length), or, when every slot
+//!   holds one packet, the packet of the slot next in the round, which
+//!   leaves the round (the offered packet's new flow, at the end of the
+//!   round, stays). With the defaults (limit 127, 128 flows, which an
+//!   explicit `limit` would cap) 128 one-packet flows are possible for an
+//!   instant, so a 128th flow arriving when 127 hold one packet each
+//!   displaces the oldest instead of being refused.
 //!
 //! `perturb_ns` re-seeds the hash every period; the packets queued at that
 //! moment are re-hashed into their new slots in order, so no flow is
@@ -131,9 +139,12 @@ impl Sfq {
             p.flows.min(MAX_FLOWS)
         };
         let flows = flows.min(divisor);
+        // Linux caps `flows` at an explicit `limit` (sfq_change); the
+        // default limit (127) leaves the default 128 flows alone. The
+        // config applies that rule (it knows whether the limit was given),
+        // so `flows` is taken as it comes: one more slot than `limit` is
+        // what lets a new flow displace the oldest one-packet flow.
         let limit = p.limit.min(depth * flows);
-        // More slots than packets allowed could never all be busy.
-        let flows = flows.min(limit);
         let quantum = if p.quantum == 0 {
             DEFAULT_QUANTUM
         } else {
@@ -194,11 +205,14 @@ impl Sfq {
             return;
         };
         let qlen = place.qlen;
-        // Over the limit, Linux drops the tail of the longest slot after
-        // adding the packet. When this slot would be (one of) the longest,
-        // that tail is the packet itself: drop it before queueing.
+        // Over the limit, Linux adds the packet, then drops the tail of the
+        // longest slot: the head of `dep[cur_depth]`, where the slot that
+        // reached that length last sits. When this packet's slot reaches
+        // (or ties) the greatest length of two or more, that tail is the
+        // packet itself: drop it before queueing, which ends the same and
+        // saves rotating the slot's queue.
         let over = self.backlog.packets >= self.limit;
-        if over && qlen + 1 >= self.cur_depth {
+        if over && qlen >= 1 && qlen + 1 >= self.cur_depth {
             drops.push(packet, DropReason::QueueLimit);
             return;
         }
@@ -207,10 +221,31 @@ impl Sfq {
             return;
         }
         if over {
-            // Another slot is longer (cur_depth >= 2): drop its tail.
+            self.drop_for_limit(pool, drops);
+        }
+    }
+
+    /// One packet too many (Linux's `sfq_drop`): the tail of a longest
+    /// slot, or, when every slot holds one packet (no slot is longer than
+    /// another), the packet of the slot next in the round.
+    fn drop_for_limit(&mut self, pool: &mut PacketPool, drops: &mut Drops) {
+        if self.cur_depth > 1 {
             let victim = self.dep[self.dep_head(self.cur_depth)].next;
             self.drop_tail(pool, victim, drops);
+            return;
         }
+        if self.tail == NIL {
+            return;
+        }
+        let a = self.slots[self.tail as usize].next;
+        let Some(p) = self.slots[a as usize].queue.pop_front(pool) else {
+            return;
+        };
+        self.backlog.packets -= 1;
+        self.backlog.bytes -= u64::from(p.len);
+        self.relink(a, 1);
+        self.leave_round(a);
+        drops.push(p, DropReason::QueueLimit);
     }
 
     pub fn dequeue(
