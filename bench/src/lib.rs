@@ -1,6 +1,8 @@
-//! Workloads shared by the criterion benches and by `bench/run.sh`, and
-//! the traffic generator behind `weir-bench` ([`traffic`]).
+//! Workloads shared by the criterion benches and by `bench/run.sh`, the
+//! traffic generator behind `weir-bench` ([`traffic`]), and the
+//! differential test of weir's HTB against the kernel's ([`differential`]).
 
+pub mod differential;
 pub mod traffic;
 
 use weir_dataplane::htb::{ClassSpec, Htb, HtbSpec};

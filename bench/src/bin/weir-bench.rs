@@ -4,6 +4,7 @@
 //!   weir-bench trial   --path SPEC --stream SPEC [--stream SPEC …] [--duration-ms N] [--json]
 //!   weir-bench compare --path SPEC … [--baseline SPEC] [--sizes 64,1518] [--json FILE] [--md FILE]
 //!   weir-bench shaping --scenario NAME --path SPEC … --stream SPEC … --expect-mbit X,Y,… [--json FILE] [--md FILE]
+//!   weir-bench differential [--trees N] [--seed S] [--tree seed:N|quantum3|quantum2|lab …] [--json FILE] [--md FILE]
 //!
 //! Needs root (AF_XDP sockets, XDP programs, network namespaces). See
 //! docs/performance.md for the lab this runs in (bench/run.sh).
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use weir_bench::differential::{self, tree::TreeSpec, DiffSpec};
 use weir_bench::traffic::compare::{self, CompareSpec};
 use weir_bench::traffic::frame::SizeMix;
 use weir_bench::traffic::shaping::{self, ShapingSpec};
@@ -126,6 +128,61 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Random HTB trees (and hand-made ones) through kernel HTB, `weir run`
+    /// and `weir simulate` with the same traffic; per class the difference
+    /// in points of the root's rate. Exits 1 when a tree differs by more
+    /// than the tolerance.
+    Differential {
+        /// Random trees from seeds S, S+1, … S+N-1.
+        #[arg(long, default_value_t = 0)]
+        trees: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A tree to add: seed:N, or a hand-made one: quantum3 (three
+        /// same-prio borrowing leaves, quantums 1514/6056/15140), quantum2,
+        /// lab (config/lab.toml's tree with tc's defaults). Repeatable.
+        #[arg(long = "tree")]
+        named: Vec<TreeSpec>,
+        /// The weir binary (default: $WEIR_BIN, then weir next to this
+        /// program, as cargo builds them).
+        #[arg(long)]
+        weir: Option<std::path::PathBuf>,
+        /// scripts/lab.sh (default: the checkout this program was built in).
+        #[arg(long)]
+        lab: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "wdf-")]
+        prefix: String,
+        /// Where configs, traffic and weir logs go (kept).
+        #[arg(long, default_value = "/tmp/weir-differential")]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 3000)]
+        trial_ms: u64,
+        /// Trials per path and attempt, weir and kernel taking turns.
+        #[arg(long, default_value_t = 2)]
+        repeat: u32,
+        /// Attempts per tree (a second one only after steal).
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
+        /// Points of the root's rate.
+        #[arg(long, default_value_t = 1.0)]
+        tolerance: f64,
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        #[arg(long)]
+        md: Option<std::path::PathBuf>,
+    },
+}
+
+/// The weir binary: `--weir`, else $WEIR_BIN, else `weir` next to this
+/// program (cargo puts both in target/<profile>/).
+fn weir_binary(arg: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    arg.or_else(|| std::env::var_os("WEIR_BIN").map(Into::into))
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("weir")))
+        })
+        .unwrap_or_else(|| "weir".into())
 }
 
 /// Write `json` and `md` where asked (markdown to stdout when no file).
@@ -268,6 +325,67 @@ fn main() -> ExitCode {
             let report = shaping::run(&spec);
             let text = shaping::markdown(&report);
             write_outputs(&report, &text, json, md)
+        }
+        Cmd::Differential {
+            trees,
+            seed,
+            named,
+            weir,
+            lab,
+            prefix,
+            dir,
+            trial_ms,
+            repeat,
+            attempts,
+            tolerance,
+            json,
+            md,
+        } => {
+            let mut specs: Vec<TreeSpec> = (0..trees)
+                .map(|k| TreeSpec::Seed(seed.wrapping_add(k)))
+                .collect();
+            specs.extend(named);
+            if specs.is_empty() {
+                eprintln!("weir-bench: differential: no trees (give --trees N and/or --tree …)");
+                return ExitCode::from(2);
+            }
+            let weir = weir_binary(weir);
+            if !weir.is_file() {
+                eprintln!(
+                    "weir-bench: differential: no weir binary at {} (cargo build --release -p weir-control --bin weir, or --weir / $WEIR_BIN)",
+                    weir.display()
+                );
+                return ExitCode::from(2);
+            }
+            let spec = DiffSpec {
+                trees: specs,
+                weir,
+                lab_sh: lab.unwrap_or_else(|| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab.sh")
+                }),
+                prefix,
+                dir,
+                trial: Duration::from_millis(trial_ms),
+                repeat,
+                attempts,
+                tolerance_pts: tolerance,
+                sim_s: 6,
+            };
+            match differential::run(&spec, &mut |l| eprintln!("weir-bench: {l}")) {
+                Ok(report) => {
+                    let text = differential::markdown(&report);
+                    let rc = write_outputs(&report, &text, json, md);
+                    if report.failed > 0 {
+                        ExitCode::FAILURE
+                    } else {
+                        rc
+                    }
+                }
+                Err(e) => {
+                    eprintln!("weir-bench: differential: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -102,6 +102,31 @@ impl StreamRx {
         let frames: u64 = self.slots[skip..end].iter().sum();
         Some(frames as f64 / ((end - skip) as f64 * SLOT_NS as f64 / 1e9))
     }
+
+    /// Frames per second over the whole slots of this stream that lie
+    /// inside `[from_ns, to_ns)` on the receiver's clock. Unlike
+    /// [`StreamRx::steady_pps`] the window is the same for every stream of
+    /// a trial, so streams that share a shaper are measured over the same
+    /// time (the differential test compares classes that borrow from each
+    /// other: a window that runs into the drain after the sender stopped,
+    /// when some classes have emptied and others borrow what they left,
+    /// would measure another mix). A slot with no arrival counts as zero.
+    /// None when no whole slot fits.
+    pub fn window_pps(&self, from_ns: u64, to_ns: u64) -> Option<f64> {
+        let first = self.first_ns?;
+        if to_ns <= first {
+            return None;
+        }
+        let k0 = from_ns.saturating_sub(first).div_ceil(SLOT_NS) as usize;
+        let k1 = ((to_ns - first) / SLOT_NS) as usize;
+        if k1 <= k0 {
+            return None;
+        }
+        let frames: u64 = (k0..k1)
+            .map(|k| self.slots.get(k).copied().unwrap_or(0))
+            .sum();
+        Some(frames as f64 / ((k1 - k0) as f64 * SLOT_NS as f64 / 1e9))
+    }
 }
 
 /// Everything one receiver saw.
@@ -244,6 +269,43 @@ mod tests {
         let steady = s.steady_pps(1_000_000_000).unwrap();
         assert!((steady - 1000.0).abs() < 1.0, "{steady}");
         assert_eq!(s.steady_pps(3_100_000_000), None);
+    }
+
+    #[test]
+    fn window_rate_counts_whole_slots_inside_the_window() {
+        let addr = Addresses {
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            dst_ip: Ipv4Addr::UNSPECIFIED,
+        };
+        let t = Template::new(&addr, 0, 0, &SizeMix::Fixed(64), 1);
+        let mut r = Receiver::new(1);
+        // First arrival at 50 ms; 1000 frames/s to 3 s, then a drain at
+        // 5000 frames/s for 0.5 s that the window must leave out.
+        let mut seq = 0;
+        let mut at = 50_000_000u64;
+        while at < 3_000_000_000 {
+            r.record(&frame(&t, seq, 0), at);
+            seq += 1;
+            at += 1_000_000;
+        }
+        while at < 3_500_000_000 {
+            r.record(&frame(&t, seq, 0), at);
+            seq += 1;
+            at += 200_000;
+        }
+        let s = &r.streams[0];
+        let w = s.window_pps(1_000_000_000, 3_000_000_000).unwrap();
+        assert!((w - 1000.0).abs() < 1.0, "{w}");
+        // The steady rate runs into the drain.
+        assert!(s.steady_pps(1_000_000_000).unwrap() > 1500.0);
+        // Too short for a whole slot; before the first arrival.
+        assert_eq!(s.window_pps(1_000_000_000, 1_100_000_000), None);
+        assert_eq!(s.window_pps(0, 40_000_000), None);
+        // A stream that stopped arriving counts zeros, not nothing.
+        let z = s.window_pps(4_000_000_000, 5_000_000_000).unwrap();
+        assert_eq!(z, 0.0);
     }
 
     #[test]

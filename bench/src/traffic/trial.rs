@@ -188,6 +188,12 @@ pub struct StreamResult {
     /// trial was long enough: what a shaped class delivers once its start
     /// burst is through.
     pub steady_pps: Option<f64>,
+    /// The receiver's rate over the trial's common window: from 1 s after
+    /// the sender started to the moment it stopped (whole 100 ms slots of
+    /// the stream inside it). Every stream is offered during all of it, so
+    /// saturated classes are all backlogged at once: the steady state of
+    /// the whole tree, measured over the same time for every class.
+    pub window_pps: Option<f64>,
     /// L2 Gbit/s received (FCS included) and the same at L1 (+20 bytes of
     /// preamble and gap per frame), over the send time.
     pub l2_gbps: f64,
@@ -348,6 +354,7 @@ fn assemble(spec: &TrialSpec, tx: &TxReport, rx: &RxReport, cpu: (u64, u64)) -> 
                 received_pps: r.received as f64 / secs,
                 rx_span_pps: r.received.saturating_sub(1) as f64 / span,
                 steady_pps: r.steady_pps(STEADY_SKIP_NS),
+                window_pps: r.window_pps(tx.start_ns + STEADY_SKIP_NS, tx.end_ns),
                 l2_gbps: (r.bytes * 8) as f64 / secs / 1e9,
                 l1_gbps: ((r.bytes + l1_bytes_extra) * 8) as f64 / secs / 1e9,
                 latency_us: LatencyUs::of(&r.latency),
