@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# weir's benchmark suite: one command, bounded time (about 10 minutes on a
-# 2-core VM with the build cached, at most 15), one report.
+# weir's benchmark suite: one command, bounded time (about 14 minutes on a
+# 2-core VM with the build cached, at most 20), one report.
 #
 #   bench/run.sh [--quick] [--out DIR] [--skip-micro]
 #
@@ -18,6 +18,11 @@
 #   2. Shaping accuracy (weir-bench shaping): the lab tree (config/lab.toml,
 #      100 Mbit/s, 30/60 50/80 20/100) with 1518-byte frames, saturated,
 #      one idle and one active, on weir and on the kernel HTB twin.
+#   2b. Rate accuracy against the kernel, tc defaults (weir-bench
+#      differential): random trees (seeds 1..12, 1..4 with --quick) and the
+#      hand-made quantum3, quantum2 and lab trees through kernel HTB,
+#      weir run and weir simulate; per class the difference in points of
+#      the root's rate (lab prefix wdf-).
 #   3. Latency under load: 4 bulk TCP flows (iperf3) saturate a 20 Mbit/s
 #      class while irtt probes the RTT every 10 ms through the same class;
 #      fq_codel, sfq and a 1000-packet pfifo leaf.
@@ -28,7 +33,7 @@
 # replaces them), and the raw pieces in bench/results/<date>/.
 #
 # Options:
-#   --quick       shorter trials and searches (about 4 minutes): a smoke
+#   --quick       shorter trials and searches (about 6 minutes): a smoke
 #                 test of the harness, not numbers to quote.
 #   --out DIR     write the results under DIR instead of bench/results.
 #   --skip-micro  leave out the criterion benches.
@@ -75,12 +80,12 @@ rm -f "$out"/*.json "$out"/*.md "$out"/*.txt "$out"/*.toml "$out"/*.log
 
 # Trial lengths: full run vs --quick.
 if ((quick)); then
-    trial_ms=500 steps=4 shaping_ms=2000 shaping_repeat=3 bloat_secs=5
+    trial_ms=500 steps=4 shaping_ms=2000 shaping_repeat=3 bloat_secs=5 diff_trees=4
 else
-    trial_ms=1000 steps=7 shaping_ms=5000 shaping_repeat=5 bloat_secs=10
+    trial_ms=1000 steps=7 shaping_ms=5000 shaping_repeat=5 bloat_secs=10 diff_trees=12
 fi
 
-LABS=(wbk- wbu- wbs- wbq-)
+LABS=(wbk- wbu- wbs- wbq- wdf-)
 DIRECT_A=wbd-a
 DIRECT_B=wbd-b
 weir_pids=()
@@ -103,7 +108,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-weir_banner "[1/7] prerequisites and build"
+weir_banner "[1/8] prerequisites and build"
 weir_ensure_packages "${WEIR_DEB_PACKAGES[@]}" "${WEIR_BENCH_PACKAGES[@]}"
 cargo build --release --locked -p weir-control --bin weir -p weir-bench --bin weir-bench
 WEIR=target/release/weir
@@ -144,7 +149,7 @@ stop_weirs() {
     weir_pids=()
 }
 
-weir_banner "[2/7] labs"
+weir_banner "[2/8] labs"
 scripts/lab.sh up --prefix wbk- --twin --config bench/config/fwd-tiers.toml \
     --up-tree tiers --down-tree tiers --weir "$WEIR"
 scripts/lab.sh up --prefix wbu- --twin --config bench/config/fwd-tiers.toml \
@@ -179,7 +184,7 @@ PATH_C="name=c,tx=wbu-a/a0,rx=wbu-b/b0"
 PATH_D="name=d,tx=wbk-a/a0,rx=wbk-b/b0"
 PATH_BASE="name=baseline,tx=$DIRECT_A/a0,rx=$DIRECT_B/b0"
 
-weir_banner "[3/7] forwarding: NDR/PDR, latency, CPU (a b c d interleaved)"
+weir_banner "[3/8] forwarding: NDR/PDR, latency, CPU (a b c d interleaved)"
 # EF: in path (d) and (b) it goes to premium-interactive (fq_codel) three
 # levels down; in (c) to the single class.
 "${BENCH[@]}" compare --path "$PATH_A" --path "$PATH_B" --path "$PATH_C" --path "$PATH_D" \
@@ -187,7 +192,7 @@ weir_banner "[3/7] forwarding: NDR/PDR, latency, CPU (a b c d interleaved)"
     --trial-ms "$trial_ms" --max-steps "$steps" --resolution 0.02 \
     --json "$out/compare.json" --md "$out/compare.md"
 
-weir_banner "[4/7] profile of weir's worker forwarding flat out (path c, 64 bytes)"
+weir_banner "[4/8] profile of weir's worker forwarding flat out (path c, 64 bytes)"
 profile_weir() {
     local pid="${weir_pids[1]}"
     if ! command -v perf >/dev/null 2>&1; then
@@ -215,7 +220,7 @@ profile_weir() {
 profile_weir || true
 stop_weirs
 
-weir_banner "[5/7] shaping accuracy: weir vs kernel HTB, same tree, same traffic"
+weir_banner "[5/8] shaping accuracy: weir vs kernel HTB, same tree, same traffic"
 scripts/lab.sh up --prefix wbs- --twin --weir "$WEIR"
 start_weir wbs- config/lab.toml 9483
 S_WEIR="name=weir,tx=wbs-a/a0,rx=wbs-b/b0"
@@ -243,7 +248,15 @@ shaping one-active 100 \
     dscp=0,size=1518,rate=120mbit,flows=4
 stop_weirs
 
-weir_banner "[6/7] latency under load: fq_codel vs sfq vs pfifo leaf"
+weir_banner "[6/8] rate accuracy against the kernel, tc defaults: random trees (weir-bench differential)"
+# Its own lab (wdf-) and weirs; a tree that differs makes weir-bench exit
+# 1: the report says which, and the rest of the suite still runs.
+"${BENCH[@]}" differential --trees "$diff_trees" --seed 1 --tree quantum3 --tree quantum2 --tree lab \
+    --weir "$WEIR" --prefix wdf- --dir "$out/differential" \
+    --json "$out/differential.json" --md "$out/differential.md" ||
+    weir_err "weir-bench differential: some trees differ from the kernel (see $out/differential.md)"
+
+weir_banner "[7/8] latency under load: fq_codel vs sfq vs pfifo leaf"
 scripts/lab.sh up --prefix wbq- --weir "$WEIR"
 # The server ends are bounded by timeout(1) like everything else.
 ip netns exec wbq-b timeout $((bloat_secs * 3 * 4 + 60)) irtt server -b 198.18.0.2:2112 >/dev/null 2>&1 &
@@ -277,7 +290,7 @@ for leaf in fq_codel sfq pfifo; do
 done
 kill "$irtt_server" "$iperf_server" 2>/dev/null || true
 
-weir_banner "[7/7] core micro-benchmarks (criterion)"
+weir_banner "[8/8] core micro-benchmarks (criterion)"
 if ((skip_micro)); then
     echo "skipped (--skip-micro)" >"$out/micro.txt"
 else
@@ -311,9 +324,10 @@ jq -n \
     --slurpfile compare "$out/compare.json" \
     --argjson shaping "$(jq -s . "$out"/shaping-*.json)" \
     --argjson bloat "$(jq -s . "$out"/bloat-*.json)" \
+    --argjson differential "$(if [[ -f "$out/differential.json" ]]; then cat "$out/differential.json"; else echo null; fi)" \
     --argjson micro "$(if [[ -f "$out/micro.json" ]]; then cat "$out/micro.json"; else echo null; fi)" \
     '{date: $date, host: $host, kernel: $kernel, cpu: $cpu, cpus: $cpus, quick: ($quick == 1), steal_pct: $steal_pct,
-      commit: $commit, forwarding: $compare[0], shaping: $shaping, latency_under_load: $bloat,
+      commit: $commit, forwarding: $compare[0], shaping: $shaping, differential: $differential, latency_under_load: $bloat,
       micro: $micro}' >"$json"
 
 {
@@ -335,6 +349,9 @@ jq -n \
     echo "## Shaping accuracy (1518-byte frames, config/lab.toml)"
     echo
     for f in "$out"/shaping-*.md; do cat "$f"; done
+    echo "## Rate accuracy against the kernel, tc defaults (weir-bench differential)"
+    echo
+    if [[ -f "$out/differential.md" ]]; then cat "$out/differential.md"; else echo "Not run (see the log)."; echo; fi
     echo "## Latency under load (4 TCP flows saturating a 20 Mbit/s class; irtt every 10 ms)"
     echo
     echo "| leaf | TCP Mbit/s | idle RTT p50 µs | loaded RTT p50 µs | loaded RTT p99 µs | induced p50 µs | induced p99 µs |"

@@ -1,0 +1,103 @@
+//! The differential test of weir's HTB against the kernel's, in CI: a fixed
+//! set of random trees (seeds 1..=12) and the hand-made quantum-weighted
+//! tree, each through kernel HTB (the lab's twin, its tree from `weir tc`),
+//! `weir run` (weir and the kernel taking turns, twice each) and
+//! `weir simulate`, with one saturated UDP flow per active leaf. Every
+//! active class of weir must be within 1 point of the root's rate of the
+//! kernel and of the simulator. A tree that differs while the host was
+//! disturbed (hypervisor steal, weir's worker woken late) is measured
+//! again, at most three times in all; a difference on a quiet host, or on
+//! every attempt, fails. About 4 minutes here.
+//!
+//! The longer run: `weir-bench differential --trees N --seed S` (bench/run.sh).
+//!
+//! Needs root (network namespaces, veth, tc, AF_XDP) and the release weir
+//! binary next to this test's (cargo builds it for weir-control's tests in
+//! the same `cargo test --workspace --release`; `$WEIR_BIN` overrides):
+//! `cargo build --release -p weir-control --bin weir && cargo test -p weir-bench --release --test differential`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use weir_bench::differential::{self, tree::TreeSpec, DiffSpec};
+
+fn weir_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_BIN") {
+        return p.into();
+    }
+    // target/<profile>/deps/differential-HASH → target/<profile>/weir
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("weir"))
+        .expect("the test runs from target/<profile>/deps")
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "needs root and a release build (scripts/test.sh)"
+)]
+fn weir_matches_kernel_htb_on_random_trees() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the differential test needs root (netns, veth, tc, AF_XDP): run scripts/test.sh as root"
+    );
+    let weir = weir_bin();
+    assert!(
+        weir.is_file(),
+        "no weir binary at {}: cargo build --release -p weir-control --bin weir (or set WEIR_BIN)",
+        weir.display()
+    );
+    let mut trees: Vec<TreeSpec> = (1..=12).map(TreeSpec::Seed).collect();
+    trees.push(TreeSpec::Named("quantum3"));
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("weir-differential-{pid}"));
+    let spec = DiffSpec {
+        trees,
+        weir,
+        lab_sh: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab.sh"),
+        prefix: format!("wdf{}-", pid % 100_000),
+        dir: dir.clone(),
+        trial: Duration::from_secs(3),
+        repeat: 2,
+        attempts: 3,
+        tolerance_pts: 1.0,
+        sim_s: 6,
+    };
+    let report = differential::run(&spec, &mut |l| eprintln!("{l}")).expect("the run starts");
+    let md = differential::markdown(&report);
+    eprintln!("{md}");
+    assert_eq!(report.trees.len(), 13);
+    // Every tree measured every active class on all three paths: a tree
+    // cannot pass without numbers.
+    for t in &report.trees {
+        if t.pass {
+            assert_eq!(t.rows.len(), t.active, "{}", t.name);
+            for r in &t.rows {
+                assert!(
+                    r.kernel_mbit > 0.0 && r.weir_mbit > 0.0 && r.sim_mbit > 0.0,
+                    "{}: {r:?}",
+                    t.name
+                );
+            }
+        }
+    }
+    let failed: Vec<String> = report
+        .trees
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| format!("{}: {}", t.name, t.verdict))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} trees differ (configs and weir logs in {}; rerun one with `weir-bench differential --tree seed:N`):\n{}",
+        failed.len(),
+        report.trees.len(),
+        dir.display(),
+        failed.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
