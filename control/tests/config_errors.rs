@@ -725,6 +725,52 @@ fn dataplane_and_pair_errors() {
             format!("{}queues = @0\n{BASE}", pair),
             "`queues` = 0 is out of range",
         ),
+        // Every combination `weir run`'s data path refuses
+        // (weir_xdp::run::RunSpec::validate) is refused here, at the key.
+        (
+            "batch more than half the ring",
+            format!("[dataplane]\nring_size = 128\nbatch = @65\n{BASE}"),
+            "`batch` = 65 is more than half of `ring_size` = 128; expected `batch` at most 64",
+        ),
+        (
+            "the default batch in too small a ring",
+            format!("[dataplane]\nring_size = @64\n{BASE}"),
+            "`batch` = 64 is more than half of `ring_size` = 64; expected `batch` at most 32",
+        ),
+        (
+            "frames fewer than four batches",
+            format!("[dataplane]\nbatch = 100\nframes = @399\n{BASE}"),
+            "`frames` = 399 is less than 4 × `batch` = 400; expected `frames` at least 400",
+        ),
+        (
+            "frames fewer than four default batches",
+            format!("[dataplane]\nframes = @255\n{BASE}"),
+            "`frames` = 255 is less than 4 × `batch` = 256",
+        ),
+        (
+            "more pass prefixes than the XDP program holds",
+            format!(
+                "[dataplane]\npass = @[{}]\n{BASE}",
+                (0..257)
+                    .map(|i| format!("\"198.18.{}.{}/32\"", i / 256, i % 256))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "`pass` has 257 distinct IPv4 prefixes; expected at most 256 per address family",
+        ),
+        (
+            "interface name with a NUL",
+            "[[pair]]\nname = \"p\"\ninside = @\"a\\u0000\"\noutside = \"b0\"\nupload = \"t\"\n"
+                .to_string()
+                + BASE,
+            "bad interface name \"a\\0\" for `inside`",
+        ),
+        (
+            "tree named like a pair's unshaped direction",
+            "[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"p/download\"\n\n[tree.@\"p/download\"]\ndefault = \"1:1\"\n[[tree.\"p/download\".class]]\nid = \"1:1\"\nrate = 8000\n"
+                .to_string(),
+            "tree `p/download` (pair \"p\" upload) has the name of pair \"p\"'s download direction",
+        ),
     ];
     let failures: Vec<String> = cases
         .iter()
@@ -739,38 +785,56 @@ fn dataplane_defaults_and_values() {
     let l = parse_str(BASE, "case.toml").unwrap();
     let d = &l.config.dataplane;
     assert_eq!(
-        (d.batch, d.frame_size, d.frames, d.ring_size),
+        (d.batch(), d.frame_size(), d.frames(), d.ring_size()),
         (64, 4096, 16384, 4096)
     );
-    assert!(d.cores.is_empty() && d.pass.is_empty() && !d.busy_poll);
-    assert_eq!((d.worker_rtprio, d.worker_nice), (10, -10));
+    assert!(d.cores().is_empty() && d.pass().is_empty() && !d.busy_poll());
+    assert_eq!((d.worker_rtprio(), d.worker_nice()), (10, -10));
     let text = format!(
         "[dataplane]\ncores = [1, 0]\nbatch = 32\nframe_size = 2048\nframes = 8192\nring_size = 4096\nhandover_ring = 1024\nbusy_poll = true\nxdp_mode = \"generic\"\npass = [\"198.18.255.1/32\", \"2001:db8::1\"]\n\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n{BASE}"
     );
     let l = parse_str(&text, "case.toml").unwrap();
     let d = &l.config.dataplane;
-    assert_eq!(d.cores, vec![1, 0]);
+    assert_eq!(d.cores(), [1, 0]);
     assert_eq!(
         (
-            d.batch,
-            d.frame_size,
-            d.frames,
-            d.ring_size,
-            d.handover_ring
+            d.batch(),
+            d.frame_size(),
+            d.frames(),
+            d.ring_size(),
+            d.handover_ring()
         ),
         (32, 2048, 8192, 4096, 1024)
     );
-    assert!(d.busy_poll);
+    assert!(d.busy_poll());
     // A spinning worker is not real-time unless asked for (and pinned).
-    assert_eq!(d.worker_rtprio, 0);
+    assert_eq!(d.worker_rtprio(), 0);
     let pinned = text.replace(
         "busy_poll = true\n",
         "busy_poll = true\nworker_rtprio = 40\n",
     );
     let l2 = parse_str(&pinned, "case.toml").unwrap();
-    assert_eq!(l2.config.dataplane.worker_rtprio, 40);
-    assert_eq!(d.xdp_mode, XdpAttach::Generic);
-    assert_eq!(d.pass.len(), 2);
-    assert_eq!((d.pass[0].len, d.pass[1].len), (32, 128));
+    assert_eq!(l2.config.dataplane.worker_rtprio(), 40);
+    assert_eq!(d.xdp_mode(), XdpAttach::Generic);
+    assert_eq!(d.pass().len(), 2);
+    assert_eq!((d.pass()[0].len, d.pass()[1].len), (32, 128));
     assert_eq!(l.config.pairs[0].queues, 2);
+
+    // The edges of each combination are accepted: batch at half the ring,
+    // frames at four batches, 256 pass prefixes per family (a prefix
+    // written twice counts once).
+    let edges = format!(
+        "[dataplane]\nring_size = 64\nbatch = 32\nframes = 128\npass = [{}, \"198.18.0.0/32\"]\n{BASE}",
+        (0..256)
+            .map(|i| format!("\"198.18.{}.{}/32\"", i / 256, i % 256))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let l = parse_str(&edges, "case.toml").unwrap();
+    let d = &l.config.dataplane;
+    assert_eq!((d.ring_size(), d.batch(), d.frames()), (64, 32, 128));
+    assert_eq!(d.pass().len(), 256);
+    // A tree named like a direction that has a tree of its own is fine.
+    let named = "[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"p/upload\"\n\n[tree.\"p/upload\"]\ndefault = \"1:1\"\n[[tree.\"p/upload\".class]]\nid = \"1:1\"\nrate = 8000\n";
+    parse_str(named, "case.toml").unwrap();
 }

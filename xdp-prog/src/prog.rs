@@ -532,7 +532,7 @@ fn lpm_key(p: &PassPrefix) -> LpmKey {
 }
 
 /// Normalizes and deduplicates, and checks each family fits its trie.
-fn normalize_prefixes(pass: &[PassPrefix]) -> Result<Vec<PassPrefix>, XdpError> {
+pub(crate) fn normalize_prefixes(pass: &[PassPrefix]) -> Result<Vec<PassPrefix>, XdpError> {
     let mut out: Vec<PassPrefix> = Vec::with_capacity(pass.len());
     for p in pass {
         let p = p.normalized()?;

@@ -4,6 +4,7 @@
 //! what is shaped, only how frames get in and out.
 
 use weir_dataplane::classify::IpPrefix;
+pub use weir_xdp::prog::PASS_PREFIX_MAX;
 
 use super::diag::Ctx;
 use super::filter;
@@ -56,29 +57,75 @@ impl XdpAttach {
 }
 
 /// The checked `[dataplane]` section, defaults filled in.
+///
+/// Every rule `weir run`'s data path has for these values is checked here,
+/// once, when the file is loaded (`weir check` and `weir run` load it the
+/// same way), so a `DataplaneCfg` is always one the data path accepts
+/// (`weir_xdp::run::RunSpec::validate`, which stays as a defensive check
+/// and holds no rule of its own). The fields are private for that reason:
+/// the only way to get one is [`build`] from a file, or the defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataplaneCfg {
+    cores: Vec<usize>,
+    batch: u32,
+    frame_size: u32,
+    frames: u32,
+    ring_size: u32,
+    handover_ring: u32,
+    busy_poll: bool,
+    worker_nice: i32,
+    worker_rtprio: u8,
+    xdp_mode: XdpAttach,
+    pass: Vec<IpPrefix>,
+}
+
+impl DataplaneCfg {
     /// Worker i runs on `cores[i % len]`; empty: workers are not pinned.
-    pub cores: Vec<usize>,
-    pub batch: u32,
+    pub fn cores(&self) -> &[usize] {
+        &self.cores
+    }
+    /// Frames taken from an rx ring, or put on a tx ring, at once: at most
+    /// half of `ring_size`.
+    pub fn batch(&self) -> u32 {
+        self.batch
+    }
     /// 2048 or 4096 bytes.
-    pub frame_size: u32,
-    /// UMEM frames each worker owns.
-    pub frames: u32,
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+    /// UMEM frames each worker owns: at least 4 × `batch`.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
     /// Entries in each rx, tx, fill and completion ring (a power of two).
-    pub ring_size: u32,
+    pub fn ring_size(&self) -> u32 {
+        self.ring_size
+    }
     /// Entries in each worker-to-worker hand-over ring.
-    pub handover_ring: u32,
-    pub busy_poll: bool,
+    pub fn handover_ring(&self) -> u32 {
+        self.handover_ring
+    }
+    pub fn busy_poll(&self) -> bool {
+        self.busy_poll
+    }
     /// Nice value of the worker threads (when `worker_rtprio` is 0).
-    pub worker_nice: i32,
+    pub fn worker_nice(&self) -> i32 {
+        self.worker_nice
+    }
     /// SCHED_FIFO priority of the worker threads, 1..=99; 0: the normal
     /// scheduler at `worker_nice`. Defaults to 0 with `busy_poll` (a
     /// spinning real-time thread never yields its core).
-    pub worker_rtprio: u8,
-    pub xdp_mode: XdpAttach,
-    /// Destinations handed to the kernel instead of shaped (management).
-    pub pass: Vec<IpPrefix>,
+    pub fn worker_rtprio(&self) -> u8 {
+        self.worker_rtprio
+    }
+    pub fn xdp_mode(&self) -> XdpAttach {
+        self.xdp_mode
+    }
+    /// Destinations handed to the kernel instead of shaped (management):
+    /// distinct, at most [`PASS_PREFIX_MAX`] per address family.
+    pub fn pass(&self) -> &[IpPrefix] {
+        &self.pass
+    }
 }
 
 impl Default for DataplaneCfg {
@@ -254,9 +301,66 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
     if let Some(pass) = &raw.pass {
         for p in pass.get_ref() {
             if let Some(prefix) = filter::prefix(cx, p, "pass") {
-                cfg.pass.push(prefix);
+                // Written twice is the same prefix (host bits are refused,
+                // so equal prefixes are equal values).
+                if !cfg.pass.contains(&prefix) {
+                    cfg.pass.push(prefix);
+                }
+            }
+        }
+        for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
+            let count = cfg.pass.iter().filter(|p| p.v6 == v6).count();
+            if count > PASS_PREFIX_MAX {
+                cx.error(
+                    &sp(pass),
+                    format!("`pass` has {count} distinct {family} prefixes; expected at most {PASS_PREFIX_MAX} per address family (the XDP program's pass table holds {PASS_PREFIX_MAX}): use shorter prefixes that cover several"),
+                );
+                let mut kept = 0;
+                cfg.pass.retain(|p| {
+                    kept += usize::from(p.v6 == v6);
+                    p.v6 != v6 || kept <= PASS_PREFIX_MAX
+                });
             }
         }
     }
+    check_sizes(cx, raw, &mut cfg);
     cfg
+}
+
+/// The rules between the ring and UMEM sizes, each checked on the values
+/// as written and reported at the key that was given (the one a default
+/// did not set). After an error the values are made to fit, so even the
+/// `DataplaneCfg` of a refused file is one the data path would accept.
+fn check_sizes(cx: &mut Ctx, raw: &RawDataplane, cfg: &mut DataplaneCfg) {
+    // A batch is read from an rx ring, or put on a tx ring, in one go;
+    // the kernel works in the ring's other half meanwhile.
+    let half = cfg.ring_size / 2;
+    if cfg.batch > half {
+        if let Some(v) = raw.batch.as_ref().or(raw.ring_size.as_ref()) {
+            cx.error(
+                &sp(v),
+                format!(
+                    "`batch` = {} is more than half of `ring_size` = {}; expected `batch` at most {half} (a batch is taken from or put on a ring in one go, and the kernel works in the other half meanwhile), or a larger `ring_size`",
+                    cfg.batch, cfg.ring_size
+                ),
+            );
+        }
+    }
+    // A quarter of a worker's frames wait in each of its two ports' fill
+    // rings, at least a batch each; the rest hold the packets queued in
+    // its trees and those on their way out.
+    let least = 4 * cfg.batch;
+    if cfg.frames < least {
+        if let Some(v) = raw.frames.as_ref().or(raw.batch.as_ref()) {
+            cx.error(
+                &sp(v),
+                format!(
+                    "`frames` = {} is less than 4 × `batch` = {least}; expected `frames` at least {least} (a quarter of a worker's frames, at least a batch, waits in each of its two fill rings, and the rest holds what is queued and on its way out), or a smaller `batch`",
+                    cfg.frames
+                ),
+            );
+        }
+    }
+    cfg.batch = cfg.batch.min(half);
+    cfg.frames = cfg.frames.max(4 * cfg.batch);
 }

@@ -317,11 +317,12 @@ fn check_ifname(cx: &mut Ctx, v: &raw::S<String>, what: &str) -> bool {
         || s.len() > IFNAME_MAX
         || s == "."
         || s == ".."
-        || s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+        || s.chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
     if bad {
         cx.error(
             &sp(v),
-            format!("bad interface name \"{s}\" for `{what}`; expected 1..={IFNAME_MAX} characters without '/', ':' or spaces, like \"eth0\""),
+            format!("bad interface name {s:?} for `{what}`; expected 1..={IFNAME_MAX} characters without '/', ':', spaces or control characters, like \"eth0\""),
         );
     }
     !bad
@@ -444,6 +445,29 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
             download,
             queues,
         });
+    }
+    // A direction without a tree is forwarded by one of weir's own, named
+    // PAIR/upload or PAIR/download in stats, metrics and `weir show`; a
+    // tree of the file by that name, shaping another direction, would make
+    // two trees of one name (which `weir run` refuses).
+    for p in &pairs {
+        for (dir, tree) in [("upload", p.upload), ("download", p.download)] {
+            if tree.is_some() {
+                continue;
+            }
+            let unshaped = format!("{}/{dir}", p.name);
+            if let Some((by, _)) = used.get(&unshaped) {
+                let span = doc
+                    .trees
+                    .iter()
+                    .find(|t| t.name == unshaped)
+                    .and_then(|t| t.name_span.clone());
+                cx.error(
+                    &span,
+                    format!("tree `{unshaped}` ({by}) has the name of pair \"{}\"'s {dir} direction, which no tree of the file shapes and weir forwards through a tree of its own by that name; expected another tree name, or a `{dir}` tree for pair \"{}\"", p.name, p.name),
+                );
+            }
+        }
     }
     if !doc.pairs.is_empty() || doc.broken_pairs > 0 {
         for t in &doc.trees {

@@ -31,10 +31,10 @@ pub(crate) fn config(c: &Config) -> String {
     }
     let d = &c.dataplane;
     if !c.pairs.is_empty() {
-        let cores = if d.cores.is_empty() {
+        let cores = if d.cores().is_empty() {
             "unpinned".to_string()
         } else {
-            d.cores
+            d.cores()
                 .iter()
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
@@ -43,16 +43,16 @@ pub(crate) fn config(c: &Config) -> String {
         let _ = writeln!(
             s,
             "dataplane: cores {cores} batch {} frame_size {} frames {} ring_size {} handover_ring {} busy_poll {} worker_rtprio {} worker_nice {} xdp_mode {} pass {}",
-            d.batch,
-            d.frame_size,
-            d.frames,
-            d.ring_size,
-            d.handover_ring,
-            d.busy_poll,
-            d.worker_rtprio,
-            d.worker_nice,
-            d.xdp_mode.name(),
-            d.pass.len()
+            d.batch(),
+            d.frame_size(),
+            d.frames(),
+            d.ring_size(),
+            d.handover_ring(),
+            d.busy_poll(),
+            d.worker_rtprio(),
+            d.worker_nice(),
+            d.xdp_mode().name(),
+            d.pass().len()
         );
     }
     for t in &c.trees {

@@ -93,20 +93,20 @@ pub fn run_spec(config: &Config, seed: u64) -> RunSpec {
     let d = &config.dataplane;
     RunSpec {
         pairs,
-        cores: d.cores.clone(),
-        batch: d.batch,
-        frame_size: d.frame_size,
-        frames_per_worker: d.frames,
-        ring_size: d.ring_size,
-        handover_ring: d.handover_ring,
-        busy_poll: d.busy_poll,
-        worker_nice: d.worker_nice,
-        worker_rtprio: d.worker_rtprio,
-        xdp_mode: match d.xdp_mode {
+        cores: d.cores().to_vec(),
+        batch: d.batch(),
+        frame_size: d.frame_size(),
+        frames_per_worker: d.frames(),
+        ring_size: d.ring_size(),
+        handover_ring: d.handover_ring(),
+        busy_poll: d.busy_poll(),
+        worker_nice: d.worker_nice(),
+        worker_rtprio: d.worker_rtprio(),
+        xdp_mode: match d.xdp_mode() {
             XdpAttach::Native => XdpMode::Native,
             XdpAttach::Generic => XdpMode::Generic,
         },
-        pass: d.pass.iter().map(pass_prefix).collect(),
+        pass: d.pass().iter().map(pass_prefix).collect(),
     }
 }
 

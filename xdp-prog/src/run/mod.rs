@@ -93,6 +93,19 @@ pub struct RunSpec {
     pub pass: Vec<PassPrefix>,
 }
 
+impl RunSpec {
+    /// Whether the data path can start with this spec, before anything is
+    /// attached or allocated ([`Dataplane::start`] calls it first). weir's
+    /// configuration (`weir_control::config`) refuses every spec this
+    /// refuses, at the offending key, so `weir check` and `weir run` agree;
+    /// this stays as the data path's own defence for other callers, and
+    /// must not hold a rule the configuration lacks (a property test in
+    /// control/tests/config_dataplane.rs checks the two against each other).
+    pub fn validate(&self) -> Result<(), RunError> {
+        validate(self)
+    }
+}
+
 impl Default for RunSpec {
     fn default() -> RunSpec {
         RunSpec {
@@ -279,7 +292,7 @@ impl Dataplane {
     /// is undone (sockets unregistered and closed, programs detached,
     /// workers stopped).
     pub fn start(spec: RunSpec) -> Result<Dataplane, RunError> {
-        validate(&spec)?;
+        spec.validate()?;
         let mut interfaces = Vec::new();
         for p in &spec.pairs {
             interfaces.push(p.inside.clone());
@@ -672,6 +685,8 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
     if spec.handover_ring == 0 {
         return Err(invalid("handover_ring 0 (must be at least 1)"));
     }
+    // The XDP program's pass tables; checked again when it is attached.
+    crate::prog::normalize_prefixes(&spec.pass).map_err(|e| invalid(e.to_string()))?;
     let mut pair_names = HashSet::new();
     let mut ifnames = HashSet::new();
     let mut tree_names = HashSet::new();
