@@ -17,7 +17,7 @@ use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lab::{Host, Lab};
+use lab::{Host, Lab, Rate};
 
 const SECS: u32 = 10;
 /// When, after the client starts, the change is made.
@@ -39,17 +39,17 @@ fn weir_cli(lab: &Lab, args: &[&str]) -> Output {
     lab::run_limited(&all, Duration::from_secs(20))
 }
 
-/// Runs one EF flow A→B for SECS seconds, calling `at_change` CHANGE_AT
-/// seconds after the client started; returns the frame rate at B before
-/// and after (whole one-second intervals, skipping the first second of
-/// each part).
-fn ef_flow_with_change(lab: &mut Lab, at_change: impl FnOnce(&mut Lab)) -> (f64, f64) {
+/// Runs one EF flow from `from` (A through weir, A2 through the kernel
+/// twin) for SECS seconds, calling `at_change` CHANGE_AT seconds after the
+/// client started; returns the frame rate at the receiver before and after
+/// (whole one-second intervals, skipping the first second of each part).
+fn ef_flow_with_change(lab: &mut Lab, from: Host, at_change: impl FnOnce(&mut Lab)) -> (f64, f64) {
     let limit = Duration::from_secs(u64::from(SECS) + 20);
-    let server = lab.iperf3_server(Host::B, 5301, limit);
+    let server = lab.iperf3_server(from.other(), 5301, limit);
     let t0 = Instant::now();
     let t = SECS.to_string();
     let client = lab.iperf3_client(
-        Host::A,
+        from,
         5301,
         &["-u", "-b", "90M", "-l", "1472", "-t", &t, "--dscp", "EF"],
         limit,
@@ -71,6 +71,20 @@ fn ef_flow_with_change(lab: &mut Lab, at_change: impl FnOnce(&mut Lab)) -> (f64,
     (before, after)
 }
 
+/// The two rates of a run, as `lab::rate_test` judges them.
+fn rates(cases: [(&str, f64); 2], (before, after): (f64, f64)) -> Vec<Rate> {
+    eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
+    vec![
+        Rate::new(cases[0].0, "1:10", before, cases[0].1),
+        Rate::new(cases[1].0, "1:10", after, cases[1].1),
+    ]
+}
+
+const CHANGE_CASES: [(&str, f64); 2] = [
+    ("1:10 alone, before (its ceil)", 60.0),
+    ("1:10 alone, after ceil 30mbit", 30.0),
+];
+
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -78,12 +92,12 @@ fn ef_flow_with_change(lab: &mut Lab, at_change: impl FnOnce(&mut Lab)) -> (f64,
 )]
 fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
     lab::require_root();
-    lab::unless_host_stole("class change", || {
+    let weir = || {
         let mut lab = Lab::up("cc");
         let cfg = config(&lab);
         lab.start_weir(&cfg);
         let mut answer = None;
-        let (before, after) = ef_flow_with_change(&mut lab, |lab| {
+        let measured = ef_flow_with_change(&mut lab, Host::A, |lab| {
             answer = Some(weir_cli(
                 lab,
                 &[
@@ -101,9 +115,6 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
         assert!(said.contains("ceil 60Mbit → 30Mbit"), "{said}");
         let stats = lab.weir().stats();
         let report = lab.stop_weir();
-        eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
-        lab::assert_near("1:10 alone, before (its ceil)", before, 60.0, 3.0);
-        lab::assert_near("1:10 alone, after ceil 30mbit", after, 30.0, 3.0);
         // Nothing was flushed while weir ran: the change dropped no queued
         // packet (queue-limit drops of the overload go on as before).
         let frames = &lab::tree_of(&stats, "up")["frames"];
@@ -117,8 +128,26 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
         assert_eq!(lab::num(&class["ceil"], "ceil"), 30_000_000 / 8, "{class}");
         assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
         assert_eq!(report["accounting"]["umem_free_or_fill"], true);
-    });
+        rates(CHANGE_CASES, measured)
+    };
+    // The same flow and the same change (`tc class change` at the same
+    // moment) through kernel HTB.
+    let kernel = || {
+        let mut lab = Lab::up("cck");
+        let cfg = config(&lab);
+        lab.twin(&cfg);
+        let measured = ef_flow_with_change(&mut lab, Host::A2, |lab| {
+            lab.twin_class_change("up", "1:10", "15mbit", "30mbit");
+        });
+        rates(CHANGE_CASES, measured)
+    };
+    lab::rate_test("class change", weir, kernel);
 }
+
+const RELOAD_CASES: [(&str, f64); 2] = [
+    ("1:10 alone, before the reload", 60.0),
+    ("1:10 alone, after a refused reload", 60.0),
+];
 
 #[test]
 #[cfg_attr(
@@ -127,13 +156,13 @@ fn class_change_halves_a_saturated_class_without_dropping_its_queue() {
 )]
 fn invalid_reload_is_refused_and_the_old_config_keeps_shaping() {
     lab::require_root();
-    lab::unless_host_stole("refused reload", || {
+    let weir = || {
         let mut lab = Lab::up("rl");
         let cfg = config(&lab);
         lab.start_weir(&cfg);
         let good = std::fs::read_to_string(&cfg).expect("config");
         let mut answer = None;
-        let (before, after) = ef_flow_with_change(&mut lab, |lab| {
+        let measured = ef_flow_with_change(&mut lab, Host::A, |lab| {
             // A unit typo in 1:10's rate, on a line we can point at.
             let bad = good.replacen("rate = \"30mbit\"", "rate = \"30mbt\"", 1);
             std::fs::write(&cfg, bad).expect("write the bad file");
@@ -150,11 +179,19 @@ fn invalid_reload_is_refused_and_the_old_config_keeps_shaping() {
         let located = format!("{}:{line}:", cfg.display());
         assert!(err.contains(&located), "expected {located} in: {err}");
         let report = lab.stop_weir();
-        eprintln!("before {before:.2} Mbit/s, after {after:.2} Mbit/s");
-        lab::assert_near("1:10 alone, before the reload", before, 60.0, 3.0);
-        lab::assert_near("1:10 alone, after a refused reload", after, 60.0, 3.0);
         assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
-    });
+        assert_eq!(report["accounting"]["umem_free_or_fill"], true);
+        rates(RELOAD_CASES, measured)
+    };
+    // Kernel HTB with the same tree and nothing changed.
+    let kernel = || {
+        let mut lab = Lab::up("rlk");
+        let cfg = config(&lab);
+        lab.twin(&cfg);
+        let measured = ef_flow_with_change(&mut lab, Host::A2, |_| {});
+        rates(RELOAD_CASES, measured)
+    };
+    lab::rate_test("refused reload", weir, kernel);
 }
 
 /// GET /metrics from inside the gw namespace (weir serves loopback only),

@@ -20,7 +20,10 @@
 //!    the ceil (the bridge does not shape) and the bridge has learnt A's
 //!    and B's MACs (it forwarded).
 //! 3. weir restarted: the same flow gets its ceil within ±3 % again, and
-//!    again nothing reaches the bridge.
+//!    again nothing reaches the bridge. That rate is judged by
+//!    `lab::rate_test` (the whole test runs again on a disturbed host, and
+//!    is compared with kernel HTB if the host never settles); every other
+//!    check runs and must hold on every attempt.
 //!
 //! Needs root and a release build (scripts/test.sh runs it):
 //! `cargo test -p weir-control --release --test e2e_fault`.
@@ -82,7 +85,7 @@ const EF: UdpFlow = UdpFlow {
 )]
 fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
     lab::require_root();
-    lab::unless_host_stole("kill -9 and restart", || {
+    let weir = || {
         let mut lab = Lab::up_with("fo", &["--fail-open"]);
         let cfg = lab::repo_root().join("config/lab.toml");
 
@@ -117,7 +120,7 @@ fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
         let probe = start_probe(&lab, KILL_FLOW_SECS + 2);
         thread::sleep(Duration::from_millis(500));
         let t0 = Instant::now();
-        let client = start_flow(&lab, KILL_FLOW_SECS);
+        let client = start_flow(&lab, Host::A, KILL_FLOW_SECS);
         sleep_until(t0 + KILL_AT - Duration::from_millis(500));
         let before = lab.weir().stats();
         assert_nothing_passed("before the kill", &before);
@@ -217,30 +220,7 @@ fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
                 .unwrap_or_else(|| panic!("restarted weir is ready but {d} has no XDP program"));
             assert_ne!(new, *old, "{d}: the old XDP program is still attached");
         }
-        // Measured like the kill phase rather than with `Lab::udp_flows`, for
-        // the per-second log line: the client is spawned at 0 s.
-        let server = lab.iperf3_server(Host::B, EF.port, T + T);
-        let client = start_flow(&lab, SHAPE_SECS);
-        let out = client.wait_with_output().expect("iperf3 client output");
-        assert!(
-            out.status.success(),
-            "iperf3 client A → B after the restart failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let json = server.finish();
-        eprintln!("1:10 per second after the restart: {}", per_second(&json));
-        let achieved = lab::window_frame_mbit(&json, 0.0, (1.15, f64::from(SHAPE_SECS) - 0.15))
-            .unwrap_or_else(|e| panic!("after the restart: {e}\n{json}"));
-        eprintln!(
-            "{}",
-            lab::RateRow {
-                case: "after restart, 150 offered",
-                class: "1:10",
-                achieved,
-                promised: CEIL,
-            }
-        );
+        let rates = shaped_flow(&lab, Host::A);
         let after = lab.weir().stats();
         assert_nothing_passed("after the restart", &after);
         assert_bridge_saw_nothing(&lab, "after the restart");
@@ -278,8 +258,40 @@ fn kill9_fails_open_through_the_bridge_and_a_restart_shapes_again() {
                 })
                 .unwrap_or_default()
         );
-        lab::assert_near("1:10 after the restart", achieved, CEIL, RESTART_PCT);
-    });
+        assert_eq!(report["accounting"]["umem_free_or_fill"], true);
+        rates
+    };
+    // The same flow through kernel HTB with the same tree.
+    let kernel = || {
+        let mut lab = Lab::up("fok");
+        lab.twin(&lab::repo_root().join("config/lab.toml"));
+        shaped_flow(&lab, Host::A2)
+    };
+    lab::rate_test("kill -9 and restart", weir, kernel);
+}
+
+/// Phase 3's measurement: the EF flow from `from` for [`SHAPE_SECS`],
+/// 1:10's rate at the receiver against its ceil. Measured like the kill
+/// phase rather than with `Lab::udp_flows`, for the per-second log line:
+/// the client is spawned at 0 s.
+fn shaped_flow(lab: &Lab, from: Host) -> Vec<lab::Rate> {
+    let server = lab.iperf3_server(from.other(), EF.port, T + T);
+    let client = start_flow(lab, from, SHAPE_SECS);
+    let out = client.wait_with_output().expect("iperf3 client output");
+    assert!(
+        out.status.success(),
+        "iperf3 client {from:?} → {:?} failed ({}): {}",
+        from.other(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let json = server.finish();
+    eprintln!("1:10 per second ({from:?}): {}", per_second(&json));
+    let achieved = lab::window_frame_mbit(&json, 0.0, (1.15, f64::from(SHAPE_SECS) - 0.15))
+        .unwrap_or_else(|e| panic!("{from:?}: {e}\n{json}"));
+    let mut rate = lab::Rate::new("1:10 after the restart", "1:10", achieved, CEIL);
+    rate.pct = RESTART_PCT;
+    vec![rate]
 }
 
 /// A ping from A to B every 10 ms asked (about 16 ms here: ping's timer
@@ -359,12 +371,13 @@ impl Gaps {
     }
 }
 
-/// The flow of the kill phase: iperf3 UDP, EF, [`OFFERED`] Mbit/s.
-fn start_flow(lab: &Lab, secs: u32) -> Child {
+/// The flow of the kill phase: iperf3 UDP, EF, [`OFFERED`] Mbit/s, from
+/// `from` (A through weir, A2 through the kernel twin).
+fn start_flow(lab: &Lab, from: Host, secs: u32) -> Child {
     let b = format!("{}M", EF.mbit);
     let t = secs.to_string();
     lab.iperf3_client(
-        Host::A,
+        from,
         EF.port,
         &["-u", "-b", &b, "-l", "1472", "-t", &t, "--dscp", "EF"],
         Duration::from_secs(u64::from(secs) + 20),

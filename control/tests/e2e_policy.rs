@@ -19,7 +19,7 @@ use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lab::{Host, Iperf3Server, Lab};
+use lab::{Host, Iperf3Server, Lab, Rate};
 use serde_json::Value;
 
 const MBIT: u64 = 1_000_000 / 8;
@@ -40,13 +40,14 @@ fn config(lab: &Lab, extra: &str) -> PathBuf {
     cfg
 }
 
-/// An EF flow A → B at 90 Mbit/s for `secs` seconds.
-fn ef_flow(lab: &Lab, port: u16, secs: u32) -> (Iperf3Server, Child) {
+/// An EF flow at 90 Mbit/s for `secs` seconds from `from` (A through
+/// weir, A2 through the kernel twin).
+fn ef_flow(lab: &Lab, from: Host, port: u16, secs: u32) -> (Iperf3Server, Child) {
     let limit = Duration::from_secs(u64::from(secs) + 20);
-    let server = lab.iperf3_server(Host::B, port, limit);
+    let server = lab.iperf3_server(from.other(), port, limit);
     let t = secs.to_string();
     let client = lab.iperf3_client(
-        Host::A,
+        from,
         port,
         &["-u", "-b", "90M", "-l", "1472", "-t", &t, "--dscp", "EF"],
         limit,
@@ -108,18 +109,28 @@ fn history(lab: &Lab, args: &[&str]) -> Value {
     })
 }
 
-#[test]
-#[cfg_attr(
-    debug_assertions,
-    ignore = "end-to-end: runs in release (scripts/test.sh)"
-)]
-fn sla_rule_throttles_is_recorded_and_restores() {
-    lab::require_root();
-    lab::unless_host_stole("SLA rule", || {
-        let mut lab = Lab::up("sla");
-        let cfg = config(
-            &lab,
-            r#"
+const SLA_SECS: u32 = 12;
+/// The rule needs 4 s of drops seen on 1 s ticks, so weir throttles 5-6 s
+/// into the flow; the kernel twin gets the same change (`tc class change`)
+/// at 5 s. Both are measured in the same windows, which start after it.
+const SLA_THROTTLE_AT: f64 = 5.0;
+
+/// The SLA test's two rates from the receiver's report: before the rule
+/// can open (the class at its ceil) and from 7 s on (throttled to half).
+/// iperf3's intervals end a few ms after the whole second: windows reach
+/// 0.1 s past it.
+fn sla_rates(json: &Value) -> Vec<Rate> {
+    let early = lab::window_frame_mbit(json, 0.0, (0.9, 3.1)).expect("seconds 1 to 3");
+    let throttled =
+        lab::window_frame_mbit(json, 0.0, (6.9, f64::from(SLA_SECS) + 0.2)).expect("throttled");
+    eprintln!("early {early:.2} Mbit/s, throttled {throttled:.2} Mbit/s");
+    vec![
+        Rate::new("1:10 before the rule opens (its ceil)", "1:10", early, 60.0),
+        Rate::new("1:10 throttled by 0.5 (ceil 30)", "1:10", throttled, 30.0),
+    ]
+}
+
+const SLA: &str = r#"
     [[sla]]
     name = "high-drops"
     tree = "up"
@@ -128,21 +139,23 @@ fn sla_rule_throttles_is_recorded_and_restores() {
     severity = "warning"
     actions = [{ log = true }, { throttle = { tree = "up", class = "1:10", factor = 0.5 } }]
     restore = true
-    "#,
-        );
+    "#;
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn sla_rule_throttles_is_recorded_and_restores() {
+    lab::require_root();
+    let weir = || {
+        let mut lab = Lab::up("sla");
+        let cfg = config(&lab, SLA);
         lab.start_weir(&cfg);
-        const SECS: u32 = 12;
         let t0 = Instant::now();
-        let (server, client) = ef_flow(&lab, 5311, SECS);
+        let (server, client) = ef_flow(&lab, Host::A, 5311, SLA_SECS);
         let json = finish(server, client);
         let stopped = t0.elapsed();
-        // Before the rule can open (it needs 4 s of drops, seen on 1 s ticks):
-        // the class at its ceil. From 7 s on: throttled to half. (iperf3's
-        // intervals end a few ms after the whole second: windows reach 0.1 s
-        // past it.)
-        let early = lab::window_frame_mbit(&json, 0.0, (0.9, 3.1)).expect("seconds 1 to 3");
-        let throttled =
-            lab::window_frame_mbit(&json, 0.0, (6.9, f64::from(SECS) + 0.2)).expect("throttled");
         let during = shaping(&mut lab);
         // The overload is over: no drops for 4 s resolves the rule and the
         // class goes back to what the file says.
@@ -150,14 +163,13 @@ fn sla_rule_throttles_is_recorded_and_restores() {
         let settled = t0.elapsed();
         let report = lab.stop_weir();
         eprintln!(
-            "early {early:.2} Mbit/s, throttled {throttled:.2} Mbit/s; during {during:?}, restored {restored:?} after {:.1}s",
+            "during {during:?}, restored {restored:?} after {:.1}s",
             (settled - stopped).as_secs_f64()
         );
-        lab::assert_near("1:10 before the rule opens (its ceil)", early, 60.0, 3.0);
-        lab::assert_near("1:10 throttled by 0.5 (ceil 30)", throttled, 30.0, 3.0);
         assert_eq!(during, (15 * MBIT, 30 * MBIT), "throttled rate and ceil");
         assert_eq!(restored, (30 * MBIT, 60 * MBIT), "restored rate and ceil");
         assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
+        assert_eq!(report["accounting"]["umem_free_or_fill"], true);
 
         let v = history(&lab, &["--violations"]);
         let rows = v["violations"].as_array().expect("violations array");
@@ -175,7 +187,54 @@ fn sla_rule_throttles_is_recorded_and_restores() {
         assert_eq!(rows[0]["new_ceil"], 30 * MBIT, "{a}");
         assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
         assert_eq!(rows[1]["new_rate"], 30 * MBIT, "{a}");
-    });
+        sla_rates(&json)
+    };
+    // Kernel HTB has no SLA rules: the twin gets the throttle the rule
+    // makes (rate 15, ceil 30) by hand, before the measured window.
+    let kernel = || {
+        let mut lab = Lab::up("slak");
+        let cfg = config(&lab, SLA);
+        lab.twin(&cfg);
+        let t0 = Instant::now();
+        let (server, client) = ef_flow(&lab, Host::A2, 5311, SLA_SECS);
+        thread::sleep(Duration::from_secs_f64(SLA_THROTTLE_AT).saturating_sub(t0.elapsed()));
+        lab.twin_class_change("up", "1:10", "15mbit", "30mbit");
+        sla_rates(&finish(server, client))
+    };
+    lab::rate_test("SLA rule", weir, kernel);
+}
+
+const POLICY: &str = r#"
+    [[policy]]
+    name = "high-business-hours"
+    tree = "up"
+    class = "1:10"
+    min_rate = "30mbit"
+    max_rate = "30mbit"
+    max_ceil = "90mbit"
+    schedule = [{ days = "mon-fri", hours = "08:00-18:00", ceil = "80mbit" }]
+    "#;
+const HOURS_SECS: u32 = 13;
+/// When, after the flow starts, the clock enters and leaves the window.
+const HOURS_OPEN_AT: Duration = Duration::from_secs(4);
+const HOURS_CLOSE_AT: Duration = Duration::from_secs(9);
+
+/// The business-hours test's three rates, given when the window opened
+/// and closed (seconds after the flow started). A clock change takes
+/// effect on the next 1 s tick; iperf3's intervals end a few ms after the
+/// whole second, so windows reach 0.1 s past it.
+fn hours_rates(json: &Value, opened: f64, closed: f64) -> Vec<Rate> {
+    let before = lab::window_frame_mbit(json, 0.0, (0.9, opened + 0.1)).expect("before");
+    let inside =
+        lab::window_frame_mbit(json, 0.0, (opened + 1.5, closed + 0.1)).expect("inside the window");
+    let after = lab::window_frame_mbit(json, 0.0, (closed + 1.5, f64::from(HOURS_SECS) + 0.2))
+        .expect("after");
+    eprintln!("before {before:.2}, business hours {inside:.2}, after {after:.2} Mbit/s");
+    vec![
+        Rate::new("1:10 before 08:00 (ceil 60)", "1:10", before, 60.0),
+        Rate::new("1:10 in business hours (ceil 80)", "1:10", inside, 80.0),
+        Rate::new("1:10 after 18:00 (ceil 60)", "1:10", after, 60.0),
+    ]
 }
 
 #[test]
@@ -185,62 +244,56 @@ fn sla_rule_throttles_is_recorded_and_restores() {
 )]
 fn business_hours_raise_a_busy_class_within_its_bounds_and_return_it() {
     lab::require_root();
-    lab::unless_host_stole("business hours", || {
+    let weir = || {
         let mut lab = Lab::up("pol");
         // The window raises the ceil to 80mbit, within the policy's 90mbit bound.
-        let cfg = config(
-            &lab,
-            r#"
-    [[policy]]
-    name = "high-business-hours"
-    tree = "up"
-    class = "1:10"
-    min_rate = "30mbit"
-    max_rate = "30mbit"
-    max_ceil = "90mbit"
-    schedule = [{ days = "mon-fri", hours = "08:00-18:00", ceil = "80mbit" }]
-    "#,
-        );
+        let cfg = config(&lab, POLICY);
         let clock = lab.write("clock", "mon 07:59\n");
         lab.start_weir_with(&cfg, &["--clock-file", clock.to_str().expect("UTF-8")]);
         assert_eq!(shaping(&mut lab), (30 * MBIT, 60 * MBIT), "before 08:00");
-        const SECS: u32 = 13;
         let t0 = Instant::now();
-        let (server, client) = ef_flow(&lab, 5312, SECS);
-        thread::sleep(Duration::from_secs(4).saturating_sub(t0.elapsed()));
+        let (server, client) = ef_flow(&lab, Host::A, 5312, HOURS_SECS);
+        thread::sleep(HOURS_OPEN_AT.saturating_sub(t0.elapsed()));
         let opened = t0.elapsed().as_secs_f64();
         std::fs::write(&clock, "mon 08:00\n").expect("clock");
         let inside = wait_for_shaping(&mut lab, (30 * MBIT, 80 * MBIT), Duration::from_secs(3));
-        thread::sleep(Duration::from_secs(9).saturating_sub(t0.elapsed()));
+        thread::sleep(HOURS_CLOSE_AT.saturating_sub(t0.elapsed()));
         let closed = t0.elapsed().as_secs_f64();
         std::fs::write(&clock, "mon 18:00\n").expect("clock");
         let after = wait_for_shaping(&mut lab, (30 * MBIT, 60 * MBIT), Duration::from_secs(3));
         let json = finish(server, client);
-        lab.stop_weir();
-        // A clock change takes effect on the next 1 s tick; iperf3's intervals
-        // end a few ms after the whole second, so windows reach 0.1 s past it.
-        let before_mbit = lab::window_frame_mbit(&json, 0.0, (0.9, opened + 0.1)).expect("before");
-        let inside_mbit = lab::window_frame_mbit(&json, 0.0, (opened + 1.5, closed + 0.1))
-            .expect("inside the window");
-        let after_mbit = lab::window_frame_mbit(&json, 0.0, (closed + 1.5, f64::from(SECS) + 0.2))
-            .expect("after");
-        eprintln!(
-            "before {before_mbit:.2}, business hours {inside_mbit:.2}, after {after_mbit:.2} Mbit/s"
-        );
+        let report = lab.stop_weir();
         assert_eq!(
             inside,
             (30 * MBIT, 80 * MBIT),
             "ceil raised to the window's 80mbit"
         );
         assert_eq!(after, (30 * MBIT, 60 * MBIT), "ceil back after 18:00");
-        lab::assert_near("1:10 before 08:00 (ceil 60)", before_mbit, 60.0, 3.0);
-        lab::assert_near("1:10 in business hours (ceil 80)", inside_mbit, 80.0, 3.0);
-        lab::assert_near("1:10 after 18:00 (ceil 60)", after_mbit, 60.0, 3.0);
+        assert_eq!(lab::tree_of(&report, "up")["frames"]["balanced"], true);
+        assert_eq!(report["accounting"]["umem_free_or_fill"], true);
 
         let a = history(&lab, &["--adjustments"]);
         let rows = a["adjustments"].as_array().expect("adjustments array");
         assert_eq!(rows.len(), 2, "into and out of the window: {a}");
         assert_eq!(rows[0]["new_ceil"], 80 * MBIT, "{a}");
         assert_eq!(rows[1]["new_ceil"], 60 * MBIT, "{a}");
-    });
+        hours_rates(&json, opened, closed)
+    };
+    // Kernel HTB has no policies: the twin gets the window's ceil changes
+    // by hand at the same moments.
+    let kernel = || {
+        let mut lab = Lab::up("polk");
+        let cfg = config(&lab, POLICY);
+        lab.twin(&cfg);
+        let t0 = Instant::now();
+        let (server, client) = ef_flow(&lab, Host::A2, 5312, HOURS_SECS);
+        thread::sleep(HOURS_OPEN_AT.saturating_sub(t0.elapsed()));
+        let opened = t0.elapsed().as_secs_f64();
+        lab.twin_class_change("up", "1:10", "30mbit", "80mbit");
+        thread::sleep(HOURS_CLOSE_AT.saturating_sub(t0.elapsed()));
+        let closed = t0.elapsed().as_secs_f64();
+        lab.twin_class_change("up", "1:10", "30mbit", "60mbit");
+        hours_rates(&finish(server, client), opened, closed)
+    };
+    lab::rate_test("business hours", weir, kernel);
 }
