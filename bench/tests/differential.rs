@@ -1,13 +1,13 @@
 //! The differential test of weir's HTB against the kernel's, in CI: a fixed
 //! set of random trees (seeds 1..=12) and the hand-made quantum-weighted
 //! tree, each through kernel HTB (the lab's twin, its tree from `weir tc`),
-//! `weir run` (weir and the kernel taking turns, twice each) and
+//! `weir run` (weir and the kernel taking turns, three times each) and
 //! `weir simulate`, with one saturated UDP flow per active leaf. Every
 //! active class of weir must be within 1 point of the root's rate of the
 //! kernel and of the simulator. A tree that differs while the host was
 //! disturbed (hypervisor steal, weir's worker woken late) is measured
 //! again, at most three times in all; a difference on a quiet host, or on
-//! every attempt, fails. About 4 minutes here.
+//! every attempt, fails. About 5 minutes here.
 //!
 //! The longer run: `weir-bench differential --trees N --seed S` (bench/run.sh).
 //!
@@ -62,7 +62,11 @@ fn weir_matches_kernel_htb_on_random_trees() {
         prefix: format!("wdf{}-", pid % 100_000),
         dir: dir.clone(),
         trial: Duration::from_secs(3),
-        repeat: 2,
+        // The median of 3: a run in which weir's worker stalled for tens of
+        // ms once (seen in about one run in eight on a loaded host, every
+        // class ~1.7 % short; docs/performance.md, "Rate accuracy against
+        // the kernel") does not decide a class, and the table shows it.
+        repeat: 3,
         attempts: 3,
         tolerance_pts: 1.0,
         sim_s: 6,

@@ -157,8 +157,10 @@ enum Cmd {
         dir: std::path::PathBuf,
         #[arg(long, default_value_t = 3000)]
         trial_ms: u64,
-        /// Trials per path and attempt, weir and kernel taking turns.
-        #[arg(long, default_value_t = 2)]
+        /// Trials per path and attempt, weir and kernel taking turns; the
+        /// median counts (3: one run that weir's worker spent partly
+        /// stalled does not decide a class).
+        #[arg(long, default_value_t = 3)]
         repeat: u32,
         /// Attempts per tree (a second one only after steal).
         #[arg(long, default_value_t = 3)]

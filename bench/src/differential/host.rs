@@ -81,10 +81,20 @@ impl CpuTimes {
     }
 }
 
-/// Why an attempt's rates cannot be judged alone, if they cannot: the
-/// hypervisor's steal (over the attempt, worst CPU) or weir's worker
-/// waking late. None: a quiet host, where a difference is a failure.
-pub fn disturbed(steal_pct: f64, worker: &super::WorkerAccount) -> Option<String> {
+/// Why an attempt's rates cannot be judged alone, if they cannot: frames
+/// the receiver itself lost, the hypervisor's steal (over the attempt,
+/// worst CPU) or weir's worker waking late. None: a quiet host, where a
+/// difference is a failure.
+pub fn disturbed(
+    steal_pct: f64,
+    worker: &super::WorkerAccount,
+    receiver_drops: u64,
+) -> Option<String> {
+    if receiver_drops > 0 {
+        return Some(format!(
+            "the receiver's own sockets lost {receiver_drops} frames (the measurement, not the path)"
+        ));
+    }
     if steal_pct > STEAL_RETRY_PCT {
         return Some(format!("the hypervisor stole {steal_pct:.1} % of a CPU"));
     }

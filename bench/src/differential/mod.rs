@@ -97,6 +97,10 @@ pub struct Attempt {
     pub max_sim_weir_pts: f64,
     /// weir's worker during the attempt (its final report).
     pub weir_worker: WorkerAccount,
+    /// Frames the receiver's own sockets lost (ring full, fill ring
+    /// empty), all runs of both paths: lost by the measurement, not the
+    /// path.
+    pub receiver_drops: u64,
     pub error: Option<String>,
 }
 
@@ -212,6 +216,7 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
             max_weir_kernel_pts: f64::NAN,
             max_sim_weir_pts: f64::NAN,
             weir_worker: WorkerAccount::default(),
+            receiver_drops: 0,
             error: None,
         };
         match measured {
@@ -221,16 +226,17 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
                 report.verdict = format!("attempt {n}: {e}");
                 return report;
             }
-            Ok((rows, worker)) => {
+            Ok((rows, worker, receiver_drops)) => {
                 report.rows = rows;
                 attempt.weir_worker = worker;
+                attempt.receiver_drops = receiver_drops;
                 attempt.max_weir_kernel_pts = report.max_weir_kernel_pts();
                 attempt.max_sim_weir_pts = report.max_sim_weir_pts();
                 report.attempts.push(attempt);
             }
         }
         let last = &report.attempts[report.attempts.len() - 1];
-        let disturbed = host::disturbed(steal, &last.weir_worker);
+        let disturbed = host::disturbed(steal, &last.weir_worker, last.receiver_drops);
         let quiet_host = format!(
             "steal {steal:.1} % of a CPU, weir's worker more than 1 ms late {} times in {} wake-ups, busy {busy:.0} %",
             last.weir_worker.late_over_1ms, last.weir_worker.wakeups
@@ -317,7 +323,7 @@ fn measure(
     lab: &mut Lab,
     t: &Tree,
     progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<ClassRow>, WorkerAccount), String> {
+) -> Result<(Vec<ClassRow>, WorkerAccount, u64), String> {
     let slug = t.name.replace(' ', "-");
     let config = s.dir.join(format!("{slug}.toml"));
     let traffic = s.dir.join(format!("{slug}-traffic.toml"));
@@ -343,6 +349,7 @@ fn measure(
         .collect();
     let weir = WeirRun::start(s, lab, &config, &slug)?;
     let mut runs: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
+    let mut receiver_drops = 0;
     for rep in 0..s.repeat.max(1) {
         for (k, path) in [&weir_path, &kernel_path].into_iter().enumerate() {
             let spec = path.trial(
@@ -353,6 +360,9 @@ fn measure(
                 XdpMode::Native,
             );
             let r = trial::run(&spec).map_err(|e| format!("{} trial: {e}", path.name))?;
+            let drops =
+                r.rx_socket.rx_dropped + r.rx_socket.rx_ring_full + r.rx_socket.fill_ring_empty;
+            receiver_drops += drops;
             let mut row = Vec::new();
             for (st, &i) in r.streams.iter().zip(&t.active) {
                 let pps = st.window_pps.ok_or_else(|| {
@@ -366,14 +376,15 @@ fn measure(
                 row.push(pps * (FRAME_BYTES * 8) as f64 / 1e6);
             }
             progress(&format!(
-                "  {} run {}: {}",
+                "  {} run {}: {} (receiver drops {drops}, sender late up to {:.1} ms)",
                 path.name,
                 rep + 1,
                 row.iter()
                     .zip(&t.active)
                     .map(|(x, &i)| format!("{} {x:.2}", t.classes[i].id()))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                r.tx_late_max_us / 1e3
             ));
             runs[k].push(row);
         }
@@ -407,7 +418,7 @@ fn measure(
             }
         })
         .collect();
-    Ok((rows, worker))
+    Ok((rows, worker, receiver_drops))
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -846,14 +857,17 @@ mod tests {
         let a = WorkerAccount::of(&report);
         assert_eq!((a.wakeups, a.late_over_1ms, a.tx_ring_full), (1004, 4, 2));
         assert!((a.wake_late_max_us - 33554.431).abs() < 1e-6);
-        assert!(host::disturbed(0.5, &a).is_some(), "4 in 1004 is late");
+        assert!(host::disturbed(0.5, &a, 0).is_some(), "4 in 1004 is late");
         let quiet = WorkerAccount {
             wakeups: 50_000,
             late_over_1ms: 9,
             ..a
         };
-        assert_eq!(host::disturbed(0.5, &quiet), None);
-        assert!(host::disturbed(1.5, &quiet)
+        assert_eq!(host::disturbed(0.5, &quiet, 0), None);
+        assert!(host::disturbed(0.5, &quiet, 3)
+            .unwrap()
+            .contains("receiver"));
+        assert!(host::disturbed(1.5, &quiet, 0)
             .unwrap()
             .contains("stole 1.5 %"));
     }
