@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# weir's benchmark suite: one command, bounded time (about 12 minutes on a
+# weir's benchmark suite: one command, bounded time (about 13 minutes on a
 # 2-core VM with the build cached, at most 20), one report.
 #
 #   bench/run.sh [--quick] [--out DIR] [--skip-micro]
@@ -33,7 +33,7 @@
 # replaces them), and the raw pieces in bench/results/<date>/.
 #
 # Options:
-#   --quick       shorter trials and searches (about 5 minutes): a smoke
+#   --quick       shorter trials and searches (about 6 minutes): a smoke
 #                 test of the harness, not numbers to quote.
 #   --out DIR     write the results under DIR instead of bench/results.
 #   --skip-micro  leave out the criterion benches.
