@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # weir's demo (README command one): weir shaping real traffic between two
 # hosts of a veth lab, with the HTB tree of the seed document's section 1.2
-# scaled to a 100 Mbit/s root (config/lab.toml).
+# scaled to a 100 Mbit/s root (config/lab.toml: tc's defaults where the seed
+# leaves a value open, so tc's default bursts and 1000-packet pfifo leaves).
 #
 #   netns A 198.18.0.1 ── weir-in [weir run] weir-out ── netns B 198.18.0.2
 #

@@ -23,8 +23,8 @@ const SECS: u32 = 10;
 /// When, after the client starts, the change is made.
 const CHANGE_AT: f64 = 4.5;
 
-/// The lab config with 1:10's queue deep enough for a steady UDP flow (see
-/// e2e_shaping.rs for why 10 packets is too shallow to measure with).
+/// A copy of config/lab.toml as it is (tc's default bursts and pfifo
+/// depth), which the reload test can overwrite.
 fn config(lab: &Lab) -> std::path::PathBuf {
     let text =
         std::fs::read_to_string(lab::repo_root().join("config/lab.toml")).expect("config/lab.toml");

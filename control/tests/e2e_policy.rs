@@ -10,7 +10,8 @@
 //!   bound, and leaving the window returns it.
 //!
 //! One EF flow from A to B, offered 90 Mbit/s: alone, class 1:10 (rate 30,
-//! ceil 60, pfifo 100) gets its ceil, 60 Mbit/s, and drops the rest.
+//! ceil 60, tc's default burst and pfifo of 1000 packets) gets its ceil,
+//! 60 Mbit/s, and drops the rest.
 
 mod lab;
 

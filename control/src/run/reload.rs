@@ -277,11 +277,7 @@ mod tests {
         let old = cfg(&lab_text());
         let cases = [
             (
-                lab_text().replacen(
-                    "kind = \"pfifo\", limit = 100",
-                    "kind = \"pfifo\", limit = 20",
-                    1,
-                ),
+                lab_text().replacen("kind = \"pfifo\" }", "kind = \"pfifo\", limit = 20 }", 1),
                 "leaf qdisc changed",
             ),
             (
