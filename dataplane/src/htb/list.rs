@@ -127,23 +127,26 @@ impl Rings {
     }
 
     /// A class joins (Linux `htb_add_to_id_tree`): the pointer stays.
+    #[inline]
     pub(super) fn add(&mut self, ring: &mut Ring, rank: u32) {
         debug_assert!(rank < ring.size);
         ring.count += 1;
-        if ring.size <= 64 {
-            // One word, no summary: most feeds, and rows of small trees.
-            let w = &mut self.words[ring.base as usize];
-            debug_assert!(*w & (1 << rank) == 0, "joining twice");
-            *w |= 1 << rank;
+        // Level 0 starts at the ring's base; the summary above it only
+        // changes when a word goes from empty to not (never in a ring of
+        // up to 64: most feeds, and rows of small trees).
+        let w = &mut self.words[ring.base as usize + (rank / 64) as usize];
+        let was = *w;
+        debug_assert!(was & (1 << (rank % 64)) == 0, "joining twice");
+        *w |= 1 << (rank % 64);
+        if was != 0 || ring.size <= 64 {
             return;
         }
         let shape = Shape::of(ring.size);
-        let mut i = rank as usize;
-        for level in 0..shape.levels {
+        let mut i = (rank / 64) as usize;
+        for level in 1..shape.levels {
             let w = &mut self.words[(ring.base + shape.offset[level]) as usize + i / 64];
             let was = *w;
             *w |= 1 << (i % 64);
-            debug_assert!(level > 0 || was & (1 << (i % 64)) == 0, "joining twice");
             if was != 0 {
                 break;
             }
@@ -151,19 +154,19 @@ impl Rings {
         }
     }
 
+    #[inline]
     fn clear(&mut self, ring: &mut Ring, rank: u32) {
         ring.count -= 1;
-        if ring.size <= 64 {
-            let w = &mut self.words[ring.base as usize];
-            debug_assert!(*w & (1 << rank) != 0, "leaving twice");
-            *w &= !(1 << rank);
+        let w = &mut self.words[ring.base as usize + (rank / 64) as usize];
+        debug_assert!(*w & (1 << (rank % 64)) != 0, "leaving twice");
+        *w &= !(1 << (rank % 64));
+        if *w != 0 || ring.size <= 64 {
             return;
         }
         let shape = Shape::of(ring.size);
-        let mut i = rank as usize;
-        for level in 0..shape.levels {
+        let mut i = (rank / 64) as usize;
+        for level in 1..shape.levels {
             let w = &mut self.words[(ring.base + shape.offset[level]) as usize + i / 64];
-            debug_assert!(level > 0 || *w & (1 << (i % 64)) != 0, "leaving twice");
             *w &= !(1 << (i % 64));
             if *w != 0 {
                 break;
@@ -174,6 +177,7 @@ impl Rings {
 
     /// A class leaves a row (Linux `htb_remove_class_from_row`): if it had
     /// the turn, the next member above it has it now.
+    #[inline]
     pub(super) fn remove_from_row(&mut self, ring: &mut Ring, rank: u32) {
         if ring.ptr == rank {
             ring.ptr = self.after(ring, rank);
@@ -183,6 +187,7 @@ impl Rings {
 
     /// A class leaves a feed (Linux `htb_deactivate_prios`): if it had the
     /// turn, the feed forgets the pointer and remembers the rank.
+    #[inline]
     pub(super) fn remove_from_feed(&mut self, ring: &mut Ring, rank: u32) {
         if ring.ptr == rank {
             ring.hint = rank;
@@ -193,6 +198,7 @@ impl Rings {
 
     /// The member whose turn it is spent its quantum (Linux
     /// `htb_next_rb_node`): the next member above it, or NIL past the end.
+    #[inline]
     pub(super) fn step(&self, ring: &mut Ring) {
         if ring.ptr != NIL {
             ring.ptr = self.after(ring, ring.ptr);
@@ -200,29 +206,40 @@ impl Rings {
     }
 
     /// Lowest member, or NIL.
+    #[inline]
     pub(super) fn first(&self, ring: &Ring) -> u32 {
         self.at_or_above(ring, 0)
     }
 
     /// Lowest member above `rank`, or NIL.
+    #[inline]
     pub(super) fn after(&self, ring: &Ring, rank: u32) -> u32 {
         self.at_or_above(ring, rank + 1)
     }
 
     /// Lowest member at or above `rank` (Linux `htb_id_find_next_upper`),
     /// or NIL.
+    #[inline]
     pub(super) fn at_or_above(&self, ring: &Ring, rank: u32) -> u32 {
         if ring.count == 0 || rank >= ring.size {
             return NIL;
         }
-        if ring.size <= 64 {
-            let above = self.words[ring.base as usize] & (!0u64 << rank);
-            return if above == 0 {
-                NIL
-            } else {
-                above.trailing_zeros()
-            };
+        // Level 0 starts at the ring's base: most answers are in the word
+        // that holds `rank` (all of them in a ring of up to 64), and only a
+        // miss there climbs the summary.
+        let word = (rank / 64) as usize;
+        let above = self.words[ring.base as usize + word] & (!0u64 << (rank % 64));
+        if above != 0 {
+            return word as u32 * 64 + above.trailing_zeros();
         }
+        if ring.size <= 64 {
+            return NIL;
+        }
+        self.at_or_above_wide(ring, rank)
+    }
+
+    /// [`Rings::at_or_above`] for a ring with summary levels.
+    fn at_or_above_wide(&self, ring: &Ring, rank: u32) -> u32 {
         let shape = Shape::of(ring.size);
         let words = |level: usize| {
             let start = (ring.base + shape.offset[level]) as usize;

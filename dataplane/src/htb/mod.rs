@@ -353,11 +353,21 @@ impl Htb {
         // a qdisc or a leaf none is refused below, so this only sizes.
         arena_bytes += table_bytes::<Leaf>(leaf_count) + table_bytes::<u32>(leaf_count);
         let mut arena = Arena::with_capacity(arena_bytes);
+        // Leaves are numbered in class id order. The level-0 rows hold
+        // leaves only, so a leaf's index is its rank in them (`list.rs`):
+        // a row's member is the leaf itself, found with no table between.
+        let mut leaf_class: Vec<u32> = (0..n as u32)
+            .filter(|&c| !has_children[c as usize])
+            .collect();
+        leaf_class.sort_by_key(|&c| (spec.classes[c as usize].id, c));
+        let mut leaf_index = vec![NIL; n];
+        for (leaf, &c) in leaf_class.iter().enumerate() {
+            leaf_index[c as usize] = leaf as u32;
+        }
         let mut hot = Vec::with_capacity(n);
         let mut cold = Vec::with_capacity(n);
         let mut slot = Vec::with_capacity(n);
         let mut leaves = Vec::with_capacity(leaf_count);
-        let mut leaf_class = Vec::with_capacity(leaf_count);
         let mut inners = Vec::new();
         for (i, c) in spec.classes.iter().enumerate() {
             let class = i as u32;
@@ -389,14 +399,16 @@ impl Htb {
                     return Err(SpecError::TooDeep { class });
                 }
                 let seed = spec.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                slot.push(leaves.len() as u32);
-                leaves.push(Leaf {
-                    qdisc: Qdisc::new_in(q, seed, &mut arena),
-                    quantum,
-                    deficit: [0; MAX_DEPTH],
-                    borrows: 0,
-                });
-                leaf_class.push(class);
+                slot.push(leaf_index[i]);
+                leaves.push((
+                    leaf_index[i],
+                    Leaf {
+                        qdisc: Qdisc::new_in(q, seed, &mut arena),
+                        quantum,
+                        deficit: [0; MAX_DEPTH],
+                        borrows: 0,
+                    },
+                ));
                 0
             };
             let rate = RateCfg::new(c.rate, spec.overhead, spec.mpu);
@@ -427,6 +439,8 @@ impl Htb {
         }
         let pool = PacketPool::new_in(spec.pool_capacity, &mut arena);
         let order = Order::new(spec, &hot, &slot, &mut inners);
+        leaves.sort_unstable_by_key(|&(leaf, _)| leaf);
+        let leaves: Vec<Leaf> = leaves.into_iter().map(|(_, l)| l).collect();
         let hot = Table::from_vec(&mut arena, hot);
         let slot = Table::from_vec(&mut arena, slot);
         let leaves = Table::from_vec(&mut arena, leaves);
@@ -801,7 +815,12 @@ impl Htb {
                 if count == PREFETCH_TURNS {
                     break 'rows;
                 }
-                let Some(leaf) = self.peek_leaf(self.row_class[level][r as usize], prio) else {
+                let leaf = if level == 0 {
+                    Some(r as usize)
+                } else {
+                    self.peek_leaf(self.row_class[level][r as usize], prio)
+                };
+                let Some(leaf) = leaf else {
                     break;
                 };
                 next[count] = leaf as u32;
@@ -918,7 +937,35 @@ impl Htb {
     /// its ring starts again from the first member, and the ring one level
     /// up moves on, so every leaf of a subtree has its turn before the next
     /// subtree has one.
+    #[inline]
     fn lookup(&mut self, level: usize, prio: usize) -> Option<usize> {
+        // The common case, a leaf that can send with the row's turn: no
+        // walk. A row's pointer past its end starts again at the first
+        // member; a row has no ring above it to move on and never a
+        // remembered rank (only feeds keep one), so this is the walk's
+        // first step, done here.
+        let row = &mut self.rows[level][prio];
+        if row.ptr == NIL {
+            row.ptr = self.rings.first(row);
+        }
+        let ptr = row.ptr;
+        if ptr == NIL {
+            debug_assert!(false, "lookup in an empty row");
+            return None;
+        }
+        if level == 0 {
+            return Some(ptr as usize);
+        }
+        let s = self.slot[self.row_class[level][ptr as usize] as usize];
+        if s & INNER == 0 {
+            return Some(s as usize);
+        }
+        self.lookup_walk(level, prio)
+    }
+
+    /// [`Htb::lookup`] through the feeds, or after the row's pointer ran
+    /// past its end.
+    fn lookup_walk(&mut self, level: usize, prio: usize) -> Option<usize> {
         // The classes whose feeds the walk is in; NIL is the row.
         let mut stack = [NIL; MAX_DEPTH];
         let mut depth = 0;
@@ -1116,7 +1163,8 @@ impl Htb {
             self.activate_prios(leaf);
             return;
         }
-        let rank = self.ranks[leaf as usize].row;
+        // A leaf's rank in its row is its leaf index.
+        let rank = self.slot[leaf as usize];
         self.rings.add(&mut self.rows[0][prio], rank);
         self.row_mask |= 1 << prio;
     }
@@ -1132,8 +1180,7 @@ impl Htb {
             // A leaf is active in its own prio only.
             let prio = mask.trailing_zeros() as usize;
             let row = &mut self.rows[0][prio];
-            self.rings
-                .remove_from_row(row, self.ranks[leaf as usize].row);
+            self.rings.remove_from_row(row, self.slot[leaf as usize]);
             if row.is_empty() {
                 self.row_mask &= !(1 << prio);
             }
@@ -1257,6 +1304,11 @@ impl Order {
                 ranks[c as usize].row = rank as u32;
             }
         }
+        // `Htb::new` numbers the leaves in the same order.
+        debug_assert!(row_class[0]
+            .iter()
+            .enumerate()
+            .all(|(rank, &c)| slot[c as usize] == rank as u32));
         let mut kids: Vec<Vec<u32>> = vec![Vec::new(); inners.len()];
         for (i, h) in hot.iter().enumerate() {
             if h.parent != NIL {
