@@ -251,7 +251,7 @@ stop_weirs
 weir_banner "[6/8] rate accuracy against the kernel, tc defaults: random trees (weir-bench differential)"
 # Its own lab (wdf-) and weirs; a tree that differs makes weir-bench exit
 # 1: the report says which, and the rest of the suite still runs.
-"${BENCH[@]}" differential --trees "$diff_trees" --seed 1 --tree quantum3 --tree quantum2 --tree lab \
+"${BENCH[@]}" differential --trees "$diff_trees" --seed 1 --tree quantum3 --tree quantum2 --tree lab --tree lab-30-idle --tree lab-only-20 \
     --weir "$WEIR" --prefix wdf- --dir "$out/differential" \
     --json "$out/differential.json" --md "$out/differential.md" ||
     weir_err "weir-bench differential: some trees differ from the kernel (see $out/differential.md)"

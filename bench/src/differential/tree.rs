@@ -114,6 +114,14 @@ pub const NAMED: &[(&str, &str)] = &[
         "lab",
         "config/lab.toml's tree (seed 1.2 scaled to 100 Mbit/s: 30/60 prio 1, 50/80 prio 2, 20/100 prio 3) with tc's defaults: no burst keys, pfifo 1000 leaves; all saturated",
     ),
+    (
+        "lab-30-idle",
+        "the lab tree with 1:30 idle: its 20 Mbit/s go to the lowest prio value first, so 1:10 borrows them up to its ceil (50 / 50)",
+    ),
+    (
+        "lab-only-20",
+        "the lab tree with only 1:20 active: it borrows up to its ceil (80)",
+    ),
 ];
 
 impl std::str::FromStr for TreeSpec {
@@ -185,7 +193,8 @@ fn named(name: &str) -> Tree {
             classes.push(class(Some(0), 20, 40, 0));
         }
         _ => {
-            // "lab": config/lab.toml's upload tree with tc's defaults.
+            // "lab" and its variants: config/lab.toml's upload tree with
+            // tc's defaults.
             classes.push(class(Some(0), 30, 60, 1));
             classes.push(class(Some(0), 50, 80, 2));
             classes.push(class(Some(0), 20, 100, 3));
@@ -197,7 +206,14 @@ fn named(name: &str) -> Tree {
         active: Vec::new(),
     };
     number(&mut t);
-    t.active = t.leaves();
+    let leaves = t.leaves();
+    t.active = match name {
+        // The lab tree's leaves are 1:11 (prio 1), 1:12 (prio 2), 1:13
+        // (prio 3), config/lab.toml's 1:10, 1:20 and 1:30.
+        "lab-30-idle" => leaves[..2].to_vec(),
+        "lab-only-20" => vec![leaves[1]],
+        _ => leaves,
+    };
     t
 }
 
@@ -535,6 +551,20 @@ mod tests {
         assert!(depths[1..].iter().all(|&n| n > 30), "{depths:?}");
         assert!(oversubscribed > 50, "{oversubscribed}");
         assert!(unequal_same_prio > 50 && equal_same_prio > 50);
+    }
+
+    #[test]
+    fn lab_variants_leave_the_right_classes_idle() {
+        let minors = |name| {
+            let t = TreeSpec::Named(name).tree();
+            let active: Vec<u32> = t.active.iter().map(|&i| t.classes[i].minor).collect();
+            (t.classes.len(), active)
+        };
+        assert_eq!(minors("lab"), (4, vec![0x11, 0x12, 0x13]));
+        assert_eq!(minors("lab-30-idle"), (4, vec![0x11, 0x12]));
+        assert_eq!(minors("lab-only-20"), (4, vec![0x12]));
+        let t = TreeSpec::Named("lab-only-20").tree();
+        assert_eq!(t.traffic(6).matches("[[source]]").count(), 1);
     }
 
     #[test]
