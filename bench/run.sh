@@ -110,7 +110,7 @@ trap cleanup EXIT
 
 weir_banner "[1/8] prerequisites and build"
 weir_ensure_packages "${WEIR_DEB_PACKAGES[@]}" "${WEIR_BENCH_PACKAGES[@]}"
-cargo build --release --locked -p weir-control --bin weir -p weir-bench --bin weir-bench
+cargo build --release --locked -p weir --bin weir -p weir-bench --bin weir-bench
 WEIR=target/release/weir
 # Nothing is pinned: not the generator and receiver (on one CPU with the
 # sender, the kernel paths, which forward in the sender's softirq, lost 12 %

@@ -77,7 +77,7 @@ weir_find_cargo
 
 echo
 weir_banner "[2/5] build (release; the first build takes a few minutes)"
-cargo build --release --locked -p weir-control --bin weir
+cargo build --release --locked -p weir --bin weir
 target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
     jq -r '.target_directory')"
 WEIR_BIN="${target_dir:-$WEIR_ROOT/target}/release/weir"

@@ -291,7 +291,7 @@ resolve_weir() {
         WEIR_CMD=("$WEIR_ROOT/target/release/weir")
     else
         weir_find_cargo
-        WEIR_CMD=(cargo run --release --locked -q --manifest-path "$WEIR_ROOT/Cargo.toml" -p weir-control --bin weir --)
+        WEIR_CMD=(cargo run --release --locked -q --manifest-path "$WEIR_ROOT/Cargo.toml" -p weir --bin weir --)
     fi
 }
 

@@ -88,7 +88,7 @@ shopt -s nullglob
 configs=(config/*.toml bench/config/*.toml)
 shopt -u nullglob
 ((${#configs[@]} > 0)) || weir_die "no config/*.toml found in $WEIR_ROOT"
-cargo build --release --locked -p weir-control --bin weir
+cargo build --release --locked -p weir --bin weir
 bad=()
 errs="$(mktemp)"
 tmp_files+=("$errs")
@@ -96,7 +96,7 @@ tmp_files+=("$errs")
 # keep the log readable by showing only its verdict (the last line of
 # stdout) when it passes, and everything when it does not.
 for cfg in "${configs[@]}"; do
-    if out="$(cargo run --release --locked -q -p weir-control --bin weir -- check "$cfg" 2>"$errs")"; then
+    if out="$(cargo run --release --locked -q -p weir --bin weir -- check "$cfg" 2>"$errs")"; then
         echo "ok   ${out##*$'\n'}"
     else
         printf '%s\n' "$out"

@@ -12,9 +12,9 @@
 //! The longer run: `weir-bench differential --trees N --seed S` (bench/run.sh).
 //!
 //! Needs root (network namespaces, veth, tc, AF_XDP) and the release weir
-//! binary next to this test's (cargo builds it for weir-control's tests in
+//! binary next to this test's (cargo builds it for the weir crate's tests in
 //! the same `cargo test --workspace --release`; `$WEIR_BIN` overrides):
-//! `cargo build --release -p weir-control --bin weir && cargo test -p weir-bench --release --test differential`.
+//! `cargo build --release -p weir --bin weir && cargo test -p weir-bench --release --test differential`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,7 +48,7 @@ fn weir_matches_kernel_htb_on_random_trees() {
     let weir = weir_bin();
     assert!(
         weir.is_file(),
-        "no weir binary at {}: cargo build --release -p weir-control --bin weir (or set WEIR_BIN)",
+        "no weir binary at {}: cargo build --release -p weir --bin weir (or set WEIR_BIN)",
         weir.display()
     );
     let mut trees: Vec<TreeSpec> = (1..=12).map(TreeSpec::Seed).collect();

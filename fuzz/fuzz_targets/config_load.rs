@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use weir_dataplane::shaper::Shaper;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(loaded) = weir_control::config::parse_bytes(data, "fuzz.toml") {
+    if let Ok(loaded) = weir_config::parse_bytes(data, "fuzz.toml") {
         for tree in &loaded.config.trees {
             let _ = tree.tree();
             // Keep the pool small so huge `pool` values don't make the

@@ -70,7 +70,7 @@ enum Op {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let loaded = weir_control::config::parse_str(CONFIG, "fuzz.toml").expect("fuzz config is valid");
+    let loaded = weir_config::parse_str(CONFIG, "fuzz.toml").expect("fuzz config is valid");
     let tree = &loaded.config.trees[0];
     let mut shaper = Shaper::new(&tree.shaper_spec(3), 0).expect("builds");
     let mut now = 0u64;

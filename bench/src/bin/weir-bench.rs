@@ -354,7 +354,7 @@ fn main() -> ExitCode {
             let weir = weir_binary(weir);
             if !weir.is_file() {
                 eprintln!(
-                    "weir-bench: differential: no weir binary at {} (cargo build --release -p weir-control --bin weir, or --weir / $WEIR_BIN)",
+                    "weir-bench: differential: no weir binary at {} (cargo build --release -p weir --bin weir, or --weir / $WEIR_BIN)",
                     weir.display()
                 );
                 return ExitCode::from(2);

@@ -96,7 +96,7 @@ pub struct RunSpec {
 impl RunSpec {
     /// Whether the data path can start with this spec, before anything is
     /// attached or allocated ([`Dataplane::start`] calls it first). weir's
-    /// configuration (`weir_control::config`) refuses every spec this
+    /// configuration (`weir_config`) refuses every spec this
     /// refuses, at the offending key, so `weir check` and `weir run` agree;
     /// this stays as the data path's own defence for other callers, and
     /// must not hold a rule the configuration lacks (a property test in

@@ -1,0 +1,734 @@
+//! `weir run`: the control thread of a running shaper.
+//!
+//! It loads and checks the configuration, compiles each tree, starts the
+//! AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs, UMEMs,
+//! sockets, pinned workers), says what runs where, and then only waits:
+//! for SIGUSR1 or the stats period (print per-class counters), and for
+//! SIGINT / SIGTERM (stop the workers, report what was still queued, and
+//! check that every tree balances and every UMEM frame came back: free or
+//! in a fill ring). Nothing here touches a packet.
+//!
+//! Output contract (tests and scripts rely on it): stdout gets the
+//! placement, then a line that is exactly `ready`, then stats dumps and the
+//! final report (with `--json` each dump is one JSON line, see `json.rs`);
+//! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
+//! 1 when the data path cannot start or the final accounting does not add
+//! up (the report is still printed and written).
+
+mod auto;
+mod change;
+mod json;
+pub mod metrics;
+mod reload;
+pub mod tcshow;
+mod text;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use weir_dataplane::classify::IpPrefix;
+use weir_xdp::prog::{PassPrefix, XdpMode};
+use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
+
+use weir_config::{self as config, Config, XdpAttach};
+
+pub use change::{plan as plan_class_change, ChangeArgs, Planned};
+pub use json::{report_json, snapshot_json};
+
+use weir_api::{self as api, Pending, Request, Response};
+use weir_history::History;
+
+/// What `weir run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    /// Print stats this often (besides on SIGUSR1).
+    pub stats_interval: Option<Duration>,
+    /// Stats and report as one JSON line each.
+    pub json: bool,
+    /// Also write the final report (JSON) here.
+    pub report: Option<PathBuf>,
+    /// The operator API's socket; None: no API.
+    pub socket: Option<PathBuf>,
+    /// Where to serve Prometheus metrics; None: not served.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// The history database, overriding `[history] path` (`none`: no
+    /// history).
+    pub history: Option<PathBuf>,
+    /// Lab testing: the local time policy schedules see is read from this
+    /// file every tick (`mon 08:00`) instead of the system clock.
+    pub clock_file: Option<PathBuf>,
+    /// The token that allows `POST /api` on the HTTP listener; None: the
+    /// listener is read-only.
+    pub http_token_file: Option<PathBuf>,
+}
+
+/// The data path's spec for a checked configuration: one [`PairSpec`] per
+/// `[[pair]]`, each direction's tree compiled with `seed` (SFQ / FQ-CoDel
+/// hash seeds).
+pub fn run_spec(config: &Config, seed: u64) -> RunSpec {
+    let tree = |i: Option<u32>, salt: u64| {
+        i.and_then(|i| config.trees.get(i as usize))
+            .map(|t| TreeSpec {
+                name: t.name.clone(),
+                shaper: t.shaper_spec(seed ^ salt),
+            })
+    };
+    let pairs = config
+        .pairs
+        .iter()
+        .enumerate()
+        .map(|(n, p)| PairSpec {
+            name: p.name.clone(),
+            inside: p.inside.clone(),
+            outside: p.outside.clone(),
+            queues: p.queues,
+            upload: tree(p.upload, 2 * n as u64 + 1),
+            download: tree(p.download, 2 * n as u64 + 2),
+        })
+        .collect();
+    let d = &config.dataplane;
+    RunSpec {
+        pairs,
+        cores: d.cores().to_vec(),
+        batch: d.batch(),
+        frame_size: d.frame_size(),
+        frames_per_worker: d.frames(),
+        ring_size: d.ring_size(),
+        handover_ring: d.handover_ring(),
+        busy_poll: d.busy_poll(),
+        worker_nice: d.worker_nice(),
+        worker_rtprio: d.worker_rtprio(),
+        xdp_mode: match d.xdp_mode() {
+            XdpAttach::Native => XdpMode::Native,
+            XdpAttach::Generic => XdpMode::Generic,
+        },
+        pass: d.pass().iter().map(pass_prefix).collect(),
+    }
+}
+
+fn pass_prefix(p: &IpPrefix) -> PassPrefix {
+    let addr = if p.v6 {
+        IpAddr::V6(Ipv6Addr::from(p.addr))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(p.addr as u32))
+    };
+    PassPrefix { addr, len: p.len }
+}
+
+/// What the control thread waits for.
+enum Event {
+    Stats,
+    Stop(&'static str),
+    Reload,
+    /// Once a second: the rate estimates (and, later, history and
+    /// policies) are taken on this beat.
+    Tick,
+    Api(Pending),
+}
+
+fn signal_events(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("weir-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let ev = match sig {
+                    SIGUSR1 => Event::Stats,
+                    SIGHUP => Event::Reload,
+                    SIGINT => Event::Stop("SIGINT"),
+                    _ => Event::Stop("SIGTERM"),
+                };
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Rate estimates need the previous dump.
+struct Printer {
+    json: bool,
+    previous: Option<Snapshot>,
+}
+
+impl Printer {
+    fn stats(&mut self, config: &Config, snap: Snapshot, out: &mut dyn Write) {
+        let text = if self.json {
+            snapshot_json(config, &snap, self.previous.as_ref(), "stats").to_string() + "\n"
+        } else {
+            text::snapshot(config, &snap, self.previous.as_ref())
+        };
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        self.previous = Some(snap);
+    }
+}
+
+/// The control thread's state while weir runs.
+struct Control {
+    /// The file `weir reload` and SIGHUP read again.
+    config_path: PathBuf,
+    /// The configuration in force: the file as loaded plus every
+    /// `class change` applied since.
+    config: Config,
+    dataplane: Dataplane,
+    /// The snapshots of the last two ticks: rates over the last second.
+    ticks: (Option<Snapshot>, Option<Snapshot>),
+    /// What the metrics endpoint serves.
+    published: crate::metrics::Published,
+    /// SLA rules and allocation policies, run on the tick.
+    auto: auto::Automation,
+    /// The history database; None when off or when it could not be
+    /// opened (logged at start).
+    history: Option<History>,
+}
+
+impl Control {
+    /// Take the second's snapshot; false when the workers did not answer.
+    fn tick(&mut self) -> bool {
+        match self.dataplane.snapshot() {
+            Ok(s) => {
+                let last = self.ticks.1.take();
+                self.auto.tick(
+                    &mut self.config,
+                    &self.dataplane,
+                    &s,
+                    last.as_ref(),
+                    self.history.as_ref(),
+                );
+                let mut published = snapshot_json(&self.config, &s, last.as_ref(), "stats");
+                self.annotate(&mut published);
+                self.published.set(published);
+                self.ticks = (last, Some(s));
+                true
+            }
+            Err(e) => {
+                tracing::error!("tick: {e}");
+                false
+            }
+        }
+    }
+
+    /// What the stats JSON says besides the data path: the SLA rules open
+    /// now and the history database's health.
+    fn annotate(&self, v: &mut serde_json::Value) {
+        let open: Vec<serde_json::Value> = self
+            .auto
+            .open_rules()
+            .into_iter()
+            .map(|(rule, since_ns)| serde_json::json!({ "rule": rule, "since_ns": since_ns }))
+            .collect();
+        v["sla_open"] = serde_json::Value::Array(open);
+        v["history"] = match &self.history {
+            None => serde_json::Value::Null,
+            Some(h) => {
+                let st = h.stats();
+                serde_json::json!({
+                    "written": st.written,
+                    "dropped": st.dropped,
+                    "write_errors": st.write_errors,
+                    "last_error": st.last_error,
+                    "db_bytes": st.db_bytes,
+                })
+            }
+        };
+    }
+
+    /// A fresh snapshot and the tick before it (for rates).
+    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), String> {
+        let snap = self.dataplane.snapshot().map_err(|e| e.to_string())?;
+        // Rates come from the last full second, not from the few ms since
+        // the last tick.
+        let prev = self.ticks.0.as_ref();
+        Ok((snap, prev))
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
+        match request {
+            Request::Stats => match self.fresh() {
+                Ok((snap, prev)) => {
+                    let mut v = snapshot_json(&self.config, &snap, prev, "stats");
+                    self.annotate(&mut v);
+                    Response::json(v)
+                }
+                Err(e) => Response::error(e),
+            },
+            Request::Show {
+                what,
+                stats,
+                json,
+                tree,
+            } => {
+                if let Some(t) = &tree {
+                    if self.config.tree(t).is_none() {
+                        return Response::error(format!(
+                            "no tree \"{t}\"; expected one of: {}",
+                            self.config
+                                .trees
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+                let (mut snap, prev) = match self.fresh() {
+                    Ok(x) => x,
+                    Err(e) => return Response::error(e),
+                };
+                if let Some(t) = &tree {
+                    snap.trees.retain(|s| &s.name == t);
+                }
+                if json {
+                    Response::json(text::show_json(&self.config, &snap, prev, what, stats))
+                } else {
+                    Response::text(text::show(&self.config, &snap, prev, what, stats))
+                }
+            }
+            Request::ClassChange {
+                tree,
+                class,
+                rate,
+                ceil,
+                burst,
+                cburst,
+                prio,
+                quantum,
+            } => {
+                let args = ChangeArgs {
+                    tree,
+                    class,
+                    rate,
+                    ceil,
+                    burst,
+                    cburst,
+                    prio,
+                    quantum,
+                };
+                self.class_change(&args)
+            }
+            Request::Reload => match self.reload() {
+                Ok(text) => Response::text(text),
+                Err(e) => Response::error(e),
+            },
+        }
+    }
+
+    /// Read the file again and apply it if it can be applied in place
+    /// (see `reload.rs`). Err: nothing was changed, and why.
+    fn reload(&mut self) -> Result<String, String> {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let result = self.reload_inner();
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        match &result {
+            Ok(text) => tracing::info!("reload: {}", text.trim_end().replace('\n', "; ")),
+            Err(e) => tracing::error!(
+                "reload refused, the running configuration stays: {}",
+                e.replace('\n', "; ")
+            ),
+        }
+        result
+    }
+
+    fn reload_inner(&mut self) -> Result<String, String> {
+        let loaded = config::load(&self.config_path).map_err(|diags| {
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        let mut new = loaded.config;
+        let (steps, rebuilds) = match reload::plan(&self.config, &new) {
+            reload::Plan::NeedsRestart(why) => {
+                return Err(format!(
+                    "{} can't be applied to the running trees (restart weir to apply it): {}",
+                    self.config_path.display(),
+                    why.join("; ")
+                ))
+            }
+            reload::Plan::Apply { steps, rebuilds } => (steps, rebuilds),
+        };
+        // Changes made at run time (`weir class change`) that the file does
+        // not repeat are overwritten by the file: the file is the truth
+        // after a reload.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.as_nanos() as u64);
+        let mut text = String::new();
+        let mut done = 0;
+        let mut failure = None;
+        for step in &steps {
+            if let Err(e) = self
+                .dataplane
+                .change_class(&step.tree, step.class, step.change)
+            {
+                failure = Some(format!("{}: {e}", step.summary));
+                break;
+            }
+            self.config.trees[step.tree_index].classes[step.class as usize] =
+                new.trees[step.tree_index].classes[step.class as usize].clone();
+            text.push_str(&format!("applied: {}\n", step.summary));
+            done += 1;
+        }
+        if failure.is_none() {
+            for r in &rebuilds {
+                let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
+                if let Err(e) = self.dataplane.replace_tree(&r.tree, &spec, r.map.clone()) {
+                    failure = Some(format!("rebuilding tree {}: {e}", r.tree));
+                    break;
+                }
+                self.config.trees[r.tree_index] = new.trees[r.tree_index].clone();
+                let kept = r.map.iter().filter(|m| m.is_some()).count();
+                text.push_str(&format!(
+                    "rebuilt: tree {} ({}): queues of {kept} leaf class(es) kept{}\n",
+                    r.tree,
+                    r.why,
+                    if r.dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", queues of removed {} dropped", r.dropped.join(", "))
+                    }
+                ));
+                done += 1;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(format!(
+                "{}: applied {done} of {} change(s), then: {e}",
+                self.config_path.display(),
+                steps.len() + rebuilds.len()
+            ));
+        }
+        if new.history != self.config.history {
+            text.push_str(
+                "warning: [history] changed: the open database is kept until weir restarts\n",
+            );
+        }
+        // Everything matches the file now; take it wholesale. The policy
+        // engine starts over from the file's values, which the steps above
+        // just restored.
+        std::mem::swap(&mut self.config, &mut new);
+        self.auto.reset(
+            &self.config,
+            self.history.as_ref(),
+            "configuration reloaded",
+        );
+        for w in &loaded.warnings {
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        text.push_str(&format!(
+            "{}: reloaded: {} class change(s) in place, {} tree(s) rebuilt\n",
+            self.config_path.display(),
+            steps.len(),
+            rebuilds.len()
+        ));
+        Ok(text)
+    }
+
+    fn class_change(&mut self, args: &ChangeArgs) -> Response {
+        let planned = match change::plan(&self.config, args) {
+            Ok(p) => p,
+            Err(e) => return Response::error(e),
+        };
+        let tree_name = self.config.trees[planned.tree].name.clone();
+        if let Err(e) = self
+            .dataplane
+            .change_class(&tree_name, planned.class, planned.change)
+        {
+            return Response::error(e.to_string());
+        }
+        self.config.trees[planned.tree].classes[planned.class as usize] = planned.new;
+        tracing::info!("class change: {}", planned.summary);
+        let mut text = planned.summary + "\n";
+        for w in &planned.warnings {
+            tracing::warn!("class change: {w}");
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        Response::text(text)
+    }
+}
+
+/// `weir run`: returns the exit code.
+pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let loaded = match config::load(&opts.config) {
+        Ok(l) => l,
+        Err(diags) => {
+            for d in &diags {
+                let _ = writeln!(err, "{d}");
+            }
+            let _ = writeln!(err, "{}: {} error(s)", opts.config.display(), diags.len());
+            return 2;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{}:{}:{}: {}", w.file, w.line, w.col, w.message);
+    }
+    let config = loaded.config;
+    if config.pairs.is_empty() {
+        let _ = writeln!(
+            err,
+            "{}: no [[pair]]: nothing to run; expected at least one port pair (see docs/config.md)",
+            opts.config.display()
+        );
+        return 2;
+    }
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0x5eed, |d| d.as_nanos() as u64);
+    let spec = run_spec(&config, seed);
+
+    // Signals first: a SIGTERM during start-up must not kill the process
+    // with XDP programs half attached (the links would go with it, but the
+    // report would not be written).
+    let (tx, rx) = mpsc::channel();
+    if let Err(e) = signal_events(tx.clone()) {
+        let _ = writeln!(err, "weir run: can't install signal handlers: {e}");
+        return 1;
+    }
+    // The API socket before the data path: a socket already in use means
+    // another weir runs, and this one must not touch its ports.
+    let listener = match &opts.socket {
+        None => None,
+        Some(path) => match api::Listener::bind(path, forwarder(&tx)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 1;
+            }
+        },
+    };
+    let published = crate::metrics::Published::default();
+    let http_api = match (&opts.http_token_file, opts.metrics) {
+        (None, _) => None,
+        (Some(_), None) => {
+            let _ = writeln!(
+                err,
+                "weir run: --http-token-file needs the HTTP listener; give --metrics an address"
+            );
+            return 2;
+        }
+        (Some(path), Some(_)) => match crate::metrics::read_token(path) {
+            Ok(token) => Some(crate::metrics::HttpApi {
+                token,
+                forward: Box::new(forwarder(&tx)),
+            }),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 2;
+            }
+        },
+    };
+    let metrics_addr = match opts.metrics {
+        None => None,
+        Some(addr) => match crate::metrics::serve(addr, published.clone(), http_api) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let _ = writeln!(err, "weir run: {e}");
+                return 1;
+            }
+        },
+    };
+    let dataplane = match Dataplane::start(spec) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(err, "weir run: {e}");
+            return 1;
+        }
+    };
+    for p in dataplane.placement() {
+        let line = text::placement(p);
+        tracing::info!("{line}");
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    // systemd (Type=notify): started. Outside systemd this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("sd_notify READY: {e}");
+    }
+    let mut watchdog_usec = 0;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    tracing::info!(
+        config = %opts.config.display(),
+        socket = %listener.as_ref().map_or_else(|| "none".to_string(), |l| l.path().display().to_string()),
+        metrics = %metrics_addr.map_or_else(|| "none".to_string(), |a| format!("http://{a}/metrics")),
+        "ready"
+    );
+    start_ticker(tx);
+
+    let history = open_history(&config, opts.history.as_deref());
+    let clock = match &opts.clock_file {
+        Some(p) => auto::LocalClock::File(p.clone()),
+        None => auto::LocalClock::System,
+    };
+    let mut control = Control {
+        config_path: opts.config.clone(),
+        auto: auto::Automation::new(&config, clock),
+        config,
+        dataplane,
+        ticks: (None, None),
+        published,
+        history,
+    };
+    let mut printer = Printer {
+        json: opts.json,
+        previous: None,
+    };
+    let period = opts.stats_interval;
+    let mut next_stats = period.map(|p| std::time::Instant::now() + p);
+    let reason = loop {
+        let ev = match next_stats {
+            Some(at) => {
+                let wait = at.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(ev) => ev,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        next_stats = period.map(|p| at + p);
+                        Event::Stats
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Event::Stop("signal thread ended"),
+                }
+            }
+            None => rx.recv().unwrap_or(Event::Stop("signal thread ended")),
+        };
+        match ev {
+            Event::Stats => match control.dataplane.snapshot() {
+                Ok(s) => printer.stats(&control.config, s, out),
+                Err(e) => tracing::error!("stats: {e}"),
+            },
+            Event::Tick => {
+                let answered = control.tick();
+                // The watchdog is fed from the control loop itself, so a
+                // stuck control thread (or a worker that stops answering
+                // snapshots) gets weir restarted.
+                if watchdog && answered {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+            Event::Api(p) => {
+                let answer = control.answer(p.request);
+                let _ = p.reply.send(answer);
+            }
+            Event::Reload => {
+                // The outcome is logged by reload() itself.
+                let _ = control.reload();
+            }
+            Event::Stop(why) => break why,
+        }
+    };
+    tracing::info!("{reason}: stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    drop(listener);
+    let Control {
+        config,
+        dataplane,
+        mut auto,
+        history,
+        ..
+    } = control;
+    auto.close_open(history.as_ref(), "weir stopped");
+    if let Some(h) = history {
+        h.close();
+    }
+    let report = match dataplane.stop() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "weir run: stopping: {e}");
+            return 1;
+        }
+    };
+    let report_value = report_json(&config, &report, printer.previous.as_ref());
+    if opts.json {
+        let _ = writeln!(out, "{report_value}");
+    } else {
+        let _ = write!(out, "{}", text::report(&config, &report));
+    }
+    let _ = out.flush();
+    if let Some(path) = &opts.report {
+        if let Err(e) = write_report(path, &report_value) {
+            let _ = writeln!(
+                err,
+                "weir run: can't write the report to {}: {e}",
+                path.display()
+            );
+            return 1;
+        }
+    }
+    if !report.balanced || !report.umem_free_or_fill {
+        tracing::error!(
+            balanced = report.balanced,
+            umem_free_or_fill = report.umem_free_or_fill,
+            "frame accounting does not add up; the report has the numbers"
+        );
+        // A stop that lost track of frames is not a clean stop: say so to
+        // whoever waits for the exit status (systemd, a test, a script).
+        return 1;
+    }
+    0
+}
+
+/// Hands API requests (unix socket or HTTP) to the control thread; false
+/// once it is gone.
+fn forwarder(tx: &mpsc::Sender<Event>) -> impl Fn(Pending) -> bool + Send + Sync + 'static {
+    let tx = std::sync::Mutex::new(tx.clone());
+    move |p: Pending| {
+        tx.lock()
+            .map(|t| t.send(Event::Api(p)).is_ok())
+            .unwrap_or(false)
+    }
+}
+
+/// The once-a-second beat. The thread ends when the control thread does
+/// (its channel closes).
+fn start_ticker(tx: mpsc::Sender<Event>) {
+    let spawned = std::thread::Builder::new()
+        .name("weir-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if tx.send(Event::Tick).is_err() {
+                return;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no once-a-second tick (rate estimates stay empty): {e}");
+    }
+}
+
+/// The history database the configuration (or `--history`) asks for;
+/// None when off. One that can't be opened is logged and weir shapes on
+/// without it: history is for the operator, shaping is the job.
+fn open_history(config: &Config, path: Option<&Path>) -> Option<History> {
+    let mut cfg = config.history.clone();
+    match path {
+        Some(p) if p.as_os_str() == "none" => cfg.path = None,
+        Some(p) => cfg.path = Some(p.to_path_buf()),
+        None => {}
+    }
+    let path = cfg.path.clone()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    match History::open(&cfg, now) {
+        Ok(h) => {
+            tracing::info!(path = %path.display(), "history");
+            Some(h)
+        }
+        Err(e) => {
+            tracing::error!("{e}; running without history");
+            None
+        }
+    }
+}
+
+fn write_report(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(path, text)
+}

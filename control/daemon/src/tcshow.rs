@@ -1,0 +1,611 @@
+//! `weir show class|qdisc|filter [-s] [-j]`: the running tree as `tc`
+//! shows a kernel HTB tree, so that tools and people who read tc output
+//! read weir's unchanged.
+//!
+//! Text follows iproute2's layout for the same fields, trailing spaces
+//! included (checked against `tc -s class show` / `tc -s qdisc show` on
+//! this project's kernel for the tree `weir tc` builds from the same
+//! config):
+//!
+//! ```text
+//! class htb 1:10 parent 1:1 leaf 100: prio 1 rate 30Mbit ceil 60Mbit burst 15000b cburst 15000b
+//!  Sent 12113452 bytes 8001 pkt (dropped 120, overlimits 3321 requeues 0)
+//!  rate 29998Kbit 2477pps backlog 0b 0p requeues 0
+//!  lended: 7990 borrowed: 11 giants: 0
+//!  tokens: 2000 ctokens: 2000
+//! ```
+//!
+//! - rates as tc's `sprint_rate` (decimal units, `1600Mbit`, `29998Kbit`),
+//!   sizes as `sprint_size` (`1600b`, `15Kb`);
+//! - `tokens`/`ctokens` in the kernel's units, 64 ns ticks;
+//! - leaf qdisc handles `100:`, `101:`, … in class order, as `weir tc`
+//!   numbers them for a kernel twin;
+//! - the ` rate … pps` part is the one tc prints for a class with a rate
+//!   estimator: weir always has one (the last second).
+//!
+//! Differences, on purpose: classes come in configuration order (the
+//! kernel's is its hash order); `tc filter show` prints u32 internals that
+//! have no meaning here, so filters are shown as one line each in tc's
+//! `filter parent 1: protocol ip pref N … flowid X` shape with weir's own
+//! match words. JSON (`-j`) uses tc's key names; see docs/operations.md.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+use weir_dataplane::classify::{FilterSpec, L3Match, PortMatch};
+use weir_dataplane::qdisc::{FifoLimit, KindStats, QdiscParams, QdiscStats};
+use weir_xdp::run::{Snapshot, TreeSnapshot};
+
+use super::json::rate_est;
+use weir_config::{Config, Tree};
+
+/// Kernel tokens are in psched ticks of 64 ns.
+const PSCHED_SHIFT: u32 = 6;
+
+/// iproute2's `sprint_rate`: bits/s in decimal units, dividing while the
+/// value is a round thousand or at least a million.
+pub fn sprint_rate(bits: u64) -> String {
+    const UNITS: [&str; 5] = ["bit", "Kbit", "Mbit", "Gbit", "Tbit"];
+    let mut rate = bits;
+    let mut i = 0;
+    while i < UNITS.len() - 1 {
+        if rate < 1000 || (!rate.is_multiple_of(1000) && rate < 1_000_000) {
+            break;
+        }
+        rate /= 1000;
+        i += 1;
+    }
+    format!("{rate}{}", UNITS[i])
+}
+
+/// iproute2's `sprint_size`: `Mb`/`Kb` only when the size is within a few
+/// bytes of a whole number of them.
+pub fn sprint_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes >= 1024 * 1024
+        && (1024.0 * 1024.0 * (b / (1024.0 * 1024.0)).round() - b).abs() < 1024.0
+    {
+        format!("{}Mb", (b / (1024.0 * 1024.0)).round())
+    } else if bytes >= 1024 && (1024.0 * (b / 1024.0).round() - b).abs() < 16.0 {
+        format!("{}Kb", (b / 1024.0).round())
+    } else {
+        format!("{bytes}b")
+    }
+}
+
+fn ticks(ns: i64) -> i64 {
+    ns >> PSCHED_SHIFT
+}
+
+/// The qdisc handle `weir tc` gives leaf number `n` (0-based, class order).
+fn leaf_handles(tree: &Tree) -> Vec<Option<u32>> {
+    let major = tree.classes.first().map_or(1, |c| c.id.major);
+    let mut next = major.max(0xff) + 1;
+    tree.classes
+        .iter()
+        .map(|c| {
+            c.qdisc.as_ref().map(|_| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect()
+}
+
+fn parent_of(tree: &Tree, i: usize) -> String {
+    match tree.classes[i].parent {
+        Some(p) => format!("parent {}", tree.classes[p as usize].id),
+        None => "root".to_string(),
+    }
+}
+
+/// `tc [-s] class show` for every tree in `snap`.
+pub fn class_text(
+    config: &Config,
+    snap: &Snapshot,
+    prev: Option<&Snapshot>,
+    stats: bool,
+) -> String {
+    let mut s = String::new();
+    for (ti, t) in snap.trees.iter().enumerate() {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        let handles = leaf_handles(tree);
+        for (i, c) in tree.classes.iter().enumerate() {
+            let leaf = handles[i]
+                .map(|h| format!(" leaf {h:x}:"))
+                .unwrap_or_default();
+            // tc prints prio for leaves (inner classes don't schedule).
+            let prio = if c.is_leaf() {
+                format!(" prio {}", c.prio)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "class htb {} {}{leaf}{prio} rate {} ceil {} burst {} cburst {} ",
+                c.id,
+                parent_of(tree, i),
+                sprint_rate(c.rate.bits_per_sec()),
+                sprint_rate(c.ceil.bits_per_sec()),
+                sprint_size(c.burst.bytes()),
+                sprint_size(c.cburst.bytes()),
+            );
+            if !stats {
+                continue;
+            }
+            let Some(st) = t.classes.get(i) else { continue };
+            let _ = writeln!(
+                s,
+                " Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0) ",
+                st.bytes, st.packets, st.drops, st.overlimits
+            );
+            let (bits, pps) = rate_est(snap, prev, ti, i).unwrap_or((0, 0));
+            let _ = writeln!(
+                s,
+                " rate {} {pps}pps backlog {}b {}p requeues 0",
+                sprint_rate(bits),
+                st.backlog.bytes,
+                st.backlog.packets
+            );
+            let _ = writeln!(
+                s,
+                " lended: {} borrowed: {} giants: {}",
+                st.lends, st.borrows, st.giants
+            );
+            let _ = writeln!(
+                s,
+                " tokens: {} ctokens: {}",
+                ticks(st.tokens),
+                ticks(st.ctokens)
+            );
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn qdisc_options(q: &QdiscParams) -> String {
+    match q {
+        QdiscParams::Fifo(FifoLimit::Packets(n)) => format!("limit {n}p"),
+        QdiscParams::Fifo(FifoLimit::Bytes(n)) => format!("limit {}", sprint_size(*n)),
+        QdiscParams::Sfq(p) => format!(
+            "limit {}p quantum {} depth {} divisor {} perturb {}sec ",
+            p.limit,
+            sprint_size(u64::from(p.quantum)),
+            p.depth,
+            p.divisor,
+            p.perturb_ns / 1_000_000_000
+        ),
+        QdiscParams::Red(p) => {
+            let mut s = format!(
+                "limit {} min {} max {} ",
+                sprint_size(u64::from(p.limit)),
+                sprint_size(u64::from(p.min)),
+                sprint_size(u64::from(p.max))
+            );
+            for (on, w) in [
+                (p.ecn, "ecn "),
+                (p.harddrop, "harddrop "),
+                (p.adaptive, "adaptive "),
+            ] {
+                if on {
+                    s.push_str(w);
+                }
+            }
+            s
+        }
+        QdiscParams::FqCodel(p) => format!(
+            "limit {}p flows {} quantum {} target {} interval {} memory_limit {} {}drop_batch {} ",
+            p.limit,
+            p.flows,
+            p.quantum,
+            tc_time(p.target_ns),
+            tc_time(p.interval_ns),
+            sprint_size(p.memory_limit),
+            if p.ecn { "ecn " } else { "" },
+            p.drop_batch_size
+        ),
+    }
+}
+
+/// iproute2's `sprint_time` for fq_codel's target/interval.
+fn tc_time(ns: u64) -> String {
+    let us = ns as f64 / 1000.0;
+    if us >= 1_000_000.0 {
+        format!("{:.1}s", us / 1_000_000.0).replace(".0s", "s")
+    } else if us >= 1000.0 {
+        format!("{:.1}ms", us / 1000.0).replace(".0ms", "ms")
+    } else {
+        format!("{us:.0}us")
+    }
+}
+
+fn stats_lines(
+    s: &mut String,
+    bytes: u64,
+    packets: u64,
+    drops: u64,
+    overlimits: u64,
+    backlog: (u64, u32),
+) {
+    let _ = writeln!(
+        s,
+        " Sent {bytes} bytes {packets} pkt (dropped {drops}, overlimits {overlimits} requeues 0) "
+    );
+    let _ = writeln!(s, " backlog {}b {}p requeues 0", backlog.0, backlog.1);
+}
+
+fn kind_lines(s: &mut String, q: &QdiscStats) {
+    match q.kind {
+        KindStats::Red(r) => {
+            let _ = writeln!(
+                s,
+                "  marked {} early {} pdrop {} other {}",
+                r.marked(),
+                r.early(),
+                r.pdrop,
+                r.other()
+            );
+        }
+        KindStats::FqCodel(f) => {
+            let _ = writeln!(
+                s,
+                "  maxpacket {} drop_overlimit {} new_flow_count {} ecn_mark {}",
+                f.maxpacket, f.drop_overlimit, f.new_flow_count, f.ecn_mark
+            );
+            let _ = writeln!(
+                s,
+                "  new_flows_len {} old_flows_len {}",
+                f.new_flows_len, f.old_flows_len
+            );
+        }
+        KindStats::Fifo | KindStats::Sfq => {}
+    }
+}
+
+fn root_totals(t: &TreeSnapshot) -> (u64, u64, u64, u64) {
+    let sent: (u64, u64) = t
+        .qdiscs
+        .iter()
+        .flatten()
+        .fold((0, 0), |(b, p), q| (b + q.bytes, p + q.packets));
+    let overlimits = t.classes.iter().map(|c| c.overlimits).sum();
+    (sent.0, sent.1, t.frames.dropped_total(), overlimits)
+}
+
+/// `tc [-s] qdisc show` for every tree in `snap`.
+pub fn qdisc_text(config: &Config, snap: &Snapshot, stats: bool) -> String {
+    let mut s = String::new();
+    for t in &snap.trees {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        let major = tree.classes.first().map_or(1, |c| c.id.major);
+        let default = tree
+            .classes
+            .get(tree.default_class as usize)
+            .map_or(0, |c| c.id.minor);
+        let _ = writeln!(
+            s,
+            "qdisc htb {major:x}: root refcnt 2 r2q {} default {default:#x} direct_packets_stat 0 direct_qlen 1000",
+            tree.r2q
+        );
+        if stats {
+            let (bytes, packets, drops, overlimits) = root_totals(t);
+            let backlog: (u64, u32) = t
+                .classes
+                .iter()
+                .zip(&tree.classes)
+                .filter(|(_, c)| c.is_leaf())
+                .fold((0, 0), |(b, p), (st, _)| {
+                    (b + st.backlog.bytes, p + st.backlog.packets)
+                });
+            stats_lines(&mut s, bytes, packets, drops, overlimits, backlog);
+        }
+        let handles = leaf_handles(tree);
+        for (i, c) in tree.classes.iter().enumerate() {
+            let (Some(q), Some(h)) = (&c.qdisc, handles[i]) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "qdisc {} {h:x}: parent {} {}",
+                q.kind(),
+                c.id,
+                qdisc_options(q)
+            );
+            if let (true, Some(Some(st))) = (stats, t.qdiscs.get(i)) {
+                stats_lines(
+                    &mut s,
+                    st.bytes,
+                    st.packets,
+                    st.drops,
+                    st.overlimits,
+                    (st.backlog.bytes, st.backlog.packets),
+                );
+                kind_lines(&mut s, st);
+            }
+        }
+    }
+    s
+}
+
+fn port_words(what: &str, m: &PortMatch) -> String {
+    match m {
+        PortMatch::Range { lo, hi } if lo == hi => format!(" {what} {lo}"),
+        PortMatch::Range { lo, hi } => format!(" {what} {lo}-{hi}"),
+        PortMatch::Masked { value, mask } => format!(" {what} {value:#06x}/{mask:#06x}"),
+    }
+}
+
+fn match_words(f: &FilterSpec) -> String {
+    let mut m = String::new();
+    if let Some(v) = f.vlan {
+        let _ = write!(m, " vlan {v}");
+    }
+    if let Some((v, mask)) = f.tos {
+        let _ = write!(m, " tos {v:#04x}/{mask:#04x}");
+    }
+    if let Some(p) = f.ip_proto {
+        let _ = write!(m, " ip_proto {p}");
+    }
+    for (what, p) in [("src", &f.src), ("dst", &f.dst)] {
+        if let Some(p) = p {
+            let addr = if p.v6 {
+                std::net::Ipv6Addr::from(p.addr).to_string()
+            } else {
+                std::net::Ipv4Addr::from(p.addr as u32).to_string()
+            };
+            let _ = write!(m, " {what} {addr}/{}", p.len);
+        }
+    }
+    if let Some(p) = &f.sport {
+        m.push_str(&port_words("sport", p));
+    }
+    if let Some(p) = &f.dport {
+        m.push_str(&port_words("dport", p));
+    }
+    if m.is_empty() {
+        m.push_str(" all");
+    }
+    m
+}
+
+/// `tc filter show`, weir style (see the module doc).
+pub fn filter_text(config: &Config, snap: &Snapshot) -> String {
+    let mut s = String::new();
+    for t in &snap.trees {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        let major = tree.classes.first().map_or(1, |c| c.id.major);
+        for f in &tree.filters {
+            let proto = match f.spec.l3 {
+                L3Match::Ipv4 => "ip".to_string(),
+                L3Match::Ipv6 => "ipv6".to_string(),
+                L3Match::Any => "all".to_string(),
+                L3Match::EtherType(e) => format!("{e:#06x}"),
+            };
+            let _ = writeln!(
+                s,
+                "filter parent {major:x}: protocol {proto} pref {} weir{} flowid {}",
+                f.prio,
+                match_words(&f.spec),
+                tree.classes[f.flowid as usize].id
+            );
+        }
+    }
+    s
+}
+
+/// `-j`: classes as tc's JSON would name them.
+pub fn class_json(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>, stats: bool) -> Value {
+    let mut out = Vec::new();
+    for (ti, t) in snap.trees.iter().enumerate() {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        let handles = leaf_handles(tree);
+        for (i, c) in tree.classes.iter().enumerate() {
+            let mut v = json!({
+                "class": "htb",
+                "handle": c.id.to_string(),
+                "weir_tree": t.name,
+                "rate": c.rate.bytes_per_sec(),
+                "ceil": c.ceil.bytes_per_sec(),
+                "burst": c.burst.bytes(),
+                "cburst": c.cburst.bytes(),
+            });
+            match c.parent {
+                Some(p) => v["parent"] = json!(tree.classes[p as usize].id.to_string()),
+                None => v["root"] = json!(true),
+            }
+            if let Some(h) = handles[i] {
+                v["leaf"] = json!(format!("{h:x}:"));
+                v["prio"] = json!(c.prio);
+            }
+            if let Some(n) = &c.name {
+                v["weir_name"] = json!(n);
+            }
+            if let (true, Some(st)) = (stats, t.classes.get(i)) {
+                let (bits, pps) = rate_est(snap, prev, ti, i).unwrap_or((0, 0));
+                v["stats"] = json!({
+                    "bytes": st.bytes, "packets": st.packets, "drops": st.drops,
+                    "overlimits": st.overlimits, "requeues": 0,
+                    "backlog": st.backlog.bytes, "qlen": st.backlog.packets,
+                    "rate": bits / 8, "pps": pps,
+                });
+                v["xstats"] = json!({
+                    "lended": st.lends, "borrowed": st.borrows, "giants": st.giants,
+                    "tokens": ticks(st.tokens), "ctokens": ticks(st.ctokens),
+                });
+            }
+            out.push(v);
+        }
+    }
+    Value::Array(out)
+}
+
+/// `-j` for qdiscs: tc's qdisc JSON layout.
+pub fn qdisc_json(config: &Config, snap: &Snapshot, stats: bool) -> Value {
+    let mut out = Vec::new();
+    for t in &snap.trees {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        let major = tree.classes.first().map_or(1, |c| c.id.major);
+        let default = tree
+            .classes
+            .get(tree.default_class as usize)
+            .map_or(0, |c| c.id.minor);
+        let mut root = json!({
+            "kind": "htb", "handle": format!("{major:x}:"), "root": true, "refcnt": 2,
+            "weir_tree": t.name,
+            "options": {"r2q": tree.r2q, "default": format!("{default:#x}"),
+                        "direct_packets_stat": 0, "direct_qlen": 1000},
+        });
+        if stats {
+            let (bytes, packets, drops, overlimits) = root_totals(t);
+            let m = root.as_object_mut().expect("object");
+            for (k, v) in [
+                ("bytes", bytes),
+                ("packets", packets),
+                ("drops", drops),
+                ("overlimits", overlimits),
+                ("requeues", 0),
+                (
+                    "backlog",
+                    t.classes
+                        .iter()
+                        .zip(&tree.classes)
+                        .filter(|(_, c)| c.is_leaf())
+                        .map(|(s, _)| s.backlog.bytes)
+                        .sum(),
+                ),
+                ("qlen", t.frames.queued),
+            ] {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        out.push(root);
+        let handles = leaf_handles(tree);
+        for (i, c) in tree.classes.iter().enumerate() {
+            let (Some(q), Some(h)) = (&c.qdisc, handles[i]) else {
+                continue;
+            };
+            let mut v = json!({
+                "kind": q.kind(), "handle": format!("{h:x}:"), "parent": c.id.to_string(),
+                "weir_tree": t.name,
+                "options": options_json(q),
+            });
+            if let (true, Some(Some(st))) = (stats, t.qdiscs.get(i)) {
+                let m = v.as_object_mut().expect("object");
+                m.insert("bytes".into(), json!(st.bytes));
+                m.insert("packets".into(), json!(st.packets));
+                m.insert("drops".into(), json!(st.drops));
+                m.insert("overlimits".into(), json!(st.overlimits));
+                m.insert("requeues".into(), json!(0));
+                m.insert("backlog".into(), json!(st.backlog.bytes));
+                m.insert("qlen".into(), json!(st.backlog.packets));
+                match st.kind {
+                    KindStats::Red(r) => {
+                        m.insert("marked".into(), json!(r.marked()));
+                        m.insert("early".into(), json!(r.early()));
+                        m.insert("pdrop".into(), json!(r.pdrop));
+                        m.insert("other".into(), json!(r.other()));
+                    }
+                    KindStats::FqCodel(f) => {
+                        for (k, n) in [
+                            ("maxpacket", u64::from(f.maxpacket)),
+                            ("drop_overlimit", f.drop_overlimit),
+                            ("new_flow_count", f.new_flow_count),
+                            ("ecn_mark", f.ecn_mark),
+                            ("new_flows_len", u64::from(f.new_flows_len)),
+                            ("old_flows_len", u64::from(f.old_flows_len)),
+                        ] {
+                            m.insert(k.into(), json!(n));
+                        }
+                    }
+                    KindStats::Fifo | KindStats::Sfq => {}
+                }
+            }
+            out.push(v);
+        }
+    }
+    Value::Array(out)
+}
+
+fn options_json(q: &QdiscParams) -> Value {
+    match q {
+        QdiscParams::Fifo(FifoLimit::Packets(n)) => json!({"limit": n}),
+        QdiscParams::Fifo(FifoLimit::Bytes(n)) => json!({"limit": n}),
+        QdiscParams::Sfq(p) => json!({"limit": p.limit, "quantum": p.quantum, "depth": p.depth,
+            "divisor": p.divisor, "perturb": p.perturb_ns / 1_000_000_000}),
+        QdiscParams::Red(p) => json!({"limit": p.limit, "min": p.min, "max": p.max,
+            "ecn": p.ecn, "harddrop": p.harddrop, "adaptive": p.adaptive}),
+        QdiscParams::FqCodel(p) => json!({"limit": p.limit, "flows": p.flows, "quantum": p.quantum,
+            "target": p.target_ns / 1000, "interval": p.interval_ns / 1000,
+            "memory_limit": p.memory_limit, "ecn": p.ecn, "drop_batch": p.drop_batch_size}),
+    }
+}
+
+/// `-j` for filters.
+pub fn filter_json(config: &Config, snap: &Snapshot) -> Value {
+    let mut out = Vec::new();
+    for t in &snap.trees {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        for f in &tree.filters {
+            out.push(json!({
+                "parent": format!("{:x}:", tree.classes.first().map_or(1, |c| c.id.major)),
+                "pref": f.prio,
+                "kind": "weir",
+                "weir_tree": t.name,
+                "match": match_words(&f.spec).trim(),
+                "flowid": tree.classes[f.flowid as usize].id.to_string(),
+            }));
+        }
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_print_as_tc_prints_them() {
+        // Values read off `tc class show` on this project's kernel.
+        for (bits, shown) in [
+            (100_000_000, "100Mbit"),
+            (1_600_000_000, "1600Mbit"),
+            (3_000_000_000, "3Gbit"),
+            (1_200_000_000, "1200Mbit"),
+            (29_998_123, "29998Kbit"),
+            (0, "0bit"),
+            (999, "999bit"),
+            (1_500, "1500bit"),
+        ] {
+            assert_eq!(sprint_rate(bits), shown, "{bits}");
+        }
+    }
+
+    #[test]
+    fn sizes_print_as_tc_prints_them() {
+        for (bytes, shown) in [
+            (1600, "1600b"),
+            (15000, "15000b"),
+            (15360, "15Kb"),
+            (1500, "1500b"),
+            (33_554_432, "32Mb"),
+        ] {
+            assert_eq!(sprint_size(bytes), shown, "{bytes}");
+        }
+        assert_eq!(tc_time(5_000_000), "5ms");
+        assert_eq!(tc_time(100_000_000), "100ms");
+        assert_eq!(tc_time(500_000), "500us");
+    }
+}
