@@ -53,3 +53,7 @@ run help "$bin" --help
 for sub in run show class reload top history man tc check simulate; do
     run "help-$sub" "$bin" "$sub" --help
 done
+
+# The man pages, from the same clap definitions.
+run man "$bin" man --out "$out/man"
+sed -i "s|$out/man|OUT/man|" "$out/man.out"

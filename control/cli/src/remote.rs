@@ -1,0 +1,128 @@
+//! The subcommands that ask a running `weir run` over its API socket:
+//! `show`, `class change`, `reload` and `top` (the socket client and the
+//! screens are in [`crate::client`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::{client, exit};
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// class, qdisc or filter.
+    #[arg(value_enum)]
+    what: ShowArg,
+    /// With statistics (tc's -s).
+    #[arg(short = 's', long)]
+    stats: bool,
+    /// JSON (tc's -j).
+    #[arg(short = 'j', long)]
+    json: bool,
+    /// Only this tree.
+    #[arg(long)]
+    tree: Option<String>,
+    /// The API socket of the `weir run` to ask.
+    #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ShowArg {
+    Class,
+    Qdisc,
+    Filter,
+}
+
+pub fn show(args: ShowArgs) -> ExitCode {
+    let what = match args.what {
+        ShowArg::Class => weir_api::ShowWhat::Class,
+        ShowArg::Qdisc => weir_api::ShowWhat::Qdisc,
+        ShowArg::Filter => weir_api::ShowWhat::Filter,
+    };
+    let req = weir_api::Request::Show {
+        what,
+        stats: args.stats,
+        json: args.json,
+        tree: args.tree,
+    };
+    ask(&args.socket, &req)
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ClassCmd {
+    /// CLASSID then any of: rate R, ceil C, burst B, cburst B, prio P,
+    /// quantum Q (tc units).
+    Change {
+        /// Class id (1:10) or name.
+        classid: String,
+        /// The tree, when the class id is in more than one.
+        #[arg(long)]
+        tree: Option<String>,
+        /// Parameters as tc takes them: `rate 10mbit ceil 20mbit …`.
+        #[arg(num_args = 1..)]
+        params: Vec<String>,
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+pub fn class(cmd: ClassCmd) -> ExitCode {
+    let ClassCmd::Change {
+        classid,
+        tree,
+        params,
+        socket,
+    } = cmd;
+    match client::class_change_request(&classid, tree, &params) {
+        Ok(req) => ask(&socket, &req),
+        Err(e) => {
+            eprintln!("weir class change: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReloadArgs {
+    /// The API socket of the `weir run` to ask.
+    #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+pub fn reload(args: ReloadArgs) -> ExitCode {
+    ask(&args.socket, &weir_api::Request::Reload)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TopArgs {
+    /// Refresh period.
+    #[arg(long, value_parser = crate::parse_interval, default_value = "1s")]
+    interval: Duration,
+    /// Stop after this many refreshes (default: until Ctrl-C).
+    #[arg(long)]
+    count: Option<u64>,
+    /// The API socket of the `weir run` to ask.
+    #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+pub fn top(args: TopArgs) -> ExitCode {
+    exit(client::top(
+        &args.socket,
+        args.interval,
+        args.count,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
+}
+
+fn ask(socket: &std::path::Path, req: &weir_api::Request) -> ExitCode {
+    exit(client::ask(
+        socket,
+        req,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
+}
