@@ -8,9 +8,17 @@
 //! virtual-time simulator and in deterministic tests.
 //!
 //! The core works on frame *handles* ([`packet::Frame`]: a UMEM address and a
-//! length). It never touches frame memory: the caller parses the bytes once
-//! ([`parse`]), hands the handle plus the parsed facts to the shaper, and later
-//! gets every handle back exactly once, either sent or dropped with a reason.
+//! length). The caller lends it the received bytes for the length of one
+//! call: [`shaper::Shaper::enqueue`] parses them in place ([`parse`]),
+//! classifies the frame and queues the handle, never a copy. The core never
+//! writes frame memory either (CE marking, [`parse::mark_ce`], is the
+//! caller's, when it sends); the caller gets every handle back exactly once,
+//! either sent or dropped with a reason.
+//!
+//! The other crates: the configuration language compiles to this crate's
+//! specs (weir-config, `control/config`); the AF_XDP workers drive it on
+//! real ports (weir-xdp, `xdp-prog`); the simulator drives it in virtual
+//! time (weir-sim, `control/sim`). `docs/architecture.md` has the graph.
 
 pub mod classify;
 pub mod htb;
