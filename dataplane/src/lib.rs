@@ -13,6 +13,7 @@
 //! gets every handle back exactly once, either sent or dropped with a reason.
 
 pub mod classify;
+pub mod histogram;
 pub mod htb;
 pub mod packet;
 pub mod parse;

@@ -22,14 +22,14 @@ use std::thread;
 use std::time::Duration;
 
 use serde::Serialize;
+use weir_xdp::datapath::{now_ns, Port, PortError};
 use weir_xdp::prog::{rx_queue_count, XdpError, XdpMode, XdpProgram};
-use weir_xdp::run::{now_ns, Port, PortError};
 use xsk_rs::config::{FrameSize, QueueSize, UmemConfig};
 use xsk_rs::{FrameDesc, Umem};
 
-use super::frame::{l1_bits, Addresses, SizeMix, Template};
 use super::pace::Pacer;
 use super::rx::{LatencyUs, Receiver};
+use super::testframe::{l1_bits, Addresses, SizeMix, Template};
 
 /// UMEM frames are 4096 bytes: room for the jumbo template.
 const FRAME_SIZE: u32 = 4096;
@@ -493,7 +493,7 @@ fn transmit(
         .enumerate()
         .map(|(i, s)| Template::new(&spec.addr, i as u16, s.dscp, &s.mix, s.flows))
         .collect();
-    weir_xdp::run::tighten_timer_slack();
+    weir_xdp::datapath::tighten_timer_slack();
     let _ = ready.send("sender");
     let Ok(start) = go.recv() else {
         return Ok(TxReport::default());
@@ -540,7 +540,7 @@ fn transmit(
                 let Some(mut d) = free.pop() else { break };
                 let seq = rep.sent[i] as u32;
                 let size = spec.streams[i].mix.size(rep.sent[i]);
-                let len = size - super::frame::FCS;
+                let len = size - super::testframe::FCS;
                 // SAFETY: `d` came from the free list, so neither the
                 // kernel nor another ring holds it; we own it until it is
                 // put on the tx ring below.
@@ -622,7 +622,7 @@ fn receive(
         prog.register_socket(q, port.fd()).map_err(xdp_err)?;
         ports.push(port);
     }
-    weir_xdp::run::tighten_timer_slack();
+    weir_xdp::datapath::tighten_timer_slack();
     let _ = ready.send("receiver");
     let cpu0 = thread_cpu_ns();
     let mut rx = Receiver::new(spec.streams.len());

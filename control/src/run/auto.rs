@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_xdp::run::{Dataplane, Snapshot, TreeSnapshot};
+use weir_xdp::datapath::{Dataplane, Snapshot, TreeSnapshot};
 
 use crate::config::rules::{Severity, Weekday};
 use crate::config::{Config, Rate};

@@ -1,7 +1,7 @@
 //! `weir run`: the control thread of a running shaper.
 //!
 //! It loads and checks the configuration, compiles each tree, starts the
-//! AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs, UMEMs,
+//! AF_XDP data path (`weir_xdp::datapath::Dataplane`: XDP programs, UMEMs,
 //! sockets, pinned workers), says what runs where, and then only waits:
 //! for SIGUSR1 or the stats period (print per-class counters), and for
 //! SIGINT / SIGTERM (stop the workers, report what was still queued, and
@@ -30,8 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use weir_dataplane::classify::IpPrefix;
+use weir_xdp::datapath::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 use weir_xdp::prog::{PassPrefix, XdpMode};
-use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 use crate::config::{self, Config, XdpAttach};
 

@@ -2,9 +2,10 @@
 //! boundary (so they are consistent with its shapers), gathered by the
 //! [`super::Dataplane`] handle, and the report of a stop.
 
+use weir_dataplane::histogram::LogHistogram;
 use weir_dataplane::htb::ClassStats;
 use weir_dataplane::qdisc::QdiscStats;
-use weir_dataplane::shaper::{FrameCounters, LogHistogram};
+use weir_dataplane::shaper::FrameCounters;
 
 use crate::prog::XdpCounters;
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
-use weir_xdp::run::{Dataplane, RunError, RunSpec};
+use weir_xdp::datapath::{Dataplane, RunError, RunSpec};
 
 use crate::netns::{self, Netns};
 

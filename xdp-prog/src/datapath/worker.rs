@@ -21,10 +21,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use weir_dataplane::histogram::LogHistogram;
 use weir_dataplane::htb::{ClassChange, SpecError};
 use weir_dataplane::packet::{flags, Frame, Packet};
 use weir_dataplane::parse::mark_ce;
-use weir_dataplane::shaper::{LogHistogram, Shaper};
+use weir_dataplane::shaper::Shaper;
 use xsk_rs::{FrameDesc, Umem};
 
 use super::clock;
