@@ -1,7 +1,7 @@
 //! `weir check` and `weir run` agree on `[dataplane]` (and on the pair and
 //! tree names the data path sees): every file the configuration accepts
 //! gives a run spec that the data path's own check,
-//! `weir_xdp::datapath::RunSpec::validate` (the first thing `Dataplane::start`
+//! `weir_xdp::datapath::RunSpec::validate` (the first thing `DataPath::start`
 //! does), accepts too. And where each value is within its key's own range,
 //! the two agree both ways: the configuration refuses no combination the
 //! data path would run.

@@ -7,7 +7,7 @@
 //! - [`datapath`]: the data path: one shared UMEM per port pair, one AF_XDP
 //!   socket per (port, queue), one pinned worker thread per (pair, queue)
 //!   driving the shaping core (`weir-dataplane`), SPSC hand-over rings
-//!   between workers, and the [`datapath::Dataplane`] handle the control thread
+//!   between workers, and the [`datapath::DataPath`] handle the control thread
 //!   uses (placement, snapshots, commands, stop).
 //!
 //! The decision core never depends on this crate; this crate never decides

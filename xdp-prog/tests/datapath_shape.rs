@@ -12,7 +12,7 @@ use std::time::Duration;
 use datapath_support::{pfifo_root, serial, udp_flood, Topo};
 use weir_dataplane::htb::ClassChange;
 use weir_dataplane::packet::DropReason;
-use weir_xdp::datapath::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
+use weir_xdp::datapath::{DataPath, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 /// Bytes/s sent by class 0 of `tree` between two snapshots.
 fn rate(a: &Snapshot, b: &Snapshot, tree: &str) -> f64 {
@@ -21,7 +21,7 @@ fn rate(a: &Snapshot, b: &Snapshot, tree: &str) -> f64 {
     (bb - ba) as f64 * 1e9 / (b.at_ns - a.at_ns) as f64
 }
 
-fn measure(dp: &Dataplane, tree: &str, warmup: Duration, span: Duration) -> (f64, Snapshot) {
+fn measure(dp: &DataPath, tree: &str, warmup: Duration, span: Duration) -> (f64, Snapshot) {
     std::thread::sleep(warmup);
     let s1 = dp.snapshot().expect("snapshot");
     assert!(s1.consistent(), "{s1:#?}");

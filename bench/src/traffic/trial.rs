@@ -27,7 +27,7 @@ use weir_xdp::prog::{rx_queue_count, XdpError, XdpMode, XdpProgram};
 use xsk_rs::config::{FrameSize, QueueSize, UmemConfig};
 use xsk_rs::{FrameDesc, Umem};
 
-use super::pace::Pacer;
+use super::pace::StreamPacer;
 use super::rx::{LatencyUs, Receiver};
 use super::testframe::{l1_bits, Addresses, SizeMix, Template};
 
@@ -47,7 +47,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// spinning sender takes CPU from the path under test.
 const SPIN_NS: u64 = 30_000;
 /// The sender sends in bursts of what falls due in this time (at most a
-/// batch): see [`Pacer::due_gathered`].
+/// batch): see [`StreamPacer::due_gathered`].
 const GATHER_NS: u64 = 100_000;
 /// The receiver, while frames flow, reads its rings this often instead of
 /// sleeping in poll(): a thread blocked in poll() is woken for every few
@@ -500,10 +500,10 @@ fn transmit(
     };
     let cpu0 = thread_cpu_ns();
     let n = spec.streams.len();
-    let mut pacers: Vec<Pacer> = spec
+    let mut pacers: Vec<StreamPacer> = spec
         .streams
         .iter()
-        .map(|s| Pacer::new(s.rate_pps, start))
+        .map(|s| StreamPacer::new(s.rate_pps, start))
         .collect();
     let mut rep = TxReport {
         sent: vec![0; n],
@@ -590,7 +590,11 @@ fn transmit(
         rep.kick_errors += k.errors;
         let _ = port.completions(&mut comp);
     }
-    rep.late_max_ns = pacers.iter().map(Pacer::late_max_ns).max().unwrap_or(0);
+    rep.late_max_ns = pacers
+        .iter()
+        .map(StreamPacer::late_max_ns)
+        .max()
+        .unwrap_or(0);
     rep.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
     Ok(rep)
 }

@@ -45,7 +45,7 @@ const MIN_SLEEP_NS: u64 = 20_000;
 /// How long `Flush` waits for frames on the tx rings to complete.
 const DRAIN_NS: u64 = 100_000_000;
 
-/// A request from the [`super::Dataplane`] handle, answered at the worker's
+/// A request from the [`super::DataPath`] handle, answered at the worker's
 /// next batch boundary.
 pub(crate) enum Command {
     Snapshot(Sender<WorkerReport>),
@@ -103,7 +103,7 @@ pub(crate) enum Route {
     Remote { peer: usize, tree: u32 },
 }
 
-/// Everything a worker is built from (made by `Dataplane::start`, moved
+/// Everything a worker is built from (made by `DataPath::start`, moved
 /// into the thread).
 pub(crate) struct WorkerInit {
     pub index: usize,
