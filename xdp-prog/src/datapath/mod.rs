@@ -41,13 +41,12 @@ use xsk_rs::Umem;
 
 use crate::prog::{PassPrefix, XdpError, XdpMode, XdpProgram};
 
-pub use clock::{now_ns, tighten_timer_slack};
+pub use clock::{now_ns, sched_name, tighten_timer_slack};
 pub use port::{Kick, Port, PortError};
 pub use stats::{
     FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot, SocketStats, TreeSnapshot,
     WorkerCounters, WorkerPlacement, WorkerSnapshot,
 };
-pub use worker::sched_name;
 
 use handover::{Doorbell, Lane, ReturnRing};
 use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};

@@ -15,9 +15,15 @@
 //! handed-over frames; return dropped frames; dequeue what the trees allow
 //! into the egress tx rings and kick them; if nothing happened, sleep in
 //! `ppoll` until a socket, the doorbell or the next shaper deadline (at
-//! most 10 ms).
+//! most 10 ms). [`Worker::run`] is that loop; each step is one method.
+//!
+//! The worker's state is grouped by concern: [`Frames`] (its UMEM share
+//! and where its frames are), [`Peers`] (lanes, return rings, doorbells),
+//! [`Sched`] (core and priority), [`Stats`] (counters) and [`Scratch`]
+//! (buffers sized once). One file, about 1,000 lines: every step moves
+//! frames between the places [`FramePlaces`] counts, and the accounting is
+//! checked by reading the steps side by side.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -28,8 +34,8 @@ use weir_dataplane::parse::mark_ce;
 use weir_dataplane::shaper::Shaper;
 use xsk_rs::{FrameDesc, Umem};
 
-use super::clock;
-use super::handover::{Doorbell, Handover, Lane, ReturnRing};
+use super::clock::{self, Sched};
+use super::handover::{Doorbell, Handover, Home, Lane, Peers, ReturnRing};
 use super::port::Port;
 use super::stats::{FramePlaces, SocketStats, TreeSnapshot, WorkerCounters, WorkerSnapshot};
 
@@ -162,66 +168,102 @@ enum Warn {
 
 pub(crate) struct Worker {
     index: usize,
-    local: usize,
-    core: Option<usize>,
     pair: String,
     queue: u32,
-    umem: Umem,
-    frame_size: u64,
-    frames_per_worker: u32,
-    /// First frame number this worker owns.
-    first: u32,
-    descs: Vec<FrameDesc>,
-    free: Vec<u32>,
+    commands: Receiver<Command>,
+    state: State,
+    /// Frames read from an rx ring, or dequeued towards a tx ring, at once.
+    batch: usize,
+    /// `[inside, outside]`.
     ports: Vec<Port>,
     trees: Vec<OwnedTree>,
+    /// By ingress port: `[inside → upload, outside → download]`.
     routes: [Route; 2],
-    lanes_out: Vec<Option<Arc<Lane>>>,
-    lanes_in: Vec<Arc<Lane>>,
-    returns_out: Vec<Option<Arc<ReturnRing>>>,
-    returns_in: Vec<Arc<ReturnRing>>,
-    bells: Vec<Arc<Doorbell>>,
-    /// Per pair-local worker: it should be woken after this iteration.
-    ring_bell: Vec<bool>,
-    commands: Receiver<Command>,
-    batch: usize,
-    busy_poll: bool,
-    nice: i32,
-    /// The SCHED_FIFO priority asked for, and the one it runs at (0: the
-    /// normal scheduler; also when the kernel refused).
-    rtprio_asked: u8,
-    rtprio: u8,
-    /// The nice value in force: None under SCHED_FIFO (nice does not
-    /// apply) or when setting it failed.
-    nice_applied: Option<i32>,
+    frames: Frames,
+    peers: Peers,
+    sched: Sched,
+    stats: Stats,
+    scratch: Scratch,
+}
+
+/// The worker's share of its pair's UMEM, and where each of its frames is
+/// (what [`FramePlaces`] reports, with [`Peers::lent`]).
+struct Frames {
+    umem: Umem,
+    /// Bytes per frame: a frame's number is its address divided by this.
+    size: u64,
+    /// Frames each worker of the pair owns.
+    per_worker: u32,
+    /// First frame number this worker owns.
+    first: u32,
+    /// One descriptor per frame of the pair's UMEM; a received frame's
+    /// length is kept in it until the frame is sent.
+    descs: Vec<FrameDesc>,
+    /// Own frames that no one holds.
+    free: Vec<u32>,
+    /// Own frames kept in each fill ring.
+    fill_target: u32,
+    /// Own frames queued in own trees.
+    queued: u64,
+    /// Own frames between dequeue and completion at own sockets.
+    tx: u64,
+}
+
+impl Frames {
+    /// The number of the frame at `addr`, if it is in the UMEM.
+    #[inline]
+    fn number(&self, addr: u64) -> Option<u32> {
+        let n = addr / self.size;
+        if (n as usize) < self.descs.len() {
+            Some(n as u32)
+        } else {
+            None
+        }
+    }
+
+    /// Pair-local index of the worker that owns frame `n`.
+    #[inline]
+    fn owner(&self, n: u32) -> usize {
+        (n / self.per_worker) as usize
+    }
+
+    #[inline]
+    fn is_own(&self, n: u32) -> bool {
+        n.wrapping_sub(self.first) < self.per_worker
+    }
+}
+
+/// What the worker counts: its counters, how late it woke, and which
+/// anomalies it has warned about already (a bit per [`Warn`]).
+#[derive(Default)]
+struct Stats {
+    counters: WorkerCounters,
     /// How late the worker woke for a shaper deadline: a class loses the
     /// tokens of any lateness beyond its burst, so this is what an
     /// operator reads when classes come out short.
     wake_late: LogHistogram,
-    /// Own frames kept in each fill ring.
-    fill_target: u32,
-    state: State,
-    counters: WorkerCounters,
-    /// Own frames queued in own trees.
-    queued_own: u64,
-    /// Own frames between dequeue and completion at own sockets.
-    tx_own: u64,
-    /// Per pair-local worker: own frames pushed on the lane to it.
-    pushed: Vec<u64>,
-    /// Own frames that came back over return rings.
-    returned: u64,
-    /// Frames of other workers whose return ring was (impossibly) full;
-    /// retried every iteration, never lost.
-    stuck: Vec<u32>,
     warned: u32,
-    // Scratch buffers, sized once: nothing is allocated per packet.
-    rx_buf: Vec<FrameDesc>,
-    comp_buf: Vec<FrameDesc>,
-    fill_buf: Vec<FrameDesc>,
-    tx_buf: Vec<FrameDesc>,
-    out: Vec<Packet>,
+}
+
+/// Buffers sized once, at start: nothing is allocated per packet.
+struct Scratch {
+    rx: Vec<FrameDesc>,
+    completions: Vec<FrameDesc>,
+    fill: Vec<FrameDesc>,
+    tx: Vec<FrameDesc>,
+    /// Packets dequeued for tx, or dropped.
+    packets: Vec<Packet>,
     handed: Vec<Handover>,
     pollfds: Vec<libc::pollfd>,
+}
+
+/// What [`Worker::commands`] tells the loop.
+enum Next {
+    Run,
+    /// `Finish` was answered.
+    Exit,
+    /// The handle is gone: no one will ever ask for anything again.
+    Orphaned,
 }
 
 impl Worker {
@@ -232,54 +274,48 @@ impl Worker {
         // Keep a quarter of the share in each of the two fill rings (at
         // least a batch, at most the ring): the rest is for queues and tx.
         let fill_target = (f / 4).max(init.batch).min(init.ring_size);
-        let peers = init.bells.len();
         let mut free: Vec<u32> = (first..first + f).rev().collect();
         free.shrink_to_fit();
         let mut w = Worker {
             index: init.index,
-            local: init.local,
-            core: init.core,
             pair: init.pair,
             queue: init.queue,
-            umem: init.umem,
-            frame_size: u64::from(init.frame_size),
-            frames_per_worker: f,
-            first,
-            descs: init.descs,
-            free,
+            commands: init.commands,
+            state: State::Running,
+            batch,
             ports: init.ports,
             trees: init.trees,
             routes: init.routes,
-            lanes_out: init.lanes_out,
-            lanes_in: init.lanes_in,
-            returns_out: init.returns_out,
-            returns_in: init.returns_in,
-            bells: init.bells,
-            ring_bell: vec![false; peers],
-            commands: init.commands,
-            batch,
-            busy_poll: init.busy_poll,
-            nice: init.nice,
-            rtprio_asked: init.rtprio,
-            rtprio: init.rtprio,
-            nice_applied: None,
-            wake_late: LogHistogram::default(),
-            fill_target,
-            state: State::Running,
-            counters: WorkerCounters::default(),
-            queued_own: 0,
-            tx_own: 0,
-            pushed: vec![0; peers],
-            returned: 0,
-            stuck: Vec::new(),
-            warned: 0,
-            rx_buf: vec![FrameDesc::default(); batch],
-            comp_buf: vec![FrameDesc::default(); batch.max(64)],
-            fill_buf: Vec::with_capacity(fill_target as usize),
-            tx_buf: Vec::with_capacity(batch),
-            out: Vec::with_capacity(batch),
-            handed: Vec::with_capacity(batch * 4),
-            pollfds: Vec::with_capacity(8),
+            frames: Frames {
+                umem: init.umem,
+                size: u64::from(init.frame_size),
+                per_worker: f,
+                first,
+                descs: init.descs,
+                free,
+                fill_target,
+                queued: 0,
+                tx: 0,
+            },
+            peers: Peers::new(
+                init.local,
+                init.lanes_out,
+                init.lanes_in,
+                init.returns_out,
+                init.returns_in,
+                init.bells,
+            ),
+            sched: Sched::new(init.core, init.busy_poll, init.nice, init.rtprio),
+            stats: Stats::default(),
+            scratch: Scratch {
+                rx: vec![FrameDesc::default(); batch],
+                completions: vec![FrameDesc::default(); batch.max(64)],
+                fill: Vec::with_capacity(fill_target as usize),
+                tx: Vec::with_capacity(batch),
+                packets: Vec::with_capacity(batch),
+                handed: Vec::with_capacity(batch * 4),
+                pollfds: Vec::with_capacity(8),
+            },
         };
         // Fill the rings before the sockets are registered in the XSKMAP,
         // so the first frames find room.
@@ -287,22 +323,13 @@ impl Worker {
         w
     }
 
-    /// The thread body.
+    /// The thread body: one iteration per batch, until `Finish`.
     pub fn run(mut self) {
-        if let Some(core) = self.core {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                tracing::warn!(worker = self.index, core, "could not pin worker to core");
-                self.core = None;
-            }
-        }
-        self.set_priority();
-        if !clock::tighten_timer_slack() {
-            tracing::debug!(worker = self.index, "PR_SET_TIMERSLACK refused");
-        }
+        self.sched.apply(self.index);
         tracing::info!(
             worker = self.index,
-            core = ?self.core,
-            sched = %sched_name(self.rtprio_asked, self.rtprio, self.nice_applied),
+            core = ?self.sched.core,
+            sched = %self.sched.name(),
             pair = %self.pair,
             queue = self.queue,
             trees = ?self.trees.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
@@ -311,9 +338,9 @@ impl Worker {
         loop {
             let now = clock::now_ns();
             match self.commands() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(()) => {
+                Next::Run => {}
+                Next::Exit => break,
+                Next::Orphaned => {
                     tracing::warn!(worker = self.index, "control handle gone; worker exits");
                     break;
                 }
@@ -328,72 +355,24 @@ impl Worker {
             if self.state != State::Flushed {
                 work |= self.transmit(now);
             }
-            self.ring_bells();
+            self.peers.ring_bells();
             if work {
-                self.counters.batches += 1;
+                self.stats.counters.batches += 1;
             } else {
-                self.counters.empty_polls += 1;
+                self.stats.counters.empty_polls += 1;
                 self.sleep(now);
             }
         }
         tracing::info!(worker = self.index, "worker stopped");
     }
 
-    /// SCHED_FIFO at `rtprio`, or the normal scheduler at `nice`; when the
-    /// kernel refuses real-time, warn (with what to do) and fall back.
-    fn set_priority(&mut self) {
-        if self.rtprio > 0 && self.busy_poll && self.core.is_none() {
-            // Config checking made sure every spinning real-time worker has
-            // a core of its own; unpinned, it would spin on any core and
-            // starve whatever runs there.
-            tracing::warn!(
-                worker = self.index,
-                rtprio = self.rtprio,
-                "busy-polling worker is not pinned, so it does not run SCHED_FIFO (it would starve whatever shares its core); it runs at the nice value"
-            );
-            self.rtprio = 0;
-        }
-        if self.rtprio > 0 {
-            match clock::set_fifo(self.rtprio) {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(
-                        worker = self.index,
-                        rtprio = self.rtprio,
-                        nice = self.nice,
-                        error = %e,
-                        "could not run the worker SCHED_FIFO (needs CAP_SYS_NICE, and an RT budget in cpu.rt_runtime_us when the cgroup has one); it runs at the nice value instead and may wake late on a busy box"
-                    );
-                    self.rtprio = 0;
-                }
-            }
-        }
-        // Linux nice values are per thread (PRIO_PROCESS with a tid).
-        // SAFETY: gettid has no preconditions; setpriority only reads its
-        // integer arguments.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, self.nice)
-        };
-        if rc == 0 {
-            self.nice_applied = Some(self.nice);
-        } else {
-            tracing::warn!(
-                worker = self.index,
-                nice = self.nice,
-                error = %std::io::Error::last_os_error(),
-                "could not set the worker's nice value (needs CAP_SYS_NICE for negative values)"
-            );
-        }
-    }
-
-    /// Obey pending commands. Ok(false): exit now; Err: the handle is gone.
-    fn commands(&mut self) -> Result<bool, ()> {
+    /// Obey pending commands.
+    fn commands(&mut self) -> Next {
         loop {
             let cmd = match self.commands.try_recv() {
                 Ok(c) => c,
-                Err(crossbeam_channel::TryRecvError::Empty) => return Ok(true),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return Err(()),
+                Err(crossbeam_channel::TryRecvError::Empty) => return Next::Run,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Next::Orphaned,
             };
             let now = clock::now_ns();
             match cmd {
@@ -435,7 +414,7 @@ impl Worker {
                         self.reap();
                         self.refill();
                         self.receive(now);
-                        self.ring_bells();
+                        self.peers.ring_bells();
                         self.state = State::Quiesced;
                     }
                     let _ = reply.send(());
@@ -447,101 +426,40 @@ impl Worker {
                 Command::Finish(reply) => {
                     self.reap();
                     let _ = reply.send(self.report());
-                    return Ok(false);
+                    return Next::Exit;
                 }
             }
         }
     }
 
-    // ---- frames -----------------------------------------------------------
-
-    #[inline]
-    fn frame_no(&self, addr: u64) -> Option<u32> {
-        let n = addr / self.frame_size;
-        if (n as usize) < self.descs.len() {
-            Some(n as u32)
-        } else {
-            None
-        }
-    }
-
-    #[inline]
-    fn owner(&self, n: u32) -> usize {
-        (n / self.frames_per_worker) as usize
-    }
-
-    #[inline]
-    fn is_own(&self, n: u32) -> bool {
-        n.wrapping_sub(self.first) < self.frames_per_worker
-    }
-
-    /// A frame this worker is done with: to the free list if its own, home
-    /// otherwise.
-    #[inline]
-    fn release(&mut self, n: u32) {
-        if self.is_own(n) {
-            self.free.push(n);
-        } else {
-            self.send_home(n);
-        }
-    }
-
-    fn send_home(&mut self, n: u32) {
-        let owner = self.owner(n);
-        match self.returns_out.get(owner).and_then(Option::as_ref) {
-            Some(ring) => {
-                if ring.push(n).is_ok() {
-                    self.counters.returns_out += 1;
-                    self.ring_bell[owner] = true;
-                } else {
-                    self.warn_once(Warn::ReturnFull, "return ring full; frame kept for retry");
-                    self.stuck.push(n);
-                }
-            }
-            None => {
-                // A frame of no worker of this pair: only a bad descriptor
-                // can get here, and those are filtered on arrival.
-                self.counters.bad_descs += 1;
-            }
-        }
-    }
-
-    fn warn_once(&mut self, kind: Warn, msg: &str) {
-        if self.warned & kind as u32 == 0 {
-            self.warned |= kind as u32;
-            tracing::warn!(
-                worker = self.index,
-                "{msg} (counted from now on, not logged)"
-            );
-        }
-    }
+    // ---- the loop's steps -------------------------------------------------
 
     /// Completions and returned frames. True if any came back.
     fn reap(&mut self) -> bool {
         let mut any = false;
         for p in 0..self.ports.len() {
             loop {
-                let n = self.ports[p].completions(&mut self.comp_buf);
+                let n = self.ports[p].completions(&mut self.scratch.completions);
                 if n == 0 {
                     break;
                 }
                 any = true;
                 for i in 0..n {
-                    let addr = self.comp_buf[i].addr() as u64;
-                    match self.frame_no(addr) {
+                    let addr = self.scratch.completions[i].addr() as u64;
+                    match self.frames.number(addr) {
                         Some(f) => {
-                            if self.is_own(f) {
-                                self.tx_own -= 1;
+                            if self.frames.is_own(f) {
+                                self.frames.tx -= 1;
                             }
                             self.release(f);
                         }
                         None => {
-                            self.counters.bad_descs += 1;
+                            self.stats.counters.bad_descs += 1;
                             self.warn_once(Warn::BadDesc, "completion outside the UMEM");
                         }
                     }
                 }
-                if n < self.comp_buf.len() {
+                if n < self.scratch.completions.len() {
                     break;
                 }
             }
@@ -550,19 +468,11 @@ impl Worker {
                 self.ports[p].flush_pending();
             }
         }
-        for r in 0..self.returns_in.len() {
-            while let Some(f) = self.returns_in[r].pop() {
-                self.free.push(f);
-                self.returned += 1;
-                self.counters.returns_in += 1;
-                any = true;
-            }
-        }
-        if !self.stuck.is_empty() {
-            let stuck = std::mem::take(&mut self.stuck);
-            for f in stuck {
-                self.send_home(f);
-            }
+        let back = self.peers.take_returned(&mut self.frames.free);
+        self.stats.counters.returns_in += back;
+        any |= back > 0;
+        for f in self.peers.take_stuck() {
+            self.send_home(f);
         }
         any
     }
@@ -571,15 +481,15 @@ impl Worker {
     fn refill(&mut self) {
         for p in 0..self.ports.len() {
             let port = &mut self.ports[p];
-            let want = u64::from(self.fill_target).saturating_sub(port.in_fill);
+            let want = u64::from(self.frames.fill_target).saturating_sub(port.in_fill);
             if want == 0 {
                 continue;
             }
             let room = u64::from(port.fill_room(want as u32));
-            let k = room.min(self.free.len() as u64) as usize;
+            let k = room.min(self.frames.free.len() as u64) as usize;
             if k == 0 {
-                if port.in_fill == 0 && self.free.is_empty() {
-                    self.counters.fill_ring_starved += 1;
+                if port.in_fill == 0 && self.frames.free.is_empty() {
+                    self.stats.counters.fill_ring_starved += 1;
                     self.warn_once(
                         Warn::FillStarved,
                         "out of free frames: a fill ring is empty (frames are all queued \
@@ -588,87 +498,57 @@ impl Worker {
                 }
                 continue;
             }
-            self.fill_buf.clear();
-            let start = self.free.len() - k;
-            for &f in &self.free[start..] {
-                self.fill_buf.push(self.descs[f as usize]);
+            let fill = &mut self.scratch.fill;
+            fill.clear();
+            let start = self.frames.free.len() - k;
+            for &f in &self.frames.free[start..] {
+                fill.push(self.frames.descs[f as usize]);
             }
             // The ring takes a prefix of what it is given; the rest stays
             // free.
-            let took = port.fill(&self.fill_buf);
-            self.free.drain(start..start + took);
+            let took = port.fill(fill);
+            self.frames.free.drain(start..start + took);
         }
     }
 
-    /// Read a batch from each socket (while running).
+    /// Read a batch from each socket (while running): into the tree if this
+    /// worker owns it, else over the lane to its owner.
     fn receive(&mut self, now: u64) -> bool {
         let mut any = false;
         for p in 0..self.ports.len() {
-            let n = self.ports[p].receive(&mut self.rx_buf);
+            let n = self.ports[p].receive(&mut self.scratch.rx);
             if n == 0 {
                 continue;
             }
             any = true;
-            self.counters.rx_packets += n as u64;
-            let mut good = 0;
-            for i in 0..n {
-                let d = self.rx_buf[i];
-                self.counters.rx_bytes += d.lengths().data() as u64;
-                match self.frame_no(d.addr() as u64) {
-                    Some(f) if self.is_own(f) => {
-                        self.descs[f as usize] = d;
-                        self.rx_buf[good] = d;
-                        good += 1;
-                    }
-                    _ => {
-                        // Not a frame we gave the kernel: ignore it rather
-                        // than corrupt someone else's frame.
-                        self.counters.bad_descs += 1;
-                        self.warn_once(Warn::BadDesc, "rx descriptor outside our frames");
-                    }
-                }
-            }
+            let good = self.keep_own_rx(n);
+            let rx = &self.scratch.rx[..good];
             match self.routes[p] {
                 Route::Local(t) => {
-                    self.queued_own += good as u64;
-                    let umem = &self.umem;
-                    touch_headers(umem, &self.rx_buf[..good]);
-                    let tree = &mut self.trees[t];
-                    tree.shaper.enqueue_batch(
-                        self.rx_buf[..good].iter().map(|d| {
-                            // SAFETY: `d` came from our rx ring: the kernel
-                            // wrote the frame and its length and has let go
-                            // of it; this worker owns it exclusively now.
-                            let bytes = unsafe { umem.data(d) }.contents();
-                            (
-                                Frame {
-                                    addr: d.addr() as u64,
-                                    len: bytes.len() as u32,
-                                },
-                                bytes,
-                            )
-                        }),
-                        now,
-                    );
+                    self.frames.queued += good as u64;
+                    let umem = &self.frames.umem;
+                    // SAFETY: these frames came off our rx ring: the kernel
+                    // wrote them and their lengths and let go of them; this
+                    // worker holds them alone until a tree gives them back.
+                    unsafe {
+                        touch_headers(umem, rx);
+                        self.trees[t].enqueue_held(umem, rx.iter(), now);
+                    }
                 }
                 Route::Remote { peer, tree } => {
                     for i in 0..good {
-                        let d = self.rx_buf[i];
-                        let pushed = match self.lanes_out.get(peer).and_then(Option::as_ref) {
-                            Some(lane) => lane.ring.push(Handover { desc: d, tree }).is_ok(),
-                            None => false,
-                        };
-                        if pushed {
-                            self.pushed[peer] += 1;
-                            self.counters.handover_out += 1;
-                            self.ring_bell[peer] = true;
+                        let desc = self.scratch.rx[i];
+                        if self.peers.hand_over(peer, Handover { desc, tree }) {
+                            self.stats.counters.handover_out += 1;
                         } else {
-                            self.counters.handover_full_drops += 1;
+                            self.stats.counters.handover_full_drops += 1;
                             self.warn_once(
                                 Warn::HandoverFull,
                                 "hand-over ring full; frame dropped (raise handover_ring)",
                             );
-                            self.free.push((d.addr() as u64 / self.frame_size) as u32);
+                            self.frames
+                                .free
+                                .push((desc.addr() as u64 / self.frames.size) as u32);
                         }
                     }
                 }
@@ -677,69 +557,69 @@ impl Worker {
         any
     }
 
+    /// Count the first `n` descriptors of `scratch.rx` as received, record
+    /// each frame's length, and keep at the front the ones that are this
+    /// worker's frames: how many.
+    fn keep_own_rx(&mut self, n: usize) -> usize {
+        self.stats.counters.rx_packets += n as u64;
+        let mut good = 0;
+        for i in 0..n {
+            let d = self.scratch.rx[i];
+            self.stats.counters.rx_bytes += d.lengths().data() as u64;
+            match self.frames.number(d.addr() as u64) {
+                Some(f) if self.frames.is_own(f) => {
+                    self.frames.descs[f as usize] = d;
+                    self.scratch.rx[good] = d;
+                    good += 1;
+                }
+                _ => {
+                    // Not a frame we gave the kernel: ignore it rather
+                    // than corrupt someone else's frame.
+                    self.stats.counters.bad_descs += 1;
+                    self.warn_once(Warn::BadDesc, "rx descriptor outside our frames");
+                }
+            }
+        }
+        good
+    }
+
     /// Frames other workers handed over for trees this one owns.
     fn take_handed(&mut self, now: u64) -> bool {
         let mut any = false;
-        let cap = self.handed.capacity();
-        for l in 0..self.lanes_in.len() {
-            self.handed.clear();
-            while self.handed.len() < cap {
-                match self.lanes_in[l].ring.pop() {
-                    Some(h) => self.handed.push(h),
-                    None => break,
-                }
-            }
-            if self.handed.is_empty() {
+        for l in 0..self.peers.lanes_in.len() {
+            let k = self.peers.take_lane(l, &mut self.scratch.handed);
+            if k == 0 {
                 continue;
             }
             any = true;
-            let k = self.handed.len();
-            // Published before any of these frames can be dropped and sent
-            // home, so the owner never sees a return it can't place.
-            self.lanes_in[l]
-                .popped
-                .fetch_add(k as u64, Ordering::Release);
-            self.counters.handover_in += k as u64;
+            self.stats.counters.handover_in += k as u64;
             for i in 0..k {
-                let d = self.handed[i].desc;
-                match self.frame_no(d.addr() as u64) {
-                    Some(f) => self.descs[f as usize] = d,
+                let d = self.scratch.handed[i].desc;
+                match self.frames.number(d.addr() as u64) {
+                    Some(f) => self.frames.descs[f as usize] = d,
                     None => {
-                        self.counters.bad_descs += 1;
-                        self.handed[i].tree = u32::MAX;
+                        self.stats.counters.bad_descs += 1;
+                        self.scratch.handed[i].tree = u32::MAX;
                     }
                 }
             }
-            for t in 0..self.trees.len() {
-                let umem = &self.umem;
-                let handed = &self.handed;
-                let tree = &mut self.trees[t];
+            let handed = &self.scratch.handed;
+            for (t, tree) in self.trees.iter_mut().enumerate() {
                 if !handed.iter().any(|h| h.tree as usize == t) {
                     continue;
                 }
-                tree.shaper.enqueue_batch(
-                    handed.iter().filter(|h| h.tree as usize == t).map(|h| {
-                        // SAFETY: the sender received this frame and
-                        // gave it up when it pushed it on the lane; it
-                        // is ours alone until we release it.
-                        let bytes = unsafe { umem.data(&h.desc) }.contents();
-                        (
-                            Frame {
-                                addr: h.desc.addr() as u64,
-                                len: bytes.len() as u32,
-                            },
-                            bytes,
-                        )
-                    }),
-                    now,
-                );
+                let mine = handed.iter().filter(|h| h.tree as usize == t);
+                // SAFETY: the sender received these frames and gave them up
+                // when it pushed them on the lane; this worker holds them
+                // alone until it releases them.
+                unsafe { tree.enqueue_held(&self.frames.umem, mine.map(|h| &h.desc), now) };
             }
             // A handed frame naming a tree we don't have (a bug) goes home
             // rather than getting lost.
             for i in 0..k {
-                let h = self.handed[i];
+                let h = self.scratch.handed[i];
                 if h.tree as usize >= self.trees.len() {
-                    if let Some(f) = self.frame_no(h.desc.addr() as u64) {
+                    if let Some(f) = self.frames.number(h.desc.addr() as u64) {
                         self.release(f);
                     }
                 }
@@ -752,113 +632,151 @@ impl Worker {
     fn release_drops(&mut self) {
         for t in 0..self.trees.len() {
             // Collect first: `take_drops` borrows the tree.
-            let mut dropped = std::mem::take(&mut self.out);
+            let mut dropped = std::mem::take(&mut self.scratch.packets);
             dropped.clear();
             dropped.extend(self.trees[t].shaper.take_drops().map(|d| d.packet));
             for p in &dropped {
-                if let Some(f) = self.frame_no(p.addr) {
-                    if self.is_own(f) {
-                        self.queued_own -= 1;
+                if let Some(f) = self.frames.number(p.addr) {
+                    if self.frames.is_own(f) {
+                        self.frames.queued -= 1;
                     }
                     self.release(f);
                 }
             }
             dropped.clear();
-            self.out = dropped;
+            self.scratch.packets = dropped;
         }
     }
 
     /// Dequeue what each tree allows into its egress tx ring, then kick.
     fn transmit(&mut self, now: u64) -> bool {
         let mut any = false;
-        let batch = self.batch as u32;
         for t in 0..self.trees.len() {
-            let e = self.trees[t].egress;
-            if self.trees[t].shaper.next_deadline().is_none() {
-                continue;
-            }
-            let room = self.ports[e].tx_room(batch);
-            if room == 0 {
-                if self.trees[t]
-                    .shaper
-                    .next_deadline()
-                    .is_some_and(|d| d <= now)
-                {
-                    self.counters.tx_ring_full += 1;
-                }
-                continue;
-            }
-            self.out.clear();
-            let n = self.trees[t]
-                .shaper
-                .dequeue_batch(now, &mut self.out, room as usize);
-            if n == 0 {
-                continue;
-            }
-            any = true;
-            self.tx_buf.clear();
-            for i in 0..n {
-                let p = self.out[i];
-                let Some(f) = self.frame_no(p.addr) else {
-                    self.counters.bad_descs += 1;
-                    continue;
-                };
-                let mut d = self.descs[f as usize];
-                if p.flags & flags::MARK_CE != 0 {
-                    // SAFETY: the frame was dequeued from a tree this
-                    // worker owns, so it holds the frame exclusively until
-                    // it is put on the tx ring below.
-                    let mut data = unsafe { self.umem.data_mut(&mut d) };
-                    mark_ce(data.contents_mut(), p.l3_offset);
-                }
-                if self.is_own(f) {
-                    self.queued_own -= 1;
-                    self.tx_own += 1;
-                }
-                self.counters.tx_packets += 1;
-                self.counters.tx_bytes += u64::from(p.len);
-                self.tx_buf.push(d);
-            }
-            self.ports[e].send(&self.tx_buf);
+            any |= self.transmit_tree(t, now);
         }
         for p in 0..self.ports.len() {
             let k = self.ports[p].kick();
-            self.counters.tx_kicks += k.kicks;
+            self.stats.counters.tx_kicks += k.kicks;
             if k.errors > 0 {
-                self.counters.tx_errors += k.errors;
+                self.stats.counters.tx_errors += k.errors;
                 self.warn_once(Warn::TxError, "sendto on an AF_XDP socket failed");
             }
         }
         any
     }
 
-    fn ring_bells(&mut self) {
-        for k in 0..self.ring_bell.len() {
-            if std::mem::take(&mut self.ring_bell[k]) {
-                self.bells[k].ring_if_sleeping();
+    /// Dequeue what tree `t` allows, as much as its tx ring has room for.
+    fn transmit_tree(&mut self, t: usize, now: u64) -> bool {
+        let e = self.trees[t].egress;
+        let Some(deadline) = self.trees[t].shaper.next_deadline() else {
+            return false;
+        };
+        let room = self.ports[e].tx_room(self.batch as u32);
+        if room == 0 {
+            if deadline <= now {
+                self.stats.counters.tx_ring_full += 1;
             }
+            return false;
         }
+        let out = &mut self.scratch.packets;
+        out.clear();
+        let n = self.trees[t].shaper.dequeue_batch(now, out, room as usize);
+        if n == 0 {
+            return false;
+        }
+        self.scratch.tx.clear();
+        for i in 0..n {
+            let p = self.scratch.packets[i];
+            let Some(f) = self.frames.number(p.addr) else {
+                self.stats.counters.bad_descs += 1;
+                continue;
+            };
+            let mut d = self.frames.descs[f as usize];
+            if p.flags & flags::MARK_CE != 0 {
+                // SAFETY: the frame was dequeued from a tree this worker
+                // owns, so it holds the frame exclusively until it is put
+                // on the tx ring below.
+                let mut data = unsafe { self.frames.umem.data_mut(&mut d) };
+                mark_ce(data.contents_mut(), p.l3_offset);
+            }
+            if self.frames.is_own(f) {
+                self.frames.queued -= 1;
+                self.frames.tx += 1;
+            }
+            self.stats.counters.tx_packets += 1;
+            self.stats.counters.tx_bytes += u64::from(p.len);
+            self.scratch.tx.push(d);
+        }
+        self.ports[e].send(&self.scratch.tx);
+        true
     }
 
     /// Nothing to do: sleep until a socket has frames (or tx room we wait
     /// for), a peer or the control thread rings, or the next shaper
     /// deadline; never longer than [`MAX_SLEEP_NS`].
     fn sleep(&mut self, now: u64) {
-        if self.busy_poll {
+        if self.sched.busy_poll {
             std::hint::spin_loop();
             return;
         }
         // The loop's `now` is as old as this iteration's work: a timeout
         // computed from it would oversleep every deadline by that much.
         let now = clock::now_ns().max(now);
+        let (timeout, wake_at) = self.poll_set(now);
+        let me = self.peers.my_bell();
+        self.scratch.pollfds.push(libc::pollfd {
+            fd: me.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        me.going_to_sleep();
+        if !self.commands.is_empty() || self.peers.has_work() {
+            me.awake();
+            return;
+        }
+        let ts = clock::timespec(timeout);
+        let pollfds = &mut self.scratch.pollfds;
+        // SAFETY: `pollfds` is a live array of initialised pollfd of the
+        // given length; `ts` outlives the call; no signal mask is passed.
+        let rc = unsafe {
+            libc::ppoll(
+                pollfds.as_mut_ptr(),
+                pollfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if let Some(due) = wake_at {
+            // Only a deadline that passed counts: a frame or a doorbell
+            // may have woken us before it.
+            let woke = clock::now_ns();
+            if woke >= due {
+                self.stats.wake_late.record(woke - due);
+            }
+        }
+        let me = self.peers.my_bell();
+        me.awake();
+        self.stats.counters.sleeps += 1;
+        if rc > 0 {
+            self.stats.counters.wakeups += 1;
+            if self.scratch.pollfds.last().is_some_and(|p| p.revents != 0) {
+                me.clear();
+            }
+        }
+    }
+
+    /// The sockets and events a sleep waits for (into `scratch.pollfds`),
+    /// how long it may last, and when it means to wake for a shaper
+    /// deadline: the deadline itself, or [`MIN_SLEEP_NS`] from now when it
+    /// is that close.
+    fn poll_set(&mut self, now: u64) -> (u64, Option<u64>) {
         let mut timeout = MAX_SLEEP_NS;
-        // When this sleep means to wake for a shaper deadline: the
-        // deadline itself, or 20 µs from now when it is that close.
         let mut wake_at: Option<u64> = None;
-        self.pollfds.clear();
+        let pollfds = &mut self.scratch.pollfds;
+        pollfds.clear();
         if self.state == State::Running {
             for p in &self.ports {
-                self.pollfds.push(libc::pollfd {
+                pollfds.push(libc::pollfd {
                     fd: p.fd(),
                     events: libc::POLLIN,
                     revents: 0,
@@ -876,12 +794,11 @@ impl Worker {
                 if blocked {
                     // Retry when completions make room, not on new rx.
                     let fd = self.ports[e].fd();
-                    if !self
-                        .pollfds
+                    if !pollfds
                         .iter()
                         .any(|p| p.fd == fd && p.events & libc::POLLOUT != 0)
                     {
-                        self.pollfds.push(libc::pollfd {
+                        pollfds.push(libc::pollfd {
                             fd,
                             events: libc::POLLOUT,
                             revents: 0,
@@ -900,48 +817,7 @@ impl Worker {
         if self.ports.iter().any(|p| p.in_flight > 0) {
             timeout = timeout.min(TX_BLOCKED_SLEEP_NS);
         }
-        let me = &self.bells[self.local];
-        self.pollfds.push(libc::pollfd {
-            fd: me.raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        me.going_to_sleep();
-        let more = !self.commands.is_empty()
-            || self.lanes_in.iter().any(|l| !l.ring.is_empty())
-            || self.returns_in.iter().any(|r| !r.is_empty());
-        if more {
-            me.awake();
-            return;
-        }
-        let ts = clock::timespec(timeout);
-        // SAFETY: `pollfds` is a live array of initialised pollfd of the
-        // given length; `ts` outlives the call; no signal mask is passed.
-        let rc = unsafe {
-            libc::ppoll(
-                self.pollfds.as_mut_ptr(),
-                self.pollfds.len() as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
-        if let Some(due) = wake_at {
-            // Only a deadline that passed counts: a frame or a doorbell
-            // may have woken us before it.
-            let woke = clock::now_ns();
-            if woke >= due {
-                self.wake_late.record(woke - due);
-            }
-        }
-        let me = &self.bells[self.local];
-        me.awake();
-        self.counters.sleeps += 1;
-        if rc > 0 {
-            self.counters.wakeups += 1;
-            if self.pollfds.last().is_some_and(|p| p.revents != 0) {
-                me.clear();
-            }
-        }
+        (timeout, wake_at)
     }
 
     /// Stop: take what was handed over, record what is queued, flush the
@@ -974,46 +850,72 @@ impl Worker {
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
-        self.ring_bells();
+        self.peers.ring_bells();
         queued
+    }
+
+    // ---- frames -----------------------------------------------------------
+
+    /// A frame this worker is done with: to the free list if its own, home
+    /// otherwise.
+    #[inline]
+    fn release(&mut self, n: u32) {
+        if self.frames.is_own(n) {
+            self.frames.free.push(n);
+        } else {
+            self.send_home(n);
+        }
+    }
+
+    fn send_home(&mut self, n: u32) {
+        match self.peers.send_home(self.frames.owner(n), n) {
+            Home::Sent => self.stats.counters.returns_out += 1,
+            Home::Stuck => {
+                self.warn_once(Warn::ReturnFull, "return ring full; frame kept for retry")
+            }
+            // Only a bad descriptor can get here, and those are filtered
+            // on arrival.
+            Home::NoOwner => self.stats.counters.bad_descs += 1,
+        }
+    }
+
+    fn warn_once(&mut self, kind: Warn, msg: &str) {
+        if self.stats.warned & kind as u32 == 0 {
+            self.stats.warned |= kind as u32;
+            tracing::warn!(
+                worker = self.index,
+                "{msg} (counted from now on, not logged)"
+            );
+        }
     }
 
     // ---- reports ----------------------------------------------------------
 
     fn places(&self) -> FramePlaces {
-        let mut handover = 0;
-        let mut pushed = 0;
-        for (k, lane) in self.lanes_out.iter().enumerate() {
-            if let Some(lane) = lane {
-                let popped = lane.popped.load(Ordering::Acquire);
-                handover += self.pushed[k].saturating_sub(popped);
-                pushed += self.pushed[k];
-            }
-        }
-        let out = pushed.saturating_sub(self.returned);
+        let (handover, lent) = self.peers.lent();
         FramePlaces {
-            total: u64::from(self.frames_per_worker),
-            free: self.free.len() as u64,
+            total: u64::from(self.frames.per_worker),
+            free: self.frames.free.len() as u64,
             fill: self.ports.iter().map(|p| p.in_fill).sum(),
-            queued: self.queued_own,
-            tx: self.tx_own,
+            queued: self.frames.queued,
+            tx: self.frames.tx,
             handover,
-            lent: out.saturating_sub(handover),
+            lent,
         }
     }
 
     fn report(&self) -> WorkerReport {
         let worker = WorkerSnapshot {
             index: self.index,
-            core: self.core,
+            core: self.sched.core,
             pair: self.pair.clone(),
             queue: self.queue,
-            counters: self.counters,
+            counters: self.stats.counters,
             frames: self.places(),
-            rtprio_asked: self.rtprio_asked,
-            rtprio: self.rtprio,
-            nice: self.nice_applied,
-            wake_late: self.wake_late.clone(),
+            rtprio_asked: self.sched.rtprio_asked,
+            rtprio: self.sched.rtprio,
+            nice: self.sched.nice_applied,
+            wake_late: self.stats.wake_late.clone(),
         };
         let trees = self
             .trees
@@ -1046,21 +948,38 @@ impl Worker {
     }
 }
 
-/// How a worker is scheduled, as `chrt`/`ps` would say it: "fifo 10",
-/// "nice -10", "nice -10 (fifo 10 refused)"; "nice 0 (not set)" when even
-/// the nice value could not be set.
-pub fn sched_name(rtprio_asked: u8, rtprio: u8, nice: Option<i32>) -> String {
-    if rtprio > 0 {
-        return format!("fifo {rtprio}");
+impl OwnedTree {
+    /// Enqueue frames into the tree, each read in place in the UMEM, with
+    /// its handle. The one place a received frame's bytes are handed to
+    /// the core, for frames off an rx ring and frames off a lane alike.
+    ///
+    /// # Safety
+    ///
+    /// Every descriptor names a frame of `umem` that this worker holds
+    /// exclusively (no kernel ring, peer or tree has it) and keeps until
+    /// the tree gives it back.
+    unsafe fn enqueue_held<'a>(
+        &mut self,
+        umem: &Umem,
+        descs: impl Iterator<Item = &'a FrameDesc>,
+        now: u64,
+    ) {
+        self.shaper.enqueue_batch(
+            descs.map(|d| {
+                // SAFETY: the caller holds this frame exclusively (this
+                // function's contract): reading it aliases no writer.
+                let bytes = unsafe { umem.data(d) }.contents();
+                (
+                    Frame {
+                        addr: d.addr() as u64,
+                        len: bytes.len() as u32,
+                    },
+                    bytes,
+                )
+            }),
+            now,
+        );
     }
-    let mut s = match nice {
-        Some(n) => format!("nice {n}"),
-        None => "nice 0 (not set)".to_string(),
-    };
-    if rtprio_asked > 0 {
-        s.push_str(&format!(" (fifo {rtprio_asked} refused)"));
-    }
-    s
 }
 
 /// Read the first byte of each received frame before the batch is parsed.
@@ -1071,11 +990,15 @@ pub fn sched_name(rtprio_asked: u8, rtprio: u8, nice: Option<i32>) -> String {
 /// forwarding 64-byte frames: bench/run.sh's profile). The headers the
 /// classifier reads (Ethernet, VLAN tags, IPv4/IPv6, ports) are in the
 /// first cache line of the frame for the common cases.
-fn touch_headers(umem: &Umem, descs: &[FrameDesc]) {
+///
+/// # Safety
+///
+/// The caller holds these frames (fresh off its rx ring, the kernel has let
+/// go of them), so no one writes them while they are read.
+unsafe fn touch_headers(umem: &Umem, descs: &[FrameDesc]) {
     let mut acc = 0u8;
     for d in descs {
-        // SAFETY: the caller owns these frames (fresh off our rx ring, the
-        // kernel has let go of them); reading them aliases no writer.
+        // SAFETY: the caller holds these frames (this function's contract).
         acc ^= unsafe { umem.data(d) }
             .contents()
             .first()
