@@ -166,7 +166,11 @@ enum Warn {
     ReturnFull = 16,
 }
 
+/// One worker's state, in the groups the module docs list; the fields left
+/// outside them say who it is, what it is told, and which ports and trees
+/// it drives.
 pub(crate) struct Worker {
+    /// 0-based over all pairs.
     index: usize,
     pair: String,
     queue: u32,
