@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use weir_bench::traffic::frame::{SizeMix, JUMBO};
 use weir_bench::traffic::spec::PathSpec;
+use weir_bench::traffic::testframe::{SizeMix, JUMBO};
 use weir_bench::traffic::trial::{self, StreamSpec, TrialResult};
 use weir_xdp::prog::XdpMode;
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use weir_bench::differential::{self, tree::TreeSpec, DiffSpec};
 use weir_bench::traffic::compare::{self, CompareSpec};
-use weir_bench::traffic::frame::SizeMix;
 use weir_bench::traffic::shaping::{self, ShapingSpec};
 use weir_bench::traffic::spec::{parse_stream, PathSpec};
+use weir_bench::traffic::testframe::SizeMix;
 use weir_bench::traffic::trial::{self, StreamSpec};
 use weir_xdp::prog::XdpMode;
 

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use weir_xdp::prog::XdpMode;
 
-use crate::traffic::frame::SizeMix;
 use crate::traffic::spec::PathSpec;
+use crate::traffic::testframe::SizeMix;
 use crate::traffic::trial::{self, StreamSpec};
 use host::CpuTimes;
 use tree::{Tree, TreeSpec, FRAME_BYTES};

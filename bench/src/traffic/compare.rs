@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::frame::SizeMix;
 use super::rx::LatencyUs;
 use super::search::{Outcome, Passed, Search};
 use super::spec::PathSpec;
+use super::testframe::SizeMix;
 use super::trial::{self, StreamSpec, TrialError, TrialResult, TrialSpec};
 use weir_xdp::prog::XdpMode;
 

@@ -3,7 +3,7 @@
 //! another AF_XDP socket, counted per stream with loss, reordering and
 //! one-way latency; and the RFC 2544-style searches built on them.
 //!
-//! - [`frame`]: the frames (templates, sizes, IMIX, the probe).
+//! - [`testframe`]: the test frames (templates, sizes, IMIX, the probe).
 //! - [`pace`]: how many frames are due when (time as an argument).
 //! - [`rx`]: the receiver's accounting.
 //! - [`search`]: NDR/PDR binary search as a state machine.
@@ -13,10 +13,10 @@
 //! - [`spec`]: command-line specs of paths and streams.
 
 pub mod compare;
-pub mod frame;
 pub mod pace;
 pub mod rx;
 pub mod search;
 pub mod shaping;
 pub mod spec;
+pub mod testframe;
 pub mod trial;

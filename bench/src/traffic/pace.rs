@@ -10,7 +10,7 @@
 
 /// Frames due for one stream sent at a fixed rate.
 #[derive(Clone, Debug)]
-pub struct Pacer {
+pub struct StreamPacer {
     start_ns: u64,
     /// Frames per second; `None` = as fast as the ring takes them.
     rate_pps: Option<f64>,
@@ -19,11 +19,11 @@ pub struct Pacer {
     late_max_ns: u64,
 }
 
-impl Pacer {
+impl StreamPacer {
     /// A pacer whose first frame is due at `start_ns`. A rate of `None`
     /// (or not above zero) means flat out.
-    pub fn new(rate_pps: Option<f64>, start_ns: u64) -> Pacer {
-        Pacer {
+    pub fn new(rate_pps: Option<f64>, start_ns: u64) -> StreamPacer {
+        StreamPacer {
             start_ns,
             rate_pps: rate_pps.filter(|r| r.is_finite() && *r > 0.0),
             sent: 0,
@@ -50,7 +50,7 @@ impl Pacer {
         owed.min(max)
     }
 
-    /// Like [`Pacer::due`], but holds frames back until a small burst is
+    /// Like [`StreamPacer::due`], but holds frames back until a small burst is
     /// due: as many as fall due in `gather_ns` (1..=`max`), or until the
     /// oldest owed frame has waited `gather_ns`. One wake-up then sends a
     /// burst instead of one frame: on a 2-core machine a sender that wakes
@@ -68,7 +68,7 @@ impl Pacer {
         }
     }
 
-    /// When [`Pacer::due_gathered`] will next hand out frames.
+    /// When [`StreamPacer::due_gathered`] will next hand out frames.
     pub fn next_send_ns(&self, max: u64, gather_ns: u64) -> u64 {
         let by_burst = self.due_at(self.sent + self.burst(max, gather_ns) - 1);
         by_burst.min(self.due_at(self.sent) + gather_ns)
@@ -117,7 +117,7 @@ mod tests {
     fn exact_count_over_a_period() {
         // 1 Mpps for 1 s, polled every 7 µs: exactly 1,000,000 frames due
         // by the last nanosecond before t = 1 s (frame 0 at t = 0).
-        let mut p = Pacer::new(Some(1e6), 1_000);
+        let mut p = StreamPacer::new(Some(1e6), 1_000);
         let mut t = 1_000;
         while t < 1_000 + 1_000_000_000 {
             let n = p.due(t, 64);
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn catches_up_after_a_stall_in_batches() {
-        let mut p = Pacer::new(Some(1e6), 0);
+        let mut p = StreamPacer::new(Some(1e6), 0);
         assert_eq!(p.due(0, 64), 1);
         p.sent(1);
         // 1 ms stall: 1000 frames owed, handed out at most 64 at a time.
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn nothing_before_start_and_next_due() {
-        let mut p = Pacer::new(Some(1000.0), 5_000);
+        let mut p = StreamPacer::new(Some(1000.0), 5_000);
         assert_eq!(p.due(4_999, 10), 0);
         assert_eq!(p.next_due_ns(), 5_000);
         let n = p.due(5_000, 10);
@@ -156,7 +156,7 @@ mod tests {
     fn gathers_bursts_without_changing_the_rate() {
         // 1 Mpps, gather 50 µs: sends come in bursts of 50 frames, and the
         // total over 10 ms is still 10,000.
-        let mut p = Pacer::new(Some(1e6), 0);
+        let mut p = StreamPacer::new(Some(1e6), 0);
         let mut t = 0;
         let mut sends = 0;
         while t < 10_000_000 {
@@ -173,7 +173,7 @@ mod tests {
         assert!((9_950..=10_000).contains(&(p.total_sent() + n)));
         assert!(sends <= 202, "{sends} sends");
         // A slow stream still sends each frame on time.
-        let mut q = Pacer::new(Some(1000.0), 0);
+        let mut q = StreamPacer::new(Some(1000.0), 0);
         assert_eq!(q.due_gathered(0, 64, 50_000), 1);
         q.sent(1);
         assert_eq!(q.next_send_ns(64, 50_000), 1_000_000);
@@ -181,9 +181,9 @@ mod tests {
 
     #[test]
     fn flat_out_always_due() {
-        let mut p = Pacer::new(None, 0);
+        let mut p = StreamPacer::new(None, 0);
         assert_eq!(p.due(0, 32), 32);
-        assert_eq!(Pacer::new(Some(0.0), 0).due(10, 5), 5);
-        assert_eq!(Pacer::new(Some(f64::NAN), 0).due(10, 5), 5);
+        assert_eq!(StreamPacer::new(Some(0.0), 0).due(10, 5), 5);
+        assert_eq!(StreamPacer::new(Some(f64::NAN), 0).due(10, 5), 5);
     }
 }

@@ -6,7 +6,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::frame::{self, FCS};
+use super::testframe::{self, FCS};
 
 /// Latencies are recorded in nanoseconds up to 60 s, 3 significant digits.
 const LATENCY_MAX_NS: u64 = 60_000_000_000;
@@ -148,7 +148,7 @@ impl Receiver {
 
     /// Account one received frame (bytes without FCS) at `now_ns`.
     pub fn record(&mut self, bytes: &[u8], now_ns: u64) {
-        match frame::parse(bytes) {
+        match testframe::parse(bytes) {
             Some(p) => match self.streams.get_mut(usize::from(p.stream)) {
                 Some(s) => s.record(p.seq, bytes.len(), p.sent_ns, now_ns),
                 None => self.foreign += 1,
@@ -189,7 +189,7 @@ impl LatencyUs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::frame::{Addresses, SizeMix, Template};
+    use crate::traffic::testframe::{Addresses, SizeMix, Template};
     use std::net::Ipv4Addr;
 
     fn frame(t: &Template, seq: u32, sent: u64) -> Vec<u8> {

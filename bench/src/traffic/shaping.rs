@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde::Serialize;
 use weir_xdp::prog::XdpMode;
 
-use super::frame::FCS;
 use super::spec::PathSpec;
+use super::testframe::FCS;
 use super::trial::{self, StreamSpec};
 
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::frame::{parse_mac, Addresses, SizeMix, MAX_FLOWS};
+use super::testframe::{parse_mac, Addresses, SizeMix, MAX_FLOWS};
 use super::trial::{Endpoint, StreamSpec, TrialSpec};
 use std::time::Duration;
 use weir_xdp::prog::XdpMode;

@@ -22,14 +22,14 @@ use std::thread;
 use std::time::Duration;
 
 use serde::Serialize;
+use weir_xdp::datapath::{now_ns, Port, PortError};
 use weir_xdp::prog::{rx_queue_count, XdpError, XdpMode, XdpProgram};
-use weir_xdp::run::{now_ns, Port, PortError};
 use xsk_rs::config::{FrameSize, QueueSize, UmemConfig};
 use xsk_rs::{FrameDesc, Umem};
 
-use super::frame::{l1_bits, Addresses, SizeMix, Template};
-use super::pace::Pacer;
+use super::pace::StreamPacer;
 use super::rx::{LatencyUs, Receiver};
+use super::testframe::{l1_bits, Addresses, SizeMix, Template};
 
 /// UMEM frames are 4096 bytes: room for the jumbo template.
 const FRAME_SIZE: u32 = 4096;
@@ -47,7 +47,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// spinning sender takes CPU from the path under test.
 const SPIN_NS: u64 = 30_000;
 /// The sender sends in bursts of what falls due in this time (at most a
-/// batch): see [`Pacer::due_gathered`].
+/// batch): see [`StreamPacer::due_gathered`].
 const GATHER_NS: u64 = 100_000;
 /// The receiver, while frames flow, reads its rings this often instead of
 /// sleeping in poll(): a thread blocked in poll() is woken for every few
@@ -493,17 +493,17 @@ fn transmit(
         .enumerate()
         .map(|(i, s)| Template::new(&spec.addr, i as u16, s.dscp, &s.mix, s.flows))
         .collect();
-    weir_xdp::run::tighten_timer_slack();
+    weir_xdp::datapath::tighten_timer_slack();
     let _ = ready.send("sender");
     let Ok(start) = go.recv() else {
         return Ok(TxReport::default());
     };
     let cpu0 = thread_cpu_ns();
     let n = spec.streams.len();
-    let mut pacers: Vec<Pacer> = spec
+    let mut pacers: Vec<StreamPacer> = spec
         .streams
         .iter()
-        .map(|s| Pacer::new(s.rate_pps, start))
+        .map(|s| StreamPacer::new(s.rate_pps, start))
         .collect();
     let mut rep = TxReport {
         sent: vec![0; n],
@@ -540,7 +540,7 @@ fn transmit(
                 let Some(mut d) = free.pop() else { break };
                 let seq = rep.sent[i] as u32;
                 let size = spec.streams[i].mix.size(rep.sent[i]);
-                let len = size - super::frame::FCS;
+                let len = size - super::testframe::FCS;
                 // SAFETY: `d` came from the free list, so neither the
                 // kernel nor another ring holds it; we own it until it is
                 // put on the tx ring below.
@@ -590,7 +590,11 @@ fn transmit(
         rep.kick_errors += k.errors;
         let _ = port.completions(&mut comp);
     }
-    rep.late_max_ns = pacers.iter().map(Pacer::late_max_ns).max().unwrap_or(0);
+    rep.late_max_ns = pacers
+        .iter()
+        .map(StreamPacer::late_max_ns)
+        .max()
+        .unwrap_or(0);
     rep.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
     Ok(rep)
 }
@@ -622,7 +626,7 @@ fn receive(
         prog.register_socket(q, port.fd()).map_err(xdp_err)?;
         ports.push(port);
     }
-    weir_xdp::run::tighten_timer_slack();
+    weir_xdp::datapath::tighten_timer_slack();
     let _ = ready.send("receiver");
     let cpu0 = thread_cpu_ns();
     let mut rx = Receiver::new(spec.streams.len());

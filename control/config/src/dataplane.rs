@@ -64,7 +64,7 @@ impl XdpAttach {
 /// Every rule `weir run`'s data path has for these values is checked here,
 /// once, when the file is loaded (`weir check` and `weir run` load it the
 /// same way), so a `DataplaneCfg` is always one the data path accepts
-/// (`weir_xdp::run::RunSpec::validate`, which stays as a defensive check
+/// (`weir_xdp::datapath::RunSpec::validate`, which stays as a defensive check
 /// and holds no rule of its own). The fields are private for that reason:
 /// the only way to get one is [`build`] from a file, or the defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -726,7 +726,7 @@ fn dataplane_and_pair_errors() {
             "`queues` = 0 is out of range",
         ),
         // Every combination `weir run`'s data path refuses
-        // (weir_xdp::run::RunSpec::validate) is refused here, at the key.
+        // (weir_xdp::datapath::RunSpec::validate) is refused here, at the key.
         (
             "batch more than half the ring",
             format!("[dataplane]\nring_size = 128\nbatch = @65\n{BASE}"),

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_xdp::run::{Dataplane, Snapshot, TreeSnapshot};
+use weir_xdp::datapath::{DataPath, Snapshot, TreeSnapshot};
 
 use weir_config::rules::{Severity, Weekday};
 use weir_config::{Config, Rate};
@@ -345,7 +345,7 @@ impl Automation {
     pub(super) fn tick(
         &mut self,
         config: &mut Config,
-        dataplane: &Dataplane,
+        dataplane: &DataPath,
         snap: &Snapshot,
         prev: Option<&Snapshot>,
         history: Option<&History>,
@@ -482,7 +482,7 @@ impl Automation {
         &mut self,
         d: Decision,
         config: &mut Config,
-        dataplane: &Dataplane,
+        dataplane: &DataPath,
         history: Option<&History>,
         at_unix_ms: i64,
     ) {

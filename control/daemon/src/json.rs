@@ -6,10 +6,11 @@
 //! The schema is documented in docs/operations.md.
 
 use serde_json::{json, Map, Value};
+use weir_dataplane::histogram::{LogHistogram, LOG_BUCKETS};
 use weir_dataplane::packet::DropReason;
 use weir_dataplane::qdisc::{KindStats, QdiscStats};
-use weir_dataplane::shaper::{FrameCounters, LogHistogram, LOG_BUCKETS};
-use weir_xdp::run::{
+use weir_dataplane::shaper::FrameCounters;
+use weir_xdp::datapath::{
     sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, TreeSnapshot, WorkerSnapshot,
 };
 

@@ -1,7 +1,7 @@
 //! `weir run`: the control thread of a running shaper.
 //!
 //! It loads and checks the configuration, compiles each tree, starts the
-//! AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs, UMEMs,
+//! AF_XDP data path (`weir_xdp::datapath::DataPath`: XDP programs, UMEMs,
 //! sockets, pinned workers), says what runs where, and then only waits:
 //! for SIGUSR1 or the stats period (print per-class counters), and for
 //! SIGINT / SIGTERM (stop the workers, report what was still queued, and
@@ -31,8 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use weir_dataplane::classify::IpPrefix;
+use weir_xdp::datapath::{DataPath, PairSpec, RunSpec, Snapshot, TreeSpec};
 use weir_xdp::prog::{PassPrefix, XdpMode};
-use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 use weir_config::{self as config, Config, XdpAttach};
 
@@ -177,7 +177,7 @@ struct Control {
     /// The configuration in force: the file as loaded plus every
     /// `class change` applied since.
     config: Config,
-    dataplane: Dataplane,
+    dataplane: DataPath,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
     /// What the metrics endpoint serves.
@@ -535,7 +535,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             }
         },
     };
-    let dataplane = match Dataplane::start(spec) {
+    let dataplane = match DataPath::start(spec) {
         Ok(d) => d,
         Err(e) => {
             let _ = writeln!(err, "weir run: {e}");

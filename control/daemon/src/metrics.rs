@@ -24,7 +24,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
-use weir_dataplane::shaper::LogHistogram;
+use weir_dataplane::histogram::LogHistogram;
 
 /// Where metrics are served unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";

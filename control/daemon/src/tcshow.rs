@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 use weir_dataplane::classify::{FilterSpec, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, KindStats, QdiscParams, QdiscStats};
-use weir_xdp::run::{Snapshot, TreeSnapshot};
+use weir_xdp::datapath::{Snapshot, TreeSnapshot};
 
 use super::json::rate_est;
 use weir_config::{Config, Tree};

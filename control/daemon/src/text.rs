@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use weir_dataplane::packet::DropReason;
-use weir_xdp::run::{ShutdownReport, Snapshot, WorkerPlacement};
+use weir_xdp::datapath::{ShutdownReport, Snapshot, WorkerPlacement};
 
 use weir_api::ShowWhat;
 
@@ -160,8 +160,9 @@ pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
 /// and where they are.
 fn umem_text(report: &ShutdownReport) -> String {
     let ws = &report.last.workers;
-    let sum =
-        |f: fn(&weir_xdp::run::FramePlaces) -> u64| ws.iter().map(|w| f(&w.frames)).sum::<u64>();
+    let sum = |f: fn(&weir_xdp::datapath::FramePlaces) -> u64| {
+        ws.iter().map(|w| f(&w.frames)).sum::<u64>()
+    };
     let total = sum(|f| f.total);
     if report.umem_free_or_fill {
         return format!("UMEM frames: all {total} free or in a fill ring");
@@ -210,7 +211,7 @@ pub(super) fn show_json(
 
 #[cfg(test)]
 mod tests {
-    use weir_xdp::run::{FramePlaces, WorkerSnapshot};
+    use weir_xdp::datapath::{FramePlaces, WorkerSnapshot};
 
     use super::*;
 

@@ -1,7 +1,7 @@
 //! `weir check` and `weir run` agree on `[dataplane]` (and on the pair and
 //! tree names the data path sees): every file the configuration accepts
 //! gives a run spec that the data path's own check,
-//! `weir_xdp::run::RunSpec::validate` (the first thing `Dataplane::start`
+//! `weir_xdp::datapath::RunSpec::validate` (the first thing `DataPath::start`
 //! does), accepts too. And where each value is within its key's own range,
 //! the two agree both ways: the configuration refuses no combination the
 //! data path would run.
@@ -221,7 +221,7 @@ proptest! {
         let (config, _) = verdicts(&c);
         // The same values straight into the data path's spec, past the
         // configuration: the pass list as written (duplicates and all).
-        let mut spec = weir_xdp::run::RunSpec {
+        let mut spec = weir_xdp::datapath::RunSpec {
             batch: c.batch as u32,
             ring_size: c.ring_size as u32,
             frames_per_worker: c.frames as u32,
@@ -229,9 +229,9 @@ proptest! {
             handover_ring: c.handover_ring as u32,
             busy_poll: c.busy_poll,
             cores: c.cores.iter().map(|&n| n as usize).collect(),
-            ..weir_xdp::run::RunSpec::default()
+            ..weir_xdp::datapath::RunSpec::default()
         };
-        let mut pair = weir_xdp::run::PairSpec::new("p", "a0", "b0");
+        let mut pair = weir_xdp::datapath::PairSpec::new("p", "a0", "b0");
         pair.queues = c.queues as u32;
         spec.pairs.push(pair);
         spec.pass = pass_as_written(&c);

@@ -4,7 +4,7 @@
 //! caller passes the monotonic time, the local wall-clock time and the
 //! metrics it read from the data path's snapshot, and carries out what
 //! [`Engine::tick`] returns (apply [`Decision::ChangeClass`] through
-//! `Dataplane::change_class`, run [`Decision::Exec`] off-thread with a
+//! `DataPath::change_class`, run [`Decision::Exec`] off-thread with a
 //! timeout, store violations and adjustments in the history database).
 //!
 //! # One tick, in order
@@ -160,7 +160,7 @@ pub enum Decision {
     Log { severity: Severity, message: String },
     /// Run `argv[0]` with the rest as arguments, without a shell.
     Exec { rule: String, argv: Vec<String> },
-    /// Apply `change` to the class (`Dataplane::change_class`) and record
+    /// Apply `change` to the class (`DataPath::change_class`) and record
     /// the adjustment (old and new values, why).
     ChangeClass {
         tree: u32,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
-use weir_xdp::run::{Dataplane, RunError, RunSpec};
+use weir_xdp::datapath::{DataPath, RunError, RunSpec};
 
 use crate::netns::{self, Netns};
 
@@ -109,9 +109,9 @@ impl Topo {
     }
 
     /// Start weir in the GW namespace (its workers inherit it).
-    pub fn start(&self, spec: RunSpec) -> Result<Dataplane, RunError> {
+    pub fn start(&self, spec: RunSpec) -> Result<DataPath, RunError> {
         self.gw
-            .enter(move || Dataplane::start(spec))
+            .enter(move || DataPath::start(spec))
             .expect("enter GW namespace")
     }
 }

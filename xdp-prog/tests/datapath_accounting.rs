@@ -3,14 +3,16 @@
 //! reason) plus queued, and every UMEM frame is in exactly one place (root;
 //! real veth in throwaway namespaces).
 
+mod datapath_support;
 mod netns;
-mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use run_support::{iperf3_client, iperf3_server, json_number, pfifo_root, serial, udp_flood, Topo};
-use weir_xdp::run::{PairSpec, RunSpec, TreeSpec};
+use datapath_support::{
+    iperf3_client, iperf3_server, json_number, pfifo_root, serial, udp_flood, Topo,
+};
+use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 #[test]
 fn tcp_both_ways_and_a_million_packets_balance() {

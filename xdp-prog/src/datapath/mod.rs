@@ -1,7 +1,9 @@
 //! The AF_XDP data path: one shared UMEM per port pair, one AF_XDP socket
 //! per (interface, queue), one pinned worker thread per (pair, queue)
 //! driving the shaping core, SPSC hand-over rings between the workers of a
-//! pair, and the [`Dataplane`] handle the control thread uses.
+//! pair, and the [`DataPath`] handle the control thread uses. (The shaping
+//! core it drives is the `weir-dataplane` crate; the `[dataplane]` table of
+//! weir's configuration sizes this data path.)
 //!
 //! ```text
 //! pair "edge", 2 queues:           UMEM (2 × F frames, shared)
@@ -15,7 +17,7 @@
 //! Placement rule: for a pair with Q queues, the upload tree is owned by the
 //! worker of queue 0 and the download tree by the worker of queue 1 % Q, so
 //! with two queues the two directions run on different cores.
-//! [`Dataplane::placement`] shows it.
+//! [`DataPath::placement`] shows it.
 
 mod clock;
 mod handover;
@@ -39,13 +41,12 @@ use xsk_rs::Umem;
 
 use crate::prog::{PassPrefix, XdpError, XdpMode, XdpProgram};
 
-pub use clock::{now_ns, tighten_timer_slack};
+pub use clock::{now_ns, sched_name, tighten_timer_slack};
 pub use port::{Kick, Port, PortError};
 pub use stats::{
     FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot, SocketStats, TreeSnapshot,
     WorkerCounters, WorkerPlacement, WorkerSnapshot,
 };
-pub use worker::sched_name;
 
 use handover::{Doorbell, Lane, ReturnRing};
 use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};
@@ -95,7 +96,7 @@ pub struct RunSpec {
 
 impl RunSpec {
     /// Whether the data path can start with this spec, before anything is
-    /// attached or allocated ([`Dataplane::start`] calls it first). weir's
+    /// attached or allocated ([`DataPath::start`] calls it first). weir's
     /// configuration (`weir_config`) refuses every spec this
     /// refuses, at the offending key, so `weir check` and `weir run` agree;
     /// this stays as the data path's own defence for other callers, and
@@ -272,8 +273,8 @@ struct TreeRef {
 }
 
 /// The running data path. Dropping it stops the workers and detaches the
-/// programs too, but without a report; call [`Dataplane::stop`].
-pub struct Dataplane {
+/// programs too, but without a report; call [`DataPath::stop`].
+pub struct DataPath {
     placement: Vec<WorkerPlacement>,
     workers: Vec<WorkerHandle>,
     /// By interface index (pairs' inside, outside, in order).
@@ -286,12 +287,12 @@ pub struct Dataplane {
     stopped: bool,
 }
 
-impl Dataplane {
+impl DataPath {
     /// Attach the XDP programs, build the UMEMs and sockets, register the
     /// sockets and spawn the workers. On any error everything done so far
     /// is undone (sockets unregistered and closed, programs detached,
     /// workers stopped).
-    pub fn start(spec: RunSpec) -> Result<Dataplane, RunError> {
+    pub fn start(spec: RunSpec) -> Result<DataPath, RunError> {
         spec.validate()?;
         let mut interfaces = Vec::new();
         for p in &spec.pairs {
@@ -301,7 +302,7 @@ impl Dataplane {
         for ifname in &interfaces {
             check_interface(ifname)?;
         }
-        let mut dp = Dataplane {
+        let mut dp = DataPath {
             placement: Vec::new(),
             workers: Vec::new(),
             interfaces: interfaces.clone(),
@@ -631,7 +632,7 @@ impl Dataplane {
     }
 }
 
-impl Drop for Dataplane {
+impl Drop for DataPath {
     fn drop(&mut self) {
         if !self.stopped {
             if let Err(e) = self.shutdown() {
@@ -801,7 +802,7 @@ fn build_pair(
     pi: usize,
     pair: &PairSpec,
     first_worker: usize,
-    dp: &mut Dataplane,
+    dp: &mut DataPath,
 ) -> Result<Vec<(WorkerInit, Sender<Command>, Arc<Doorbell>)>, RunError> {
     let q_count = pair.queues as usize;
     let f = spec.frames_per_worker;

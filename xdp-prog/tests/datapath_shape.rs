@@ -3,16 +3,16 @@
 //! halving the rate takes effect without dropping what is queued (root;
 //! real veth in throwaway namespaces).
 
+mod datapath_support;
 mod netns;
-mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use run_support::{pfifo_root, serial, udp_flood, Topo};
+use datapath_support::{pfifo_root, serial, udp_flood, Topo};
 use weir_dataplane::htb::ClassChange;
 use weir_dataplane::packet::DropReason;
-use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
+use weir_xdp::datapath::{DataPath, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 /// Bytes/s sent by class 0 of `tree` between two snapshots.
 fn rate(a: &Snapshot, b: &Snapshot, tree: &str) -> f64 {
@@ -21,7 +21,7 @@ fn rate(a: &Snapshot, b: &Snapshot, tree: &str) -> f64 {
     (bb - ba) as f64 * 1e9 / (b.at_ns - a.at_ns) as f64
 }
 
-fn measure(dp: &Dataplane, tree: &str, warmup: Duration, span: Duration) -> (f64, Snapshot) {
+fn measure(dp: &DataPath, tree: &str, warmup: Duration, span: Duration) -> (f64, Snapshot) {
     std::thread::sleep(warmup);
     let s1 = dp.snapshot().expect("snapshot");
     assert!(s1.consistent(), "{s1:#?}");
@@ -51,7 +51,7 @@ fn pfifo_root_shapes_udp_flood_and_change_class_halves_it() {
         })
         .expect("start weir");
     // Resolve ARP before the flood.
-    assert!(run_support::ping(&topo.a, topo.addr_b, 1, Duration::from_secs(3)).unwrap() == 1);
+    assert!(datapath_support::ping(&topo.a, topo.addr_b, 1, Duration::from_secs(3)).unwrap() == 1);
 
     let dst = SocketAddrV4::new(topo.addr_b, 5201);
     let (r10, r5, mid) = std::thread::scope(|s| {

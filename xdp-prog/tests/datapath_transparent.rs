@@ -3,14 +3,14 @@
 //! everything else, shaped by the default class and counted (root; real
 //! veth in throwaway namespaces).
 
+mod datapath_support;
 mod netns;
-mod run_support;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use run_support::{pfifo_root, serial, Topo};
-use weir_xdp::run::{PairSpec, RunSpec, TreeSpec};
+use datapath_support::{pfifo_root, serial, Topo};
+use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 const MARK: &[u8] = b"weir-raw-";
 

@@ -1,10 +1,11 @@
 //! What the data path reports: snapshots taken by each worker at a batch
 //! boundary (so they are consistent with its shapers), gathered by the
-//! [`super::Dataplane`] handle, and the report of a stop.
+//! [`super::DataPath`] handle, and the report of a stop.
 
+use weir_dataplane::histogram::LogHistogram;
 use weir_dataplane::htb::ClassStats;
 use weir_dataplane::qdisc::QdiscStats;
-use weir_dataplane::shaper::{FrameCounters, LogHistogram};
+use weir_dataplane::shaper::FrameCounters;
 
 use crate::prog::XdpCounters;
 
@@ -223,7 +224,7 @@ impl Snapshot {
     }
 }
 
-/// What [`super::Dataplane::stop`] found.
+/// What [`super::DataPath::stop`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShutdownReport {
     /// Per tree, frames still queued when the workers stopped receiving

@@ -3,14 +3,14 @@
 //! handed over, and every frame is still accounted for (root; real
 //! 2-queue veth in throwaway namespaces).
 
+mod datapath_support;
 mod netns;
-mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use run_support::{pfifo_root, serial, udp_flood, Topo};
-use weir_xdp::run::{PairSpec, RunSpec, TreeSpec};
+use datapath_support::{pfifo_root, serial, udp_flood, Topo};
+use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 #[test]
 fn two_queues_split_directions_and_hand_over() {
@@ -44,11 +44,11 @@ fn two_queues_split_directions_and_hand_over() {
     assert_eq!(placement[1].trees, vec!["down".to_string()]);
 
     assert_eq!(
-        run_support::ping(&topo.a, topo.addr_b, 3, Duration::from_secs(5)).unwrap(),
+        datapath_support::ping(&topo.a, topo.addr_b, 3, Duration::from_secs(5)).unwrap(),
         3
     );
     assert_eq!(
-        run_support::ping(&topo.b, topo.addr_a, 3, Duration::from_secs(5)).unwrap(),
+        datapath_support::ping(&topo.b, topo.addr_a, 3, Duration::from_secs(5)).unwrap(),
         3
     );
 

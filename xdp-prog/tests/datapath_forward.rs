@@ -1,14 +1,14 @@
 //! weir forwards everything both ways, unshaped and shaped, and every frame
 //! is accounted for (root; real veth in throwaway namespaces).
 
+mod datapath_support;
 mod netns;
-mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use run_support::{pfifo_root, ping, serial, Topo};
-use weir_xdp::run::{PairSpec, RunError, RunSpec, TreeSpec};
+use datapath_support::{pfifo_root, ping, serial, Topo};
+use weir_xdp::datapath::{PairSpec, RunError, RunSpec, TreeSpec};
 
 #[test]
 fn ping_and_udp_cross_weir_both_ways_and_frames_balance() {
@@ -59,7 +59,7 @@ fn ping_and_udp_cross_weir_both_ways_and_frames_balance() {
 
     // A short flood, then stop: everything balances after the flush.
     let dst = SocketAddrV4::new(topo.addr_b, 9);
-    run_support::udp_flood(
+    datapath_support::udp_flood(
         &topo.a,
         dst,
         1000,
