@@ -267,4 +267,22 @@ mod tests {
         assert!(s.contains("50%"), "{s}");
         assert!(s.contains(" 7 "), "drops per refresh: {s}");
     }
+
+    /// `weir top` for the daemon's recorded `--json` lines (their second
+    /// line has rates, the first gives the drops before), kept from before
+    /// the typed snapshot.
+    #[test]
+    fn top_screen_is_byte_identical_to_the_recorded_one() {
+        let lines = include_str!("../../daemon/tests/data/stats-lines.json");
+        let mut lines = lines.lines();
+        let mut next = || serde_json::from_str(lines.next().expect("a line")).expect("JSON");
+        let (first, second) = (next(), next());
+        let got = top_screen(&second, Some(&first));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/top.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "top changed:\n{got}");
+    }
 }

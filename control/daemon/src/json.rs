@@ -399,3 +399,249 @@ pub(super) fn interface_line(i: &InterfaceSnapshot) -> String {
         s.tx_invalid_descs
     )
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use weir_dataplane::htb::{ClassStats, Mode};
+    use weir_dataplane::qdisc::{Backlog, FqCodelStats, RedStats};
+    use weir_xdp::prog::XdpCounters;
+    use weir_xdp::run::{FramePlaces, SocketStats, WorkerCounters};
+
+    use super::*;
+
+    /// A snapshot of config/lab.toml's two trees with every counter
+    /// distinct, every qdisc kind's statistics, a tree the configuration
+    /// does not know (its class fields are null), histograms with values
+    /// and an empty one, and a worker with its nice value unset; `n`
+    /// scales the counters so two of them give rates.
+    pub(crate) fn sample(n: u64) -> (Config, Snapshot) {
+        let text = include_str!("../../../config/lab.toml");
+        let config = weir_config::parse_str(text, "lab.toml")
+            .expect("config/lab.toml loads")
+            .config;
+        let mut sojourn = LogHistogram::default();
+        for ns in [5, 900, 66_000, 2_100_000, 1 << 40] {
+            sojourn.record(ns * n);
+        }
+        let trees = ["up", "down", "ghost"]
+            .iter()
+            .enumerate()
+            .map(|(ti, name)| {
+                let classes = config.tree(if *name == "ghost" { "up" } else { name });
+                let classes = classes.map_or(2, |t| t.classes.len());
+                let k = 1000 * (ti as u64 + 1) * n;
+                let stats = (0..classes)
+                    .map(|i| {
+                        let i = i as u64;
+                        ClassStats {
+                            bytes: k + 1500 * i,
+                            packets: k / 100 + i,
+                            drops: 3 * i * n,
+                            overlimits: 5 * i,
+                            backlog: Backlog {
+                                packets: i as u32,
+                                bytes: 1500 * i,
+                            },
+                            lends: 7 * i,
+                            borrows: 11 * i,
+                            giants: i / 2,
+                            tokens: -(i as i64) * 1000,
+                            ctokens: i as i64 * 2000,
+                            mode: Mode::CanSend,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let qdiscs = (0..classes)
+                    .map(|i| {
+                        let kind = match i % 4 {
+                            0 => return None,
+                            1 => KindStats::Fifo,
+                            2 => KindStats::FqCodel(FqCodelStats {
+                                maxpacket: 1514,
+                                drop_overlimit: 2,
+                                new_flow_count: 3 * n,
+                                ecn_mark: 4,
+                                new_flows_len: 1,
+                                old_flows_len: 2,
+                                ce_mark: 5,
+                                memory_usage: 6000,
+                                drop_overmemory: 7,
+                            }),
+                            _ => KindStats::Red(RedStats {
+                                prob_drop: 1,
+                                forced_drop: 2,
+                                prob_mark: 3,
+                                forced_mark: 4,
+                                pdrop: 5 * n,
+                            }),
+                        };
+                        let i = i as u64;
+                        Some(QdiscStats {
+                            bytes: k + 1500 * i,
+                            packets: k / 100 + i,
+                            drops: 3 * i,
+                            overlimits: i,
+                            backlog: Backlog {
+                                packets: i as u32,
+                                bytes: 1500 * i,
+                            },
+                            kind,
+                        })
+                    })
+                    .collect();
+                let mut frames = FrameCounters {
+                    received: 100 * n + ti as u64,
+                    sent: 90 * n,
+                    malformed_seen: 1,
+                    queued: 4,
+                    ..FrameCounters::default()
+                };
+                frames.dropped[0] = 10 * n + ti as u64 - 4;
+                TreeSnapshot {
+                    name: name.to_string(),
+                    pair: "lab".into(),
+                    upload: ti != 1,
+                    shaped: true,
+                    worker: ti.min(1),
+                    frames,
+                    classes: stats,
+                    qdiscs,
+                    sojourn: if ti == 2 {
+                        LogHistogram::default()
+                    } else {
+                        sojourn.clone()
+                    },
+                }
+            })
+            .collect();
+        let workers = (0..2)
+            .map(|w| WorkerSnapshot {
+                index: w,
+                core: if w == 0 { Some(3) } else { None },
+                pair: "lab".into(),
+                queue: w as u32,
+                counters: WorkerCounters {
+                    rx_packets: 1 + n,
+                    rx_bytes: 2 + n,
+                    tx_packets: 3 + n,
+                    tx_bytes: 4 + n,
+                    batches: 5,
+                    empty_polls: 6,
+                    sleeps: 7,
+                    wakeups: 8,
+                    tx_ring_full: 9,
+                    tx_kicks: 10,
+                    fill_ring_starved: 11,
+                    handover_out: 12,
+                    handover_in: 13,
+                    handover_full_drops: 14,
+                    returns_out: 15,
+                    returns_in: 16,
+                    tx_errors: 17,
+                    bad_descs: 18,
+                },
+                frames: FramePlaces {
+                    total: 4096,
+                    free: 2000 - w as u64,
+                    fill: 2048,
+                    queued: 20,
+                    tx: 10 + w as u64,
+                    handover: 10,
+                    lent: 8,
+                },
+                rtprio_asked: 10,
+                rtprio: if w == 0 { 10 } else { 0 },
+                nice: if w == 0 { None } else { Some(-5) },
+                wake_late: sojourn.clone(),
+            })
+            .collect();
+        let interfaces = ["weir-golden-in", "weir-golden-out"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let i = i as u64;
+                InterfaceSnapshot {
+                    name: name.to_string(),
+                    xdp: XdpCounters {
+                        redirected: 100 * n + i,
+                        passed_no_socket: 1 + i,
+                        passed_by_rule: 2 + i,
+                        dropped: 0,
+                    },
+                    sockets: SocketStats {
+                        rx_dropped: 1 + i,
+                        rx_invalid_descs: 2,
+                        rx_ring_full: 3,
+                        rx_fill_ring_empty_descs: 4,
+                        tx_invalid_descs: 5,
+                        tx_ring_empty_descs: 6,
+                    },
+                }
+            })
+            .collect();
+        let snap = Snapshot {
+            at_ns: 1_000_000_000 * n,
+            trees,
+            workers,
+            interfaces,
+        };
+        (config, snap)
+    }
+
+    /// The JSON lines of `weir run --json` for [`sample`]: a first stats
+    /// line (no rates yet), a second one (rates), the final report.
+    pub(crate) fn golden_lines() -> String {
+        let (config, first) = sample(1);
+        let (_, second) = sample(3);
+        let report = ShutdownReport {
+            queued_at_stop: vec![("up".into(), 4), ("down".into(), 0)],
+            last: second.clone(),
+            umem_free_or_fill: false,
+            balanced: true,
+        };
+        [
+            snapshot_json(&config, &first, None, "stats").to_string(),
+            snapshot_json(&config, &second, Some(&first), "stats").to_string(),
+            report_json(&config, &report, Some(&first)).to_string(),
+            serde_json::to_string_pretty(&report_json(&config, &report, None)).expect("encodes"),
+        ]
+        .join("\n")
+            + "\n"
+    }
+
+    /// The bytes `weir run --json` and `--report` write, kept from before
+    /// the typed snapshot: scripts read these lines, so key order and
+    /// values must not move.
+    #[test]
+    fn json_lines_are_byte_identical_to_the_recorded_ones() {
+        let got = golden_lines();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stats-lines.json");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "JSON lines changed:\n{got}");
+    }
+
+    /// The metrics exposition of the second stats line of [`sample`] with
+    /// the control thread's annotations (an open SLA rule, the history's
+    /// health), kept from before the typed snapshot.
+    #[test]
+    fn metrics_are_byte_identical_to_the_recorded_ones() {
+        let (config, first) = sample(1);
+        let (_, second) = sample(3);
+        let mut v = snapshot_json(&config, &second, Some(&first), "stats");
+        v["sla_open"] = serde_json::json!([{"rule": "voice-late", "since_ns": 5}]);
+        v["history"] = serde_json::json!({"written": 10, "dropped": 1, "write_errors": 2,
+            "last_error": "disk full", "db_bytes": 4096});
+        let p = crate::metrics::Published::default();
+        p.set(v);
+        let got = crate::metrics::render(&p);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/metrics.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "metrics changed:\n{got}");
+    }
+}
