@@ -13,6 +13,7 @@
 //! once-a-second work, and nothing here touches a worker.
 
 mod server;
+pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use server::{dispatch, Listener, Pending};
+pub use snapshot::Stats;
 
 /// Where `weir run` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/weir/weir.sock";

@@ -134,17 +134,17 @@ struct PortCounters {
 
 impl PortCounters {
     fn read(ifname: &str) -> PortCounters {
-        let v = crate::metrics::interface_kernel_stats(ifname);
-        let u = |k: &str| v[k].as_u64().unwrap_or(0);
+        // A counter /sys does not give counts as 0: its deltas stay 0.
+        let k = crate::json::kernel_counters(ifname);
         PortCounters {
-            rx_bytes: u("rx_bytes"),
-            tx_bytes: u("tx_bytes"),
-            rx_packets: u("rx_packets"),
-            tx_packets: u("tx_packets"),
-            rx_errors: u("rx_errors"),
-            tx_errors: u("tx_errors"),
-            rx_dropped: u("rx_dropped"),
-            tx_dropped: u("tx_dropped"),
+            rx_bytes: k.rx_bytes.unwrap_or(0),
+            tx_bytes: k.tx_bytes.unwrap_or(0),
+            rx_packets: k.rx_packets.unwrap_or(0),
+            tx_packets: k.tx_packets.unwrap_or(0),
+            rx_errors: k.rx_errors.unwrap_or(0),
+            tx_errors: k.tx_errors.unwrap_or(0),
+            rx_dropped: k.rx_dropped.unwrap_or(0),
+            tx_dropped: k.tx_dropped.unwrap_or(0),
         }
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Output contract (tests and scripts rely on it): stdout gets the
 //! placement, then a line that is exactly `ready`, then stats dumps and the
-//! final report (with `--json` each dump is one JSON line, see `json.rs`);
+//! final report (with `--json` each dump is one JSON line of
+//! [`weir_api::Stats`], built in `json.rs`);
 //! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
 //! 1 when the data path cannot start or the final accounting does not add
 //! up (the report is still printed and written).
@@ -37,8 +38,9 @@ use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 use weir_config::{self as config, Config, XdpAttach};
 
 pub use change::{plan as plan_class_change, ChangeArgs, Planned};
-pub use json::{report_json, snapshot_json};
+use json::{stats, with_control};
 
+use weir_api::snapshot::{ControlStats, HistoryHealth, SlaOpen, StatsKind};
 use weir_api::{self as api, Pending, Request, Response};
 use weir_history::History;
 
@@ -160,7 +162,8 @@ struct Printer {
 impl Printer {
     fn stats(&mut self, config: &Config, snap: Snapshot, out: &mut dyn Write) {
         let text = if self.json {
-            snapshot_json(config, &snap, self.previous.as_ref(), "stats").to_string() + "\n"
+            let stats = stats(config, &snap, self.previous.as_ref(), StatsKind::Stats);
+            stats.to_json().to_string() + "\n"
         } else {
             text::snapshot(config, &snap, self.previous.as_ref())
         };
@@ -202,9 +205,9 @@ impl Control {
                     last.as_ref(),
                     self.history.as_ref(),
                 );
-                let mut published = snapshot_json(&self.config, &s, last.as_ref(), "stats");
-                self.annotate(&mut published);
-                self.published.set(published);
+                let stats = stats(&self.config, &s, last.as_ref(), StatsKind::Stats);
+                self.published
+                    .set(with_control(stats, self.control_stats()));
                 self.ticks = (last, Some(s));
                 true
             }
@@ -215,29 +218,25 @@ impl Control {
         }
     }
 
-    /// What the stats JSON says besides the data path: the SLA rules open
-    /// now and the history database's health.
-    fn annotate(&self, v: &mut serde_json::Value) {
-        let open: Vec<serde_json::Value> = self
-            .auto
-            .open_rules()
-            .into_iter()
-            .map(|(rule, since_ns)| serde_json::json!({ "rule": rule, "since_ns": since_ns }))
-            .collect();
-        v["sla_open"] = serde_json::Value::Array(open);
-        v["history"] = match &self.history {
-            None => serde_json::Value::Null,
-            Some(h) => {
+    /// What the stats say besides the data path: the SLA rules open now
+    /// and the history database's health.
+    fn control_stats(&self) -> ControlStats {
+        let sla_open = self.auto.open_rules().into_iter();
+        ControlStats {
+            sla_open: sla_open
+                .map(|(rule, since_ns)| SlaOpen { rule, since_ns })
+                .collect(),
+            history: self.history.as_ref().map(|h| {
                 let st = h.stats();
-                serde_json::json!({
-                    "written": st.written,
-                    "dropped": st.dropped,
-                    "write_errors": st.write_errors,
-                    "last_error": st.last_error,
-                    "db_bytes": st.db_bytes,
-                })
-            }
-        };
+                HistoryHealth {
+                    written: st.written,
+                    dropped: st.dropped,
+                    write_errors: st.write_errors,
+                    last_error: st.last_error,
+                    db_bytes: st.db_bytes,
+                }
+            }),
+        }
     }
 
     /// A fresh snapshot and the tick before it (for rates).
@@ -253,9 +252,8 @@ impl Control {
         match request {
             Request::Stats => match self.fresh() {
                 Ok((snap, prev)) => {
-                    let mut v = snapshot_json(&self.config, &snap, prev, "stats");
-                    self.annotate(&mut v);
-                    Response::json(v)
+                    let stats = stats(&self.config, &snap, prev, StatsKind::Stats);
+                    Response::json(with_control(stats, self.control_stats()).to_json())
                 }
                 Err(e) => Response::error(e),
             },
@@ -644,7 +642,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             return 1;
         }
     };
-    let report_value = report_json(&config, &report, printer.previous.as_ref());
+    let report_value = json::report(&config, &report, printer.previous.as_ref()).to_json();
     if opts.json {
         let _ = writeln!(out, "{report_value}");
     } else {

@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 
 use weir_dataplane::packet::DropReason;
-use weir_xdp::run::{ShutdownReport, Snapshot, WorkerPlacement};
+use weir_dataplane::shaper::{LogHistogram, LOG_BUCKETS};
+use weir_xdp::run::{
+    sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, WorkerPlacement, WorkerSnapshot,
+};
 
 use weir_api::ShowWhat;
 
@@ -104,10 +107,10 @@ pub(super) fn snapshot(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>
         }
     }
     for w in &snap.workers {
-        let _ = writeln!(s, "{}", super::json::worker_line(w));
+        let _ = writeln!(s, "{}", worker_line(w));
     }
     for i in &snap.interfaces {
-        let _ = writeln!(s, "{}", super::json::interface_line(i));
+        let _ = writeln!(s, "{}", interface_line(i));
     }
     s
 }
@@ -208,6 +211,89 @@ pub(super) fn show_json(
     }
 }
 
+/// "woke for 1234 deadlines, p99 ≤ 66 µs late, max ≤ 2.1 ms".
+fn late_text(h: &LogHistogram) -> String {
+    if h.count == 0 {
+        return "no deadline wake-ups".to_string();
+    }
+    format!(
+        "woke for {} deadlines, p99 ≤ {} late, max ≤ {}",
+        h.count,
+        bound_text(h.quantile_upper_ns(0.99)),
+        bound_text(h.quantile_upper_ns(1.0))
+    )
+}
+
+/// A bucket's upper bound for people: "900 ns", "66 µs", "2.1 ms"; the
+/// last bucket has none ("> 275 s").
+fn bound_text(ns: Option<u64>) -> String {
+    match ns {
+        None => "-".to_string(),
+        Some(u64::MAX) => format!(
+            "> {:.0} s",
+            LogHistogram::upper_ns(LOG_BUCKETS - 2) as f64 / 1e9
+        ),
+        Some(n) if n < 1_000 => format!("{n} ns"),
+        Some(n) if n < 1_000_000 => format!("{:.0} µs", n as f64 / 1e3),
+        Some(n) => format!("{:.1} ms", n as f64 / 1e6),
+    }
+}
+
+/// One text line per worker.
+fn worker_line(w: &WorkerSnapshot) -> String {
+    let c = &w.counters;
+    let f = &w.frames;
+    let core = w
+        .core
+        .map_or_else(|| "unpinned".to_string(), |c| format!("core {c}"));
+    format!(
+        "worker {} ({core}, {}, pair {} queue {}): rx {} pkt {} bytes, tx {} pkt {} bytes, batches {}, empty polls {}, tx ring full {}, fill starved {}, handover out {} in {} full-drops {}, tx errors {}, {}; frames {}: free {} fill {} queued {} tx {} handover {} lent {} ({})",
+        w.index,
+        sched_name(w.rtprio_asked, w.rtprio, w.nice),
+        w.pair,
+        w.queue,
+        c.rx_packets,
+        c.rx_bytes,
+        c.tx_packets,
+        c.tx_bytes,
+        c.batches,
+        c.empty_polls,
+        c.tx_ring_full,
+        c.fill_ring_starved,
+        c.handover_out,
+        c.handover_in,
+        c.handover_full_drops,
+        c.tx_errors,
+        late_text(&w.wake_late),
+        f.total,
+        f.free,
+        f.fill,
+        f.queued,
+        f.tx,
+        f.handover,
+        f.lent,
+        if f.accounted() { "all accounted for" } else { "NOT accounted for" }
+    )
+}
+
+/// One text line per interface.
+fn interface_line(i: &InterfaceSnapshot) -> String {
+    let x = &i.xdp;
+    let s = &i.sockets;
+    format!(
+        "interface {}: xdp redirected {} passed {} (no socket) {} (pass rule) dropped {}; sockets rx_dropped {} rx_ring_full {} fill_empty {} tx_invalid {}",
+        i.name,
+        x.redirected,
+        x.passed_no_socket,
+        x.passed_by_rule,
+        x.dropped,
+        s.rx_dropped,
+        s.rx_ring_full,
+        s.rx_fill_ring_empty_descs,
+        s.tx_invalid_descs
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use weir_xdp::run::{FramePlaces, WorkerSnapshot};
@@ -266,7 +352,7 @@ mod tests {
             text.contains("UMEM frames: all 4096 free or in a fill ring"),
             "{text}"
         );
-        let v = super::super::json::report_json(&config, &r, None);
+        let v = super::super::json::report(&config, &r, None).to_json();
         assert_eq!(v["accounting"]["umem_free_or_fill"], true, "{v}");
         assert_eq!(v["accounting"]["umem_away"], 0, "{v}");
     }
@@ -288,7 +374,7 @@ mod tests {
             text.contains("UMEM frames: 1 of 4096 NOT BACK (free 2047 + fill 2048; tx 1, lent 0"),
             "{text}"
         );
-        let v = super::super::json::report_json(&config, &r, None);
+        let v = super::super::json::report(&config, &r, None).to_json();
         assert_eq!(v["accounting"]["umem_free_or_fill"], false, "{v}");
         assert_eq!(v["accounting"]["umem_away"], 1, "{v}");
         assert!(v["accounting"].get("umem_accounted").is_none(), "{v}");
