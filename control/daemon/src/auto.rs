@@ -1,5 +1,6 @@
 //! The once-a-second automation on the control thread: the policy engine's
-//! inputs read from two data path snapshots and the ports' kernel counters,
+//! inputs read from two ticks' typed stats ([`weir_api::Stats`], the same the
+//! metrics and `weir top` read) and the ports' kernel counters,
 //! its decisions carried out (class changes through the data path, hooks
 //! run off-thread with a timeout, log lines), and everything worth keeping
 //! written to the history database.
@@ -18,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_xdp::run::{Dataplane, Snapshot, TreeSnapshot};
+use weir_api::snapshot::{ClassStats, TreeStats};
+use weir_api::Stats;
+use weir_xdp::run::Dataplane;
 
 use weir_config::rules::{Severity, Weekday};
 use weir_config::{Config, Rate};
@@ -346,8 +349,8 @@ impl Automation {
         &mut self,
         config: &mut Config,
         dataplane: &Dataplane,
-        snap: &Snapshot,
-        prev: Option<&Snapshot>,
+        snap: &Stats,
+        prev: Option<&Stats>,
         history: Option<&History>,
     ) {
         let at_unix_ms = unix_ms();
@@ -364,9 +367,7 @@ impl Automation {
                     tm.classes.push(m);
                     if let (true, Some(s)) = (history.is_some(), now.classes.get(i)) {
                         let b = before.and_then(|b| b.classes.get(i));
-                        let d = |f: fn(&weir_dataplane::htb::ClassStats) -> u64| {
-                            delta(f(s), b.map_or(0, f))
-                        };
+                        let d = |f: fn(&ClassStats) -> u64| delta(f(s), b.map_or(0, f));
                         classes.push(ClassSample {
                             tree: tree.name.clone(),
                             class: c.id.to_string(),
@@ -375,8 +376,8 @@ impl Automation {
                             packets: d(|x| x.packets),
                             drops: d(|x| x.drops),
                             overlimits: d(|x| x.overlimits),
-                            backlog_bytes: s.backlog.bytes,
-                            backlog_packets: s.backlog.packets,
+                            backlog_bytes: s.backlog,
+                            backlog_packets: s.qlen,
                             rate_bps: m.rate_bps,
                             rate: m.rate,
                             ceil: m.ceil,
@@ -406,10 +407,10 @@ impl Automation {
                 .egress_tree
                 .and_then(|t| {
                     let name = &config.trees[t].name;
-                    let n = snap.tree(name)?.frames.dropped_total();
+                    let n = snap.tree(name)?.frames.dropped_total;
                     let b = prev
                         .and_then(|p| p.tree(name))
-                        .map_or(0, |b| b.frames.dropped_total());
+                        .map_or(0, |b| b.frames.dropped_total);
                     Some(delta(n, b))
                 })
                 .unwrap_or(0);
@@ -571,8 +572,8 @@ impl Automation {
 
 /// Class `i`'s sample from two snapshots of its tree.
 fn class_metrics(
-    now: &TreeSnapshot,
-    before: Option<&TreeSnapshot>,
+    now: &TreeStats,
+    before: Option<&TreeStats>,
     i: usize,
     interval_ns: u64,
     rate: Rate,
@@ -593,8 +594,8 @@ fn class_metrics(
         ceil: ceil.bytes_per_sec(),
         drops: b.map_or(0, |b| delta(s.drops, b.drops)),
         overlimits: b.map_or(0, |b| delta(s.overlimits, b.overlimits)),
-        backlog_packets: s.backlog.packets,
-        backlog_bytes: s.backlog.bytes,
+        backlog_packets: s.qlen,
+        backlog_bytes: s.backlog,
     }
 }
 

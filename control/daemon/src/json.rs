@@ -80,6 +80,22 @@ pub fn with_control(mut stats: Stats, control: ControlStats) -> Stats {
     stats
 }
 
+/// The rates and ceils in force after the policy engine changed some
+/// (it changes nothing else of a class): the stats it read were taken
+/// before.
+pub fn with_rates_of(mut stats: Stats, config: &Config) -> Stats {
+    for t in &mut stats.trees {
+        let Some(tree) = config.tree(&t.name) else {
+            continue;
+        };
+        for (s, c) in t.classes.iter_mut().zip(&tree.classes) {
+            s.rate = Some(c.rate.bytes_per_sec());
+            s.ceil = Some(c.ceil.bytes_per_sec());
+        }
+    }
+    stats
+}
+
 fn frame_stats(f: &FrameCounters) -> FrameStats {
     FrameStats {
         received: f.received,
@@ -613,6 +629,24 @@ pub(crate) mod tests {
         );
     }
 
+    /// A policy that moved a class between the snapshot and publishing:
+    /// the published stats say the rate and ceil in force.
+    #[test]
+    fn published_rates_follow_a_policy_change() {
+        let (mut config, snap) = sample(1);
+        let before = stats(&config, &snap, None, StatsKind::Stats);
+        let up = config.trees.iter_mut().find(|t| t.name == "up");
+        let class = &mut up.expect("tree up").classes[1];
+        class.rate = weir_config::Rate::from_bits_per_sec(8_000);
+        class.ceil = weir_config::Rate::from_bits_per_sec(16_000);
+        let after = with_rates_of(before.clone(), &config);
+        let c = &after.trees[0].classes[1];
+        assert_eq!((c.rate, c.ceil), (Some(1_000), Some(2_000)));
+        let mut unchanged = after.clone();
+        unchanged.trees[0].classes[1] = before.trees[0].classes[1].clone();
+        assert_eq!(unchanged, before, "nothing else moved");
+    }
+
     /// The metrics exposition of the second stats line of [`sample`] with
     /// the control thread's annotations (an open SLA rule, the history's
     /// health), kept from before the typed snapshot.
@@ -634,10 +668,10 @@ pub(crate) mod tests {
             }),
         };
         let p = crate::metrics::Published::default();
-        p.set(with_control(
+        p.set(std::sync::Arc::new(with_control(
             stats(&config, &second, Some(&first), StatsKind::Stats),
             control,
-        ));
+        )));
         let got = crate::metrics::render(&p);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/metrics.txt");
         if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {

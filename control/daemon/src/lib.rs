@@ -27,7 +27,7 @@ mod text;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -183,6 +183,9 @@ struct Control {
     dataplane: Dataplane,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
+    /// The last tick's stats: what the automation compares the next
+    /// tick's with.
+    last_stats: Option<Arc<weir_api::Stats>>,
     /// What the metrics endpoint serves.
     published: crate::metrics::Published,
     /// SLA rules and allocation policies, run on the tick.
@@ -198,16 +201,20 @@ impl Control {
         match self.dataplane.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
+                let stats = stats(&self.config, &s, last.as_ref(), StatsKind::Stats);
                 self.auto.tick(
                     &mut self.config,
                     &self.dataplane,
-                    &s,
-                    last.as_ref(),
+                    &stats,
+                    self.last_stats.as_deref(),
                     self.history.as_ref(),
                 );
-                let stats = stats(&self.config, &s, last.as_ref(), StatsKind::Stats);
-                self.published
-                    .set(with_control(stats, self.control_stats()));
+                // The automation reads only counters of the last tick's
+                // stats, so the published ones serve as that too.
+                let stats = json::with_rates_of(stats, &self.config);
+                let stats = Arc::new(with_control(stats, self.control_stats()));
+                self.published.set(Arc::clone(&stats));
+                self.last_stats = Some(stats);
                 self.ticks = (last, Some(s));
                 true
             }
@@ -572,6 +579,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         config,
         dataplane,
         ticks: (None, None),
+        last_stats: None,
         published,
         history,
     };

@@ -212,7 +212,7 @@ mod tests {
     fn serves_metrics_and_404s_the_rest() {
         use std::io::Read;
         let p = Published::default();
-        p.set(crate::json::tests::sample_stats(1));
+        p.set(Arc::new(crate::json::tests::sample_stats(1)));
         let addr = serve("127.0.0.1:0".parse().expect("addr"), p, None).expect("bind");
         let get = |path: &str| {
             let mut c = TcpStream::connect(addr).expect("connect");

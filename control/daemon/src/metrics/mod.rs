@@ -31,16 +31,16 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";
 
 /// The latest published stats, shared with the HTTP thread.
 #[derive(Clone, Debug, Default)]
-pub struct Published(Arc<Mutex<Option<Stats>>>);
+pub struct Published(Arc<Mutex<Option<Arc<Stats>>>>);
 
 impl Published {
-    pub fn set(&self, stats: Stats) {
+    pub fn set(&self, stats: Arc<Stats>) {
         if let Ok(mut g) = self.0.lock() {
             *g = Some(stats);
         }
     }
 
-    fn get(&self) -> Option<Stats> {
+    fn get(&self) -> Option<Arc<Stats>> {
         self.0.lock().ok().and_then(|g| g.clone())
     }
 }
@@ -82,7 +82,7 @@ mod tests {
         );
         let mut stats = crate::json::tests::sample_stats(1);
         stats.interfaces[0].kernel.rx_bytes = Some(42);
-        p.set(stats);
+        p.set(Arc::new(stats));
         let text = render(&p);
         for needle in [
             "weir_class_bytes_total{tree=\"up\",class=\"1:10\",name=\"high\"} 2500",
