@@ -283,17 +283,18 @@ impl Control {
                         ));
                     }
                 }
-                let (mut snap, prev) = match self.fresh() {
+                let (snap, prev) = match self.fresh() {
                     Ok(x) => x,
                     Err(e) => return Response::error(e),
                 };
+                let mut snap = json::stats(&self.config, &snap, prev, StatsKind::Stats);
                 if let Some(t) = &tree {
                     snap.trees.retain(|s| &s.name == t);
                 }
                 if json {
-                    Response::json(text::show_json(&self.config, &snap, prev, what, stats))
+                    Response::json(text::show_json(&self.config, &snap, what, stats))
                 } else {
-                    Response::text(text::show(&self.config, &snap, prev, what, stats))
+                    Response::text(text::show(&self.config, &snap, what, stats))
                 }
             }
             Request::ClassChange {

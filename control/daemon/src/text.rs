@@ -10,7 +10,7 @@ use weir_xdp::run::{
     sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, WorkerPlacement, WorkerSnapshot,
 };
 
-use weir_api::ShowWhat;
+use weir_api::{ShowWhat, Stats};
 
 use super::json::rate_est;
 use weir_config::Config;
@@ -182,15 +182,9 @@ fn umem_text(report: &ShutdownReport) -> String {
 }
 
 /// `weir show` as text: tc's layout (see `tcshow.rs`).
-pub(super) fn show(
-    config: &Config,
-    snap: &Snapshot,
-    prev: Option<&Snapshot>,
-    what: ShowWhat,
-    stats: bool,
-) -> String {
+pub(super) fn show(config: &Config, snap: &Stats, what: ShowWhat, stats: bool) -> String {
     match what {
-        ShowWhat::Class => super::tcshow::class_text(config, snap, prev, stats),
+        ShowWhat::Class => super::tcshow::class_text(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_text(config, snap),
     }
@@ -199,13 +193,12 @@ pub(super) fn show(
 /// `weir show -j`: tc's JSON key names.
 pub(super) fn show_json(
     config: &Config,
-    snap: &Snapshot,
-    prev: Option<&Snapshot>,
+    snap: &Stats,
     what: ShowWhat,
     stats: bool,
 ) -> serde_json::Value {
     match what {
-        ShowWhat::Class => super::tcshow::class_json(config, snap, prev, stats),
+        ShowWhat::Class => super::tcshow::class_json(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_json(config, snap),
     }
@@ -296,6 +289,7 @@ fn interface_line(i: &InterfaceSnapshot) -> String {
 
 #[cfg(test)]
 mod tests {
+    use weir_api::snapshot::StatsKind;
     use weir_xdp::run::{FramePlaces, WorkerSnapshot};
 
     use super::*;
@@ -378,5 +372,30 @@ mod tests {
         assert_eq!(v["accounting"]["umem_free_or_fill"], false, "{v}");
         assert_eq!(v["accounting"]["umem_away"], 1, "{v}");
         assert!(v["accounting"].get("umem_accounted").is_none(), "{v}");
+    }
+
+    /// `weir show` in every form for the JSON tests' sample snapshot (the
+    /// second one, with rates), kept from before it read the typed stats.
+    #[test]
+    fn show_is_byte_identical_to_the_recorded_one() {
+        let (config, first) = crate::json::tests::sample(1);
+        let (_, second) = crate::json::tests::sample(3);
+        let snap = crate::json::stats(&config, &second, Some(&first), StatsKind::Stats);
+        let mut got = String::new();
+        for what in [ShowWhat::Class, ShowWhat::Qdisc, ShowWhat::Filter] {
+            for stats in [false, true] {
+                got += &format!("== {what:?} stats={stats}\n");
+                got += &show(&config, &snap, what, stats);
+                let v = show_json(&config, &snap, what, stats);
+                got += &serde_json::to_string_pretty(&v).expect("encodes");
+                got += "\n";
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/show.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "weir show changed:\n{got}");
     }
 }
