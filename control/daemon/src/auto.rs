@@ -48,22 +48,32 @@ pub enum LocalClock {
 impl LocalClock {
     /// The local time now. A file that can't be read or parsed is an
     /// error; the caller logs it and keeps the system clock.
-    pub fn now(&self) -> Result<LocalTime, String> {
+    pub fn now(&self) -> Result<LocalTime, ClockError> {
         match self {
             LocalClock::System => Ok(system_local_time()),
             LocalClock::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("clock file {}: {e}", path.display()))?;
-                parse_local_time(&text).ok_or_else(|| {
-                    format!(
-                        "clock file {}: \"{}\" is not a local time; expected e.g. `mon 08:00`",
-                        path.display(),
-                        text.trim()
-                    )
+                let text = std::fs::read_to_string(path).map_err(|e| ClockError::Read {
+                    path: path.clone(),
+                    // Kept as text: the error is compared with the last
+                    // one so that it is logged once, not every second.
+                    error: e.to_string(),
+                })?;
+                parse_local_time(&text).ok_or_else(|| ClockError::Parse {
+                    path: path.clone(),
+                    text: text.trim().to_string(),
                 })
             }
         }
     }
+}
+
+/// Why the clock file gave no local time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("clock file {}: {error}", path.display())]
+    Read { path: PathBuf, error: String },
+    #[error("clock file {}: \"{text}\" is not a local time; expected e.g. `mon 08:00`", path.display())]
+    Parse { path: PathBuf, text: String },
 }
 
 /// `mon 08:00` (day names as in schedules, any case; 24-hour time).
@@ -282,7 +292,7 @@ pub(super) struct Automation {
     clock: LocalClock,
     /// The last clock-file error logged, so it is logged once, not every
     /// second.
-    clock_error: Option<String>,
+    clock_error: Option<ClockError>,
     hooks: Hooks,
     ports: Vec<Port>,
     /// Whether anything is configured for the engine to do.

@@ -33,11 +33,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use weir_dataplane::classify::IpPrefix;
 use weir_xdp::prog::{PassPrefix, XdpMode};
-use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
+use weir_xdp::run::{Dataplane, PairSpec, RunError, RunSpec, Snapshot, TreeSpec};
 
 use weir_config::{self as config, Config, XdpAttach};
 
-pub use change::{plan as plan_class_change, ChangeArgs, Planned};
+pub use change::{plan as plan_class_change, ChangeArgs, ChangeError, Planned};
 use json::{stats, with_control};
 
 use weir_api::snapshot::{ControlStats, HistoryHealth, SlaOpen, StatsKind};
@@ -120,6 +120,27 @@ fn pass_prefix(p: &IpPrefix) -> PassPrefix {
         IpAddr::V4(Ipv4Addr::from(p.addr as u32))
     };
     PassPrefix { addr, len: p.len }
+}
+
+/// Why a reload changed nothing, or stopped part way; the running
+/// configuration is what was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load: its diagnostics, one a line.
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<config::Diagnostic>),
+    #[error("{} can't be applied to the running trees (restart weir to apply it): {}", path.display(), why.join("; "))]
+    NeedsRestart { path: PathBuf, why: Vec<String> },
+    /// A step the data path refused; the steps before it stay applied.
+    #[error("{}: applied {done} of {total} change(s), then: {step}: {source}", path.display())]
+    Partly {
+        path: PathBuf,
+        done: usize,
+        total: usize,
+        /// The step refused: its summary, or `rebuilding tree NAME`.
+        step: String,
+        source: Box<RunError>,
+    },
 }
 
 /// What the control thread waits for.
@@ -247,8 +268,8 @@ impl Control {
     }
 
     /// A fresh snapshot and the tick before it (for rates).
-    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), String> {
-        let snap = self.dataplane.snapshot().map_err(|e| e.to_string())?;
+    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), RunError> {
+        let snap = self.dataplane.snapshot()?;
         // Rates come from the last full second, not from the few ms since
         // the last tick.
         let prev = self.ticks.0.as_ref();
@@ -262,7 +283,7 @@ impl Control {
                     let stats = stats(&self.config, &snap, prev, StatsKind::Stats);
                     Response::json(with_control(stats, self.control_stats()).to_json())
                 }
-                Err(e) => Response::error(e),
+                Err(e) => Response::error(e.to_string()),
             },
             Request::Show {
                 what,
@@ -272,20 +293,12 @@ impl Control {
             } => {
                 if let Some(t) = &tree {
                     if self.config.tree(t).is_none() {
-                        return Response::error(format!(
-                            "no tree \"{t}\"; expected one of: {}",
-                            self.config
-                                .trees
-                                .iter()
-                                .map(|t| t.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
+                        return Response::error(change::no_tree(&self.config, t).to_string());
                     }
                 }
                 let (snap, prev) = match self.fresh() {
                     Ok(x) => x,
-                    Err(e) => return Response::error(e),
+                    Err(e) => return Response::error(e.to_string()),
                 };
                 let mut snap = json::stats(&self.config, &snap, prev, StatsKind::Stats);
                 if let Some(t) = &tree {
@@ -321,14 +334,14 @@ impl Control {
             }
             Request::Reload => match self.reload() {
                 Ok(text) => Response::text(text),
-                Err(e) => Response::error(e),
+                Err(e) => Response::error(e.to_string()),
             },
         }
     }
 
     /// Read the file again and apply it if it can be applied in place
     /// (see `reload.rs`). Err: nothing was changed, and why.
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self) -> Result<String, ReloadError> {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
         let result = self.reload_inner();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -336,28 +349,21 @@ impl Control {
             Ok(text) => tracing::info!("reload: {}", text.trim_end().replace('\n', "; ")),
             Err(e) => tracing::error!(
                 "reload refused, the running configuration stays: {}",
-                e.replace('\n', "; ")
+                e.to_string().replace('\n', "; ")
             ),
         }
         result
     }
 
-    fn reload_inner(&mut self) -> Result<String, String> {
-        let loaded = config::load(&self.config_path).map_err(|diags| {
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
+    fn reload_inner(&mut self) -> Result<String, ReloadError> {
+        let loaded = config::load(&self.config_path).map_err(ReloadError::Config)?;
         let mut new = loaded.config;
         let (steps, rebuilds) = match reload::plan(&self.config, &new) {
             reload::Plan::NeedsRestart(why) => {
-                return Err(format!(
-                    "{} can't be applied to the running trees (restart weir to apply it): {}",
-                    self.config_path.display(),
-                    why.join("; ")
-                ))
+                return Err(ReloadError::NeedsRestart {
+                    path: self.config_path.clone(),
+                    why,
+                })
             }
             reload::Plan::Apply { steps, rebuilds } => (steps, rebuilds),
         };
@@ -375,7 +381,7 @@ impl Control {
                 .dataplane
                 .change_class(&step.tree, step.class, step.change)
             {
-                failure = Some(format!("{}: {e}", step.summary));
+                failure = Some((step.summary.clone(), e));
                 break;
             }
             self.config.trees[step.tree_index].classes[step.class as usize] =
@@ -387,7 +393,7 @@ impl Control {
             for r in &rebuilds {
                 let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
                 if let Err(e) = self.dataplane.replace_tree(&r.tree, &spec, r.map.clone()) {
-                    failure = Some(format!("rebuilding tree {}: {e}", r.tree));
+                    failure = Some((format!("rebuilding tree {}", r.tree), e));
                     break;
                 }
                 self.config.trees[r.tree_index] = new.trees[r.tree_index].clone();
@@ -405,12 +411,14 @@ impl Control {
                 done += 1;
             }
         }
-        if let Some(e) = failure {
-            return Err(format!(
-                "{}: applied {done} of {} change(s), then: {e}",
-                self.config_path.display(),
-                steps.len() + rebuilds.len()
-            ));
+        if let Some((step, source)) = failure {
+            return Err(ReloadError::Partly {
+                path: self.config_path.clone(),
+                done,
+                total: steps.len() + rebuilds.len(),
+                step,
+                source: Box::new(source),
+            });
         }
         if new.history != self.config.history {
             text.push_str(
@@ -441,7 +449,7 @@ impl Control {
     fn class_change(&mut self, args: &ChangeArgs) -> Response {
         let planned = match change::plan(&self.config, args) {
             Ok(p) => p,
-            Err(e) => return Response::error(e),
+            Err(e) => return Response::error(e.to_string()),
         };
         let tree_name = self.config.trees[planned.tree].name.clone();
         if let Err(e) = self
