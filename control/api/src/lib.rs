@@ -1,4 +1,6 @@
-//! The operator API: JSON lines over a unix socket.
+//! The operator API: JSON lines over a unix socket, and the typed stats
+//! ([`Stats`], `snapshot.rs`) that its `stats` answer, `weir run --json`,
+//! the metrics endpoint and `weir top` share.
 //!
 //! `weir run` listens on a unix stream socket (default
 //! [`DEFAULT_SOCKET`], mode 0600 in a 0700 directory: root only). A client

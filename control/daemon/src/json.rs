@@ -237,7 +237,9 @@ fn histogram(h: &LogHistogram) -> Histogram {
     }
 }
 
-fn accounting(snap: &Snapshot) -> Accounting {
+/// The frame counters of all trees added up (`malformed_seen` aside: it
+/// counts frames also counted elsewhere).
+pub(super) fn total_frames(snap: &Snapshot) -> FrameCounters {
     let mut total = FrameCounters::default();
     for t in &snap.trees {
         total.received += t.frames.received;
@@ -247,6 +249,11 @@ fn accounting(snap: &Snapshot) -> Accounting {
         }
         total.queued += t.frames.queued;
     }
+    total
+}
+
+fn accounting(snap: &Snapshot) -> Accounting {
+    let total = total_frames(snap);
     Accounting {
         received: total.received,
         sent: total.sent,

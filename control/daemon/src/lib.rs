@@ -1,20 +1,28 @@
-//! `weir run`: the control thread of a running shaper.
+//! weir-daemon: the control side of `weir run`.
 //!
-//! It loads and checks the configuration, compiles each tree, starts the
-//! AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs, UMEMs,
-//! sockets, pinned workers), says what runs where, and then only waits:
-//! for SIGUSR1 or the stats period (print per-class counters), and for
-//! SIGINT / SIGTERM (stop the workers, report what was still queued, and
-//! check that every tree balances and every UMEM frame came back: free or
-//! in a fill ring). Nothing here touches a packet.
+//! [`cli_run`] loads and checks the configuration, compiles each tree,
+//! starts the AF_XDP data path (`weir_xdp::run::Dataplane`: XDP programs,
+//! UMEMs, sockets, pinned workers), says what runs where, and then only
+//! waits, on one control thread: for the once-a-second tick (rates, the
+//! policy engine and SLA rules, history samples, what the metrics serve),
+//! for the operator API (`weir show`, `weir class change`, `weir reload`,
+//! `weir top`), for SIGUSR1 or the stats period (print the stats), SIGHUP
+//! (reload) and SIGINT / SIGTERM (stop the workers, report what was still
+//! queued, and check that every tree balances and every UMEM frame came
+//! back: free or in a fill ring). Nothing here touches a packet.
+//!
+//! Modules: `json.rs` builds the typed stats ([`weir_api::Stats`]) from a
+//! data path snapshot, `text.rs` the text output, [`tcshow`] `weir show`'s
+//! tc-style output, [`metrics`] the Prometheus endpoint and the HTTP
+//! listener, `auto.rs` the once-a-second automation, `change.rs` and
+//! `reload.rs` plan class changes and reloads against the running trees.
 //!
 //! Output contract (tests and scripts rely on it): stdout gets the
 //! placement, then a line that is exactly `ready`, then stats dumps and the
 //! final report (with `--json` each dump is one JSON line of
-//! [`weir_api::Stats`], built in `json.rs`);
-//! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
-//! 1 when the data path cannot start or the final accounting does not add
-//! up (the report is still printed and written).
+//! [`weir_api::Stats`]); logs go to stderr. Exit 0 after a clean stop, 2
+//! on configuration errors, 1 when the data path cannot start or the final
+//! accounting does not add up (the report is still printed and written).
 
 mod auto;
 mod change;

@@ -125,16 +125,8 @@ pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
         );
     }
     s.push_str(&snapshot(config, &report.last, None));
-    let mut dropped = [0u64; DropReason::ALL.len()];
-    let (mut rx, mut tx, mut q) = (0, 0, 0);
-    for t in &report.last.trees {
-        rx += t.frames.received;
-        tx += t.frames.sent;
-        q += t.frames.queued;
-        for (d, n) in dropped.iter_mut().zip(t.frames.dropped) {
-            *d += n;
-        }
-    }
+    let total = super::json::total_frames(&report.last);
+    let (rx, tx, q, dropped) = (total.received, total.sent, total.queued, total.dropped);
     let by_reason: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| dropped[r.index()] > 0)
