@@ -1,4 +1,6 @@
-//! The operator API: JSON lines over a unix socket.
+//! The operator API: JSON lines over a unix socket, and the typed stats
+//! ([`Stats`], `snapshot.rs`) that its `stats` answer, `weir run --json`,
+//! the metrics endpoint and `weir top` share.
 //!
 //! `weir run` listens on a unix stream socket (default
 //! [`DEFAULT_SOCKET`], mode 0600 in a 0700 directory: root only). A client
@@ -13,6 +15,7 @@
 //! once-a-second work, and nothing here touches a worker.
 
 mod server;
+pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -22,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use server::{dispatch, Listener, Pending};
+pub use snapshot::Stats;
 
 /// Where `weir run` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/weir/weir.sock";

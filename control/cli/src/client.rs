@@ -8,9 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use weir_api::{self as api, Request};
+use weir_api::{self as api, Request, Stats};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -93,40 +91,37 @@ pub fn class_change_request(
     })
 }
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
 fn mbit(bits: u64) -> String {
     format!("{:.2}", bits as f64 / 1e6)
 }
 
+/// "262us", "2.1ms"; "-" when the histogram has no bound.
+fn delay(ns: Option<u64>) -> String {
+    match ns {
+        Some(ns) if ns >= 1_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        Some(ns) => format!("{:.0}us", ns as f64 / 1e3),
+        None => "-".to_string(),
+    }
+}
+
 /// One screen of `weir top` from a stats object; `prev` gives the drops
 /// of the last refresh.
-pub fn top_screen(stats: &Value, prev: Option<&Value>) -> String {
+pub fn top_screen(stats: &Stats, prev: Option<&Stats>) -> String {
     let mut s = String::new();
-    let empty = Vec::new();
-    let trees = stats["trees"].as_array().unwrap_or(&empty);
-    for (ti, t) in trees.iter().enumerate() {
-        let f = &t["frames"];
-        let soj = &t["sojourn"];
-        let delay = |key: &str| match soj[key].as_u64() {
-            Some(ns) if ns >= 1_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
-            Some(ns) => format!("{:.0}us", ns as f64 / 1e3),
-            None => "-".to_string(),
-        };
+    for (ti, t) in stats.trees.iter().enumerate() {
+        let f = &t.frames;
         s.push_str(&format!(
             "tree {} ({} {}, worker {}): received {} sent {} dropped {} queued {}, sojourn p50 ≤ {} p99 ≤ {}\n",
-            t["name"].as_str().unwrap_or("?"),
-            t["pair"].as_str().unwrap_or("?"),
-            t["direction"].as_str().unwrap_or("?"),
-            u(&t["worker"]),
-            u(&f["received"]),
-            u(&f["sent"]),
-            u(&f["dropped_total"]),
-            u(&f["queued"]),
-            delay("p50_ns_at_most"),
-            delay("p99_ns_at_most"),
+            t.name,
+            t.pair,
+            t.direction.name(),
+            t.worker,
+            f.received,
+            f.sent,
+            f.dropped_total,
+            f.queued,
+            delay(t.sojourn.p50_ns_at_most),
+            delay(t.sojourn.p99_ns_at_most),
         ));
         s.push_str(&format!(
             "  {:<8} {:<12} {:>4} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>6}\n",
@@ -141,32 +136,32 @@ pub fn top_screen(stats: &Value, prev: Option<&Value>) -> String {
             "backlog",
             "qlen"
         ));
-        let classes = t["classes"].as_array().unwrap_or(&empty);
-        for (ci, c) in classes.iter().enumerate() {
-            let now = u(&c["rate_est"]);
-            let ceil_bits = u(&c["ceil"]) * 8;
+        for (ci, c) in t.classes.iter().enumerate() {
+            // A class of a tree the configuration in force does not know
+            // has no rate, ceil or prio: shown as 0.
+            let now = c.rate_est.unwrap_or(0);
+            let ceil_bits = c.ceil.unwrap_or(0) * 8;
             let share = if ceil_bits > 0 {
                 format!("{:.0}%", now as f64 * 100.0 / ceil_bits as f64)
             } else {
                 "-".into()
             };
-            let drops_now = u(&c["drops"]);
             let drops_before = prev
-                .and_then(|p| p["trees"].get(ti))
-                .and_then(|pt| pt["classes"].get(ci))
-                .map_or(drops_now, |pc| u(&pc["drops"]));
+                .and_then(|p| p.trees.get(ti))
+                .and_then(|pt| pt.classes.get(ci))
+                .map_or(c.drops, |pc| pc.drops);
             s.push_str(&format!(
                 "  {:<8} {:<12} {:>4} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9}b {:>6}\n",
-                c["classid"].as_str().unwrap_or("?"),
-                c["name"].as_str().unwrap_or("-"),
-                u(&c["prio"]),
-                mbit(u(&c["rate"]) * 8),
+                c.classid.as_deref().unwrap_or("?"),
+                c.name.as_deref().unwrap_or("-"),
+                c.prio.unwrap_or(0),
+                mbit(c.rate.unwrap_or(0) * 8),
                 mbit(ceil_bits),
                 mbit(now),
                 share,
-                drops_now.saturating_sub(drops_before),
-                u(&c["backlog"]),
-                u(&c["qlen"]),
+                c.drops.saturating_sub(drops_before),
+                c.backlog,
+                c.qlen,
             ));
         }
         s.push('\n');
@@ -183,7 +178,7 @@ pub fn top(
     err: &mut dyn Write,
 ) -> i32 {
     let clear = std::io::stdout().is_terminal();
-    let mut prev: Option<Value> = None;
+    let mut prev: Option<Stats> = None;
     let mut shown = 0u64;
     loop {
         let stats = match api::request(socket, &Request::Stats, TIMEOUT) {
@@ -195,7 +190,17 @@ pub fn top(
                 let _ = writeln!(err, "weir top: {}", r.error.as_deref().unwrap_or("refused"));
                 return 2;
             }
-            Ok(r) => r.json.unwrap_or(Value::Null),
+            Ok(r) => match serde_json::from_value::<Stats>(r.json.unwrap_or_default()) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    let _ = writeln!(
+                        err,
+                        "weir top: {} answered stats this weir can't read ({e}); expected the same weir version",
+                        socket.display()
+                    );
+                    return 1;
+                }
+            },
         };
         let screen = top_screen(&stats, prev.as_ref());
         if clear {
@@ -253,18 +258,42 @@ mod tests {
         }
     }
 
+    /// The daemon's recorded `--json` lines, as `weir top` reads them.
+    fn recorded() -> Vec<Stats> {
+        let lines = include_str!("../../daemon/tests/data/stats-lines.json");
+        lines
+            .lines()
+            .take(3)
+            .map(|l| serde_json::from_str(l).expect("a stats line"))
+            .collect()
+    }
+
     #[test]
     fn top_screen_shows_rates_and_drop_rates() {
-        let before = serde_json::json!({"trees": [{"name": "up", "pair": "lab", "direction": "upload", "worker": 0,
-            "frames": {"received": 10, "sent": 8, "dropped_total": 2, "queued": 0},
-            "classes": [{"classid": "1:10", "name": "high", "prio": 1, "rate": 3_750_000, "ceil": 7_500_000,
-                          "rate_est": 30_000_000, "drops": 5, "backlog": 0, "qlen": 0}]}]});
+        let before = recorded().swap_remove(1);
         let mut now = before.clone();
-        now["trees"][0]["classes"][0]["drops"] = serde_json::json!(12);
+        let c = &mut now.trees[0].classes[1];
+        c.drops += 7;
+        c.rate_est = Some(30_000_000);
         let s = top_screen(&now, Some(&before));
-        assert!(s.contains("1:10"), "{s}");
-        assert!(s.contains("30.00"), "{s}");
-        assert!(s.contains("50%"), "{s}");
-        assert!(s.contains(" 7 "), "drops per refresh: {s}");
+        let line = s.lines().find(|l| l.contains("1:10")).expect("class 1:10");
+        assert!(line.contains("30.00"), "{s}");
+        assert!(line.contains("50%"), "share of a 60 Mbit ceil: {s}");
+        assert!(line.contains(" 7 "), "drops per refresh: {s}");
+    }
+
+    /// `weir top` for the daemon's recorded `--json` lines (their second
+    /// line has rates, the first gives the drops before), kept from before
+    /// the typed snapshot.
+    #[test]
+    fn top_screen_is_byte_identical_to_the_recorded_one() {
+        let stats = recorded();
+        let got = top_screen(&stats[1], Some(&stats[0]));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/top.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "top changed:\n{got}");
     }
 }

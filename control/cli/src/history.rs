@@ -59,7 +59,7 @@ pub fn parse_when(s: &str, now_unix_ms: i64) -> Result<i64, String> {
     let t = s.trim();
     let looks_like_date = t.len() >= 10 && t.as_bytes()[4] == b'-';
     if looks_like_date {
-        return parse_rfc3339(t);
+        return parse_rfc3339(t).map_err(|e| e.to_string());
     }
     match parse_span(t) {
         Ok(d) => Ok(now_unix_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),

@@ -1,5 +1,6 @@
 //! The once-a-second automation on the control thread: the policy engine's
-//! inputs read from two data path snapshots and the ports' kernel counters,
+//! inputs read from two ticks' typed stats ([`weir_api::Stats`], the same the
+//! metrics and `weir top` read) and the ports' kernel counters,
 //! its decisions carried out (class changes through the data path, hooks
 //! run off-thread with a timeout, log lines), and everything worth keeping
 //! written to the history database.
@@ -18,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_xdp::datapath::{DataPath, Snapshot, TreeSnapshot};
+use weir_api::snapshot::{ClassStats, TreeStats};
+use weir_api::Stats;
+use weir_xdp::datapath::DataPath;
 
 use weir_config::rules::{Severity, Weekday};
 use weir_config::{Config, Rate};
@@ -45,22 +48,32 @@ pub enum LocalClock {
 impl LocalClock {
     /// The local time now. A file that can't be read or parsed is an
     /// error; the caller logs it and keeps the system clock.
-    pub fn now(&self) -> Result<LocalTime, String> {
+    pub fn now(&self) -> Result<LocalTime, ClockError> {
         match self {
             LocalClock::System => Ok(system_local_time()),
             LocalClock::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("clock file {}: {e}", path.display()))?;
-                parse_local_time(&text).ok_or_else(|| {
-                    format!(
-                        "clock file {}: \"{}\" is not a local time; expected e.g. `mon 08:00`",
-                        path.display(),
-                        text.trim()
-                    )
+                let text = std::fs::read_to_string(path).map_err(|e| ClockError::Read {
+                    path: path.clone(),
+                    // Kept as text: the error is compared with the last
+                    // one so that it is logged once, not every second.
+                    error: e.to_string(),
+                })?;
+                parse_local_time(&text).ok_or_else(|| ClockError::Parse {
+                    path: path.clone(),
+                    text: text.trim().to_string(),
                 })
             }
         }
     }
+}
+
+/// Why the clock file gave no local time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("clock file {}: {error}", path.display())]
+    Read { path: PathBuf, error: String },
+    #[error("clock file {}: \"{text}\" is not a local time; expected e.g. `mon 08:00`", path.display())]
+    Parse { path: PathBuf, text: String },
 }
 
 /// `mon 08:00` (day names as in schedules, any case; 24-hour time).
@@ -134,17 +147,17 @@ struct PortCounters {
 
 impl PortCounters {
     fn read(ifname: &str) -> PortCounters {
-        let v = crate::metrics::interface_kernel_stats(ifname);
-        let u = |k: &str| v[k].as_u64().unwrap_or(0);
+        // A counter /sys does not give counts as 0: its deltas stay 0.
+        let k = crate::json::kernel_counters(ifname);
         PortCounters {
-            rx_bytes: u("rx_bytes"),
-            tx_bytes: u("tx_bytes"),
-            rx_packets: u("rx_packets"),
-            tx_packets: u("tx_packets"),
-            rx_errors: u("rx_errors"),
-            tx_errors: u("tx_errors"),
-            rx_dropped: u("rx_dropped"),
-            tx_dropped: u("tx_dropped"),
+            rx_bytes: k.rx_bytes.unwrap_or(0),
+            tx_bytes: k.tx_bytes.unwrap_or(0),
+            rx_packets: k.rx_packets.unwrap_or(0),
+            tx_packets: k.tx_packets.unwrap_or(0),
+            rx_errors: k.rx_errors.unwrap_or(0),
+            tx_errors: k.tx_errors.unwrap_or(0),
+            rx_dropped: k.rx_dropped.unwrap_or(0),
+            tx_dropped: k.tx_dropped.unwrap_or(0),
         }
     }
 }
@@ -279,7 +292,7 @@ pub(super) struct Automation {
     clock: LocalClock,
     /// The last clock-file error logged, so it is logged once, not every
     /// second.
-    clock_error: Option<String>,
+    clock_error: Option<ClockError>,
     hooks: Hooks,
     ports: Vec<Port>,
     /// Whether anything is configured for the engine to do.
@@ -346,8 +359,8 @@ impl Automation {
         &mut self,
         config: &mut Config,
         dataplane: &DataPath,
-        snap: &Snapshot,
-        prev: Option<&Snapshot>,
+        snap: &Stats,
+        prev: Option<&Stats>,
         history: Option<&History>,
     ) {
         let at_unix_ms = unix_ms();
@@ -364,9 +377,7 @@ impl Automation {
                     tm.classes.push(m);
                     if let (true, Some(s)) = (history.is_some(), now.classes.get(i)) {
                         let b = before.and_then(|b| b.classes.get(i));
-                        let d = |f: fn(&weir_dataplane::htb::ClassStats) -> u64| {
-                            delta(f(s), b.map_or(0, f))
-                        };
+                        let d = |f: fn(&ClassStats) -> u64| delta(f(s), b.map_or(0, f));
                         classes.push(ClassSample {
                             tree: tree.name.clone(),
                             class: c.id.to_string(),
@@ -375,8 +386,8 @@ impl Automation {
                             packets: d(|x| x.packets),
                             drops: d(|x| x.drops),
                             overlimits: d(|x| x.overlimits),
-                            backlog_bytes: s.backlog.bytes,
-                            backlog_packets: s.backlog.packets,
+                            backlog_bytes: s.backlog,
+                            backlog_packets: s.qlen,
                             rate_bps: m.rate_bps,
                             rate: m.rate,
                             ceil: m.ceil,
@@ -406,10 +417,10 @@ impl Automation {
                 .egress_tree
                 .and_then(|t| {
                     let name = &config.trees[t].name;
-                    let n = snap.tree(name)?.frames.dropped_total();
+                    let n = snap.tree(name)?.frames.dropped_total;
                     let b = prev
                         .and_then(|p| p.tree(name))
-                        .map_or(0, |b| b.frames.dropped_total());
+                        .map_or(0, |b| b.frames.dropped_total);
                     Some(delta(n, b))
                 })
                 .unwrap_or(0);
@@ -571,8 +582,8 @@ impl Automation {
 
 /// Class `i`'s sample from two snapshots of its tree.
 fn class_metrics(
-    now: &TreeSnapshot,
-    before: Option<&TreeSnapshot>,
+    now: &TreeStats,
+    before: Option<&TreeStats>,
     i: usize,
     interval_ns: u64,
     rate: Rate,
@@ -593,8 +604,8 @@ fn class_metrics(
         ceil: ceil.bytes_per_sec(),
         drops: b.map_or(0, |b| delta(s.drops, b.drops)),
         overlimits: b.map_or(0, |b| delta(s.overlimits, b.overlimits)),
-        backlog_packets: s.backlog.packets,
-        backlog_bytes: s.backlog.bytes,
+        backlog_packets: s.qlen,
+        backlog_bytes: s.backlog,
     }
 }
 

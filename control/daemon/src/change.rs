@@ -10,7 +10,52 @@
 
 use weir_dataplane::htb::ClassChange;
 
-use weir_config::{default_burst, Class, Config, Rate, Size, QUANTUM_MAX, QUANTUM_MIN};
+use weir_config::{default_burst, Class, Config, Rate, Size, UnitError, QUANTUM_MAX, QUANTUM_MIN};
+
+/// Why a class change was refused; each says what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no tree \"{name}\"; expected one of: {trees}")]
+    NoTree {
+        name: String,
+        /// The configured trees, comma-separated.
+        trees: String,
+    },
+    #[error("tree \"{tree}\" has no class \"{class}\"")]
+    NoClassInTree { tree: String, class: String },
+    #[error("no class \"{class}\" in any tree; expected a class id like 1:10 or a class name")]
+    NoClass { class: String },
+    #[error("class \"{class}\" is in trees {trees}; say which with --tree")]
+    Ambiguous { class: String, trees: String },
+    #[error(
+        "nothing to change; expected at least one of rate, ceil, burst, cburst, prio, quantum"
+    )]
+    Nothing,
+    #[error("bad {what} \"{value}\": {source}")]
+    Bad {
+        what: &'static str,
+        value: String,
+        source: UnitError,
+    },
+    #[error("rate \"{value}\" is below 8bit; expected a positive rate")]
+    RateZero { value: String },
+    #[error("quantum \"{value}\" is out of range; expected 1b..2gb")]
+    Quantum { value: String },
+    #[error("prio {prio} is out of range; expected 0..=7")]
+    Prio { prio: u8 },
+    #[error("ceil {ceil} is below rate {rate}; expected ceil ≥ rate")]
+    CeilBelowRate { ceil: Rate, rate: Rate },
+    #[error("{what} {size} is out of range; expected 1b..4gb")]
+    Burst { what: &'static str, size: Size },
+}
+
+/// The error for a tree name the configuration does not have.
+pub fn no_tree(config: &Config, name: &str) -> ChangeError {
+    ChangeError::NoTree {
+        name: name.to_string(),
+        trees: tree_names(config),
+    }
+}
 
 /// The operator's request, values as typed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +85,11 @@ pub struct Planned {
 
 /// Find the class: by id or name, in `tree` or in the only tree that has
 /// it.
-pub fn resolve(config: &Config, tree: Option<&str>, class: &str) -> Result<(usize, u32), String> {
+pub fn resolve(
+    config: &Config,
+    tree: Option<&str>,
+    class: &str,
+) -> Result<(usize, u32), ChangeError> {
     let candidates: Vec<(usize, u32)> = config
         .trees
         .iter()
@@ -50,21 +99,22 @@ pub fn resolve(config: &Config, tree: Option<&str>, class: &str) -> Result<(usiz
         .collect();
     match (candidates.as_slice(), tree) {
         ([one], _) => Ok(*one),
-        ([], Some(name)) if config.tree(name).is_none() => Err(format!(
-            "no tree \"{name}\"; expected one of: {}",
-            tree_names(config)
-        )),
-        ([], Some(name)) => Err(format!("tree \"{name}\" has no class \"{class}\"")),
-        ([], None) => Err(format!(
-            "no class \"{class}\" in any tree; expected a class id like 1:10 or a class name"
-        )),
-        (many, _) => Err(format!(
-            "class \"{class}\" is in trees {}; say which with --tree",
-            many.iter()
+        ([], Some(name)) if config.tree(name).is_none() => Err(no_tree(config, name)),
+        ([], Some(name)) => Err(ChangeError::NoClassInTree {
+            tree: name.to_string(),
+            class: class.to_string(),
+        }),
+        ([], None) => Err(ChangeError::NoClass {
+            class: class.to_string(),
+        }),
+        (many, _) => Err(ChangeError::Ambiguous {
+            class: class.to_string(),
+            trees: many
+                .iter()
                 .map(|(t, _)| config.trees[*t].name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", "),
+        }),
     }
 }
 
@@ -77,13 +127,16 @@ fn tree_names(config: &Config) -> String {
         .join(", ")
 }
 
-fn size(what: &str, s: &str) -> Result<Size, String> {
-    s.parse::<Size>()
-        .map_err(|e| format!("bad {what} \"{s}\": {e}"))
+fn size(what: &'static str, s: &str) -> Result<Size, ChangeError> {
+    s.parse::<Size>().map_err(|source| ChangeError::Bad {
+        what,
+        value: s.to_string(),
+        source,
+    })
 }
 
 /// Check `args` against the running `config` and work out the change.
-pub fn plan(config: &Config, args: &ChangeArgs) -> Result<Planned, String> {
+pub fn plan(config: &Config, args: &ChangeArgs) -> Result<Planned, ChangeError> {
     let (ti, ci) = resolve(config, args.tree.as_deref(), &args.class)?;
     let tree = &config.trees[ti];
     let old = &tree.classes[ci as usize];
@@ -94,21 +147,20 @@ pub fn plan(config: &Config, args: &ChangeArgs) -> Result<Planned, String> {
         && args.prio.is_none()
         && args.quantum.is_none()
     {
-        return Err(
-            "nothing to change; expected at least one of rate, ceil, burst, cburst, prio, quantum"
-                .into(),
-        );
+        return Err(ChangeError::Nothing);
     }
-    let rate_of = |what: &str, s: &str| -> Result<Rate, String> {
-        Rate::parse(s, tree.link).map_err(|e| format!("bad {what} \"{s}\": {e}"))
+    let rate_of = |what: &'static str, s: &str| -> Result<Rate, ChangeError> {
+        Rate::parse(s, tree.link).map_err(|source| ChangeError::Bad {
+            what,
+            value: s.to_string(),
+            source,
+        })
     };
     let mut new = old.clone();
     if let Some(r) = &args.rate {
         new.rate = rate_of("rate", r)?;
         if new.rate.bytes_per_sec() == 0 {
-            return Err(format!(
-                "rate \"{r}\" is below 8bit; expected a positive rate"
-            ));
+            return Err(ChangeError::RateZero { value: r.clone() });
         }
         new.burst = Size::from_bytes(default_burst(new.rate));
         if new.qdisc.is_some() {
@@ -134,24 +186,24 @@ pub fn plan(config: &Config, args: &ChangeArgs) -> Result<Planned, String> {
     if let Some(q) = &args.quantum {
         new.quantum = size("quantum", q)?;
         if new.quantum.bytes() == 0 || new.quantum.bytes() > i32::MAX as u64 {
-            return Err(format!("quantum \"{q}\" is out of range; expected 1b..2gb"));
+            return Err(ChangeError::Quantum { value: q.clone() });
         }
     }
     if let Some(p) = args.prio {
         if p > 7 {
-            return Err(format!("prio {p} is out of range; expected 0..=7"));
+            return Err(ChangeError::Prio { prio: p });
         }
         new.prio = p;
     }
     if new.ceil.bytes_per_sec() < new.rate.bytes_per_sec() {
-        return Err(format!(
-            "ceil {} is below rate {}; expected ceil ≥ rate",
-            new.ceil, new.rate
-        ));
+        return Err(ChangeError::CeilBelowRate {
+            ceil: new.ceil,
+            rate: new.rate,
+        });
     }
     for (what, s) in [("burst", new.burst), ("cburst", new.cburst)] {
         if s.bytes() == 0 || s.bytes() > u64::from(u32::MAX) {
-            return Err(format!("{what} {s} is out of range; expected 1b..4gb"));
+            return Err(ChangeError::Burst { what, size: s });
         }
     }
     let mut warnings = Vec::new();
@@ -263,7 +315,8 @@ mod tests {
                 ..args(None, "1:10")
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("say which with --tree"), "{e}");
         let p = plan(
             &c,
@@ -281,7 +334,8 @@ mod tests {
                 ..args(Some("nope"), "1:10")
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no tree \"nope\""), "{e}");
         let e = plan(
             &c,
@@ -290,7 +344,8 @@ mod tests {
                 ..args(Some("up"), "1:99")
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("has no class"), "{e}");
     }
 
@@ -329,7 +384,7 @@ mod tests {
             (args(Some("up"), "1:10"), "nothing to change"),
         ];
         for (a, needle) in cases {
-            let e = plan(&c, &a).unwrap_err();
+            let e = plan(&c, &a).unwrap_err().to_string();
             assert!(e.contains(needle), "{a:?}: {e}");
         }
     }

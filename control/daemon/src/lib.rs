@@ -1,19 +1,28 @@
-//! `weir run`: the control thread of a running shaper.
+//! weir-daemon: the control side of `weir run`.
 //!
-//! It loads and checks the configuration, compiles each tree, starts the
-//! AF_XDP data path (`weir_xdp::datapath::DataPath`: XDP programs, UMEMs,
-//! sockets, pinned workers), says what runs where, and then only waits:
-//! for SIGUSR1 or the stats period (print per-class counters), and for
-//! SIGINT / SIGTERM (stop the workers, report what was still queued, and
-//! check that every tree balances and every UMEM frame came back: free or
-//! in a fill ring). Nothing here touches a packet.
+//! [`cli_run`] loads and checks the configuration, compiles each tree,
+//! starts the AF_XDP data path (`weir_xdp::datapath::DataPath`: XDP programs,
+//! UMEMs, sockets, pinned workers), says what runs where, and then only
+//! waits, on one control thread: for the once-a-second tick (rates, the
+//! policy engine and SLA rules, history samples, what the metrics serve),
+//! for the operator API (`weir show`, `weir class change`, `weir reload`,
+//! `weir top`), for SIGUSR1 or the stats period (print the stats), SIGHUP
+//! (reload) and SIGINT / SIGTERM (stop the workers, report what was still
+//! queued, and check that every tree balances and every UMEM frame came
+//! back: free or in a fill ring). Nothing here touches a packet.
+//!
+//! Modules: `json.rs` builds the typed stats ([`weir_api::Stats`]) from a
+//! data path snapshot, `text.rs` the text output, [`tcshow`] `weir show`'s
+//! tc-style output, [`metrics`] the Prometheus endpoint and the HTTP
+//! listener, `auto.rs` the once-a-second automation, `change.rs` and
+//! `reload.rs` plan class changes and reloads against the running trees.
 //!
 //! Output contract (tests and scripts rely on it): stdout gets the
 //! placement, then a line that is exactly `ready`, then stats dumps and the
-//! final report (with `--json` each dump is one JSON line, see `json.rs`);
-//! logs go to stderr. Exit 0 after a clean stop, 2 on configuration errors,
-//! 1 when the data path cannot start or the final accounting does not add
-//! up (the report is still printed and written).
+//! final report (with `--json` each dump is one JSON line of
+//! [`weir_api::Stats`]); logs go to stderr. Exit 0 after a clean stop, 2
+//! on configuration errors, 1 when the data path cannot start or the final
+//! accounting does not add up (the report is still printed and written).
 
 mod auto;
 mod change;
@@ -26,19 +35,20 @@ mod text;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use weir_dataplane::classify::IpPrefix;
-use weir_xdp::datapath::{DataPath, PairSpec, RunSpec, Snapshot, TreeSpec};
+use weir_xdp::datapath::{DataPath, PairSpec, RunError, RunSpec, Snapshot, TreeSpec};
 use weir_xdp::prog::{PassPrefix, XdpMode};
 
 use weir_config::{self as config, Config, XdpAttach};
 
-pub use change::{plan as plan_class_change, ChangeArgs, Planned};
-pub use json::{report_json, snapshot_json};
+pub use change::{plan as plan_class_change, ChangeArgs, ChangeError, Planned};
+use json::{stats, with_control};
 
+use weir_api::snapshot::{ControlStats, HistoryHealth, SlaOpen, StatsKind};
 use weir_api::{self as api, Pending, Request, Response};
 use weir_history::History;
 
@@ -120,6 +130,27 @@ fn pass_prefix(p: &IpPrefix) -> PassPrefix {
     PassPrefix { addr, len: p.len }
 }
 
+/// Why a reload changed nothing, or stopped part way; the running
+/// configuration is what was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load: its diagnostics, one a line.
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<config::Diagnostic>),
+    #[error("{} can't be applied to the running trees (restart weir to apply it): {}", path.display(), why.join("; "))]
+    NeedsRestart { path: PathBuf, why: Vec<String> },
+    /// A step the data path refused; the steps before it stay applied.
+    #[error("{}: applied {done} of {total} change(s), then: {step}: {source}", path.display())]
+    Partly {
+        path: PathBuf,
+        done: usize,
+        total: usize,
+        /// The step refused: its summary, or `rebuilding tree NAME`.
+        step: String,
+        source: Box<RunError>,
+    },
+}
+
 /// What the control thread waits for.
 enum Event {
     Stats,
@@ -160,7 +191,8 @@ struct Printer {
 impl Printer {
     fn stats(&mut self, config: &Config, snap: Snapshot, out: &mut dyn Write) {
         let text = if self.json {
-            snapshot_json(config, &snap, self.previous.as_ref(), "stats").to_string() + "\n"
+            let stats = stats(config, &snap, self.previous.as_ref(), StatsKind::Stats);
+            stats.to_json().to_string() + "\n"
         } else {
             text::snapshot(config, &snap, self.previous.as_ref())
         };
@@ -180,6 +212,9 @@ struct Control {
     dataplane: DataPath,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
+    /// The last tick's stats: what the automation compares the next
+    /// tick's with.
+    last_stats: Option<Arc<weir_api::Stats>>,
     /// What the metrics endpoint serves.
     published: crate::metrics::Published,
     /// SLA rules and allocation policies, run on the tick.
@@ -195,16 +230,20 @@ impl Control {
         match self.dataplane.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
+                let stats = stats(&self.config, &s, last.as_ref(), StatsKind::Stats);
                 self.auto.tick(
                     &mut self.config,
                     &self.dataplane,
-                    &s,
-                    last.as_ref(),
+                    &stats,
+                    self.last_stats.as_deref(),
                     self.history.as_ref(),
                 );
-                let mut published = snapshot_json(&self.config, &s, last.as_ref(), "stats");
-                self.annotate(&mut published);
-                self.published.set(published);
+                // The automation reads only counters of the last tick's
+                // stats, so the published ones serve as that too.
+                let stats = json::with_rates_of(stats, &self.config);
+                let stats = Arc::new(with_control(stats, self.control_stats()));
+                self.published.set(Arc::clone(&stats));
+                self.last_stats = Some(stats);
                 self.ticks = (last, Some(s));
                 true
             }
@@ -215,34 +254,30 @@ impl Control {
         }
     }
 
-    /// What the stats JSON says besides the data path: the SLA rules open
-    /// now and the history database's health.
-    fn annotate(&self, v: &mut serde_json::Value) {
-        let open: Vec<serde_json::Value> = self
-            .auto
-            .open_rules()
-            .into_iter()
-            .map(|(rule, since_ns)| serde_json::json!({ "rule": rule, "since_ns": since_ns }))
-            .collect();
-        v["sla_open"] = serde_json::Value::Array(open);
-        v["history"] = match &self.history {
-            None => serde_json::Value::Null,
-            Some(h) => {
+    /// What the stats say besides the data path: the SLA rules open now
+    /// and the history database's health.
+    fn control_stats(&self) -> ControlStats {
+        let sla_open = self.auto.open_rules().into_iter();
+        ControlStats {
+            sla_open: sla_open
+                .map(|(rule, since_ns)| SlaOpen { rule, since_ns })
+                .collect(),
+            history: self.history.as_ref().map(|h| {
                 let st = h.stats();
-                serde_json::json!({
-                    "written": st.written,
-                    "dropped": st.dropped,
-                    "write_errors": st.write_errors,
-                    "last_error": st.last_error,
-                    "db_bytes": st.db_bytes,
-                })
-            }
-        };
+                HistoryHealth {
+                    written: st.written,
+                    dropped: st.dropped,
+                    write_errors: st.write_errors,
+                    last_error: st.last_error,
+                    db_bytes: st.db_bytes,
+                }
+            }),
+        }
     }
 
     /// A fresh snapshot and the tick before it (for rates).
-    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), String> {
-        let snap = self.dataplane.snapshot().map_err(|e| e.to_string())?;
+    fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), RunError> {
+        let snap = self.dataplane.snapshot()?;
         // Rates come from the last full second, not from the few ms since
         // the last tick.
         let prev = self.ticks.0.as_ref();
@@ -253,11 +288,10 @@ impl Control {
         match request {
             Request::Stats => match self.fresh() {
                 Ok((snap, prev)) => {
-                    let mut v = snapshot_json(&self.config, &snap, prev, "stats");
-                    self.annotate(&mut v);
-                    Response::json(v)
+                    let stats = stats(&self.config, &snap, prev, StatsKind::Stats);
+                    Response::json(with_control(stats, self.control_stats()).to_json())
                 }
-                Err(e) => Response::error(e),
+                Err(e) => Response::error(e.to_string()),
             },
             Request::Show {
                 what,
@@ -267,28 +301,21 @@ impl Control {
             } => {
                 if let Some(t) = &tree {
                     if self.config.tree(t).is_none() {
-                        return Response::error(format!(
-                            "no tree \"{t}\"; expected one of: {}",
-                            self.config
-                                .trees
-                                .iter()
-                                .map(|t| t.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
+                        return Response::error(change::no_tree(&self.config, t).to_string());
                     }
                 }
-                let (mut snap, prev) = match self.fresh() {
+                let (snap, prev) = match self.fresh() {
                     Ok(x) => x,
-                    Err(e) => return Response::error(e),
+                    Err(e) => return Response::error(e.to_string()),
                 };
+                let mut snap = json::stats(&self.config, &snap, prev, StatsKind::Stats);
                 if let Some(t) = &tree {
                     snap.trees.retain(|s| &s.name == t);
                 }
                 if json {
-                    Response::json(text::show_json(&self.config, &snap, prev, what, stats))
+                    Response::json(text::show_json(&self.config, &snap, what, stats))
                 } else {
-                    Response::text(text::show(&self.config, &snap, prev, what, stats))
+                    Response::text(text::show(&self.config, &snap, what, stats))
                 }
             }
             Request::ClassChange {
@@ -315,14 +342,14 @@ impl Control {
             }
             Request::Reload => match self.reload() {
                 Ok(text) => Response::text(text),
-                Err(e) => Response::error(e),
+                Err(e) => Response::error(e.to_string()),
             },
         }
     }
 
     /// Read the file again and apply it if it can be applied in place
     /// (see `reload.rs`). Err: nothing was changed, and why.
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self) -> Result<String, ReloadError> {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
         let result = self.reload_inner();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -330,28 +357,21 @@ impl Control {
             Ok(text) => tracing::info!("reload: {}", text.trim_end().replace('\n', "; ")),
             Err(e) => tracing::error!(
                 "reload refused, the running configuration stays: {}",
-                e.replace('\n', "; ")
+                e.to_string().replace('\n', "; ")
             ),
         }
         result
     }
 
-    fn reload_inner(&mut self) -> Result<String, String> {
-        let loaded = config::load(&self.config_path).map_err(|diags| {
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
+    fn reload_inner(&mut self) -> Result<String, ReloadError> {
+        let loaded = config::load(&self.config_path).map_err(ReloadError::Config)?;
         let mut new = loaded.config;
         let (steps, rebuilds) = match reload::plan(&self.config, &new) {
             reload::Plan::NeedsRestart(why) => {
-                return Err(format!(
-                    "{} can't be applied to the running trees (restart weir to apply it): {}",
-                    self.config_path.display(),
-                    why.join("; ")
-                ))
+                return Err(ReloadError::NeedsRestart {
+                    path: self.config_path.clone(),
+                    why,
+                })
             }
             reload::Plan::Apply { steps, rebuilds } => (steps, rebuilds),
         };
@@ -369,7 +389,7 @@ impl Control {
                 .dataplane
                 .change_class(&step.tree, step.class, step.change)
             {
-                failure = Some(format!("{}: {e}", step.summary));
+                failure = Some((step.summary.clone(), e));
                 break;
             }
             self.config.trees[step.tree_index].classes[step.class as usize] =
@@ -381,7 +401,7 @@ impl Control {
             for r in &rebuilds {
                 let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
                 if let Err(e) = self.dataplane.replace_tree(&r.tree, &spec, r.map.clone()) {
-                    failure = Some(format!("rebuilding tree {}: {e}", r.tree));
+                    failure = Some((format!("rebuilding tree {}", r.tree), e));
                     break;
                 }
                 self.config.trees[r.tree_index] = new.trees[r.tree_index].clone();
@@ -399,12 +419,14 @@ impl Control {
                 done += 1;
             }
         }
-        if let Some(e) = failure {
-            return Err(format!(
-                "{}: applied {done} of {} change(s), then: {e}",
-                self.config_path.display(),
-                steps.len() + rebuilds.len()
-            ));
+        if let Some((step, source)) = failure {
+            return Err(ReloadError::Partly {
+                path: self.config_path.clone(),
+                done,
+                total: steps.len() + rebuilds.len(),
+                step,
+                source: Box::new(source),
+            });
         }
         if new.history != self.config.history {
             text.push_str(
@@ -435,7 +457,7 @@ impl Control {
     fn class_change(&mut self, args: &ChangeArgs) -> Response {
         let planned = match change::plan(&self.config, args) {
             Ok(p) => p,
-            Err(e) => return Response::error(e),
+            Err(e) => return Response::error(e.to_string()),
         };
         let tree_name = self.config.trees[planned.tree].name.clone();
         if let Err(e) = self
@@ -574,6 +596,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         config,
         dataplane,
         ticks: (None, None),
+        last_stats: None,
         published,
         history,
     };
@@ -644,7 +667,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             return 1;
         }
     };
-    let report_value = report_json(&config, &report, printer.previous.as_ref());
+    let report_value = json::report(&config, &report, printer.previous.as_ref()).to_json();
     if opts.json {
         let _ = writeln!(out, "{report_value}");
     } else {

@@ -32,11 +32,11 @@
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
+use weir_api::snapshot::{QdiscStats, TreeStats};
+use weir_api::Stats;
 use weir_dataplane::classify::{FilterSpec, L3Match, PortMatch};
-use weir_dataplane::qdisc::{FifoLimit, KindStats, QdiscParams, QdiscStats};
-use weir_xdp::datapath::{Snapshot, TreeSnapshot};
+use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 
-use super::json::rate_est;
 use weir_config::{Config, Tree};
 
 /// Kernel tokens are in psched ticks of 64 ns.
@@ -100,14 +100,9 @@ fn parent_of(tree: &Tree, i: usize) -> String {
 }
 
 /// `tc [-s] class show` for every tree in `snap`.
-pub fn class_text(
-    config: &Config,
-    snap: &Snapshot,
-    prev: Option<&Snapshot>,
-    stats: bool,
-) -> String {
+pub fn class_text(config: &Config, snap: &Stats, stats: bool) -> String {
     let mut s = String::new();
-    for (ti, t) in snap.trees.iter().enumerate() {
+    for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
             continue;
         };
@@ -141,18 +136,18 @@ pub fn class_text(
                 " Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0) ",
                 st.bytes, st.packets, st.drops, st.overlimits
             );
-            let (bits, pps) = rate_est(snap, prev, ti, i).unwrap_or((0, 0));
+            let (bits, pps) = (st.rate_est.unwrap_or(0), st.pps_est.unwrap_or(0));
             let _ = writeln!(
                 s,
                 " rate {} {pps}pps backlog {}b {}p requeues 0",
                 sprint_rate(bits),
-                st.backlog.bytes,
-                st.backlog.packets
+                st.backlog,
+                st.qlen
             );
             let _ = writeln!(
                 s,
                 " lended: {} borrowed: {} giants: {}",
-                st.lends, st.borrows, st.giants
+                st.lended, st.borrowed, st.giants
             );
             let _ = writeln!(
                 s,
@@ -238,45 +233,45 @@ fn stats_lines(
 }
 
 fn kind_lines(s: &mut String, q: &QdiscStats) {
-    match q.kind {
-        KindStats::Red(r) => {
-            let _ = writeln!(
-                s,
-                "  marked {} early {} pdrop {} other {}",
-                r.marked(),
-                r.early(),
-                r.pdrop,
-                r.other()
-            );
-        }
-        KindStats::FqCodel(f) => {
-            let _ = writeln!(
-                s,
-                "  maxpacket {} drop_overlimit {} new_flow_count {} ecn_mark {}",
-                f.maxpacket, f.drop_overlimit, f.new_flow_count, f.ecn_mark
-            );
-            let _ = writeln!(
-                s,
-                "  new_flows_len {} old_flows_len {}",
-                f.new_flows_len, f.old_flows_len
-            );
-        }
-        KindStats::Fifo | KindStats::Sfq => {}
+    if let Some(r) = q.red {
+        // tc's `other`: drops for other reasons, none in weir's RED.
+        let _ = writeln!(
+            s,
+            "  marked {} early {} pdrop {} other 0",
+            r.marked, r.early, r.pdrop
+        );
+    }
+    if let Some(f) = q.fq_codel {
+        let _ = writeln!(
+            s,
+            "  maxpacket {} drop_overlimit {} new_flow_count {} ecn_mark {}",
+            f.maxpacket, f.drop_overlimit, f.new_flow_count, f.ecn_mark
+        );
+        let _ = writeln!(
+            s,
+            "  new_flows_len {} old_flows_len {}",
+            f.new_flows_len, f.old_flows_len
+        );
     }
 }
 
-fn root_totals(t: &TreeSnapshot) -> (u64, u64, u64, u64) {
+/// The leaf qdisc of class `i`, when it has one.
+fn leaf_qdisc(t: &TreeStats, i: usize) -> Option<&QdiscStats> {
+    t.classes.get(i)?.qdisc.as_ref()
+}
+
+fn root_totals(t: &TreeStats) -> (u64, u64, u64, u64) {
     let sent: (u64, u64) = t
-        .qdiscs
+        .classes
         .iter()
-        .flatten()
+        .filter_map(|c| c.qdisc.as_ref())
         .fold((0, 0), |(b, p), q| (b + q.bytes, p + q.packets));
     let overlimits = t.classes.iter().map(|c| c.overlimits).sum();
-    (sent.0, sent.1, t.frames.dropped_total(), overlimits)
+    (sent.0, sent.1, t.frames.dropped_total, overlimits)
 }
 
 /// `tc [-s] qdisc show` for every tree in `snap`.
-pub fn qdisc_text(config: &Config, snap: &Snapshot, stats: bool) -> String {
+pub fn qdisc_text(config: &Config, snap: &Stats, stats: bool) -> String {
     let mut s = String::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
@@ -299,9 +294,7 @@ pub fn qdisc_text(config: &Config, snap: &Snapshot, stats: bool) -> String {
                 .iter()
                 .zip(&tree.classes)
                 .filter(|(_, c)| c.is_leaf())
-                .fold((0, 0), |(b, p), (st, _)| {
-                    (b + st.backlog.bytes, p + st.backlog.packets)
-                });
+                .fold((0, 0), |(b, p), (st, _)| (b + st.backlog, p + st.qlen));
             stats_lines(&mut s, bytes, packets, drops, overlimits, backlog);
         }
         let handles = leaf_handles(tree);
@@ -316,14 +309,14 @@ pub fn qdisc_text(config: &Config, snap: &Snapshot, stats: bool) -> String {
                 c.id,
                 qdisc_options(q)
             );
-            if let (true, Some(Some(st))) = (stats, t.qdiscs.get(i)) {
+            if let (true, Some(st)) = (stats, leaf_qdisc(t, i)) {
                 stats_lines(
                     &mut s,
                     st.bytes,
                     st.packets,
                     st.drops,
                     st.overlimits,
-                    (st.backlog.bytes, st.backlog.packets),
+                    (st.backlog, st.qlen),
                 );
                 kind_lines(&mut s, st);
             }
@@ -374,7 +367,7 @@ fn match_words(f: &FilterSpec) -> String {
 }
 
 /// `tc filter show`, weir style (see the module doc).
-pub fn filter_text(config: &Config, snap: &Snapshot) -> String {
+pub fn filter_text(config: &Config, snap: &Stats) -> String {
     let mut s = String::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
@@ -401,9 +394,9 @@ pub fn filter_text(config: &Config, snap: &Snapshot) -> String {
 }
 
 /// `-j`: classes as tc's JSON would name them.
-pub fn class_json(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>, stats: bool) -> Value {
+pub fn class_json(config: &Config, snap: &Stats, stats: bool) -> Value {
     let mut out = Vec::new();
-    for (ti, t) in snap.trees.iter().enumerate() {
+    for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
             continue;
         };
@@ -430,15 +423,15 @@ pub fn class_json(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>, sta
                 v["weir_name"] = json!(n);
             }
             if let (true, Some(st)) = (stats, t.classes.get(i)) {
-                let (bits, pps) = rate_est(snap, prev, ti, i).unwrap_or((0, 0));
+                let (bits, pps) = (st.rate_est.unwrap_or(0), st.pps_est.unwrap_or(0));
                 v["stats"] = json!({
                     "bytes": st.bytes, "packets": st.packets, "drops": st.drops,
                     "overlimits": st.overlimits, "requeues": 0,
-                    "backlog": st.backlog.bytes, "qlen": st.backlog.packets,
+                    "backlog": st.backlog, "qlen": st.qlen,
                     "rate": bits / 8, "pps": pps,
                 });
                 v["xstats"] = json!({
-                    "lended": st.lends, "borrowed": st.borrows, "giants": st.giants,
+                    "lended": st.lended, "borrowed": st.borrowed, "giants": st.giants,
                     "tokens": ticks(st.tokens), "ctokens": ticks(st.ctokens),
                 });
             }
@@ -449,7 +442,7 @@ pub fn class_json(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>, sta
 }
 
 /// `-j` for qdiscs: tc's qdisc JSON layout.
-pub fn qdisc_json(config: &Config, snap: &Snapshot, stats: bool) -> Value {
+pub fn qdisc_json(config: &Config, snap: &Stats, stats: bool) -> Value {
     let mut out = Vec::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
@@ -481,7 +474,7 @@ pub fn qdisc_json(config: &Config, snap: &Snapshot, stats: bool) -> Value {
                         .iter()
                         .zip(&tree.classes)
                         .filter(|(_, c)| c.is_leaf())
-                        .map(|(s, _)| s.backlog.bytes)
+                        .map(|(s, _)| s.backlog)
                         .sum(),
                 ),
                 ("qlen", t.frames.queued),
@@ -500,35 +493,33 @@ pub fn qdisc_json(config: &Config, snap: &Snapshot, stats: bool) -> Value {
                 "weir_tree": t.name,
                 "options": options_json(q),
             });
-            if let (true, Some(Some(st))) = (stats, t.qdiscs.get(i)) {
+            if let (true, Some(st)) = (stats, leaf_qdisc(t, i)) {
                 let m = v.as_object_mut().expect("object");
                 m.insert("bytes".into(), json!(st.bytes));
                 m.insert("packets".into(), json!(st.packets));
                 m.insert("drops".into(), json!(st.drops));
                 m.insert("overlimits".into(), json!(st.overlimits));
                 m.insert("requeues".into(), json!(0));
-                m.insert("backlog".into(), json!(st.backlog.bytes));
-                m.insert("qlen".into(), json!(st.backlog.packets));
-                match st.kind {
-                    KindStats::Red(r) => {
-                        m.insert("marked".into(), json!(r.marked()));
-                        m.insert("early".into(), json!(r.early()));
-                        m.insert("pdrop".into(), json!(r.pdrop));
-                        m.insert("other".into(), json!(r.other()));
+                m.insert("backlog".into(), json!(st.backlog));
+                m.insert("qlen".into(), json!(st.qlen));
+                if let Some(r) = st.red {
+                    m.insert("marked".into(), json!(r.marked));
+                    m.insert("early".into(), json!(r.early));
+                    m.insert("pdrop".into(), json!(r.pdrop));
+                    // Drops for other reasons: none in weir's RED.
+                    m.insert("other".into(), json!(0));
+                }
+                if let Some(f) = st.fq_codel {
+                    for (k, n) in [
+                        ("maxpacket", u64::from(f.maxpacket)),
+                        ("drop_overlimit", f.drop_overlimit),
+                        ("new_flow_count", f.new_flow_count),
+                        ("ecn_mark", f.ecn_mark),
+                        ("new_flows_len", u64::from(f.new_flows_len)),
+                        ("old_flows_len", u64::from(f.old_flows_len)),
+                    ] {
+                        m.insert(k.into(), json!(n));
                     }
-                    KindStats::FqCodel(f) => {
-                        for (k, n) in [
-                            ("maxpacket", u64::from(f.maxpacket)),
-                            ("drop_overlimit", f.drop_overlimit),
-                            ("new_flow_count", f.new_flow_count),
-                            ("ecn_mark", f.ecn_mark),
-                            ("new_flows_len", u64::from(f.new_flows_len)),
-                            ("old_flows_len", u64::from(f.old_flows_len)),
-                        ] {
-                            m.insert(k.into(), json!(n));
-                        }
-                    }
-                    KindStats::Fifo | KindStats::Sfq => {}
                 }
             }
             out.push(v);
@@ -552,7 +543,7 @@ fn options_json(q: &QdiscParams) -> Value {
 }
 
 /// `-j` for filters.
-pub fn filter_json(config: &Config, snap: &Snapshot) -> Value {
+pub fn filter_json(config: &Config, snap: &Stats) -> Value {
     let mut out = Vec::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {

@@ -4,10 +4,13 @@
 
 use std::fmt::Write as _;
 
+use weir_dataplane::histogram::{LogHistogram, LOG_BUCKETS};
 use weir_dataplane::packet::DropReason;
-use weir_xdp::datapath::{ShutdownReport, Snapshot, WorkerPlacement};
+use weir_xdp::datapath::{
+    sched_name, InterfaceSnapshot, ShutdownReport, Snapshot, WorkerPlacement, WorkerSnapshot,
+};
 
-use weir_api::ShowWhat;
+use weir_api::{ShowWhat, Stats};
 
 use super::json::rate_est;
 use weir_config::Config;
@@ -104,10 +107,10 @@ pub(super) fn snapshot(config: &Config, snap: &Snapshot, prev: Option<&Snapshot>
         }
     }
     for w in &snap.workers {
-        let _ = writeln!(s, "{}", super::json::worker_line(w));
+        let _ = writeln!(s, "{}", worker_line(w));
     }
     for i in &snap.interfaces {
-        let _ = writeln!(s, "{}", super::json::interface_line(i));
+        let _ = writeln!(s, "{}", interface_line(i));
     }
     s
 }
@@ -122,16 +125,8 @@ pub(super) fn report(config: &Config, report: &ShutdownReport) -> String {
         );
     }
     s.push_str(&snapshot(config, &report.last, None));
-    let mut dropped = [0u64; DropReason::ALL.len()];
-    let (mut rx, mut tx, mut q) = (0, 0, 0);
-    for t in &report.last.trees {
-        rx += t.frames.received;
-        tx += t.frames.sent;
-        q += t.frames.queued;
-        for (d, n) in dropped.iter_mut().zip(t.frames.dropped) {
-            *d += n;
-        }
-    }
+    let total = super::json::total_frames(&report.last);
+    let (rx, tx, q, dropped) = (total.received, total.sent, total.queued, total.dropped);
     let by_reason: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| dropped[r.index()] > 0)
@@ -180,15 +175,9 @@ fn umem_text(report: &ShutdownReport) -> String {
 }
 
 /// `weir show` as text: tc's layout (see `tcshow.rs`).
-pub(super) fn show(
-    config: &Config,
-    snap: &Snapshot,
-    prev: Option<&Snapshot>,
-    what: ShowWhat,
-    stats: bool,
-) -> String {
+pub(super) fn show(config: &Config, snap: &Stats, what: ShowWhat, stats: bool) -> String {
     match what {
-        ShowWhat::Class => super::tcshow::class_text(config, snap, prev, stats),
+        ShowWhat::Class => super::tcshow::class_text(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_text(config, snap),
     }
@@ -197,20 +186,103 @@ pub(super) fn show(
 /// `weir show -j`: tc's JSON key names.
 pub(super) fn show_json(
     config: &Config,
-    snap: &Snapshot,
-    prev: Option<&Snapshot>,
+    snap: &Stats,
     what: ShowWhat,
     stats: bool,
 ) -> serde_json::Value {
     match what {
-        ShowWhat::Class => super::tcshow::class_json(config, snap, prev, stats),
+        ShowWhat::Class => super::tcshow::class_json(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_json(config, snap),
     }
 }
 
+/// "woke for 1234 deadlines, p99 ≤ 66 µs late, max ≤ 2.1 ms".
+fn late_text(h: &LogHistogram) -> String {
+    if h.count == 0 {
+        return "no deadline wake-ups".to_string();
+    }
+    format!(
+        "woke for {} deadlines, p99 ≤ {} late, max ≤ {}",
+        h.count,
+        bound_text(h.quantile_upper_ns(0.99)),
+        bound_text(h.quantile_upper_ns(1.0))
+    )
+}
+
+/// A bucket's upper bound for people: "900 ns", "66 µs", "2.1 ms"; the
+/// last bucket has none ("> 275 s").
+fn bound_text(ns: Option<u64>) -> String {
+    match ns {
+        None => "-".to_string(),
+        Some(u64::MAX) => format!(
+            "> {:.0} s",
+            LogHistogram::upper_ns(LOG_BUCKETS - 2) as f64 / 1e9
+        ),
+        Some(n) if n < 1_000 => format!("{n} ns"),
+        Some(n) if n < 1_000_000 => format!("{:.0} µs", n as f64 / 1e3),
+        Some(n) => format!("{:.1} ms", n as f64 / 1e6),
+    }
+}
+
+/// One text line per worker.
+fn worker_line(w: &WorkerSnapshot) -> String {
+    let c = &w.counters;
+    let f = &w.frames;
+    let core = w
+        .core
+        .map_or_else(|| "unpinned".to_string(), |c| format!("core {c}"));
+    format!(
+        "worker {} ({core}, {}, pair {} queue {}): rx {} pkt {} bytes, tx {} pkt {} bytes, batches {}, empty polls {}, tx ring full {}, fill starved {}, handover out {} in {} full-drops {}, tx errors {}, {}; frames {}: free {} fill {} queued {} tx {} handover {} lent {} ({})",
+        w.index,
+        sched_name(w.rtprio_asked, w.rtprio, w.nice),
+        w.pair,
+        w.queue,
+        c.rx_packets,
+        c.rx_bytes,
+        c.tx_packets,
+        c.tx_bytes,
+        c.batches,
+        c.empty_polls,
+        c.tx_ring_full,
+        c.fill_ring_starved,
+        c.handover_out,
+        c.handover_in,
+        c.handover_full_drops,
+        c.tx_errors,
+        late_text(&w.wake_late),
+        f.total,
+        f.free,
+        f.fill,
+        f.queued,
+        f.tx,
+        f.handover,
+        f.lent,
+        if f.accounted() { "all accounted for" } else { "NOT accounted for" }
+    )
+}
+
+/// One text line per interface.
+fn interface_line(i: &InterfaceSnapshot) -> String {
+    let x = &i.xdp;
+    let s = &i.sockets;
+    format!(
+        "interface {}: xdp redirected {} passed {} (no socket) {} (pass rule) dropped {}; sockets rx_dropped {} rx_ring_full {} fill_empty {} tx_invalid {}",
+        i.name,
+        x.redirected,
+        x.passed_no_socket,
+        x.passed_by_rule,
+        x.dropped,
+        s.rx_dropped,
+        s.rx_ring_full,
+        s.rx_fill_ring_empty_descs,
+        s.tx_invalid_descs
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    use weir_api::snapshot::StatsKind;
     use weir_xdp::datapath::{FramePlaces, WorkerSnapshot};
 
     use super::*;
@@ -267,7 +339,7 @@ mod tests {
             text.contains("UMEM frames: all 4096 free or in a fill ring"),
             "{text}"
         );
-        let v = super::super::json::report_json(&config, &r, None);
+        let v = super::super::json::report(&config, &r, None).to_json();
         assert_eq!(v["accounting"]["umem_free_or_fill"], true, "{v}");
         assert_eq!(v["accounting"]["umem_away"], 0, "{v}");
     }
@@ -289,9 +361,34 @@ mod tests {
             text.contains("UMEM frames: 1 of 4096 NOT BACK (free 2047 + fill 2048; tx 1, lent 0"),
             "{text}"
         );
-        let v = super::super::json::report_json(&config, &r, None);
+        let v = super::super::json::report(&config, &r, None).to_json();
         assert_eq!(v["accounting"]["umem_free_or_fill"], false, "{v}");
         assert_eq!(v["accounting"]["umem_away"], 1, "{v}");
         assert!(v["accounting"].get("umem_accounted").is_none(), "{v}");
+    }
+
+    /// `weir show` in every form for the JSON tests' sample snapshot (the
+    /// second one, with rates), kept from before it read the typed stats.
+    #[test]
+    fn show_is_byte_identical_to_the_recorded_one() {
+        let (config, first) = crate::json::tests::sample(1);
+        let (_, second) = crate::json::tests::sample(3);
+        let snap = crate::json::stats(&config, &second, Some(&first), StatsKind::Stats);
+        let mut got = String::new();
+        for what in [ShowWhat::Class, ShowWhat::Qdisc, ShowWhat::Filter] {
+            for stats in [false, true] {
+                got += &format!("== {what:?} stats={stats}\n");
+                got += &show(&config, &snap, what, stats);
+                let v = show_json(&config, &snap, what, stats);
+                got += &serde_json::to_string_pretty(&v).expect("encodes");
+                got += "\n";
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/show.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "weir show changed:\n{got}");
     }
 }

@@ -50,6 +50,17 @@ pub fn short(unix_ms: i64) -> String {
     t.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
+/// A time `weir history --since/--until` can't read: what was wrong, in
+/// the text given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{why} in \"{input}\"; expected RFC 3339 like 2025-03-01T12:00:00Z or 2025-03-01 13:00:00+01:00")]
+pub struct TimeError {
+    /// The text, trimmed.
+    pub input: String,
+    /// What is wrong with it: `bad month "13"`, `no time zone (Z or ±HH:MM)`.
+    pub why: String,
+}
+
 fn num(s: &str, what: &str) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad {what} \"{s}\""));
@@ -60,10 +71,11 @@ fn num(s: &str, what: &str) -> Result<u32, String> {
 /// Parse RFC 3339 (`2025-03-01T12:00:00Z`, `…T13:00:00+01:00`, a space
 /// for the `T`, fractions of a second) into unix ms. A date alone is its
 /// midnight UTC.
-pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
     let t = s.trim();
-    let bad = |why: String| {
-        format!("{why} in \"{t}\"; expected RFC 3339 like 2025-03-01T12:00:00Z or 2025-03-01 13:00:00+01:00")
+    let bad = |why: String| TimeError {
+        input: t.to_string(),
+        why,
     };
     let (date, rest) = match t.find(['T', 't', ' ']) {
         Some(i) => (&t[..i], Some(&t[i + 1..])),
@@ -180,6 +192,10 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_time() {
+        assert_eq!(
+            parse_rfc3339(" 2023-13-01 ").map_err(|e| e.to_string()),
+            Err("month 13 is not 1..=12 in \"2023-13-01\"; expected RFC 3339 like 2025-03-01T12:00:00Z or 2025-03-01 13:00:00+01:00".to_string())
+        );
         for bad in [
             "yesterday",
             "2023-13-01",

@@ -1,0 +1,397 @@
+//! The stats object of a running weir, typed: one value that `weir run
+//! --json` prints (stats lines and the final report, `--report FILE`), the
+//! operator API's `stats` answer carries, the metrics endpoint encodes and
+//! `weir top` shows. A field renamed here is renamed for all of them, and a
+//! reader that gets something else fails to decode instead of reading 0.
+//!
+//! Key names are tc's where tc has one (`bytes`, `packets`, `drops`,
+//! `overlimits`, `backlog`, `qlen`, `lended`, `borrowed`, `tokens`,
+//! `ctokens`); rates are bytes per second as in `tc -j`, plus `rate_est` in
+//! bits per second measured between two dumps. The schema is documented in
+//! docs/operations.md.
+//!
+//! Fields are declared in the order a reader looks for them; the JSON
+//! lists every object's keys sorted, as it always has (serde_json's map),
+//! so [`Stats::to_json`] goes through a [`serde_json::Value`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One stats dump or the final report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    #[serde(rename = "type")]
+    pub kind: StatsKind,
+    /// CLOCK_MONOTONIC ns of the snapshot.
+    pub at_ns: u64,
+    pub trees: Vec<TreeStats>,
+    pub workers: Vec<WorkerStats>,
+    pub interfaces: Vec<InterfaceStats>,
+    pub accounting: Accounting,
+    /// The report only: per tree, frames still queued when the stop came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at_stop: Option<BTreeMap<String, u64>>,
+    /// What the control thread knows besides the data path; in the API's
+    /// and the metrics' stats, not in `--json` lines.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlStats>,
+}
+
+/// Which dump: `"stats"` (periodic, SIGUSR1, the API) or `"report"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsKind {
+    Stats,
+    Report,
+}
+
+/// The SLA rules open now and the history database's health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlStats {
+    pub sla_open: Vec<SlaOpen>,
+    /// None (null) when no history database is open.
+    pub history: Option<HistoryHealth>,
+}
+
+/// An SLA rule whose condition holds now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaOpen {
+    pub rule: String,
+    pub since_ns: u64,
+}
+
+/// The history writer's counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryHealth {
+    pub written: u64,
+    pub dropped: u64,
+    pub write_errors: u64,
+    pub last_error: Option<String>,
+    pub db_bytes: u64,
+}
+
+/// One tree (one direction of a pair).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TreeStats {
+    pub name: String,
+    pub pair: String,
+    pub direction: Direction,
+    pub worker: usize,
+    /// The worker's core; None when unpinned.
+    pub core: Option<usize>,
+    pub frames: FrameStats,
+    /// How long sent packets waited in the tree.
+    pub sojourn: Histogram,
+    pub classes: Vec<ClassStats>,
+}
+
+/// `"upload"`: inside → outside; `"download"`: outside → inside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+        }
+    }
+}
+
+/// A tree's frame counters: `received == sent + dropped_total + queued`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameStats {
+    pub received: u64,
+    pub sent: u64,
+    /// By drop reason (`queue_limit`, `flushed`, …), every reason listed.
+    pub dropped: BTreeMap<String, u64>,
+    pub dropped_total: u64,
+    pub queued: u64,
+    pub malformed_seen: u64,
+    pub balanced: bool,
+}
+
+/// A log2 histogram of durations: totals, quantiles as the upper bound of
+/// their bucket, and the buckets (bucket i: up to 2^i - 1 ns). A quantile
+/// is null when the histogram is empty or the quantile falls in the
+/// open-ended last bucket (u64::MAX does not survive a JSON reader's
+/// doubles).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum_ns: u64,
+    pub p50_ns_at_most: Option<u64>,
+    pub p99_ns_at_most: Option<u64>,
+    pub max_ns_at_most: Option<u64>,
+    pub buckets: Vec<u64>,
+}
+
+/// One HTB class: its configuration (null when the configuration in force
+/// does not know the tree) and its counters, as `tc -s class show`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassStats {
+    pub classid: Option<String>,
+    pub name: Option<String>,
+    pub parent: Option<String>,
+    pub leaf: bool,
+    /// Bytes per second.
+    pub rate: Option<u64>,
+    pub ceil: Option<u64>,
+    pub prio: Option<u8>,
+    pub bytes: u64,
+    pub packets: u64,
+    pub drops: u64,
+    pub overlimits: u64,
+    /// Bytes queued.
+    pub backlog: u64,
+    /// Packets queued.
+    pub qlen: u32,
+    pub lended: u64,
+    pub borrowed: u64,
+    pub giants: u64,
+    /// Rate bucket level, ns of credit (negative: in debt).
+    pub tokens: i64,
+    /// Ceil bucket level, ns of credit.
+    pub ctokens: i64,
+    /// Measured since the previous dump, bits and packets per second; null
+    /// in the first one.
+    pub rate_est: Option<u64>,
+    pub pps_est: Option<u64>,
+    /// The leaf's qdisc; null for inner classes.
+    pub qdisc: Option<QdiscStats>,
+}
+
+/// A leaf qdisc's counters, as `tc -s qdisc show`, plus its kind's own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QdiscStats {
+    /// `pfifo`, `sfq`, `red`, `fq_codel`, …; absent when the configuration
+    /// in force does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub bytes: u64,
+    pub packets: u64,
+    pub drops: u64,
+    pub overlimits: u64,
+    pub backlog: u64,
+    pub qlen: u32,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub red: Option<RedStats>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub fq_codel: Option<FqCodelStats>,
+}
+
+/// RED's counters, with tc's folded `early` and `marked`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedStats {
+    pub early: u64,
+    pub marked: u64,
+    pub pdrop: u64,
+    pub prob_drop: u64,
+    pub forced_drop: u64,
+    pub prob_mark: u64,
+    pub forced_mark: u64,
+}
+
+/// FQ-CoDel's counters, with tc's JSON names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FqCodelStats {
+    pub maxpacket: u32,
+    pub drop_overlimit: u64,
+    pub new_flow_count: u64,
+    pub ecn_mark: u64,
+    pub new_flows_len: u32,
+    pub old_flows_len: u32,
+    pub ce_mark: u64,
+    pub memory_used: u64,
+    pub drop_overmemory: u64,
+}
+
+/// One worker thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub pair: String,
+    pub queue: u32,
+    /// The trees it owns.
+    pub trees: Vec<String>,
+    /// `fifo 10`, `nice -5`, `nice 0 (not set)`, …
+    pub sched: String,
+    pub rtprio: u8,
+    pub rtprio_asked: u8,
+    pub nice: Option<i32>,
+    /// How late it woke for shaper deadlines.
+    pub wake_late: Histogram,
+    #[serde(flatten)]
+    pub counters: WorkerCounters,
+    pub frames: WorkerFrames,
+}
+
+/// A worker's loop counters, monotonic since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub batches: u64,
+    pub empty_polls: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+    pub tx_ring_full: u64,
+    pub tx_kicks: u64,
+    pub fill_ring_starved: u64,
+    pub handover_out: u64,
+    pub handover_in: u64,
+    pub handover_full_drops: u64,
+    pub returns_out: u64,
+    pub returns_in: u64,
+    pub tx_errors: u64,
+    pub bad_descs: u64,
+}
+
+/// Where a worker's UMEM frames are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerFrames {
+    pub total: u64,
+    pub free: u64,
+    pub fill: u64,
+    pub queued: u64,
+    pub tx: u64,
+    pub handover: u64,
+    pub lent: u64,
+    /// The places add up to `total`.
+    pub accounted: bool,
+}
+
+impl WorkerFrames {
+    /// Frames not free: in rings, queues or hand-over.
+    pub fn in_flight(&self) -> u64 {
+        self.total.saturating_sub(self.free)
+    }
+}
+
+/// One port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStats {
+    pub name: String,
+    pub kernel: KernelCounters,
+    pub xdp: XdpCounters,
+    pub xsk: XskCounters,
+}
+
+/// The kernel's counters of the interface (/sys/class/net/…/statistics);
+/// a counter the kernel did not give is left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelCounters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_dropped: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_dropped: Option<u64>,
+}
+
+impl KernelCounters {
+    /// Every counter with its /sys file name, in the order the metrics
+    /// list them.
+    pub fn fields(&self) -> [(&'static str, Option<u64>); 8] {
+        [
+            ("rx_bytes", self.rx_bytes),
+            ("tx_bytes", self.tx_bytes),
+            ("rx_packets", self.rx_packets),
+            ("tx_packets", self.tx_packets),
+            ("rx_errors", self.rx_errors),
+            ("tx_errors", self.tx_errors),
+            ("rx_dropped", self.rx_dropped),
+            ("tx_dropped", self.tx_dropped),
+        ]
+    }
+
+    /// The counter whose /sys file is `name`.
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<u64>> {
+        Some(match name {
+            "rx_bytes" => &mut self.rx_bytes,
+            "tx_bytes" => &mut self.tx_bytes,
+            "rx_packets" => &mut self.rx_packets,
+            "tx_packets" => &mut self.tx_packets,
+            "rx_errors" => &mut self.rx_errors,
+            "tx_errors" => &mut self.tx_errors,
+            "rx_dropped" => &mut self.rx_dropped,
+            "tx_dropped" => &mut self.tx_dropped,
+            _ => return None,
+        })
+    }
+}
+
+/// The XDP program's counters on the interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XdpCounters {
+    pub redirected: u64,
+    pub passed_no_socket: u64,
+    pub passed_by_rule: u64,
+    pub dropped: u64,
+}
+
+/// The kernel's statistics of the interface's AF_XDP sockets, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XskCounters {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Frame totals over all trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounting {
+    pub received: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub queued: u64,
+    /// Every tree balances (in the report: as the stop found them).
+    pub balanced: bool,
+    /// Stats: every worker's frame places add up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umem_accounted: Option<bool>,
+    /// The report: every UMEM frame came back, free or in a fill ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umem_free_or_fill: Option<bool>,
+    /// The report: UMEM frames that did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umem_away: Option<u64>,
+}
+
+impl Stats {
+    /// The JSON value, keys sorted in every object.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Plain structs, string-keyed maps and numbers: nothing here can
+        // fail to encode; were it to, the reader is told instead of getting
+        // a half object.
+        serde_json::to_value(self).unwrap_or_else(
+            |e| serde_json::json!({ "type": "error", "error": format!("unencodable stats: {e}") }),
+        )
+    }
+
+    /// The tree named `name`.
+    pub fn tree(&self, name: &str) -> Option<&TreeStats> {
+        self.trees.iter().find(|t| t.name == name)
+    }
+}
