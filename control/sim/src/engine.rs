@@ -30,12 +30,12 @@ use weir_dataplane::packet::{DropReason, Dropped, Frame, Packet};
 use weir_dataplane::rate::RateCfg;
 use weir_dataplane::shaper::{FrameCounters, Shaper, ShaperSpec};
 
-use super::frame::{FrameBuf, FrameTemplate};
 use super::report::{EngineReport, Report};
+use super::synth::{FrameBuf, FrameTemplate};
 use super::traffic::{SourceKind, Traffic};
 use super::SimError;
 use account::{pair_of, ClassAcc, Conformance, Pairs, SourceAcc, Vol};
-use source::{seed_for, FlowRt, Pacer, SizePicker, SourceRt};
+use source::{seed_for, EmissionClock, FlowRt, SizePicker, SourceRt};
 use tcp::{Conn, FbKind, Feedback};
 
 /// What the engine needs from the shaper. [`Shaper`] is the real one; unit
@@ -268,7 +268,7 @@ impl State {
                 sizes,
                 next_size,
                 rng,
-                pacer: Pacer::new(&s.kind, s.start),
+                clock: EmissionClock::new(&s.kind, s.start),
                 end,
                 acc: SourceAcc::default(),
                 is_tcp,
@@ -424,7 +424,7 @@ impl State {
         self.send(core, flow, size, seq, now);
         let src = &mut self.sources[s as usize];
         src.next_size = src.sizes.pick(&mut src.rng);
-        let t = src.pacer.advance(size, &mut src.rng).max(now);
+        let t = src.clock.advance(size, &mut src.rng).max(now);
         (t < src.end).then_some(t)
     }
 

@@ -9,8 +9,8 @@
 //! and fast. See `docs/simulator.md`.
 
 mod engine;
-pub mod frame;
 mod report;
+pub mod synth;
 pub mod traffic;
 pub mod units;
 

@@ -12,7 +12,7 @@ mod tests;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::frame::HeaderSpec;
+use super::synth::HeaderSpec;
 
 pub use check::dscp_by_name;
 use check::RawTraffic;

@@ -5,7 +5,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::account::SourceAcc;
-use crate::frame::FrameTemplate;
+use crate::synth::FrameTemplate;
 use crate::traffic::{Pace, Sizes, SourceKind};
 
 pub(super) enum SizePicker {
@@ -53,7 +53,7 @@ impl SizePicker {
 /// the bytes sent since `origin`, so 64-byte packets at 10 Gbit/s (51.2 ns
 /// apart) keep their exact long-run rate instead of drifting by the
 /// truncation of each gap.
-pub(super) struct Pacer {
+pub(super) struct EmissionClock {
     pace: Pace,
     /// ns per byte, 32.32 fixed point (Pace::Rate).
     ns_per_byte_fp: u128,
@@ -66,8 +66,8 @@ pub(super) struct Pacer {
     poisson: Option<f64>,
 }
 
-impl Pacer {
-    pub(super) fn new(kind: &SourceKind, start: u64) -> Pacer {
+impl EmissionClock {
+    pub(super) fn new(kind: &SourceKind, start: u64) -> EmissionClock {
         let (pace, onoff, poisson) = match *kind {
             SourceKind::Cbr { pace } => (pace, None, None),
             SourceKind::OnOff { pace, on, off } => (pace, Some((on, off)), None),
@@ -78,7 +78,7 @@ impl Pacer {
             Pace::Rate(bps) => (8_000_000_000u128 << 32) / u128::from(bps.max(1)),
             Pace::Interval(_) => 0,
         };
-        Pacer {
+        EmissionClock {
             pace,
             ns_per_byte_fp,
             origin: start,
@@ -130,7 +130,7 @@ pub(super) struct SourceRt {
     pub(super) sizes: SizePicker,
     pub(super) next_size: u32,
     pub(super) rng: SmallRng,
-    pub(super) pacer: Pacer,
+    pub(super) clock: EmissionClock,
     /// First instant the source no longer sends (min of stop and duration).
     pub(super) end: u64,
     pub(super) acc: SourceAcc,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, Vary, MAX_FLOWS};
-use crate::frame::{HeaderSpec, Proto, MAX_FRAME};
+use crate::synth::{HeaderSpec, Proto, MAX_FRAME};
 use crate::units::{parse_duration, parse_rate};
 
 type Span = Option<std::ops::Range<usize>>;

@@ -1,7 +1,7 @@
 //! The traffic file's parsing and its errors, from TOML text.
 
 use super::*;
-use crate::frame::Proto;
+use crate::synth::Proto;
 
 #[test]
 fn full_example_parses() {
