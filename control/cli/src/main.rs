@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod client;
 mod history;
+mod simulate;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -432,16 +433,15 @@ fn main() -> ExitCode {
             traffic,
             duration,
             json,
-        } => {
-            let mut out = stdout.lock();
-            match weir_sim::cli_simulate(&config, &traffic, duration.as_deref(), json, &mut out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    let _ = out.flush();
-                    let _ = writeln!(stderr.lock(), "weir simulate: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        } => simulate::run(
+            &simulate::Args {
+                config: &config,
+                traffic: &traffic,
+                duration: duration.as_deref(),
+                json,
+            },
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ),
     }
 }
