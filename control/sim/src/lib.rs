@@ -1,4 +1,4 @@
-//! The virtual-time simulator behind `weir simulate`.
+//! weir-sim: the virtual-time simulator behind `weir simulate`.
 //!
 //! It runs the real decision core — [`weir_dataplane::shaper::Shaper`]:
 //! parse → classify → HTB → leaf qdiscs — built from a config tree, fed with
@@ -7,6 +7,17 @@
 //! event. Operators use it to preview a policy; the test suite uses it to
 //! prove shaping semantics (rates, borrowing, ceilings, AQM delay) exactly
 //! and fast. See `docs/simulator.md`.
+//!
+//! It returns a value and prints nothing: [`run`] gives a [`Report`], whose
+//! table form is [`Report::table`] and whose JSON form is its `Serialize`;
+//! the `weir` binary (`control/cli/src/simulate.rs`) reads the files and
+//! prints. Depends on the core and weir-config only (no libbpf, no SQLite).
+//!
+//! - `traffic`: the traffic file, from TOML to the checked [`Traffic`].
+//! - `synth`: the Ethernet frames sources send, built from header templates.
+//! - `engine`: the event loop, its sources and TCP senders, the accounting.
+//! - `report`: the [`Report`] and its table.
+//! - `units`: the traffic file's rate and duration parsers.
 
 mod engine;
 mod report;

@@ -1,4 +1,7 @@
-//! `weir tc`: the kernel `tc` script equivalent to one of weir's trees.
+//! weir-tc: the kernel `tc` script equivalent to one of weir's trees, as
+//! `weir tc` prints it ([`cli_tc`] loads the config; [`script`] translates
+//! one tree). Returns the script as a string and prints nothing; depends on
+//! the core and weir-config only.
 //!
 //! For side-by-side runs (the lab's twin path, the benchmark's kernel HTB
 //! baseline) the kernel must shape with the same settings weir does: the
