@@ -11,8 +11,6 @@
 //! - `man` ([`man`]): the man pages.
 
 use clap::{Parser, Subcommand};
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,6 +20,7 @@ mod history;
 mod man;
 mod remote;
 mod run;
+mod simulate;
 mod tc;
 
 #[derive(Parser, Debug)]
@@ -86,19 +85,7 @@ enum Command {
     Check(check::Args),
     /// Run the shaping core in virtual time on generated traffic and print
     /// what each class achieves (offered, achieved, drops, marks, sojourn).
-    Simulate {
-        /// The TOML configuration.
-        config: PathBuf,
-        /// The traffic description (TOML).
-        #[arg(long)]
-        traffic: PathBuf,
-        /// Virtual duration, e.g. 10s (overrides the traffic file).
-        #[arg(long)]
-        duration: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Simulate(simulate::Cmd),
 }
 
 /// Also used by `run --stats-interval` and `top --interval`.
@@ -137,21 +124,6 @@ fn main() -> ExitCode {
         Command::Man(args) => man::main(args),
         Command::Tc(args) => tc::main(args),
         Command::Check(args) => check::main(args),
-        Command::Simulate {
-            config,
-            traffic,
-            duration,
-            json,
-        } => {
-            let mut out = std::io::stdout().lock();
-            match weir_sim::cli_simulate(&config, &traffic, duration.as_deref(), json, &mut out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    let _ = out.flush();
-                    let _ = writeln!(std::io::stderr().lock(), "weir simulate: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Simulate(cmd) => simulate::main(cmd),
     }
 }

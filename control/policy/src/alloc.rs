@@ -1,7 +1,7 @@
 //! Effective rates and ceils: schedules, `adjust`, SLA throttles and sets,
 //! penalties and the policies' bounds composed per class, then every
-//! parent's children kept within its rate (see the module documentation
-//! of `policy` for the order).
+//! parent's children kept within its rate (see the crate documentation,
+//! lib.rs, for the order).
 //!
 //! Cost: a tree is recomputed only on ticks where some managed class's
 //! wanted values changed; then it is two passes over all its classes with

@@ -1,11 +1,16 @@
-//! The policy engine: SLA rules (`[[sla]]`) and allocation policies
-//! (`[[policy]]`) turned into decisions, once a second, on the control
-//! thread. Nothing here touches the packet path or reads a clock: the
-//! caller passes the monotonic time, the local wall-clock time and the
-//! metrics it read from the data path's snapshot, and carries out what
-//! [`Engine::tick`] returns (apply [`Decision::ChangeClass`] through
-//! `DataPath::change_class`, run [`Decision::Exec`] off-thread with a
-//! timeout, store violations and adjustments in the history database).
+//! weir-policy: the policy engine. SLA rules (`[[sla]]`) and allocation
+//! policies (`[[policy]]`) turned into decisions, once a second, on `weir
+//! run`'s control thread (weir-daemon). Nothing here touches the packet
+//! path, reads a clock or does I/O, and nothing can fail: the caller passes
+//! the monotonic time, the local wall-clock time and the metrics it read
+//! from the data path's snapshot, and carries out what [`Engine::tick`]
+//! returns (apply [`Decision::ChangeClass`] through the data path's
+//! `change_class`, run [`Decision::Exec`] off-thread with a timeout, store
+//! violations and adjustments in the history database, weir-history).
+//! Depends on the core and weir-config only.
+//!
+//! - `sla`: each rule's value, its open/resolve state machine, its actions.
+//! - `alloc`: the effective rate and ceil of every managed class.
 //!
 //! # One tick, in order
 //!

@@ -12,11 +12,17 @@
 //! counter is a preallocated slot. Growth only happens when a TCP
 //! connection's feedback queue reaches a new high-water mark.
 
+mod account;
+mod finish;
+mod source;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 
-use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use weir_dataplane::htb::ClassStats;
@@ -24,13 +30,13 @@ use weir_dataplane::packet::{DropReason, Dropped, Frame, Packet};
 use weir_dataplane::rate::RateCfg;
 use weir_dataplane::shaper::{FrameCounters, Shaper, ShaperSpec};
 
-use super::frame::{FrameBuf, FrameTemplate};
-use super::report::{
-    ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport,
-    TcpReport, Timeline, Volume,
-};
-use super::traffic::{Pace, Sizes, SourceKind, Traffic};
+use super::report::{EngineReport, Report};
+use super::synth::{FrameBuf, FrameTemplate};
+use super::traffic::{SourceKind, Traffic};
 use super::SimError;
+use account::{pair_of, ClassAcc, Conformance, Pairs, SourceAcc, Vol};
+use source::{seed_for, EmissionClock, FlowRt, SizePicker, SourceRt};
+use tcp::{Conn, FbKind, Feedback};
 
 /// What the engine needs from the shaper. [`Shaper`] is the real one; unit
 /// tests plug in a small model so the engine can be checked on its own.
@@ -95,333 +101,6 @@ const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 const CONN_BIT: u32 = 1 << 31;
 const N_REASONS: usize = DropReason::ALL.len();
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Vol {
-    packets: u64,
-    bytes: u64,
-}
-
-impl Vol {
-    #[inline]
-    fn add(&mut self, bytes: u64) {
-        self.packets += 1;
-        self.bytes += bytes;
-    }
-    fn report(self) -> Volume {
-        Volume {
-            packets: self.packets,
-            bytes: self.bytes,
-        }
-    }
-}
-
-/// Streaming token-bucket conformance: the smallest bucket (bytes) that
-/// would have let every send through at `rate`. For all windows [t1, t2]:
-/// bytes sent ≤ rate·(t2 − t1) + bucket. O(1) per send, exact.
-#[derive(Clone, Copy, Debug)]
-struct Conformance {
-    /// Bytes/s.
-    rate: i128,
-    /// Bytes sent so far, ×1e9 (so that rate·ns is in the same unit).
-    sent: i128,
-    /// min over sends of (bytes sent before it − rate·t), same unit.
-    min_base: i128,
-    max_excess: i128,
-}
-
-impl Conformance {
-    fn new(rate_bytes: u64) -> Conformance {
-        Conformance {
-            rate: i128::from(rate_bytes),
-            sent: 0,
-            min_base: i128::MAX,
-            max_excess: 0,
-        }
-    }
-
-    #[inline]
-    fn on_send(&mut self, now: u64, bytes: u64) {
-        let credit = self.rate * i128::from(now);
-        self.min_base = self.min_base.min(self.sent - credit);
-        self.sent += i128::from(bytes) * 1_000_000_000;
-        self.max_excess = self.max_excess.max(self.sent - credit - self.min_base);
-    }
-
-    fn bucket_bytes(&self) -> u64 {
-        ((self.max_excess + 999_999_999) / 1_000_000_000) as u64
-    }
-}
-
-struct ClassAcc {
-    parent: u32,
-    offered: Vol,
-    offered_win: u64,
-    sent: Vol,
-    sent_win: u64,
-    dropped: Vol,
-    drops: [u64; N_REASONS],
-    marks: u64,
-    max_len: u32,
-    timeline: Vec<u64>,
-    ceil: Conformance,
-}
-
-#[derive(Default)]
-struct SourceAcc {
-    offered: Vol,
-    offered_win: u64,
-    sent: Vol,
-    sent_win: u64,
-    payload_win: u64,
-    dropped: Vol,
-    drops: [u64; N_REASONS],
-    marks: u64,
-    /// Frames the shaper refused to classify (dropped as malformed).
-    unclassified: u64,
-}
-
-#[derive(Default)]
-struct Pairs {
-    list: Vec<Pair>,
-    index: HashMap<(u32, u32), u32>,
-}
-
-/// Sojourn samples of one (source, leaf class) pair: one record per packet
-/// serves both the class's and the source's percentiles (merged at the end).
-struct Pair {
-    source: u32,
-    class: u32,
-    hist: Histogram<u64>,
-}
-
-enum SizePicker {
-    Fixed(u32),
-    Mix {
-        sizes: Vec<u32>,
-        /// Cumulative weights.
-        cum: Vec<u32>,
-    },
-}
-
-impl SizePicker {
-    fn new(s: &Sizes) -> SizePicker {
-        match s {
-            Sizes::Fixed(v) => SizePicker::Fixed(*v),
-            Sizes::Mix(m) => {
-                let mut acc = 0u32;
-                SizePicker::Mix {
-                    sizes: m.iter().map(|&(s, _)| s).collect(),
-                    cum: m
-                        .iter()
-                        .map(|&(_, w)| {
-                            acc = acc.saturating_add(w);
-                            acc
-                        })
-                        .collect(),
-                }
-            }
-        }
-    }
-
-    #[inline]
-    fn pick(&self, rng: &mut SmallRng) -> u32 {
-        match self {
-            SizePicker::Fixed(s) => *s,
-            SizePicker::Mix { sizes, cum } => {
-                let r = rng.gen_range(0..*cum.last().unwrap_or(&1));
-                sizes[cum.partition_point(|&c| c <= r)]
-            }
-        }
-    }
-}
-
-/// Open-loop emission times. Rates use a 32.32 fixed-point ns-per-byte over
-/// the bytes sent since `origin`, so 64-byte packets at 10 Gbit/s (51.2 ns
-/// apart) keep their exact long-run rate instead of drifting by the
-/// truncation of each gap.
-struct Pacer {
-    pace: Pace,
-    /// ns per byte, 32.32 fixed point (Pace::Rate).
-    ns_per_byte_fp: u128,
-    origin: u64,
-    /// Bytes (rate) or packets (interval) since `origin`.
-    cum: u64,
-    onoff: Option<(u64, u64)>,
-    /// Poisson clock, ns since start (f64: only the simulator's own
-    /// inter-arrival sampling; the core never sees it).
-    poisson: Option<f64>,
-}
-
-impl Pacer {
-    fn new(kind: &SourceKind, start: u64) -> Pacer {
-        let (pace, onoff, poisson) = match *kind {
-            SourceKind::Cbr { pace } => (pace, None, None),
-            SourceKind::OnOff { pace, on, off } => (pace, Some((on, off)), None),
-            SourceKind::Poisson { pace } => (pace, None, Some(start as f64)),
-            SourceKind::Tcp(_) => (Pace::Interval(1), None, None),
-        };
-        let ns_per_byte_fp = match pace {
-            Pace::Rate(bps) => (8_000_000_000u128 << 32) / u128::from(bps.max(1)),
-            Pace::Interval(_) => 0,
-        };
-        Pacer {
-            pace,
-            ns_per_byte_fp,
-            origin: start,
-            cum: 0,
-            onoff,
-            poisson,
-        }
-    }
-
-    /// Time of the next emission after one of `size` bytes.
-    #[inline]
-    fn advance(&mut self, size: u32, rng: &mut SmallRng) -> u64 {
-        if let Some(clock) = &mut self.poisson {
-            let mean = match self.pace {
-                Pace::Rate(_) => ((u128::from(size) * self.ns_per_byte_fp) >> 32) as f64,
-                Pace::Interval(ns) => ns as f64,
-            };
-            // Inverse-CDF sampling; 1 - U keeps ln away from 0.
-            let u: f64 = rng.gen();
-            *clock += -(1.0 - u).ln() * mean;
-            return *clock as u64;
-        }
-        let offset = match self.pace {
-            Pace::Rate(_) => {
-                self.cum += u64::from(size);
-                ((u128::from(self.cum) * self.ns_per_byte_fp) >> 32) as u64
-            }
-            Pace::Interval(ns) => {
-                self.cum += 1;
-                self.cum.saturating_mul(ns)
-            }
-        };
-        let mut t = self.origin.saturating_add(offset);
-        if let Some((on, off)) = self.onoff {
-            if t >= self.origin.saturating_add(on) {
-                self.origin = self.origin.saturating_add(on + off);
-                self.cum = 0;
-                t = self.origin;
-            }
-        }
-        t
-    }
-}
-
-struct SourceRt {
-    first_flow: u32,
-    flows: u32,
-    next_flow: u32,
-    sizes: SizePicker,
-    next_size: u32,
-    rng: SmallRng,
-    pacer: Pacer,
-    /// First instant the source no longer sends (min of stop and duration).
-    end: u64,
-    acc: SourceAcc,
-    is_tcp: bool,
-}
-
-struct FlowRt {
-    tmpl: FrameTemplate,
-    source: u32,
-    /// Leaf class of its last enqueue (NONE: never classified). A flow's
-    /// headers never change, so neither does its class.
-    class: u32,
-    /// TCP connection index, or NONE.
-    conn: u32,
-    /// Index in `State::pairs` for (source, class), or NONE.
-    pair: u32,
-    /// Next sequence number of an open-loop flow.
-    seq: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FbKind {
-    Ack,
-    AckCe,
-    Loss,
-}
-
-/// A congestion-control signal in flight back to the sender.
-#[derive(Clone, Copy, Debug)]
-struct Feedback {
-    at: u64,
-    seq: u64,
-    kind: FbKind,
-}
-
-/// A Reno-style sender: window in packets, slow start, additive increase of
-/// 1/cwnd per ACK, multiplicative decrease by half at most once per window of
-/// data (NewReno's "recover" point), on a loss or an ECN echo, each learnt
-/// one RTT after it happened. No retransmissions: a lost packet is lost
-/// goodput. The sender is window-limited only: it sends whenever
-/// inflight < cwnd.
-struct Conn {
-    flow: u32,
-    source: u32,
-    rtt: u64,
-    ect: bool,
-    start: u64,
-    end: u64,
-    cwnd: u32,
-    ssthresh: u32,
-    /// ACKs counted towards the next +1 in congestion avoidance.
-    ca_acc: u32,
-    max_cwnd: u32,
-    next_seq: u64,
-    /// Signals about packets sent before this sequence number belong to a
-    /// window that already halved.
-    recover: u64,
-    inflight: u32,
-    feedback: VecDeque<Feedback>,
-    has_event: bool,
-    reductions: u64,
-    losses: u64,
-    ce_echoes: u64,
-}
-
-impl Conn {
-    #[inline]
-    fn on_ack(&mut self, seq: u64, ce: bool) {
-        self.inflight -= 1;
-        if ce && self.ect {
-            self.ce_echoes += 1;
-            self.congestion(seq);
-            return;
-        }
-        if self.cwnd < self.ssthresh {
-            self.cwnd += 1;
-        } else {
-            self.ca_acc += 1;
-            if self.ca_acc >= self.cwnd {
-                self.ca_acc = 0;
-                self.cwnd += 1;
-            }
-        }
-        self.cwnd = self.cwnd.min(self.max_cwnd);
-    }
-
-    #[inline]
-    fn on_loss(&mut self, seq: u64) {
-        self.inflight -= 1;
-        self.losses += 1;
-        self.congestion(seq);
-    }
-
-    fn congestion(&mut self, seq: u64) {
-        if seq < self.recover {
-            return;
-        }
-        self.ssthresh = (self.cwnd / 2).max(2);
-        self.cwnd = self.ssthresh;
-        self.ca_acc = 0;
-        self.recover = self.next_seq;
-        self.reductions += 1;
-    }
-}
-
 /// An event is one u128, `at << 64 | target`, in a min-heap. A target has
 /// at most one event pending (a source its next emission, a connection its
 /// next wake-up), so keys are unique and ties break by target: the order is
@@ -467,32 +146,6 @@ struct State {
     emitted: u64,
     sent: u64,
     dropped: [u64; N_REASONS],
-}
-
-fn new_hist(sigfig: u8) -> Histogram<u64> {
-    // Up to one hour of sojourn, ns resolution.
-    Histogram::new_with_bounds(1, 3_600_000_000_000, sigfig).expect("static bounds are valid")
-}
-
-/// The pair slot for (source, class), made on first use (a flow's class is
-/// fixed, so this runs once per flow).
-fn pair_of(pairs: &mut Pairs, source: u32, class: u32, sigfig: u8) -> u32 {
-    *pairs.index.entry((source, class)).or_insert_with(|| {
-        pairs.list.push(Pair {
-            source,
-            class,
-            hist: new_hist(sigfig),
-        });
-        (pairs.list.len() - 1) as u32
-    })
-}
-
-fn seed_for(seed: u64, index: usize) -> u64 {
-    // splitmix64 step: independent streams per source from one seed.
-    let mut z = seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl State {
@@ -615,7 +268,7 @@ impl State {
                 sizes,
                 next_size,
                 rng,
-                pacer: Pacer::new(&s.kind, s.start),
+                clock: EmissionClock::new(&s.kind, s.start),
                 end,
                 acc: SourceAcc::default(),
                 is_tcp,
@@ -771,7 +424,7 @@ impl State {
         self.send(core, flow, size, seq, now);
         let src = &mut self.sources[s as usize];
         src.next_size = src.sizes.pick(&mut src.rng);
-        let t = src.pacer.advance(size, &mut src.rng).max(now);
+        let t = src.clock.advance(size, &mut src.rng).max(now);
         (t < src.end).then_some(t)
     }
 
@@ -901,201 +554,5 @@ pub(crate) fn simulate<C: Core>(
         }
     }
     st.drain_drops(core, now);
-    finish(core, st, tree, spec, labels, traffic)
+    finish::finish(core, st, tree, spec, labels, traffic)
 }
-
-fn sojourn(h: &Option<Histogram<u64>>) -> Option<Sojourn> {
-    let h = h.as_ref()?;
-    if h.is_empty() {
-        return None;
-    }
-    Some(Sojourn {
-        samples: h.len(),
-        p50_ns: h.value_at_quantile(0.5),
-        p99_ns: h.value_at_quantile(0.99),
-        max_ns: h.max(),
-        mean_ns: h.mean() as u64,
-    })
-}
-
-fn drops_map(drops: &[u64; N_REASONS]) -> std::collections::BTreeMap<String, u64> {
-    DropReason::ALL
-        .iter()
-        .filter(|r| drops[r.index()] > 0)
-        .map(|r| (r.name().to_string(), drops[r.index()]))
-        .collect()
-}
-
-fn bps(bytes: u64, ns: u64) -> u64 {
-    if ns == 0 {
-        return 0;
-    }
-    (u128::from(bytes) * 8 * 1_000_000_000 / u128::from(ns)) as u64
-}
-
-fn finish<C: Core>(
-    core: &mut C,
-    mut st: State,
-    tree: &str,
-    spec: &ShaperSpec,
-    labels: &[String],
-    traffic: &Traffic,
-) -> Result<Report, SimError> {
-    let p = st.p;
-    let window = p.duration - p.warmup;
-    let n = st.classes.len();
-    // A class's sojourn merges its (source, leaf) pairs, then its subtree's;
-    // a source's merges its pairs. Same bounds everywhere: `add` cannot fail.
-    let mut class_hist: Vec<Option<Histogram<u64>>> = vec![None; n];
-    let mut source_hist: Vec<Option<Histogram<u64>>> = vec![None; st.sources.len()];
-    let merge = |into: &mut Option<Histogram<u64>>, h: &Histogram<u64>| match into {
-        Some(x) => {
-            let _ = x.add(h);
-        }
-        None => *into = Some(h.clone()),
-    };
-    for pair in &st.pairs.list {
-        merge(&mut class_hist[pair.class as usize], &pair.hist);
-        merge(&mut source_hist[pair.source as usize], &pair.hist);
-    }
-    for i in (0..n).rev() {
-        let parent = st.classes[i].parent;
-        if parent == NONE {
-            continue;
-        }
-        if let Some(h) = class_hist[i].clone() {
-            merge(&mut class_hist[parent as usize], &h);
-        }
-    }
-    let label = |i: usize| labels.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
-    let class_accs = std::mem::take(&mut st.classes);
-    let classes = class_accs
-        .into_iter()
-        .enumerate()
-        .map(|(i, acc)| {
-            let cs = &spec.htb.classes[i];
-            ClassReport {
-                index: i as u32,
-                label: label(i),
-                parent: cs.parent,
-                leaf: cs.qdisc.is_some(),
-                qdisc: cs.qdisc.map(|q| q.kind().to_string()),
-                prio: cs.prio,
-                rate_bps: cs.rate.saturating_mul(8),
-                ceil_bps: cs.ceil.saturating_mul(8),
-                burst: cs.burst,
-                cburst: cs.cburst,
-                offered: acc.offered.report(),
-                sent: acc.sent.report(),
-                dropped: acc.dropped.report(),
-                offered_bps: bps(acc.offered_win, window),
-                achieved_bps: bps(acc.sent_win, window),
-                drops: drops_map(&acc.drops),
-                ce_marks: acc.marks,
-                sojourn: sojourn(&class_hist[i]),
-                max_packet: acc.max_len,
-                max_burst_at_ceil: acc.ceil.bucket_bytes(),
-                htb: core.class_stats(i as u32).map(|s| HtbClassReport {
-                    bytes: s.bytes,
-                    packets: s.packets,
-                    drops: s.drops,
-                    overlimits: s.overlimits,
-                    lends: s.lends,
-                    borrows: s.borrows,
-                    giants: s.giants,
-                    backlog_packets: s.backlog.packets,
-                }),
-                timeline: Timeline {
-                    bucket_ns: p.bucket_ns,
-                    bytes: acc.timeline,
-                },
-            }
-        })
-        .collect();
-    let mut sources = Vec::with_capacity(st.sources.len());
-    for (si, (rt, s)) in st.sources.iter().zip(&traffic.sources).enumerate() {
-        let acc = &rt.acc;
-        let mut class_ids: Vec<u32> = st.flows
-            [rt.first_flow as usize..(rt.first_flow + rt.flows) as usize]
-            .iter()
-            .filter(|f| f.class != NONE)
-            .map(|f| f.class)
-            .collect();
-        class_ids.sort_unstable();
-        class_ids.dedup();
-        let tcp = rt.is_tcp.then(|| {
-            let conns = st.conns.iter().filter(|c| c.source == si as u32);
-            let mut r = TcpReport::default();
-            for c in conns {
-                r.connections += 1;
-                r.window_reductions += c.reductions;
-                r.losses += c.losses;
-                r.ce_echoes += c.ce_echoes;
-                r.final_cwnd_sum += u64::from(c.cwnd);
-            }
-            r
-        });
-        sources.push(SourceReport {
-            name: s.name.clone(),
-            kind: match s.kind {
-                SourceKind::Cbr { .. } => "cbr",
-                SourceKind::OnOff { .. } => "onoff",
-                SourceKind::Poisson { .. } => "poisson",
-                SourceKind::Tcp(_) => "tcp",
-            }
-            .to_string(),
-            flows: s.flows,
-            classes: class_ids.iter().map(|&c| label(c as usize)).collect(),
-            offered: acc.offered.report(),
-            sent: acc.sent.report(),
-            dropped: acc.dropped.report(),
-            offered_bps: bps(acc.offered_win, window),
-            achieved_bps: bps(acc.sent_win, window),
-            goodput_bps: rt.is_tcp.then(|| bps(acc.payload_win, window)),
-            drops: drops_map(&acc.drops),
-            ce_marks: acc.marks,
-            unclassified: acc.unclassified,
-            sojourn: sojourn(&source_hist[si]),
-            tcp,
-        });
-    }
-    let counters = core.counters();
-    let queued = core.queued();
-    let dropped_total: u64 = counters.dropped.iter().sum();
-    let frames = FrameReport {
-        received: counters.received,
-        sent: counters.sent,
-        dropped: drops_map(&counters.dropped),
-        dropped_total,
-        queued,
-        balanced: counters.received == counters.sent + dropped_total + queued
-            && st.emitted == counters.received
-            && st.sent == counters.sent
-            && st.dropped == counters.dropped,
-    };
-    if !frames.balanced {
-        return Err(SimError::Accounting {
-            received: counters.received,
-            sent: counters.sent,
-            dropped: dropped_total,
-            queued,
-            offered: st.emitted,
-            seen_sent: st.sent,
-            seen_dropped: st.dropped.iter().sum(),
-        });
-    }
-    Ok(Report {
-        tree: tree.to_string(),
-        seed: p.seed,
-        duration_ns: p.duration,
-        warmup_ns: p.warmup,
-        timeline_bucket_ns: p.bucket_ns,
-        classes,
-        sources,
-        frames,
-        engine: st.engine,
-    })
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,4 +1,4 @@
-//! The virtual-time simulator behind `weir simulate`.
+//! weir-sim: the virtual-time simulator behind `weir simulate`.
 //!
 //! It runs the real decision core — [`weir_dataplane::shaper::Shaper`]:
 //! parse → classify → HTB → leaf qdiscs — built from a config tree, fed with
@@ -7,23 +7,30 @@
 //! event. Operators use it to preview a policy; the test suite uses it to
 //! prove shaping semantics (rates, borrowing, ceilings, AQM delay) exactly
 //! and fast. See `docs/simulator.md`.
+//!
+//! It returns a value and prints nothing: [`run`] gives a [`Report`], whose
+//! table form is [`Report::table`] and whose JSON form is its `Serialize`;
+//! the `weir` binary (`control/cli/src/simulate.rs`) reads the files and
+//! prints. Depends on the core and weir-config only (no libbpf, no SQLite).
+//!
+//! - `traffic`: the traffic file, from TOML to the checked [`Traffic`].
+//! - `synth`: the Ethernet frames sources send, built from header templates.
+//! - `engine`: the event loop, its sources and TCP senders, the accounting.
+//! - `report`: the [`Report`] and its table.
+//! - `units`: the traffic file's rate and duration parsers.
 
 mod engine;
-pub mod frame;
 mod report;
+pub mod synth;
 pub mod traffic;
 pub mod units;
 
-use std::io::Write;
-use std::path::Path;
-
-use anyhow::Context;
 use weir_dataplane::shaper::{Shaper, ShaperError, ShaperSpec};
 
-use weir_config::{self as config, Config};
+use weir_config::Config;
 
 pub use report::{
-    ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport,
+    ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport, Table,
     TcpReport, Timeline, Volume,
 };
 pub use traffic::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError, Vary};
@@ -133,45 +140,4 @@ pub fn run(config: &Config, traffic: &Traffic, opts: &SimOptions) -> Result<Repo
         .map(|i| tree.label(i))
         .collect();
     run_spec(&tree.name, &spec, &labels, traffic, opts)
-}
-
-/// `weir simulate CONFIG --traffic TRAFFIC [--duration D] [--json]`: a
-/// table per class and per source, or the whole [`Report`] as JSON.
-/// Config warnings go to stderr so that `--json` output stays JSON.
-pub fn cli_simulate(
-    config_path: &Path,
-    traffic_path: &Path,
-    duration: Option<&str>,
-    json: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let loaded = config::load(config_path).map_err(|diags| {
-        let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}", lines.join("\n"))
-    })?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let traffic = Traffic::load(traffic_path)?;
-    let opts = SimOptions {
-        duration: duration
-            .map(units::parse_duration)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--duration: {e}"))?,
-        ..SimOptions::default()
-    };
-    let report = run(&loaded.config, &traffic, &opts).with_context(|| {
-        format!(
-            "simulating {} with {}",
-            config_path.display(),
-            traffic_path.display()
-        )
-    })?;
-    if json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_table(out)?;
-    }
-    Ok(())
 }

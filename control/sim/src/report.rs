@@ -4,7 +4,7 @@
 //! exactly (`==`) between runs: the determinism test relies on it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt;
 
 use serde::Serialize;
 
@@ -201,7 +201,11 @@ fn soj(s: &Option<Sojourn>) -> [String; 3] {
     }
 }
 
-fn write_rows(out: &mut dyn Write, rows: &[Vec<String>], right_from: usize) -> std::io::Result<()> {
+fn write_rows(
+    out: &mut fmt::Formatter<'_>,
+    rows: &[Vec<String>],
+    right_from: usize,
+) -> fmt::Result {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -233,15 +237,29 @@ fn write_rows(out: &mut dyn Write, rows: &[Vec<String>], right_from: usize) -> s
 }
 
 impl Report {
-    /// The human-readable form `weir simulate` prints.
-    pub fn write_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
+    /// The human-readable form `weir simulate` prints: a table per class and
+    /// per source, then the frame accounting. Rendering only, no I/O, so
+    /// every front end (and the tests) show the same table; the JSON form is
+    /// the report's own `Serialize`.
+    pub fn table(&self) -> Table<'_> {
+        Table(self)
+    }
+}
+
+/// [`Report::table`]: formats as the table (`to_string()`, or `{}` straight
+/// into a writer).
+pub struct Table<'a>(&'a Report);
+
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.0;
         writeln!(
             out,
             "tree {}: {:.3} s simulated (measured from {:.3} s), seed {}",
-            self.tree,
-            self.duration_ns as f64 / 1e9,
-            self.warmup_ns as f64 / 1e9,
-            self.seed
+            report.tree,
+            report.duration_ns as f64 / 1e9,
+            report.warmup_ns as f64 / 1e9,
+            report.seed
         )?;
         writeln!(out)?;
         let mut rows = vec![[
@@ -255,13 +273,13 @@ impl Report {
                 .map(String::from)
                 .to_vec(),
         );
-        for c in &self.classes {
+        for c in &report.classes {
             let depth = {
                 let mut d = 0;
                 let mut p = c.parent;
                 while let Some(i) = p {
                     d += 1;
-                    p = self.classes.get(i as usize).and_then(|x| x.parent);
+                    p = report.classes.get(i as usize).and_then(|x| x.parent);
                 }
                 d
             };
@@ -295,7 +313,7 @@ impl Report {
             .map(String::from)
             .to_vec(),
         );
-        for s in &self.sources {
+        for s in &report.sources {
             let [p50, p99, max] = soj(&s.sojourn);
             rows.push(vec![
                 s.name.clone(),
@@ -317,7 +335,7 @@ impl Report {
         }
         write_rows(out, &rows, 3)?;
         writeln!(out)?;
-        let f = &self.frames;
+        let f = &report.frames;
         let reasons: Vec<String> = f.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(
             out,
@@ -333,11 +351,11 @@ impl Report {
             f.queued,
             if f.balanced { "balanced" } else { "UNBALANCED" }
         )?;
-        if self.engine.stalls > 0 {
+        if report.engine.stalls > 0 {
             writeln!(
                 out,
                 "warning: the shaper gave {} deadlines that were not in the future",
-                self.engine.stalls
+                report.engine.stalls
             )?;
         }
         Ok(())

@@ -5,33 +5,56 @@
 //! tc on purpose: a bare number is rejected instead of meaning µs, because a
 //! traffic file's `duration = "10"` is far more likely to mean seconds.
 
-use weir_config::units::Rate;
+use weir_config::units::{Rate, UnitError};
+
+/// A traffic rate that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("'{0}': a traffic rate cannot be a percentage")]
+    Percentage(String),
+    /// The config's own rate parser said no (its message as is).
+    #[error("{0}")]
+    Syntax(UnitError),
+    #[error("'{0}': rate must be above zero")]
+    Zero(String),
+}
 
 /// Parse a tc-style rate ("10mbit", "1.5gbit", "125kbps", "1000") into
 /// bits/s, with the config's own parser (one table of tc units). `%` is not
 /// accepted: a traffic source has no link to be a share of.
-pub fn parse_rate(text: &str) -> Result<u64, String> {
+pub fn parse_rate(text: &str) -> Result<u64, RateError> {
     if text.trim().ends_with('%') {
-        return Err(format!("'{text}': a traffic rate cannot be a percentage"));
+        return Err(RateError::Percentage(text.to_string()));
     }
     let bits = Rate::parse(text, None)
-        .map_err(|e| e.to_string())?
+        .map_err(RateError::Syntax)?
         .bits_per_sec();
     if bits == 0 {
-        return Err(format!("'{text}': rate must be above zero"));
+        return Err(RateError::Zero(text.to_string()));
     }
     Ok(bits)
 }
 
+/// A duration that is not one; each variant keeps the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("'{0}' is not a duration (expected e.g. \"10s\")")]
+    NotANumber(String),
+    #[error("'{0}': a duration needs a unit (ns, us, ms, s, min)")]
+    NoUnit(String),
+    #[error("'{text}': unknown time unit '{unit}' (ns, us, ms, s, min)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("'{0}': duration out of range")]
+    OutOfRange(String),
+}
+
 /// Parse a duration with an explicit unit ("10s", "20ms", "1.5s", "250us",
 /// "100ns", "2min") into nanoseconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let s = text.trim();
     let (num, unit) = split_number(s);
     if num.is_empty() {
-        return Err(format!(
-            "'{text}' is not a duration (expected e.g. \"10s\")"
-        ));
+        return Err(DurationError::NotANumber(text.to_string()));
     }
     let unit = unit.trim().to_ascii_lowercase();
     let mult: u64 = match unit.as_str() {
@@ -40,18 +63,15 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         "ms" | "msec" => 1_000_000,
         "s" | "sec" | "secs" => 1_000_000_000,
         "min" => 60_000_000_000,
-        "" => {
-            return Err(format!(
-                "'{text}': a duration needs a unit (ns, us, ms, s, min)"
-            ))
-        }
+        "" => return Err(DurationError::NoUnit(text.to_string())),
         _ => {
-            return Err(format!(
-                "'{text}': unknown time unit '{unit}' (ns, us, ms, s, min)"
-            ))
+            return Err(DurationError::UnknownUnit {
+                text: text.to_string(),
+                unit,
+            })
         }
     };
-    scale_decimal(num, mult).ok_or_else(|| format!("'{text}': duration out of range"))
+    scale_decimal(num, mult).ok_or_else(|| DurationError::OutOfRange(text.to_string()))
 }
 
 /// Split "1.5mbit" into ("1.5", "mbit").
@@ -126,6 +146,40 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    /// The typed errors print what the plain strings used to, word for word
+    /// (the traffic file's messages and `weir simulate --duration` show them).
+    #[test]
+    fn errors_name_the_text_and_what_was_expected() {
+        let msg = |r: Result<u64, DurationError>| r.unwrap_err().to_string();
+        assert_eq!(
+            msg(parse_duration("10")),
+            "'10': a duration needs a unit (ns, us, ms, s, min)"
+        );
+        assert_eq!(
+            msg(parse_duration("10 parsecs")),
+            "'10 parsecs': unknown time unit 'parsecs' (ns, us, ms, s, min)"
+        );
+        assert_eq!(
+            msg(parse_duration("s")),
+            "'s' is not a duration (expected e.g. \"10s\")"
+        );
+        assert_eq!(
+            msg(parse_duration("99999999999min")),
+            "'99999999999min': duration out of range"
+        );
+        assert_eq!(
+            parse_rate("10%").unwrap_err().to_string(),
+            "'10%': a traffic rate cannot be a percentage"
+        );
+        assert_eq!(
+            parse_rate("0mbit").unwrap_err().to_string(),
+            "'0mbit': rate must be above zero"
+        );
+        let e = parse_rate("10mbt").unwrap_err();
+        assert!(matches!(e, RateError::Syntax(_)), "{e:?}");
+        assert!(e.to_string().starts_with("unknown unit \"mbt\""), "{e}");
     }
 
     #[test]

@@ -1,14 +1,27 @@
-//! The shipped traffic examples run against the shipped configs through
-//! `weir simulate`'s entry point, as a table and as JSON.
+//! The shipped traffic examples run against the shipped configs as
+//! `weir simulate` runs them (load both files, run, render), as a table and
+//! as JSON.
 
 use std::path::PathBuf;
 
-use weir_sim::cli_simulate;
+use weir_sim::{units, Report, SimError, SimOptions, Traffic};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(path)
+}
+
+/// Load `config` and `traffic` from the repository and run them for
+/// `duration`.
+fn simulate(config: &str, traffic: &str, duration: Option<&str>) -> Result<Report, SimError> {
+    let loaded = weir_config::load(&repo(config)).unwrap_or_else(|d| panic!("{config}: {}", d[0]));
+    let traffic = Traffic::load(&repo(traffic)).unwrap_or_else(|e| panic!("{e}"));
+    let opts = SimOptions {
+        duration: duration.map(|d| units::parse_duration(d).unwrap()),
+        ..SimOptions::default()
+    };
+    weir_sim::run(&loaded.config, &traffic, &opts)
 }
 
 /// (config, traffic example, a class label the table must show)
@@ -38,10 +51,10 @@ const EXAMPLES: [(&str, &str, &str); 4] = [
 #[test]
 fn examples_print_a_table() {
     for (cfg, traffic, label) in EXAMPLES {
-        let mut out = Vec::new();
-        cli_simulate(&repo(cfg), &repo(traffic), Some("200ms"), false, &mut out)
-            .unwrap_or_else(|e| panic!("{traffic}: {e:#}"));
-        let text = String::from_utf8(out).unwrap();
+        let text = simulate(cfg, traffic, Some("200ms"))
+            .unwrap_or_else(|e| panic!("{traffic}: {e}"))
+            .table()
+            .to_string();
         assert!(text.contains(label), "{traffic}: no {label} in\n{text}");
         assert!(text.contains("(balanced)"), "{traffic}:\n{text}");
         assert!(text.contains("achieved"), "{traffic}:\n{text}");
@@ -51,9 +64,8 @@ fn examples_print_a_table() {
 #[test]
 fn examples_as_json() {
     let (cfg, traffic, _) = EXAMPLES[1];
-    let mut out = Vec::new();
-    cli_simulate(&repo(cfg), &repo(traffic), Some("1500ms"), true, &mut out).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let report = simulate(cfg, traffic, Some("1500ms")).unwrap();
+    let v = serde_json::to_value(&report).expect("a report serialises");
     assert_eq!(v["tree"], "eth0");
     assert_eq!(v["duration_ns"], 1_500_000_000u64);
     assert_eq!(v["frames"]["balanced"], true);
@@ -73,33 +85,21 @@ fn examples_as_json() {
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
-    let mut out = Vec::new();
-    let e = cli_simulate(
-        &repo("config/seed-1.2-htb.toml"),
-        &repo("config/traffic/no-such-file.toml"),
-        None,
-        false,
-        &mut out,
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("no-such-file.toml"), "{e:#}");
-    let e = cli_simulate(
-        &repo("config/seed-1.2-htb.toml"),
-        &repo("config/traffic/seed-1.2-default.toml"),
-        Some("10"),
-        false,
-        &mut out,
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("--duration"), "{e:#}");
+    let e = Traffic::load(&repo("config/traffic/no-such-file.toml")).unwrap_err();
+    assert!(e.to_string().contains("no-such-file.toml"), "{e}");
+    assert_eq!((e.line, e.col), (0, 0), "{e}");
+    let e = units::parse_duration("10").unwrap_err();
+    assert!(e.to_string().contains("needs a unit"), "{e}");
     // The traffic names a tree the config does not have.
-    let e = cli_simulate(
-        &repo("config/seed-1.2-htb.toml"),
-        &repo("config/traffic/lab-up.toml"),
+    let e = simulate(
+        "config/seed-1.2-htb.toml",
+        "config/traffic/lab-up.toml",
         Some("100ms"),
-        false,
-        &mut out,
     )
     .unwrap_err();
-    assert!(format!("{e:#}").contains("no tree named 'up'"), "{e:#}");
+    assert!(
+        matches!(&e, SimError::UnknownTree { name, known } if name == "up" && known == "eth0"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no tree named 'up'"), "{e}");
 }

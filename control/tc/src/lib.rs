@@ -1,4 +1,7 @@
-//! `weir tc`: the kernel `tc` script equivalent to one of weir's trees.
+//! weir-tc: the kernel `tc` script equivalent to one of weir's trees, as
+//! `weir tc` prints it ([`cli_tc`] loads the config; [`script`] translates
+//! one tree). Returns the script as a string and prints nothing; depends on
+//! the core and weir-config only.
 //!
 //! For side-by-side runs (the lab's twin path, the benchmark's kernel HTB
 //! baseline) the kernel must shape with the same settings weir does: the
@@ -26,7 +29,7 @@ use thiserror::Error;
 use weir_dataplane::classify::{FilterSpec, IpPrefix, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 
-use weir_config::{ClassId, Tree};
+use weir_config::{ClassId, Diagnostic, Tree};
 
 /// What to do with leaf kinds the target kernel may not have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -52,33 +55,60 @@ pub enum TcError {
     EtherTypeFilter { index: usize, ethertype: u16 },
 }
 
+/// Why `weir tc` could not produce a script. The messages are what the
+/// command prints after `weir tc: `.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CliTcError {
+    /// The config did not load: one line per diagnostic.
+    #[error("{}", lines(.0))]
+    Config(Vec<Diagnostic>),
+    #[error("{path}: no tree \"{tree}\"; expected one of: {known}")]
+    NoTree {
+        path: String,
+        tree: String,
+        /// The config's tree names, comma-separated.
+        known: String,
+    },
+    #[error("{path}: tree {tree}: {source}")]
+    Tree {
+        path: String,
+        tree: String,
+        source: TcError,
+    },
+}
+
+fn lines(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `weir tc`: load `path` and translate its tree `tree`.
 pub fn cli_tc(
     path: &std::path::Path,
     tree: &str,
     dev: &str,
     fallback: LeafFallback,
-) -> Result<String, String> {
-    let loaded = weir_config::load(path).map_err(|diags| {
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+) -> Result<String, CliTcError> {
+    let loaded = weir_config::load(path).map_err(CliTcError::Config)?;
     let c = &loaded.config;
-    let t = c.tree(tree).ok_or_else(|| {
-        format!(
-            "{}: no tree \"{tree}\"; expected one of: {}",
-            path.display(),
-            c.trees
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let t = c.tree(tree).ok_or_else(|| CliTcError::NoTree {
+        path: path.display().to_string(),
+        tree: tree.to_string(),
+        known: c
+            .trees
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
-    script(t, dev, fallback).map_err(|e| format!("{}: tree {tree}: {e}", path.display()))
+    script(t, dev, fallback).map_err(|source| CliTcError::Tree {
+        path: path.display().to_string(),
+        tree: tree.to_string(),
+        source,
+    })
 }
 
 /// The tc script for `tree` on `dev`.
@@ -357,6 +387,39 @@ fn filter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn repo(path: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+    }
+
+    /// `weir tc` prints these after `weir tc: `; the words are the command's.
+    #[test]
+    fn cli_errors_name_the_file_and_tree() {
+        let cfg = repo("config/lab.toml");
+        let e = cli_tc(&cfg, "nope", "eth0", LeafFallback::None).unwrap_err();
+        assert!(
+            matches!(&e, CliTcError::NoTree { tree, .. } if tree == "nope"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: no tree \"nope\"; expected one of: up, down",
+                cfg.display()
+            )
+        );
+        let missing = repo("config/no-such-file.toml");
+        let e = cli_tc(&missing, "up", "eth0", LeafFallback::None).unwrap_err();
+        assert!(matches!(&e, CliTcError::Config(d) if d.len() == 1), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:0:0: can't read the file: ", missing.display())),
+            "{e}"
+        );
+        assert!(cli_tc(&cfg, "up", "eth0", LeafFallback::None).is_ok());
+    }
 
     #[test]
     fn port_ranges_tile_exactly() {

@@ -196,7 +196,7 @@ fn cbr_above_the_link_gets_the_link_rate() {
 #[test]
 fn fast_small_packets_keep_the_exact_rate() {
     // 64-byte packets at 1 Gbit/s are 512 ns apart; at 3 Gbit/s 170.67 ns:
-    // the fixed-point pacer must not drift.
+    // the fixed-point emission clock must not drift.
     let mut link = Link::new(100_000_000_000, 1000, None);
     let r = run(
         &mut link,

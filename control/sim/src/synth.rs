@@ -1,4 +1,5 @@
-//! Synthetic Ethernet frames for the simulator.
+//! Synthetic Ethernet frames for the simulator: per-flow header templates
+//! and the one buffer each simulated packet is built in.
 //!
 //! The shaper parses and classifies the real bytes, so every generated frame
 //! is a well-formed Ethernet (optionally 802.1Q) / IPv4-or-IPv6 /
