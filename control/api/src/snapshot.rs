@@ -395,3 +395,53 @@ impl Stats {
         self.trees.iter().find(|t| t.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fields` and `slot` name the same eight counters, each once: what
+    /// the daemon reads from /sys lands where the metrics look.
+    #[test]
+    fn kernel_counters_name_every_field_once() {
+        let mut k = KernelCounters::default();
+        for (i, (name, _)) in KernelCounters::default().fields().iter().enumerate() {
+            *k.slot(name).expect("a counter") = Some(i as u64 + 1);
+        }
+        let got: Vec<Option<u64>> = k.fields().iter().map(|(_, v)| *v).collect();
+        assert_eq!(got, (1..=8).map(Some).collect::<Vec<_>>());
+        assert!(k.slot("rx_frobs").is_none());
+    }
+
+    /// Keys come out sorted in every object, flattened ones included.
+    #[test]
+    fn json_keys_are_sorted() {
+        let q = QdiscStats {
+            kind: Some("red".into()),
+            bytes: 1,
+            packets: 2,
+            drops: 3,
+            overlimits: 4,
+            backlog: 5,
+            qlen: 6,
+            red: Some(RedStats {
+                early: 7,
+                marked: 8,
+                pdrop: 9,
+                prob_drop: 10,
+                forced_drop: 11,
+                prob_mark: 12,
+                forced_mark: 13,
+            }),
+            fq_codel: None,
+        };
+        let v = serde_json::to_value(&q).expect("encodes");
+        let keys: Vec<&String> = v.as_object().expect("an object").keys().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 14, "{v}");
+        let back: QdiscStats = serde_json::from_value(v).expect("decodes");
+        assert_eq!(back, q);
+    }
+}

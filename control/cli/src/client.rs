@@ -8,21 +8,30 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use weir_api::{self as api, Request, Stats};
+use weir_api::{self as api, Request, Response, Stats};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Send `req` and print the answer.
-pub fn ask(socket: &Path, req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// The answer to `req`, or the exit code after saying (as `who`) why
+/// there is none: 1 could not ask, 2 refused.
+fn answer(who: &str, socket: &Path, req: &Request, err: &mut dyn Write) -> Result<Response, i32> {
     match api::request(socket, req, TIMEOUT) {
         Err(e) => {
-            let _ = writeln!(err, "weir: {e}");
-            1
+            let _ = writeln!(err, "{who}: {e}");
+            Err(1)
         }
         Ok(r) if !r.ok => {
-            let _ = writeln!(err, "weir: {}", r.error.as_deref().unwrap_or("refused"));
-            2
+            let _ = writeln!(err, "{who}: {}", r.error.as_deref().unwrap_or("refused"));
+            Err(2)
         }
+        Ok(r) => Ok(r),
+    }
+}
+
+/// Send `req` and print the answer.
+pub fn ask(socket: &Path, req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match answer("weir", socket, req, err) {
+        Err(code) => code,
         Ok(r) => {
             if let Some(t) = &r.text {
                 let _ = out.write_all(t.as_bytes());
@@ -181,15 +190,8 @@ pub fn top(
     let mut prev: Option<Stats> = None;
     let mut shown = 0u64;
     loop {
-        let stats = match api::request(socket, &Request::Stats, TIMEOUT) {
-            Err(e) => {
-                let _ = writeln!(err, "weir top: {e}");
-                return 1;
-            }
-            Ok(r) if !r.ok => {
-                let _ = writeln!(err, "weir top: {}", r.error.as_deref().unwrap_or("refused"));
-                return 2;
-            }
+        let stats = match answer("weir top", socket, &Request::Stats, err) {
+            Err(code) => return code,
             Ok(r) => match serde_json::from_value::<Stats>(r.json.unwrap_or_default()) {
                 Ok(stats) => stats,
                 Err(e) => {
