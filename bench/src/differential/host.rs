@@ -1,5 +1,5 @@
 //! How disturbed the host was: steal per CPU from /proc/stat (the same
-//! measure as control/tests/lab's `CpuTimes`). Steal is CPU time the
+//! measure as control/cli/tests/lab's `CpuTimes`). Steal is CPU time the
 //! hypervisor gave to another guest while this VM wanted it; a burst of it
 //! on the CPU that runs weir's worker costs a borrowing class the tokens
 //! of the wait, and the kernel's hrtimer does not see it the same way.
@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Steal above this share of one CPU during an attempt lets a differing
-/// tree run again (control/tests/lab: on a quiet host steal stays near
+/// tree run again (control/cli/tests/lab: on a quiet host steal stays near
 /// 0.1 %; a rate that missed by 3.5 % had 2.6 % of one CPU stolen).
 pub const STEAL_RETRY_PCT: f64 = 1.0;
 /// weir's worker waking more than 1 ms late for a shaper deadline (its
