@@ -62,6 +62,7 @@ fn weir_matches_kernel_htb_on_random_trees() {
         prefix: format!("wdf{}-", pid % 100_000),
         dir: dir.clone(),
         trial: Duration::from_secs(3),
+        tcp_window: differential::TCP_WINDOW,
         // The median of 3: a run in which weir's worker stalled for tens of
         // ms once (seen in about one run in eight on a loaded host, every
         // class ~1.7 % short; docs/performance.md, "Rate accuracy against
@@ -69,6 +70,7 @@ fn weir_matches_kernel_htb_on_random_trees() {
         repeat: 3,
         attempts: 3,
         tolerance_pts: 1.0,
+        tcp_tolerance_pts: differential::TCP_TOLERANCE_PTS,
         sim_s: 6,
     };
     let report = differential::run(&spec, &mut |l| eprintln!("{l}")).expect("the run starts");
