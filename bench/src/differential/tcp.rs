@@ -3,22 +3,25 @@
 //! marked with the DSCP that the tree's u32 filter maps to its class.
 //!
 //! What a class got is read from the receiver's own socket, not from
-//! iperf3's report: `ss -ti` in the receiver's namespace gives each
-//! connection's `bytes_received` (tcpi_bytes_received: payload the
-//! receiver took in order), sampled for all flows at once at the start
-//! and at the end of the window, on this program's clock. iperf3's
+//! iperf3's report: the receiver namespace's `tcp_info` of each
+//! connection (what `ss -ti` shows, read in-process: [`super::sockdiag`])
+//! gives `bytes_received` (payload the receiver took in order), sampled
+//! for all flows at once at the start and at the end of the window, on
+//! this program's clock. iperf3's
 //! per-interval numbers count from when each server saw its own test
 //! start, which drifts from flow to flow by the time a client's control
 //! connection takes to get through a class that another flow already
 //! fills (its SYN waits behind up to 1000 packets of a pfifo leaf, or is
 //! dropped and sent again a second later), so they have no common window.
-//! The sender's `ss -ti` gives each flow's retransmissions and smoothed
+//! The sender's `tcp_info` gives each flow's retransmissions and smoothed
 //! RTT over the same window (how deep the class's queue stood).
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::sockdiag::{DiagSocket, TcpSock};
 
 /// The congestion control of every flow. Linux's default; this VM's own
 /// default is bbr (`net.ipv4.tcp_congestion_control`), which paces at the
@@ -33,6 +36,12 @@ pub const FIRST_PORT: u16 = 5201;
 const STARTUP: Duration = Duration::from_secs(8);
 /// Bytes a flow must have delivered before it counts as started.
 const STARTED_BYTES: u64 = 64 * 1024;
+/// A window-edge sample counts only if its dump took at most this long
+/// (its instant is the middle, so it is off by at most half of it: 0.05 %
+/// of a 10 s window); a slower one (the thread was preempted) is taken
+/// again, at most [`SAMPLE_TRIES`] times.
+const SAMPLE_SPREAD: Duration = Duration::from_millis(5);
+const SAMPLE_TRIES: u32 = 100;
 
 /// One path's hosts, as scripts/lab.sh names them.
 #[derive(Clone, Debug)]
@@ -70,6 +79,8 @@ pub fn run(
     window: Duration,
 ) -> Result<Vec<TcpFlow>, String> {
     let ports: Vec<u16> = (0..dscps.len() as u16).map(|k| FIRST_PORT + k).collect();
+    let rx_diag = DiagSocket::open(&path.rx_ns)?;
+    let tx_diag = DiagSocket::open(&path.tx_ns)?;
     // The clients end when told (after the window), or at this bound.
     let client_secs = (STARTUP + warmup + window).as_secs() + 5;
     let limit = format!("{}", client_secs + 10);
@@ -124,7 +135,7 @@ pub fn run(
     }
     let deadline = Instant::now() + STARTUP;
     loop {
-        let rx = sample(&path.rx_ns, &ports, Side::Receiver)?;
+        let (rx, _) = sample(&rx_diag, &ports, Side::Receiver)?;
         if rx.iter().all(|s| s.bytes >= STARTED_BYTES) {
             break;
         }
@@ -145,15 +156,12 @@ pub fn run(
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(warmup);
-    // Receiver first, then sender, at both ends of the window: the same
-    // order, so what the sender's sample costs is the same at both ends.
-    let rx0 = sample(&path.rx_ns, &ports, Side::Receiver)?;
-    let t0 = Instant::now();
-    let tx0 = sample(&path.tx_ns, &ports, Side::Sender)?;
+    let (rx0, t0) = sample_edge(&rx_diag, &ports)?;
+    let (tx0, _) = sample(&tx_diag, &ports, Side::Sender)?;
     thread::sleep(window.saturating_sub(t0.elapsed()));
-    let rx1 = sample(&path.rx_ns, &ports, Side::Receiver)?;
-    let secs = t0.elapsed().as_secs_f64();
-    let tx1 = sample(&path.tx_ns, &ports, Side::Sender)?;
+    let (rx1, t1) = sample_edge(&rx_diag, &ports)?;
+    let secs = t1.duration_since(t0).as_secs_f64();
+    let (tx1, _) = sample(&tx_diag, &ports, Side::Sender)?;
     // A client that ended inside the window makes its class's number a
     // fraction of the window's: never a result.
     clients.check_running(&ports, "inside the window")?;
@@ -305,9 +313,54 @@ struct Sample {
     acked: u64,
 }
 
-fn sample(ns: &str, ports: &[u16], side: Side) -> Result<Vec<Sample>, String> {
-    let out = ss(ns, &["-HtinO", "state", "established"])?;
-    Ok(parse_ss(&out, ports, side))
+/// Per port, the namespace's counters now, and the middle of the dump.
+fn sample(diag: &DiagSocket, ports: &[u16], side: Side) -> Result<(Vec<Sample>, Instant), String> {
+    let (socks, before, after) = diag.established()?;
+    Ok((per_port(&socks, ports, side), before + (after - before) / 2))
+}
+
+/// [`sample`] of the receiver for a window's edge: retaken until one dump
+/// took at most [`SAMPLE_SPREAD`].
+fn sample_edge(diag: &DiagSocket, ports: &[u16]) -> Result<(Vec<Sample>, Instant), String> {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..SAMPLE_TRIES {
+        let (socks, before, after) = diag.established()?;
+        if after - before <= SAMPLE_SPREAD {
+            return Ok((
+                per_port(&socks, ports, Side::Receiver),
+                before + (after - before) / 2,
+            ));
+        }
+        slowest = slowest.max(after - before);
+    }
+    Err(format!(
+        "no dump of the receiver's sockets within {} ms in {SAMPLE_TRIES} tries (up to {} ms)",
+        SAMPLE_SPREAD.as_millis(),
+        slowest.as_millis()
+    ))
+}
+
+fn per_port(socks: &[TcpSock], ports: &[u16], side: Side) -> Vec<Sample> {
+    let mut samples = vec![Sample::default(); ports.len()];
+    for t in socks {
+        let port = match side {
+            Side::Receiver => t.sport,
+            Side::Sender => t.dport,
+        };
+        let Some(k) = ports.iter().position(|&p| p == port) else {
+            continue;
+        };
+        let s = &mut samples[k];
+        s.bytes += t.bytes_received;
+        s.retrans += u64::from(t.total_retrans);
+        if t.bytes_acked >= s.acked {
+            s.acked = t.bytes_acked;
+            s.rtt_ms = f64::from(t.rtt_us) / 1e3;
+            s.mss = t.snd_mss;
+            s.pmtu = t.pmtu;
+        }
+    }
+    samples
 }
 
 fn ss(ns: &str, args: &[&str]) -> Result<String, String> {
@@ -328,58 +381,12 @@ fn ss(ns: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The port after the last ':' of an `addr:port` column.
-fn port_of(col: &str) -> Option<u16> {
-    col.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
-}
-
-/// `ss -H` lines: [State] Recv-Q Send-Q Local Peer …; with a state filter
-/// there is no State column.
+/// The local port of an `ss -Hltn` line (State Recv-Q Send-Q Local Peer).
 fn local_port(line: &str) -> Option<u16> {
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    // -l prints the state (LISTEN) first; a state filter does not.
-    let at = usize::from(cols.first().is_some_and(|c| c.parse::<u64>().is_err()));
-    cols.get(at + 2).and_then(|c| port_of(c))
-}
-
-/// Per port of `ports`, the counters of `ss -HtinO state established`.
-fn parse_ss(out: &str, ports: &[u16], side: Side) -> Vec<Sample> {
-    let mut samples = vec![Sample::default(); ports.len()];
-    for line in out.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let port = match side {
-            Side::Receiver => cols.get(2),
-            Side::Sender => cols.get(3),
-        }
-        .and_then(|c| port_of(c));
-        let Some(k) = port.and_then(|p| ports.iter().position(|&q| q == p)) else {
-            continue;
-        };
-        let field = |name: &str| {
-            cols.iter()
-                .find_map(|c| c.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
-        };
-        let num = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
-        let s = &mut samples[k];
-        s.bytes += num("bytes_received").unwrap_or(0);
-        // retrans:<unacked retransmitted>/<total retransmitted>
-        s.retrans += field("retrans")
-            .and_then(|v| v.split_once('/'))
-            .and_then(|(_, total)| total.parse::<u64>().ok())
-            .unwrap_or(0);
-        let acked = num("bytes_acked").unwrap_or(0);
-        if acked >= s.acked {
-            s.acked = acked;
-            // rtt:<srtt>/<rttvar>, ms
-            s.rtt_ms = field("rtt")
-                .and_then(|v| v.split_once('/'))
-                .and_then(|(srtt, _)| srtt.parse().ok())
-                .unwrap_or(f64::NAN);
-            s.mss = num("mss").unwrap_or(0) as u32;
-            s.pmtu = num("pmtu").unwrap_or(0) as u32;
-        }
-    }
-    samples
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|c| c.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
 }
 
 #[cfg(test)]
@@ -387,28 +394,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ss_lines_give_each_flow_its_counters() {
-        // ss -HtinO state established, receiver side (iperf3's control
-        // connection and data connection on port 5201, one on 5202).
-        let rx = "0 0 198.18.0.2:5201 198.18.0.1:40000 cubic wscale:7,7 rto:204 rtt:0.1/0.05 mss:1448 pmtu:1500 rcvmss:536 bytes_received:194 bytes_acked:4\n\
-                  0 0 198.18.0.2:5201 198.18.0.1:40002 cubic wscale:7,7 rto:204 rtt:0.1/0.05 mss:1448 pmtu:1500 rcvmss:1448 bytes_received:1000000 bytes_acked:1\n\
-                  0 0 198.18.0.2:5202 198.18.0.1:40004 cubic bytes_received:5000\n\
-                  0 0 198.18.0.2:22 198.18.0.1:40006 cubic bytes_received:99\n";
-        let s = parse_ss(rx, &[5201, 5202, 5203], Side::Receiver);
+    fn sockets_are_summed_per_flow_port() {
+        let sock = |sport, dport, received, acked, retrans, rtt_us| TcpSock {
+            sport,
+            dport,
+            bytes_received: received,
+            bytes_acked: acked,
+            total_retrans: retrans,
+            rtt_us,
+            snd_mss: 1448,
+            pmtu: 1500,
+        };
+        // Receiver: iperf3's control and data connections on 5201, one on
+        // 5202, and one that is none of ours.
+        let rx = [
+            sock(5201, 40000, 194, 4, 0, 100),
+            sock(5201, 40002, 1_000_000, 1, 0, 100),
+            sock(5202, 40004, 5000, 1, 0, 100),
+            sock(22, 40006, 99, 1, 0, 100),
+        ];
+        let s = per_port(&rx, &[5201, 5202, 5203], Side::Receiver);
         assert_eq!(
             s.iter().map(|x| x.bytes).collect::<Vec<_>>(),
             [1_000_194, 5000, 0]
         );
-        let tx = "0 0 198.18.0.1:40000 198.18.0.2:5201 cubic rtt:0.2/0.1 mss:1448 pmtu:1500 bytes_acked:195 bytes_received:4\n\
-                  0 0 198.18.0.1:40002 198.18.0.2:5201 cubic rtt:412.5/3.1 mss:1448 pmtu:1500 bytes_acked:99000000 retrans:2/57 bytes_received:0\n";
-        let s = parse_ss(tx, &[5201], Side::Sender);
+        let tx = [
+            sock(40000, 5201, 4, 195, 0, 200),
+            sock(40002, 5201, 0, 99_000_000, 57, 412_500),
+        ];
+        let s = per_port(&tx, &[5201], Side::Sender);
         assert_eq!((s[0].retrans, s[0].mss, s[0].pmtu), (57, 1448, 1500));
         assert_eq!(s[0].rtt_ms, 412.5, "the data connection's RTT");
-        // ss -Hltn prints the state first.
         assert_eq!(
             local_port("LISTEN 0 5 198.18.0.2:5203 0.0.0.0:*"),
             Some(5203)
         );
-        assert_eq!(local_port("0 0 198.18.0.2:5201 198.18.0.1:1"), Some(5201));
     }
 }
