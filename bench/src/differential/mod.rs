@@ -9,16 +9,18 @@
 //! - [`host`]: steal, to tell a disturbed host from a real difference.
 //! - [`tcp`]: bulk TCP flows (iperf3) through a path, for the trees whose
 //!   traffic is TCP ([`tree::Proto::Tcp`]).
+//! - [`sockdiag`]: the TCP counters (`tcp_info`) of another namespace's
+//!   sockets, what [`tcp`] measures with.
 //!
 //! A tree passes when every active class of weir is within the tolerance
 //! (1 point) of the kernel and of the simulator; a TCP tree within its
 //! own tolerance ([`TCP_TOLERANCE_PTS`]) of the kernel alone (the
-//! simulator's TCP sources are a model, not a stack: see [`measure`]). A tree that differs while
-//! the hypervisor stole more than [`host::STEAL_RETRY_PCT`] % of a CPU is
-//! measured again (after waiting for a quiet host), at most `attempts`
-//! times in all; one that differs on a quiet host fails at once, and one
-//! that differs on every attempt fails too, however disturbed the host
-//! was. There is no third outcome.
+//! simulator's TCP sources are a model, not a stack). A tree that differs
+//! while the hypervisor stole more than [`host::STEAL_RETRY_PCT`] % of a
+//! CPU is measured again (after waiting for a quiet host), at most
+//! `attempts` times in all; one that differs on a quiet host fails at
+//! once, and one that differs on every attempt fails too, however
+//! disturbed the host was. There is no third outcome.
 
 pub mod host;
 pub mod sockdiag;
@@ -476,7 +478,14 @@ fn measure(
                         retransmits: flows.iter().map(|f| f.retransmits).collect(),
                         rtt_ms: flows.iter().map(|f| f.rtt_ms).collect(),
                         receiver_drops: 0,
-                        note: String::new(),
+                        note: format!(
+                            " (in-order payload Mbit/s {})",
+                            flows
+                                .iter()
+                                .map(|f| format!("{:.2}", f.goodput_mbit))
+                                .collect::<Vec<_>>()
+                                .join(" / ")
+                        ),
                     }
                 }
             };

@@ -5,16 +5,20 @@
 //! What a class got is read from the receiver's own socket, not from
 //! iperf3's report: the receiver namespace's `tcp_info` of each
 //! connection (what `ss -ti` shows, read in-process: [`super::sockdiag`])
-//! gives `bytes_received` (payload the receiver took in order), sampled
-//! for all flows at once at the start and at the end of the window, on
-//! this program's clock. iperf3's
-//! per-interval numbers count from when each server saw its own test
-//! start, which drifts from flow to flow by the time a client's control
-//! connection takes to get through a class that another flow already
-//! fills (its SYN waits behind up to 1000 packets of a pfifo leaf, or is
-//! dropped and sent again a second later), so they have no common window.
-//! The sender's `tcp_info` gives each flow's retransmissions and smoothed
-//! RTT over the same window (how deep the class's queue stood).
+//! gives `data_segs_in`, the data segments that reached the receiver,
+//! sampled for all flows at once at the start and at the end of the
+//! window, on this program's clock. Segments, not `bytes_received`: the
+//! payload taken in order lags what the shaper let through by whatever
+//! waits out of order behind a lost segment (up to a window of 1000
+//! segments after a tail drop, 1.5 MB: 1.2 Mbit/s of a 10 s window), and
+//! a segment is what HTB charged. iperf3's per-interval numbers count
+//! from when each server saw its own test start, which drifts from flow
+//! to flow by the time a client's control connection takes to get
+//! through a class that another flow already fills (its SYN waits behind
+//! up to 1000 packets of a pfifo leaf, or is dropped and sent again a
+//! second later), so they have no common window. The sender's `tcp_info`
+//! gives each flow's retransmissions and smoothed RTT over the same
+//! window (how deep the class's queue stood).
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -36,6 +40,10 @@ pub const FIRST_PORT: u16 = 5201;
 const STARTUP: Duration = Duration::from_secs(8);
 /// Bytes a flow must have delivered before it counts as started.
 const STARTED_BYTES: u64 = 64 * 1024;
+/// Over a flow's life up to the window's end, in-order payload per data
+/// segment must be at least this share of the MSS, or the segment count
+/// is not a count of MTU-sized frames and the rate would be overstated.
+pub const FULL_SEGMENTS: f64 = 0.98;
 /// A window-edge sample counts only if its dump took at most this long
 /// (its instant is the middle, so it is off by at most half of it: 0.05 %
 /// of a 10 s window); a slower one (the thread was preempted) is taken
@@ -58,11 +66,13 @@ pub struct TcpPath {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpFlow {
     /// Mbit/s of frame bytes (Ethernet header included, FCS excluded),
-    /// the unit of the UDP cases: payload × (pmtu + 14) / mss, every
-    /// segment of a bulk flow being a full one (the lab turns TSO, GSO and
-    /// GRO off, so the wire carries MTU-sized frames).
+    /// the unit of the UDP cases: data segments × (pmtu + 14) bytes, the
+    /// segments of a bulk flow being full ones (the lab turns TSO, GSO and
+    /// GRO off, so the wire carries MTU-sized frames; checked: see
+    /// [`FULL_SEGMENTS`]).
     pub mbit: f64,
-    /// Payload Mbit/s (what iperf3 calls the bitrate).
+    /// Payload the receiver took in order, Mbit/s (what iperf3 calls the
+    /// bitrate; see the module's comment for why it is not the rate).
     pub goodput_mbit: f64,
     /// Segments the sender retransmitted in the window.
     pub retransmits: u64,
@@ -171,12 +181,17 @@ pub fn run(
         .iter()
         .enumerate()
         .map(|(k, port)| {
-            let bytes = rx1[k].bytes.checked_sub(rx0[k].bytes).ok_or_else(|| {
-                format!(
-                    "{}: port {port}: bytes_received went back from {} to {}",
-                    path.name, rx0[k].bytes, rx1[k].bytes
-                )
-            })?;
+            let went_back = |what: &str, a: u64, b: u64| {
+                format!("{}: port {port}: {what} went back from {a} to {b}", path.name)
+            };
+            let bytes = rx1[k]
+                .bytes
+                .checked_sub(rx0[k].bytes)
+                .ok_or_else(|| went_back("bytes_received", rx0[k].bytes, rx1[k].bytes))?;
+            let segs = rx1[k]
+                .segs
+                .checked_sub(rx0[k].segs)
+                .ok_or_else(|| went_back("data_segs_in", rx0[k].segs, rx1[k].segs))?;
             let (mss, pmtu) = (tx1[k].mss, tx1[k].pmtu);
             if mss == 0 || pmtu <= mss {
                 return Err(format!(
@@ -184,10 +199,16 @@ pub fn run(
                     path.name
                 ));
             }
-            let goodput = bytes as f64 * 8.0 / secs / 1e6;
+            let per_seg = rx1[k].bytes as f64 / rx1[k].segs.max(1) as f64;
+            if per_seg < FULL_SEGMENTS * f64::from(mss) {
+                return Err(format!(
+                    "{}: port {port}: {per_seg:.0} payload bytes per data segment, mss {mss}: not full segments, so a segment is not an MTU-sized frame",
+                    path.name
+                ));
+            }
             Ok(TcpFlow {
-                mbit: goodput * f64::from(pmtu + 14) / f64::from(mss),
-                goodput_mbit: goodput,
+                mbit: segs as f64 * f64::from(pmtu + 14) * 8.0 / secs / 1e6,
+                goodput_mbit: bytes as f64 * 8.0 / secs / 1e6,
                 retransmits: tx1[k].retrans.saturating_sub(tx0[k].retrans),
                 rtt_ms: tx1[k].rtt_ms,
             })
@@ -305,6 +326,7 @@ enum Side {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Sample {
     bytes: u64,
+    segs: u64,
     retrans: u64,
     /// Of the socket that carries the data (the most bytes acked).
     rtt_ms: f64,
@@ -352,6 +374,7 @@ fn per_port(socks: &[TcpSock], ports: &[u16], side: Side) -> Vec<Sample> {
         };
         let s = &mut samples[k];
         s.bytes += t.bytes_received;
+        s.segs += u64::from(t.data_segs_in);
         s.retrans += u64::from(t.total_retrans);
         if t.bytes_acked >= s.acked {
             s.acked = t.bytes_acked;
@@ -399,6 +422,7 @@ mod tests {
             sport,
             dport,
             bytes_received: received,
+            data_segs_in: (received / 1448) as u32,
             bytes_acked: acked,
             total_retrans: retrans,
             rtt_us,
@@ -418,6 +442,7 @@ mod tests {
             s.iter().map(|x| x.bytes).collect::<Vec<_>>(),
             [1_000_194, 5000, 0]
         );
+        assert_eq!(s[0].segs, 690, "0 + 690 data segments");
         let tx = [
             sock(40000, 5201, 4, 195, 0, 200),
             sock(40002, 5201, 0, 99_000_000, 57, 412_500),
