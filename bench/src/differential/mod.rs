@@ -479,10 +479,15 @@ fn measure(
                         rtt_ms: flows.iter().map(|f| f.rtt_ms).collect(),
                         receiver_drops: 0,
                         note: format!(
-                            " (in-order payload Mbit/s {})",
+                            " (in-order payload Mbit/s {}; payload per segment {})",
                             flows
                                 .iter()
                                 .map(|f| format!("{:.2}", f.goodput_mbit))
+                                .collect::<Vec<_>>()
+                                .join(" / "),
+                            flows
+                                .iter()
+                                .map(|f| format!("{:.0}", f.segment_payload))
                                 .collect::<Vec<_>>()
                                 .join(" / ")
                         ),

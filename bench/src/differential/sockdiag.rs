@@ -30,7 +30,7 @@ const TCP_ESTABLISHED: u32 = 1;
 const NLMSG_HDR: usize = 16;
 const INET_DIAG_MSG: usize = 72;
 /// Offsets in struct tcp_info (linux/tcp.h; the layout only grows at its
-/// end, so these hold on every kernel that has data_segs_in, 4.6 on).
+/// end, so these hold on every kernel that has bytes_sent, 4.19 on).
 const TI_SND_MSS: usize = 16;
 const TI_PMTU: usize = 60;
 const TI_RTT_US: usize = 68;
@@ -38,7 +38,9 @@ const TI_TOTAL_RETRANS: usize = 100;
 const TI_BYTES_ACKED: usize = 120;
 const TI_BYTES_RECEIVED: usize = 128;
 const TI_DATA_SEGS_IN: usize = 152;
-const TI_MIN_LEN: usize = TI_DATA_SEGS_IN + 4;
+const TI_DATA_SEGS_OUT: usize = 156;
+const TI_BYTES_SENT: usize = 200;
+const TI_MIN_LEN: usize = TI_BYTES_SENT + 8;
 
 /// One established connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +51,10 @@ pub struct TcpSock {
     /// Segments with data that arrived, in order or not, retransmitted or
     /// not (RFC 4898 tcpEStatsPerfDataSegsIn).
     pub data_segs_in: u32,
+    /// Segments with data sent, and their payload bytes, retransmissions
+    /// included (tcpEStatsPerfDataSegsOut, tcpEStatsPerfHCDataOctetsOut).
+    pub data_segs_out: u32,
+    pub bytes_sent: u64,
     pub bytes_acked: u64,
     pub total_retrans: u32,
     /// Smoothed RTT, µs.
@@ -213,6 +219,8 @@ fn parse_dump(mut b: &[u8], out: &mut Vec<TcpSock>) -> Result<bool, String> {
                         s.bytes_acked = u64_at(info, TI_BYTES_ACKED);
                         s.bytes_received = u64_at(info, TI_BYTES_RECEIVED);
                         s.data_segs_in = u32_at(info, TI_DATA_SEGS_IN);
+                        s.data_segs_out = u32_at(info, TI_DATA_SEGS_OUT);
+                        s.bytes_sent = u64_at(info, TI_BYTES_SENT);
                     }
                     // Attributes are padded to 4 bytes.
                     attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
@@ -241,6 +249,8 @@ mod tests {
         info[TI_TOTAL_RETRANS..TI_TOTAL_RETRANS + 4].copy_from_slice(&retrans.to_ne_bytes());
         info[TI_BYTES_RECEIVED..TI_BYTES_RECEIVED + 8].copy_from_slice(&received.to_ne_bytes());
         info[TI_DATA_SEGS_IN..TI_DATA_SEGS_IN + 4].copy_from_slice(&(retrans + 1000).to_ne_bytes());
+        info[TI_DATA_SEGS_OUT..TI_DATA_SEGS_OUT + 4].copy_from_slice(&(retrans + 7).to_ne_bytes());
+        info[TI_BYTES_SENT..TI_BYTES_SENT + 8].copy_from_slice(&(received + 3).to_ne_bytes());
         let mut m = vec![0u8; NLMSG_HDR + INET_DIAG_MSG];
         m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         m[NLMSG_HDR + 4..NLMSG_HDR + 6].copy_from_slice(&sport.to_be_bytes());
@@ -272,6 +282,7 @@ mod tests {
         );
         assert_eq!((out[1].dport, out[1].total_retrans), (5202, 57));
         assert_eq!((out[0].data_segs_in, out[1].data_segs_in), (1000, 1057));
+        assert_eq!((out[1].data_segs_out, out[1].bytes_sent), (64, 3));
         let mut done = vec![0u8; 20];
         done[0..4].copy_from_slice(&20u32.to_ne_bytes());
         done[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());

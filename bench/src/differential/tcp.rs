@@ -11,7 +11,9 @@
 //! payload taken in order lags what the shaper let through by whatever
 //! waits out of order behind a lost segment (up to a window of 1000
 //! segments after a tail drop, 1.5 MB: 1.2 Mbit/s of a 10 s window), and
-//! a segment is what HTB charged. iperf3's per-interval numbers count
+//! a segment is what HTB charged: its payload (the mean of what the
+//! sender sent in the window, `bytes_sent` over `data_segs_out`) plus the
+//! headers of an MTU-sized frame. iperf3's per-interval numbers count
 //! from when each server saw its own test start, which drifts from flow
 //! to flow by the time a client's control connection takes to get
 //! through a class that another flow already fills (its SYN waits behind
@@ -40,14 +42,12 @@ pub const FIRST_PORT: u16 = 5201;
 const STARTUP: Duration = Duration::from_secs(8);
 /// Bytes a flow must have delivered before it counts as started.
 const STARTED_BYTES: u64 = 64 * 1024;
-/// Over a flow's life up to the window's end, in-order payload per data
-/// segment must be at least this share of the MSS, or the segment count
-/// is not a count of MTU-sized frames and the rate would be overstated.
-pub const FULL_SEGMENTS: f64 = 0.98;
 /// A window-edge sample counts only if its dump took at most this long
 /// (its instant is the middle, so it is off by at most half of it: 0.05 %
 /// of a 10 s window); a slower one (the thread was preempted) is taken
-/// again, at most [`SAMPLE_TRIES`] times.
+/// again, at most [`SAMPLE_TRIES`] times. Beside two busy loops and
+/// compiling jobs, 100 dumps in a row at normal priority all took longer
+/// (up to 35 ms), so the edges are taken at SCHED_FIFO ([`Fifo`]).
 const SAMPLE_SPREAD: Duration = Duration::from_millis(5);
 const SAMPLE_TRIES: u32 = 100;
 
@@ -66,11 +66,13 @@ pub struct TcpPath {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpFlow {
     /// Mbit/s of frame bytes (Ethernet header included, FCS excluded),
-    /// the unit of the UDP cases: data segments × (pmtu + 14) bytes, the
-    /// segments of a bulk flow being full ones (the lab turns TSO, GSO and
-    /// GRO off, so the wire carries MTU-sized frames; checked: see
-    /// [`FULL_SEGMENTS`]).
+    /// the unit of the UDP cases: data segments × (their mean payload +
+    /// pmtu + 14 − mss) bytes (the lab turns TSO, GSO and GRO off, so every
+    /// segment is one frame of at most the MTU).
     pub mbit: f64,
+    /// The mean payload of a data segment the sender sent in the window
+    /// (mss when all are full).
+    pub segment_payload: f64,
     /// Payload the receiver took in order, Mbit/s (what iperf3 calls the
     /// bitrate; see the module's comment for why it is not the rate).
     pub goodput_mbit: f64,
@@ -199,15 +201,19 @@ pub fn run(
                     path.name
                 ));
             }
-            let per_seg = rx1[k].bytes as f64 / rx1[k].segs.max(1) as f64;
-            if per_seg < FULL_SEGMENTS * f64::from(mss) {
+            let sent = tx1[k].sent.saturating_sub(tx0[k].sent);
+            let segs_out = tx1[k].segs_out.saturating_sub(tx0[k].segs_out);
+            let payload = sent as f64 / segs_out.max(1) as f64;
+            if segs_out == 0 || payload > f64::from(mss) {
                 return Err(format!(
-                    "{}: port {port}: {per_seg:.0} payload bytes per data segment, mss {mss}: not full segments, so a segment is not an MTU-sized frame",
+                    "{}: port {port}: the sender sent {sent} bytes in {segs_out} data segments in the window, mss {mss}",
                     path.name
                 ));
             }
+            let frame = payload + f64::from(pmtu + 14 - mss);
             Ok(TcpFlow {
-                mbit: segs as f64 * f64::from(pmtu + 14) * 8.0 / secs / 1e6,
+                mbit: segs as f64 * frame * 8.0 / secs / 1e6,
+                segment_payload: payload,
                 goodput_mbit: bytes as f64 * 8.0 / secs / 1e6,
                 retransmits: tx1[k].retrans.saturating_sub(tx0[k].retrans),
                 rtt_ms: tx1[k].rtt_ms,
@@ -327,6 +333,9 @@ enum Side {
 struct Sample {
     bytes: u64,
     segs: u64,
+    /// Sender: data segments and payload bytes sent.
+    segs_out: u64,
+    sent: u64,
     retrans: u64,
     /// Of the socket that carries the data (the most bytes acked).
     rtt_ms: f64,
@@ -344,6 +353,7 @@ fn sample(diag: &DiagSocket, ports: &[u16], side: Side) -> Result<(Vec<Sample>, 
 /// [`sample`] of the receiver for a window's edge: retaken until one dump
 /// took at most [`SAMPLE_SPREAD`].
 fn sample_edge(diag: &DiagSocket, ports: &[u16]) -> Result<(Vec<Sample>, Instant), String> {
+    let _fifo = Fifo::enter();
     let mut slowest = Duration::ZERO;
     for _ in 0..SAMPLE_TRIES {
         let (socks, before, after) = diag.established()?;
@@ -362,6 +372,40 @@ fn sample_edge(diag: &DiagSocket, ports: &[u16]) -> Result<(Vec<Sample>, Instant
     ))
 }
 
+/// The calling thread at SCHED_FIFO priority 1 while this lives (above
+/// every ordinary task, below weir's worker and the kernel's threads), so
+/// that a dump of a few sockets is not preempted half way; the old policy
+/// comes back on drop. Without the privilege the thread stays as it was
+/// and the samples are retaken as usual.
+struct Fifo(Option<(libc::c_int, libc::sched_param)>);
+
+impl Fifo {
+    fn enter() -> Fifo {
+        let mut policy = 0;
+        let mut old = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pthread_self() is this thread; both out-pointers point
+        // to locals that outlive the call.
+        if unsafe { libc::pthread_getschedparam(libc::pthread_self(), &mut policy, &mut old) } != 0
+        {
+            return Fifo(None);
+        }
+        let fifo = libc::sched_param { sched_priority: 1 };
+        // SAFETY: as above; the parameter is a local.
+        let set =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &fifo) };
+        Fifo((set == 0).then_some((policy, old)))
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        if let Some((policy, old)) = self.0 {
+            // SAFETY: this thread again, with the parameter it had.
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), policy, &old) };
+        }
+    }
+}
+
 fn per_port(socks: &[TcpSock], ports: &[u16], side: Side) -> Vec<Sample> {
     let mut samples = vec![Sample::default(); ports.len()];
     for t in socks {
@@ -375,6 +419,8 @@ fn per_port(socks: &[TcpSock], ports: &[u16], side: Side) -> Vec<Sample> {
         let s = &mut samples[k];
         s.bytes += t.bytes_received;
         s.segs += u64::from(t.data_segs_in);
+        s.segs_out += u64::from(t.data_segs_out);
+        s.sent += t.bytes_sent;
         s.retrans += u64::from(t.total_retrans);
         if t.bytes_acked >= s.acked {
             s.acked = t.bytes_acked;
@@ -423,6 +469,8 @@ mod tests {
             dport,
             bytes_received: received,
             data_segs_in: (received / 1448) as u32,
+            data_segs_out: 3,
+            bytes_sent: 4000,
             bytes_acked: acked,
             total_retrans: retrans,
             rtt_us,
@@ -449,6 +497,7 @@ mod tests {
         ];
         let s = per_port(&tx, &[5201], Side::Sender);
         assert_eq!((s[0].retrans, s[0].mss, s[0].pmtu), (57, 1448, 1500));
+        assert_eq!((s[0].segs_out, s[0].sent), (6, 8000));
         assert_eq!(s[0].rtt_ms, 412.5, "the data connection's RTT");
         assert_eq!(
             local_port("LISTEN 0 5 198.18.0.2:5203 0.0.0.0:*"),
