@@ -49,17 +49,16 @@ use tree::{Proto, Tree, TreeSpec, FRAME_BYTES};
 /// The pass tolerance of a TCP tree, points of the root's rate: the same
 /// 1 point as UDP, set from how much the kernel differs from itself. TCP
 /// is its own feedback loop (each flow's cubic sawtooth, the tail drops
-/// when a 1000-packet pfifo leaf overflows, and the host's scheduling of
-/// the TCP endpoints), so single runs vary far more than UDP's: on this
-/// 2-vCPU VM, lab-tcp with 10 s windows, single kernel runs differed by
-/// up to 4.5 points (one run with every class short at once: the host
-/// held the endpoints back). The median of 3 runs absorbs that: the
-/// kernel's medians of separate commands were within 0.43 points of each
-/// other (six commands, other jobs compiling, beside two busy loops too;
-/// docs/performance.md, "Rate accuracy against the kernel"), and weir's
-/// within 0.12 of the kernel's of the same command. 1 point is over twice
-/// the kernel's own spread; a wider tolerance would hide a real
-/// difference that a TCP flow shows, and TCP flows are what users shape.
+/// when a 1000-packet pfifo leaf overflows, the host's scheduling of the
+/// TCP endpoints), so single runs vary more than UDP's: on this 2-vCPU VM,
+/// lab-tcp, 10 s windows, other jobs compiling throughout, single kernel
+/// runs of 1:12 ranged over 49.63–49.87 Mbit/s in one command and 48.88–
+/// 49.46 in one beside two busy loops; the kernel's medians of four
+/// commands (quiet and busy) over 49.37–49.81, 0.44 points, the other
+/// classes less; weir's medians were 0.02–0.20 points from the kernel's
+/// of the same command (docs/performance.md, "Rate accuracy against the
+/// kernel"). 1 point is over twice the kernel's own spread between
+/// commands; a wider one would let a real difference through.
 pub const TCP_TOLERANCE_PTS: f64 = 1.0;
 /// How long every TCP flow runs before the window opens: slow start, and
 /// HyStart's exit from it, are over by then (the sender's RTT has grown
