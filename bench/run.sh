@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# weir's benchmark suite: one command, bounded time (about 13 minutes on a
+# weir's benchmark suite: one command, bounded time (about 15 minutes on a
 # 2-core VM with the build cached, at most 20), one report.
 #
 #   bench/run.sh [--quick] [--out DIR] [--skip-micro]
@@ -20,9 +20,10 @@
 #      one idle and one active, on weir and on the kernel HTB twin.
 #   2b. Rate accuracy against the kernel, tc defaults (weir-bench
 #      differential): random trees (seeds 1..12, 1..4 with --quick) and the
-#      hand-made quantum3, quantum2 and lab trees through kernel HTB,
-#      weir run and weir simulate; per class the difference in points of
-#      the root's rate (lab prefix wdf-).
+#      hand-made quantum3, quantum2 and lab trees (lab, lab-30-idle,
+#      lab-only-20 with UDP; lab-tcp with one bulk iperf3 TCP flow per
+#      class) through kernel HTB, weir run and (UDP) weir simulate; per
+#      class the difference in points of the root's rate (lab prefix wdf-).
 #   3. Latency under load: 4 bulk TCP flows (iperf3) saturate a 20 Mbit/s
 #      class while irtt probes the RTT every 10 ms through the same class;
 #      fq_codel, sfq and a 1000-packet pfifo leaf.
@@ -251,7 +252,7 @@ stop_weirs
 weir_banner "[6/8] rate accuracy against the kernel, tc defaults: random trees (weir-bench differential)"
 # Its own lab (wdf-) and weirs; a tree that differs makes weir-bench exit
 # 1: the report says which, and the rest of the suite still runs.
-"${BENCH[@]}" differential --trees "$diff_trees" --seed 1 --tree quantum3 --tree quantum2 --tree lab --tree lab-30-idle --tree lab-only-20 \
+"${BENCH[@]}" differential --trees "$diff_trees" --seed 1 --tree quantum3 --tree quantum2 --tree lab --tree lab-30-idle --tree lab-only-20 --tree lab-tcp \
     --weir "$WEIR" --prefix wdf- --dir "$out/differential" \
     --json "$out/differential.json" --md "$out/differential.md" ||
     weir_err "weir-bench differential: some trees differ from the kernel (see $out/differential.md)"

@@ -11,6 +11,15 @@
 //!
 //! The longer run: `weir-bench differential --trees N --seed S` (bench/run.sh).
 //!
+//! The TCP case (`--tree lab-tcp`) is not here: it alone takes about 90 s
+//! (3 runs per path of 4 s warm-up and a 10 s window), more than the
+//! minute this test may add to CI. With 3 s windows it takes 46 s, but on
+//! a loaded host its medians then differed from the kernel's by up to
+//! 0.67 points with both paths right (single kernel runs 48.87–49.74
+//! Mbit/s), too close to the 1-point tolerance for a test that must not
+//! fail by chance; at 10 s, 0.02–0.20. bench/run.sh runs it with the
+//! other lab cases.
+//!
 //! Needs root (network namespaces, veth, tc, AF_XDP) and the release weir
 //! binary next to this test's (cargo builds it for the weir crate's tests in
 //! the same `cargo test --workspace --release`; `$WEIR_BIN` overrides):
@@ -62,6 +71,7 @@ fn weir_matches_kernel_htb_on_random_trees() {
         prefix: format!("wdf{}-", pid % 100_000),
         dir: dir.clone(),
         trial: Duration::from_secs(3),
+        tcp_window: differential::TCP_WINDOW,
         // The median of 3: a run in which weir's worker stalled for tens of
         // ms once (seen in about one run in eight on a loaded host, every
         // class ~1.7 % short; docs/performance.md, "Rate accuracy against
@@ -69,6 +79,7 @@ fn weir_matches_kernel_htb_on_random_trees() {
         repeat: 3,
         attempts: 3,
         tolerance_pts: 1.0,
+        tcp_tolerance_pts: differential::TCP_TOLERANCE_PTS,
         sim_s: 6,
     };
     let report = differential::run(&spec, &mut |l| eprintln!("{l}")).expect("the run starts");

@@ -4,7 +4,7 @@
 //!   weir-bench trial   --path SPEC --stream SPEC [--stream SPEC …] [--duration-ms N] [--json]
 //!   weir-bench compare --path SPEC … [--baseline SPEC] [--sizes 64,1518] [--json FILE] [--md FILE]
 //!   weir-bench shaping --scenario NAME --path SPEC … --stream SPEC … --expect-mbit X,Y,… [--json FILE] [--md FILE]
-//!   weir-bench differential [--trees N] [--seed S] [--tree seed:N|quantum3|quantum2|lab …] [--json FILE] [--md FILE]
+//!   weir-bench differential [--trees N] [--seed S] [--tree seed:N|quantum3|quantum2|lab|lab-30-idle|lab-only-20|lab-tcp …] [--json FILE] [--md FILE]
 //!
 //! Needs root (AF_XDP sockets, XDP programs, network namespaces). See
 //! docs/performance.md for the lab this runs in (bench/run.sh).
@@ -140,7 +140,9 @@ enum Cmd {
         seed: u64,
         /// A tree to add: seed:N, or a hand-made one: quantum3 (three
         /// same-prio borrowing leaves, quantums 1514/6056/15140), quantum2,
-        /// lab (config/lab.toml's tree with tc's defaults). Repeatable.
+        /// lab (config/lab.toml's tree with tc's defaults), lab-30-idle,
+        /// lab-only-20, lab-tcp (the lab tree with one bulk TCP flow per
+        /// class, iperf3). Repeatable.
         #[arg(long = "tree")]
         named: Vec<TreeSpec>,
         /// The weir binary (default: $WEIR_BIN, then weir next to this
@@ -157,6 +159,10 @@ enum Cmd {
         dir: std::path::PathBuf,
         #[arg(long, default_value_t = 3000)]
         trial_ms: u64,
+        /// How long a TCP tree's trial measures (after 4 s of warm-up; 10 s
+        /// by default: see differential::TCP_WINDOW).
+        #[arg(long, default_value_t = differential::TCP_WINDOW.as_millis() as u64)]
+        tcp_window_ms: u64,
         /// Trials per path and attempt, weir and kernel taking turns; the
         /// median counts (3: one run that weir's worker spent partly
         /// stalled does not decide a class).
@@ -168,6 +174,10 @@ enum Cmd {
         /// Points of the root's rate.
         #[arg(long, default_value_t = 1.0)]
         tolerance: f64,
+        /// The same for TCP trees (lab-tcp): TCP's own dynamics vary more
+        /// from run to run than a UDP flow of fixed rate.
+        #[arg(long, default_value_t = differential::TCP_TOLERANCE_PTS)]
+        tcp_tolerance: f64,
         #[arg(long)]
         json: Option<std::path::PathBuf>,
         #[arg(long)]
@@ -337,9 +347,11 @@ fn main() -> ExitCode {
             prefix,
             dir,
             trial_ms,
+            tcp_window_ms,
             repeat,
             attempts,
             tolerance,
+            tcp_tolerance,
             json,
             md,
         } => {
@@ -368,9 +380,11 @@ fn main() -> ExitCode {
                 prefix,
                 dir,
                 trial: Duration::from_millis(trial_ms),
+                tcp_window: Duration::from_millis(tcp_window_ms),
                 repeat,
                 attempts,
                 tolerance_pts: tolerance,
+                tcp_tolerance_pts: tcp_tolerance,
                 sim_s: 6,
             };
             match differential::run(&spec, &mut |l| eprintln!("weir-bench: {l}")) {

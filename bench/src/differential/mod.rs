@@ -7,16 +7,24 @@
 //! - [`tree`]: the trees (random from a seed, or hand-made), their configs
 //!   and simulator traffic.
 //! - [`host`]: steal, to tell a disturbed host from a real difference.
+//! - [`tcp`]: bulk TCP flows (iperf3) through a path, for the trees whose
+//!   traffic is TCP ([`tree::Proto::Tcp`]).
+//! - [`sockdiag`]: the TCP counters (`tcp_info`) of another namespace's
+//!   sockets, what [`tcp`] measures with.
 //!
 //! A tree passes when every active class of weir is within the tolerance
-//! (1 point) of the kernel and of the simulator. A tree that differs while
-//! the hypervisor stole more than [`host::STEAL_RETRY_PCT`] % of a CPU is
-//! measured again (after waiting for a quiet host), at most `attempts`
-//! times in all; one that differs on a quiet host fails at once, and one
-//! that differs on every attempt fails too, however disturbed the host
-//! was. There is no third outcome.
+//! (1 point) of the kernel and of the simulator; a TCP tree within its
+//! own tolerance ([`TCP_TOLERANCE_PTS`]) of the kernel alone (the
+//! simulator's TCP sources are a model, not a stack). A tree that differs
+//! while the hypervisor stole more than [`host::STEAL_RETRY_PCT`] % of a
+//! CPU is measured again (after waiting for a quiet host), at most
+//! `attempts` times in all; one that differs on a quiet host fails at
+//! once, and one that differs on every attempt fails too, however
+//! disturbed the host was. There is no third outcome.
 
 pub mod host;
+pub mod sockdiag;
+pub mod tcp;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -35,7 +43,35 @@ use crate::traffic::spec::PathSpec;
 use crate::traffic::testframe::SizeMix;
 use crate::traffic::trial::{self, StreamSpec};
 use host::CpuTimes;
-use tree::{Tree, TreeSpec, FRAME_BYTES};
+use tcp::TcpPath;
+use tree::{Proto, Tree, TreeSpec, FRAME_BYTES};
+
+/// The pass tolerance of a TCP tree, points of the root's rate: the same
+/// 1 point as UDP, set from how much the kernel differs from itself. TCP
+/// is its own feedback loop (each flow's cubic sawtooth, the tail drops
+/// when a 1000-packet pfifo leaf overflows, the host's scheduling of the
+/// TCP endpoints), so single runs vary more than UDP's: on this 2-vCPU VM,
+/// lab-tcp, 10 s windows, other jobs compiling throughout, single kernel
+/// runs of 1:12 ranged over 49.63–49.87 Mbit/s in one command and 48.88–
+/// 49.46 in one beside two busy loops; the kernel's medians of four
+/// commands (quiet and busy) over 49.37–49.81, 0.44 points, the other
+/// classes less; weir's medians were 0.02–0.20 points from the kernel's
+/// of the same command (docs/performance.md, "Rate accuracy against the
+/// kernel"). 1 point is over twice the kernel's own spread between
+/// commands; a wider one would let a real difference through.
+pub const TCP_TOLERANCE_PTS: f64 = 1.0;
+/// How long every TCP flow runs before the window opens: slow start, and
+/// HyStart's exit from it, are over by then (the sender's RTT has grown
+/// to the depth of its class's queue).
+pub const TCP_WARMUP: Duration = Duration::from_secs(4);
+/// The default TCP window. Cubic fills a pfifo leaf of 1000 packets for
+/// the first time 5–9 s after it starts (a full leaf is 0.4 s of queue at
+/// 30 Mbit/s, 0.6 s at 20); the tail drop of ~50 packets and the recovery
+/// from it cost the class up to 10 % of a 5 s window, or nothing when it
+/// falls after the window, so 5 s windows of the kernel differed from
+/// each other by up to 3 points. A 10 s window holds the first loss of
+/// every flow of the lab tree's two faster classes on every run.
+pub const TCP_WINDOW: Duration = Duration::from_secs(10);
 
 /// The twin's host MACs (scripts/lab.sh).
 const TWIN_MACS: &str = "smac=02:00:c6:12:01:01,dmac=02:00:c6:12:01:02";
@@ -54,12 +90,16 @@ pub struct DiffSpec {
     pub dir: PathBuf,
     /// How long each trial sends.
     pub trial: Duration,
+    /// How long a TCP trial measures, after [`TCP_WARMUP`].
+    pub tcp_window: Duration,
     /// Trials per path and attempt, weir and kernel taking turns.
     pub repeat: u32,
     /// Attempts per tree in all (more than one only on a disturbed host).
     pub attempts: u32,
     /// Largest difference that passes, in points of the root's rate.
     pub tolerance_pts: f64,
+    /// The same for TCP trees ([`TCP_TOLERANCE_PTS`]).
+    pub tcp_tolerance_pts: f64,
     /// Simulated seconds (the first is warm-up).
     pub sim_s: u32,
 }
@@ -73,13 +113,26 @@ pub struct ClassRow {
     pub quantum: Option<u32>,
     pub rate_mbit: f64,
     pub ceil_mbit: f64,
+    /// NaN for TCP (as much as TCP gets through).
     pub offered_mbit: f64,
-    /// Medians over the runs, Mbit/s of frame bytes (FCS excluded).
+    /// Medians over the runs, Mbit/s of frame bytes (FCS excluded). The
+    /// simulator's is NaN for TCP (not run).
     pub kernel_mbit: f64,
     pub weir_mbit: f64,
     pub sim_mbit: f64,
     pub kernel_runs: Vec<f64>,
     pub weir_runs: Vec<f64>,
+    /// TCP only, per run: segments the sender retransmitted in the window,
+    /// and its smoothed RTT at the end of it (ms; how deep the class's
+    /// queue stood).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_retransmits: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weir_retransmits: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_rtt_ms: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weir_rtt_ms: Vec<f64>,
     /// (weir − kernel) / root × 100.
     pub weir_kernel_pts: f64,
     /// (sim − weir) / root × 100.
@@ -94,7 +147,8 @@ pub struct Attempt {
     /// Busy share of all CPUs, %.
     pub busy_pct: f64,
     pub max_weir_kernel_pts: f64,
-    pub max_sim_weir_pts: f64,
+    /// None for TCP (no simulator).
+    pub max_sim_weir_pts: Option<f64>,
     /// weir's worker during the attempt (its final report).
     pub weir_worker: WorkerAccount,
     /// Frames the receiver's own sockets lost (ring full, fill ring
@@ -107,6 +161,9 @@ pub struct Attempt {
 #[derive(Clone, Debug, Serialize)]
 pub struct TreeReport {
     pub name: String,
+    pub proto: Proto,
+    /// The tolerance this tree was judged with, points.
+    pub tolerance_pts: f64,
     pub classes: usize,
     pub leaves: usize,
     pub depth: u32,
@@ -128,11 +185,21 @@ impl TreeReport {
             .fold(0.0, f64::max)
     }
 
-    pub fn max_sim_weir_pts(&self) -> f64 {
-        self.rows
-            .iter()
-            .map(|r| r.sim_weir_pts.abs())
-            .fold(0.0, f64::max)
+    /// None for TCP, where the simulator is not run.
+    pub fn max_sim_weir_pts(&self) -> Option<f64> {
+        (self.proto == Proto::Udp).then(|| {
+            self.rows
+                .iter()
+                // NaN (a class the simulator did not report) wins.
+                .map(|r| r.sim_weir_pts.abs())
+                .fold(0.0_f64, |m, x| {
+                    if x.is_nan() || m.is_nan() {
+                        f64::NAN
+                    } else {
+                        m.max(x)
+                    }
+                })
+        })
     }
 }
 
@@ -140,6 +207,7 @@ impl TreeReport {
 pub struct DiffReport {
     pub weir: String,
     pub trial_s: f64,
+    pub tcp_window_s: f64,
     pub repeat: u32,
     pub tolerance_pts: f64,
     pub trees: Vec<TreeReport>,
@@ -178,6 +246,7 @@ pub fn run(s: &DiffSpec, progress: &mut dyn FnMut(&str)) -> Result<DiffReport, S
     Ok(DiffReport {
         weir: s.weir.display().to_string(),
         trial_s: s.trial.as_secs_f64(),
+        tcp_window_s: s.tcp_window.as_secs_f64(),
         repeat: s.repeat,
         tolerance_pts: s.tolerance_pts,
         failed: trees.len() - passed,
@@ -188,8 +257,14 @@ pub fn run(s: &DiffSpec, progress: &mut dyn FnMut(&str)) -> Result<DiffReport, S
 }
 
 fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str)) -> TreeReport {
+    let tolerance = match t.proto {
+        Proto::Udp => s.tolerance_pts,
+        Proto::Tcp => s.tcp_tolerance_pts,
+    };
     let mut report = TreeReport {
         name: t.name.clone(),
+        proto: t.proto,
+        tolerance_pts: tolerance,
         classes: t.classes.len(),
         leaves: t.leaves().len(),
         depth: t.depth(),
@@ -214,7 +289,7 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
             steal_pct: steal,
             busy_pct: busy,
             max_weir_kernel_pts: f64::NAN,
-            max_sim_weir_pts: f64::NAN,
+            max_sim_weir_pts: None,
             weir_worker: WorkerAccount::default(),
             receiver_drops: 0,
             error: None,
@@ -244,7 +319,7 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
         match judge(
             report.max_weir_kernel_pts(),
             report.max_sim_weir_pts(),
-            s.tolerance_pts,
+            tolerance,
             disturbed,
             n,
             attempts,
@@ -280,7 +355,8 @@ pub enum Judgement {
 }
 
 /// Attempt `n` of `attempts` differs from the kernel by up to `wk` points
-/// and from the simulator by up to `sw`; `disturbed` says why the host
+/// and from the simulator by up to `sw` (None: no simulator, TCP);
+/// `disturbed` says why the host
 /// could not be trusted, if it could not. Passes only within the
 /// tolerance; a difference on a quiet host fails at once, one on a
 /// disturbed host is measured again while attempts are left and fails on
@@ -288,7 +364,7 @@ pub enum Judgement {
 /// table and the verdict never disagree.
 pub fn judge(
     wk: f64,
-    sw: f64,
+    sw: Option<f64>,
     tolerance: f64,
     disturbed: Option<String>,
     n: u32,
@@ -296,14 +372,22 @@ pub fn judge(
 ) -> Judgement {
     let round = |x: f64| (x * 100.0).round() / 100.0;
     // NaN (a class the simulator did not report) never passes.
-    if round(wk) <= tolerance && round(sw) <= tolerance {
-        return Judgement::Pass(format!(
-            "every class within {wk:.2} points of the kernel and {sw:.2} of the simulator (attempt {n})"
-        ));
+    if round(wk) <= tolerance && sw.is_none_or(|sw| round(sw) <= tolerance) {
+        return Judgement::Pass(match sw {
+            Some(sw) => format!(
+                "every class within {wk:.2} points of the kernel and {sw:.2} of the simulator (attempt {n})"
+            ),
+            None => format!("every class within {wk:.2} points of the kernel (attempt {n})"),
+        });
     }
-    let what = format!(
-        "weir differs from the kernel by up to {wk:.2} points and from the simulator by up to {sw:.2} (tolerance {tolerance:.2})"
-    );
+    let what = match sw {
+        Some(sw) => format!(
+            "weir differs from the kernel by up to {wk:.2} points and from the simulator by up to {sw:.2} (tolerance {tolerance:.2})"
+        ),
+        None => format!(
+            "weir differs from the kernel by up to {wk:.2} points (tolerance {tolerance:.2})"
+        ),
+    };
     match disturbed {
         None => Judgement::Fail(format!("{what}, attempt {n}, on a quiet host")),
         Some(why) if n >= attempts => Judgement::Fail(format!(
@@ -318,6 +402,11 @@ pub fn judge(
 
 /// One attempt at a tree: the simulator, then weir and the kernel taking
 /// turns; per active leaf the medians.
+///
+/// A TCP tree skips the simulator: its `tcp` sources are a Reno model
+/// for AQM studies (no retransmission, no delayed ACKs, a fixed base
+/// RTT), not the kernel's cubic, so what it gets says nothing about
+/// weir's HTB; the kernel twin is the oracle there.
 fn measure(
     s: &DiffSpec,
     lab: &mut Lab,
@@ -326,17 +415,39 @@ fn measure(
 ) -> Result<(Vec<ClassRow>, WorkerAccount, u64), String> {
     let slug = t.name.replace(' ', "-");
     let config = s.dir.join(format!("{slug}.toml"));
-    let traffic = s.dir.join(format!("{slug}-traffic.toml"));
     write(&config, &t.config())?;
-    write(&traffic, &t.traffic(s.sim_s))?;
-    let sim = simulate(&s.weir, &config, &traffic)?;
+    let sim = match t.proto {
+        Proto::Udp => {
+            let traffic = s.dir.join(format!("{slug}-traffic.toml"));
+            write(&traffic, &t.traffic(s.sim_s))?;
+            simulate(&s.weir, &config, &traffic)?
+        }
+        Proto::Tcp => BTreeMap::new(),
+    };
     lab.up(&config)?;
-    let weir_path: PathSpec = format!("name=weir,tx={p}a/a0,rx={p}b/b0", p = s.prefix).parse()?;
-    let kernel_path: PathSpec = format!(
-        "name=kernel,tx={p}a2/a0,rx={p}b2/b0,{TWIN_MACS}",
-        p = s.prefix
-    )
-    .parse()?;
+    let p = &s.prefix;
+    let paths = match t.proto {
+        Proto::Udp => [
+            Path2::Udp(format!("name=weir,tx={p}a/a0,rx={p}b/b0").parse()?),
+            Path2::Udp(format!("name=kernel,tx={p}a2/a0,rx={p}b2/b0,{TWIN_MACS}").parse()?),
+        ],
+        // scripts/lab.sh's hosts: A 198.18.0.1 → B 198.18.0.2 through
+        // weir, A2 198.18.1.1 → B2 198.18.1.2 through the twin's bridge.
+        Proto::Tcp => [
+            Path2::Tcp(TcpPath {
+                name: "weir".into(),
+                tx_ns: format!("{p}a"),
+                rx_ns: format!("{p}b"),
+                dst: "198.18.0.2".into(),
+            }),
+            Path2::Tcp(TcpPath {
+                name: "kernel".into(),
+                tx_ns: format!("{p}a2"),
+                rx_ns: format!("{p}b2"),
+                dst: "198.18.1.2".into(),
+            }),
+        ],
+    };
     let streams: Vec<StreamSpec> = t
         .active
         .iter()
@@ -348,45 +459,66 @@ fn measure(
         })
         .collect();
     let weir = WeirRun::start(s, lab, &config, &slug)?;
-    let mut runs: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
     let mut receiver_drops = 0;
     for rep in 0..s.repeat.max(1) {
-        for (k, path) in [&weir_path, &kernel_path].into_iter().enumerate() {
-            let spec = path.trial(
-                streams.clone(),
-                s.trial,
-                Duration::from_millis(300),
-                64,
-                XdpMode::Native,
-            );
-            let r = trial::run(&spec).map_err(|e| format!("{} trial: {e}", path.name))?;
-            let drops =
-                r.rx_socket.rx_dropped + r.rx_socket.rx_ring_full + r.rx_socket.fill_ring_empty;
-            receiver_drops += drops;
-            let mut row = Vec::new();
-            for (st, &i) in r.streams.iter().zip(&t.active) {
-                let pps = st.window_pps.ok_or_else(|| {
-                    format!(
-                        "{} trial: class {} received too little to measure ({} frames)",
-                        path.name,
-                        t.classes[i].id(),
-                        st.received
-                    )
-                })?;
-                row.push(pps * (FRAME_BYTES * 8) as f64 / 1e6);
-            }
-            progress(&format!(
-                "  {} run {}: {} (receiver drops {drops}, sender late up to {:.1} ms)",
-                path.name,
-                rep + 1,
-                row.iter()
-                    .zip(&t.active)
-                    .map(|(x, &i)| format!("{} {x:.2}", t.classes[i].id()))
+        for (k, path) in paths.iter().enumerate() {
+            let run = match path {
+                Path2::Udp(path) => udp_run(s, t, path, &streams)?,
+                Path2::Tcp(path) => {
+                    let dscps: Vec<u8> = t
+                        .active
+                        .iter()
+                        .map(|&i| t.classes[i].dscp.unwrap_or(0))
+                        .collect();
+                    let flows = tcp::run(path, &dscps, TCP_WARMUP, s.tcp_window)?;
+                    Run {
+                        mbit: flows.iter().map(|f| f.mbit).collect(),
+                        retransmits: flows.iter().map(|f| f.retransmits).collect(),
+                        rtt_ms: flows.iter().map(|f| f.rtt_ms).collect(),
+                        receiver_drops: 0,
+                        note: format!(
+                            " (in-order payload Mbit/s {}; payload per segment {})",
+                            flows
+                                .iter()
+                                .map(|f| format!("{:.2}", f.goodput_mbit))
+                                .collect::<Vec<_>>()
+                                .join(" / "),
+                            flows
+                                .iter()
+                                .map(|f| format!("{:.0}", f.segment_payload))
+                                .collect::<Vec<_>>()
+                                .join(" / ")
+                        ),
+                    }
+                }
+            };
+            receiver_drops += run.receiver_drops;
+            let per_class = |f: &dyn Fn(usize) -> String| {
+                t.active
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &i)| format!("{} {}", t.classes[i].id(), f(j)))
                     .collect::<Vec<_>>()
-                    .join(", "),
-                r.tx_late_max_us / 1e3
+                    .join(", ")
+            };
+            let tcp = if run.retransmits.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; retransmits {}; sender RTT ms {}",
+                    per_class(&|j| run.retransmits[j].to_string()),
+                    per_class(&|j| format!("{:.0}", run.rtt_ms[j]))
+                )
+            };
+            progress(&format!(
+                "  {} run {}: {}{}{tcp}",
+                path.name(),
+                rep + 1,
+                per_class(&|j| format!("{:.2}", run.mbit[j])),
+                run.note,
             ));
-            runs[k].push(row);
+            runs[k].push(run);
         }
     }
     let worker = weir.stop()?;
@@ -397,8 +529,8 @@ fn measure(
         .enumerate()
         .map(|(k, &i)| {
             let c = &t.classes[i];
-            let weir_runs: Vec<f64> = runs[0].iter().map(|r| r[k]).collect();
-            let kernel_runs: Vec<f64> = runs[1].iter().map(|r| r[k]).collect();
+            let weir_runs: Vec<f64> = runs[0].iter().map(|r| r.mbit[k]).collect();
+            let kernel_runs: Vec<f64> = runs[1].iter().map(|r| r.mbit[k]).collect();
             let (w, kern) = (median(&weir_runs), median(&kernel_runs));
             let sim = sim.get(&tree::source_name(c)).copied().unwrap_or(f64::NAN);
             ClassRow {
@@ -407,18 +539,99 @@ fn measure(
                 quantum: c.quantum,
                 rate_mbit: c.rate_bps as f64 / 1e6,
                 ceil_mbit: c.ceil_bps as f64 / 1e6,
-                offered_mbit: t.offered_bps(i) as f64 / 1e6,
+                offered_mbit: match t.proto {
+                    Proto::Udp => t.offered_bps(i) as f64 / 1e6,
+                    Proto::Tcp => f64::NAN,
+                },
                 kernel_mbit: kern,
                 weir_mbit: w,
                 sim_mbit: sim,
                 kernel_runs,
                 weir_runs,
+                kernel_retransmits: runs[1]
+                    .iter()
+                    .filter_map(|r| r.retransmits.get(k).copied())
+                    .collect(),
+                weir_retransmits: runs[0]
+                    .iter()
+                    .filter_map(|r| r.retransmits.get(k).copied())
+                    .collect(),
+                kernel_rtt_ms: runs[1]
+                    .iter()
+                    .filter_map(|r| r.rtt_ms.get(k).copied())
+                    .collect(),
+                weir_rtt_ms: runs[0]
+                    .iter()
+                    .filter_map(|r| r.rtt_ms.get(k).copied())
+                    .collect(),
                 weir_kernel_pts: (w - kern) / root * 100.0,
                 sim_weir_pts: (sim - w) / root * 100.0,
             }
         })
         .collect();
     Ok((rows, worker, receiver_drops))
+}
+
+/// A path of the lab as the traffic of a tree needs it.
+enum Path2 {
+    Udp(PathSpec),
+    Tcp(TcpPath),
+}
+
+impl Path2 {
+    fn name(&self) -> &str {
+        match self {
+            Path2::Udp(p) => &p.name,
+            Path2::Tcp(p) => &p.name,
+        }
+    }
+}
+
+/// One run of one path: per active class (in `Tree::active` order) the
+/// Mbit/s of frame bytes; TCP's retransmits and RTT (empty for UDP).
+struct Run {
+    mbit: Vec<f64>,
+    retransmits: Vec<u64>,
+    rtt_ms: Vec<f64>,
+    /// Frames the receiver's own sockets lost (UDP).
+    receiver_drops: u64,
+    /// What the progress line adds.
+    note: String,
+}
+
+/// One trial of weir-bench's UDP generator.
+fn udp_run(s: &DiffSpec, t: &Tree, path: &PathSpec, streams: &[StreamSpec]) -> Result<Run, String> {
+    let spec = path.trial(
+        streams.to_vec(),
+        s.trial,
+        Duration::from_millis(300),
+        64,
+        XdpMode::Native,
+    );
+    let r = trial::run(&spec).map_err(|e| format!("{} trial: {e}", path.name))?;
+    let drops = r.rx_socket.rx_dropped + r.rx_socket.rx_ring_full + r.rx_socket.fill_ring_empty;
+    let mut mbit = Vec::new();
+    for (st, &i) in r.streams.iter().zip(&t.active) {
+        let pps = st.window_pps.ok_or_else(|| {
+            format!(
+                "{} trial: class {} received too little to measure ({} frames)",
+                path.name,
+                t.classes[i].id(),
+                st.received
+            )
+        })?;
+        mbit.push(pps * (FRAME_BYTES * 8) as f64 / 1e6);
+    }
+    Ok(Run {
+        mbit,
+        retransmits: Vec::new(),
+        rtt_ms: Vec::new(),
+        receiver_drops: drops,
+        note: format!(
+            " (receiver drops {drops}, sender late up to {:.1} ms)",
+            r.tx_late_max_us / 1e3
+        ),
+    })
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -724,6 +937,22 @@ pub fn markdown(r: &DiffReport) -> String {
         r.passed,
         r.trees.len()
     );
+    if let Some(t) = r.trees.iter().find(|t| t.proto == Proto::Tcp) {
+        let _ = writeln!(
+            md,
+            "TCP trees ({}): one bulk iperf3 flow ({}) per active class instead of UDP; rates from the receiver's sockets over the same {:.0} s window, after {:.0} s of warm-up, in Mbit/s of frame bytes; tolerance {:.1} point against the kernel; no simulator (its TCP is a model, not a stack).\n",
+            r.trees
+                .iter()
+                .filter(|t| t.proto == Proto::Tcp)
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            tcp::CONGESTION_CONTROL,
+            r.tcp_window_s,
+            TCP_WARMUP.as_secs_f64(),
+            t.tolerance_pts
+        );
+    }
     let _ = writeln!(
         md,
         "| tree | classes | depth | leaves | active | oversubscribed parents | root Mbit/s | largest weir − kernel (points) | largest sim − weir (points) | attempts (steal % of a CPU / weir wake-ups > 1 ms late of all) | verdict |"
@@ -742,7 +971,7 @@ pub fn markdown(r: &DiffReport) -> String {
             .collect();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} ({}) | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} ({}) | {} |",
             t.name,
             t.classes,
             t.depth,
@@ -751,7 +980,8 @@ pub fn markdown(r: &DiffReport) -> String {
             t.oversubscribed,
             t.root_mbit,
             t.max_weir_kernel_pts(),
-            t.max_sim_weir_pts(),
+            t.max_sim_weir_pts()
+                .map_or("—".to_owned(), |x| format!("{x:.2}")),
             t.attempts.len(),
             attempts.join(", "),
             if t.pass {
@@ -775,27 +1005,67 @@ pub fn markdown(r: &DiffReport) -> String {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
+            let tcp = t.proto == Proto::Tcp;
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.3} / {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} | {:+.2} | {} | {} |",
+                "| {} | {} | {} | {} | {:.3} / {:.3} | {} | {:.2} | {:.2} | {} | {:+.2} | {} | {} | {} |",
                 t.name,
                 c.class,
                 c.prio,
                 c.quantum.map_or("default".to_owned(), |q| q.to_string()),
                 c.rate_mbit,
                 c.ceil_mbit,
-                c.offered_mbit,
+                if tcp {
+                    "TCP".to_owned()
+                } else {
+                    format!("{:.2}", c.offered_mbit)
+                },
                 c.kernel_mbit,
                 c.weir_mbit,
-                c.sim_mbit,
+                if tcp {
+                    "—".to_owned()
+                } else {
+                    format!("{:.2}", c.sim_mbit)
+                },
                 c.weir_kernel_pts,
-                c.sim_weir_pts,
+                if tcp {
+                    "—".to_owned()
+                } else {
+                    format!("{:+.2}", c.sim_weir_pts)
+                },
                 runs(&c.kernel_runs),
                 runs(&c.weir_runs)
             );
         }
     }
     let _ = writeln!(md);
+    if r.trees.iter().any(|t| t.proto == Proto::Tcp) {
+        let _ = writeln!(
+            md,
+            "TCP, per run (the order of the rate columns above): segments the sender retransmitted in the window, and its smoothed RTT at the end (ms; a full 1000-packet pfifo leaf of 1514-byte frames is 404 ms at 30 Mbit/s).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| tree | class | kernel retransmits | weir retransmits | kernel RTT ms | weir RTT ms |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        let join = |v: Vec<String>| v.join(" ");
+        for t in r.trees.iter().filter(|t| t.proto == Proto::Tcp) {
+            for c in &t.rows {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    t.name,
+                    c.class,
+                    join(c.kernel_retransmits.iter().map(u64::to_string).collect()),
+                    join(c.weir_retransmits.iter().map(u64::to_string).collect()),
+                    join(c.kernel_rtt_ms.iter().map(|x| format!("{x:.0}")).collect()),
+                    join(c.weir_rtt_ms.iter().map(|x| format!("{x:.0}")).collect()),
+                );
+            }
+        }
+        let _ = writeln!(md);
+    }
     md
 }
 
@@ -806,41 +1076,53 @@ mod tests {
     #[test]
     fn judge_passes_only_within_tolerance_and_never_on_disturbance_alone() {
         assert!(matches!(
-            judge(0.4, 1.0, 1.0, None, 1, 3),
+            judge(0.4, Some(1.0), 1.0, None, 1, 3),
             Judgement::Pass(_)
         ));
         // 1.004 prints as 1.00: within.
         assert!(matches!(
-            judge(1.004, 0.0, 1.0, None, 1, 3),
+            judge(1.004, Some(0.0), 1.0, None, 1, 3),
             Judgement::Pass(_)
         ));
-        let quiet = judge(1.2, 0.1, 1.0, None, 1, 3);
+        let quiet = judge(1.2, Some(0.1), 1.0, None, 1, 3);
         assert!(
             matches!(&quiet, Judgement::Fail(v) if v.ends_with("on a quiet host")),
             "{quiet:?}"
         );
         let busy = || Some("the hypervisor stole 2.0 % of a CPU".to_owned());
         assert!(matches!(
-            judge(0.1, 1.5, 1.0, busy(), 1, 3),
+            judge(0.1, Some(1.5), 1.0, busy(), 1, 3),
             Judgement::Again(_)
         ));
         assert!(matches!(
-            judge(0.1, 1.5, 1.0, busy(), 2, 3),
+            judge(0.1, Some(1.5), 1.0, busy(), 2, 3),
             Judgement::Again(_)
         ));
-        let last = judge(0.1, 1.5, 1.0, busy(), 3, 3);
+        let last = judge(0.1, Some(1.5), 1.0, busy(), 3, 3);
         assert!(
             matches!(&last, Judgement::Fail(v) if v.contains("on all 3 attempts")),
             "{last:?}"
         );
         // A class without a number fails, whatever the host did.
         assert!(matches!(
-            judge(f64::NAN, 0.0, 1.0, None, 1, 3),
+            judge(f64::NAN, Some(0.0), 1.0, None, 1, 3),
             Judgement::Fail(_)
         ));
         assert!(matches!(
-            judge(0.0, f64::NAN, 1.0, busy(), 3, 3),
+            judge(0.0, Some(f64::NAN), 1.0, busy(), 3, 3),
             Judgement::Fail(_)
+        ));
+        // TCP: no simulator, the kernel alone decides.
+        assert!(
+            matches!(judge(0.9, None, 1.0, None, 1, 3), Judgement::Pass(v) if !v.contains("simulator"))
+        );
+        assert!(matches!(
+            judge(1.3, None, 1.0, None, 1, 3),
+            Judgement::Fail(_)
+        ));
+        assert!(matches!(
+            judge(1.3, None, 1.0, busy(), 1, 3),
+            Judgement::Again(_)
         ));
     }
 

@@ -91,6 +91,19 @@ pub struct Tree {
     pub classes: Vec<Class>,
     /// Indices of the leaves that are offered traffic (saturated).
     pub active: Vec<usize>,
+    /// What the active leaves are offered.
+    pub proto: Proto,
+}
+
+/// The traffic of a tree's active leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Proto {
+    /// One UDP flow per leaf from weir-bench's own generator, at
+    /// [`Tree::offered_bps`].
+    Udp,
+    /// One bulk TCP flow per leaf (iperf3), as fast as TCP gets it
+    /// through.
+    Tcp,
 }
 
 /// What a `--tree` argument names: a random tree, or a hand-made one.
@@ -121,6 +134,10 @@ pub const NAMED: &[(&str, &str)] = &[
     (
         "lab-only-20",
         "the lab tree with only 1:20 active: it borrows up to its ceil (80)",
+    ),
+    (
+        "lab-tcp",
+        "the lab tree, all three leaves saturated by one bulk TCP flow each (iperf3, cubic) instead of UDP",
     ),
 ];
 
@@ -204,6 +221,11 @@ fn named(name: &str) -> Tree {
         name: name.to_owned(),
         classes,
         active: Vec::new(),
+        proto: if name == "lab-tcp" {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        },
     };
     number(&mut t);
     let leaves = t.leaves();
@@ -281,6 +303,7 @@ pub fn random(seed: u64) -> Tree {
         name: format!("seed {seed}"),
         classes,
         active: Vec::new(),
+        proto: Proto::Udp,
     };
     number(&mut t);
     let leaf_idx = t.leaves();
@@ -563,6 +586,14 @@ mod tests {
         assert_eq!(minors("lab"), (4, vec![0x11, 0x12, 0x13]));
         assert_eq!(minors("lab-30-idle"), (4, vec![0x11, 0x12]));
         assert_eq!(minors("lab-only-20"), (4, vec![0x12]));
+        assert_eq!(minors("lab-tcp"), (4, vec![0x11, 0x12, 0x13]));
+        assert_eq!(TreeSpec::Named("lab-tcp").tree().proto, Proto::Tcp);
+        assert_eq!(
+            TreeSpec::Named("lab-tcp").tree().classes,
+            TreeSpec::Named("lab").tree().classes,
+            "the same tree as the UDP case"
+        );
+        assert_eq!(TreeSpec::Named("lab").tree().proto, Proto::Udp);
         let t = TreeSpec::Named("lab-only-20").tree();
         assert_eq!(t.traffic(6).matches("[[source]]").count(), 1);
     }
