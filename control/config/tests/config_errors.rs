@@ -3,6 +3,10 @@
 //! Each case is a small TOML file with `@` just before the key or value the
 //! diagnostic must point at; the marker is removed before parsing and its
 //! position is the expected line and column.
+//!
+//! One file (about 840 lines) on purpose: it is two tables of cases, one per
+//! diagnostic, that share the `@` marker helpers below; the length is the
+//! TOML of the cases, and a reader looks up an error's test by its message.
 
 use weir_config::{parse_str, Diagnostic};
 
