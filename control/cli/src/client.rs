@@ -98,7 +98,7 @@ fn u(v: &Value) -> u64 {
 }
 
 fn mbit(bits: u64) -> String {
-    format!("{:.2}", bits as f64 / 1e6)
+    weir_config::units::fmt_mbit(bits, 2)
 }
 
 /// One screen of `weir top` from a stats object; `prev` gives the drops

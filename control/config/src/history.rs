@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::diag::Ctx;
 use super::raw::{sp, RawHistory, StrOrInt, S};
-use super::units::Size;
+use super::units::{parse_duration, DurationError, Size, HISTORY_SPAN};
 
 /// Where the history lives unless `[history] path` says otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/weir/history.db";
@@ -60,42 +60,18 @@ impl Default for HistoryCfg {
 /// most people.
 pub fn parse_span(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = (&t[..split], t[split..].trim());
-    let digits = num.bytes().filter(u8::is_ascii_digit).count();
-    let value: f64 = match num.parse() {
-        Ok(v) if digits > 0 && num.bytes().filter(|&b| b == b'.').count() <= 1 => v,
-        _ => {
-            return Err(format!(
-                "\"{t}\" does not start with a number; expected a number and a unit, like \"6h\""
-            ))
+    let expected = "expected s, min, h, d or w, like \"6h\"";
+    match parse_duration(t, &HISTORY_SPAN) {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(DurationError::NoNumber | DurationError::BadNumber) => Err(format!(
+            "\"{t}\" does not start with a number; expected a number and a unit, like \"6h\""
+        )),
+        Err(DurationError::NoUnit) => Err(format!("\"{t}\" has no unit; {expected}")),
+        Err(DurationError::UnknownUnit(unit)) => {
+            Err(format!("unknown unit \"{unit}\" in \"{t}\"; {expected}"))
         }
-    };
-    let secs: f64 = match unit.to_ascii_lowercase().as_str() {
-        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
-        "h" | "hour" | "hours" => 3600.0,
-        "d" | "day" | "days" => 86400.0,
-        "w" | "week" | "weeks" => 7.0 * 86400.0,
-        "" => {
-            return Err(format!(
-                "\"{t}\" has no unit; expected s, min, h, d or w, like \"6h\""
-            ))
-        }
-        other => {
-            return Err(format!(
-                "unknown unit \"{other}\" in \"{t}\"; expected s, min, h, d or w, like \"6h\""
-            ))
-        }
-    };
-    let ms = (value * secs * 1000.0).round();
-    // A century is more than anyone keeps; it also keeps ms in an i64.
-    if ms > 100.0 * 365.0 * 86400e3 {
-        return Err(format!("\"{t}\" is longer than a century"));
+        Err(DurationError::TooLong) => Err(format!("\"{t}\" is longer than a century")),
     }
-    Ok(Duration::from_millis(ms as u64))
 }
 
 /// `"6h"` → 6 hours, within `lo..=hi`.

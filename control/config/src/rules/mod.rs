@@ -28,6 +28,7 @@ pub use when::{Condition, Metric, Op, Unit};
 
 use crate::diag::{Ctx, Span};
 use crate::raw::{sp, StrOrInt, S};
+use crate::units::{parse_duration, DurationError, RULE_DURATION};
 use crate::Tree;
 
 /// A position inside a string value: the token's own bytes when the source
@@ -62,35 +63,18 @@ fn decimal(s: &str) -> Option<f64> {
 /// people.
 fn duration(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = (&s[..split], s[split..].trim());
-    let Some(n) = decimal(num) else {
-        return Err(format!("duration \"{s}\" does not start with a number"));
-    };
-    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
-        "ms" | "msec" | "msecs" => 1e6,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1e9,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60e9,
-        "h" | "hour" | "hours" => 3600e9,
-        "" => {
-            return Err(format!(
-                "duration \"{s}\" has no unit; expected ms, s, min or h, like \"30s\""
-            ))
+    parse_duration(s, &RULE_DURATION).map_err(|e| match e {
+        DurationError::NoNumber | DurationError::BadNumber => {
+            format!("duration \"{s}\" does not start with a number")
         }
-        other => {
-            return Err(format!(
-            "unknown unit \"{other}\" in duration \"{s}\"; expected ms, s, min or h, like \"30s\""
-        ))
+        DurationError::NoUnit => {
+            format!("duration \"{s}\" has no unit; expected ms, s, min or h, like \"30s\"")
         }
-    };
-    let ns = (n * scale).round();
-    // A week is more than any rule means; it also keeps ns in a u64.
-    if ns > 7.0 * 86400e9 {
-        return Err(format!("duration \"{s}\" is longer than a week"));
-    }
-    Ok(ns as u64)
+        DurationError::UnknownUnit(unit) => format!(
+            "unknown unit \"{unit}\" in duration \"{s}\"; expected ms, s, min or h, like \"30s\""
+        ),
+        DurationError::TooLong => format!("duration \"{s}\" is longer than a week"),
+    })
 }
 
 /// `"90%"` → 90.0, within `0..=max`.

@@ -11,14 +11,27 @@
 //! Printing follows tc's look (`300Mbit`, `1514b`, `32Mb`, `5ms`, `1:10`)
 //! but never rounds: tc prints `1234567000bit` as `1234Mbit`, weir prints
 //! `1234567Kbit`.
+//!
+//! Durations written with a required unit (rules, history, traffic files)
+//! are `duration`'s one parser; the printers of what weir shows (tc-exact
+//! `sprint_*`, measured rates, columns) are `print`'s one family.
 
 mod classid;
+mod duration;
+mod print;
 mod tos;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use classid::ClassId;
+pub use duration::{
+    parse_duration, DurationError, DurationUnits, HISTORY_SPAN, RULE_DURATION, TRAFFIC_DURATION,
+};
+pub use print::{
+    fmt_duration, fmt_mbit, fmt_ms, fmt_rate_decimal, fmt_rate_est, sprint_rate, sprint_size,
+    sprint_time,
+};
 pub use tos::{Dscp, Tos};
 
 /// What kind of quantity a [`UnitError`] is about.
