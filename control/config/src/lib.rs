@@ -11,7 +11,6 @@
 //! translated line by line from a tc script shapes the same way.
 
 mod check;
-pub mod dataplane;
 mod diag;
 mod filter;
 pub mod history;
@@ -21,6 +20,7 @@ pub mod rules;
 mod show;
 mod tree;
 pub mod units;
+pub mod xdp;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,7 +31,6 @@ use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::QdiscParams;
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 
-pub use dataplane::{DataplaneCfg, XdpAttach};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
 pub use history::HistoryCfg;
@@ -41,6 +40,7 @@ pub use tree::{
     default_burst, DEFAULT_POOL, DEFAULT_R2Q, HTB_MTU, PSCHED_HZ, QUANTUM_MAX, QUANTUM_MIN,
 };
 pub use units::{ClassId, Dscp, Rate, Size, Time, Tos, UnitError};
+pub use xdp::{XdpAttach, XdpCfg};
 
 use diag::{Ctx, Span};
 use raw::sp;
@@ -59,8 +59,8 @@ pub struct Config {
     pub pairs: Vec<Pair>,
     /// `[tree.NAME]` entries, in file order.
     pub trees: Vec<Tree>,
-    /// `[dataplane]`, defaults filled in.
-    pub dataplane: DataplaneCfg,
+    /// `[xdp]` (or its old name `[dataplane]`), defaults filled in.
+    pub xdp: XdpCfg,
     /// `[history]`, defaults filled in.
     pub history: HistoryCfg,
     /// `[[sla]]` rules, in file order (the policy engine evaluates them in
@@ -479,14 +479,14 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
             }
         }
     }
-    let dataplane = match &doc.dataplane {
+    let xdp = match &doc.xdp {
         Some(raw) => {
-            let cfg = dataplane::build(cx, raw);
+            let cfg = xdp::build(cx, raw);
             let workers = pairs.iter().map(|p| p.queues).sum();
-            dataplane::check_workers(cx, raw, &cfg, workers);
+            xdp::check_workers(cx, raw, &cfg, workers);
             cfg
         }
-        None => DataplaneCfg::default(),
+        None => XdpCfg::default(),
     };
     let history = match &doc.history {
         Some(raw) => history::build(cx, raw),
@@ -503,7 +503,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
     if cx.errors.len() > errors_before
         || trees.len() != doc.trees.len()
         || doc.broken_pairs > 0
-        || doc.broken_dataplane
+        || doc.broken_xdp
         || doc.broken_history
         || doc.broken_rule_count > 0
     {
@@ -512,7 +512,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
     Some(Config {
         pairs,
         trees,
-        dataplane,
+        xdp,
         history,
         sla,
         policies,

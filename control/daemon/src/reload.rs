@@ -181,7 +181,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     if old.pairs != new.pairs {
         blockers.push("the [[pair]] entries changed (ports, trees or queues)".to_string());
     }
-    if old.dataplane != new.dataplane {
+    if old.xdp != new.xdp {
         blockers.push("[dataplane] changed".to_string());
     }
     let mut steps = Vec::new();

@@ -332,7 +332,7 @@ fn strategies_reach_both_verdicts() {
 #[test]
 fn the_configs_pass_limit_is_the_xdp_programs() {
     assert_eq!(
-        weir_config::dataplane::PASS_PREFIX_MAX,
+        weir_config::xdp::PASS_PREFIX_MAX,
         weir_xdp::prog::PASS_PREFIX_MAX
     );
 }
