@@ -58,20 +58,32 @@ impl Default for HistoryCfg {
 /// a unit — `s`, `min` (or `m`), `h`, `d`, `w` and their long forms. The
 /// unit is required: a bare number is microseconds to tc and seconds to
 /// most people.
-pub fn parse_span(s: &str) -> Result<Duration, String> {
+pub fn parse_span(s: &str) -> Result<Duration, SpanError> {
     let t = s.trim();
-    let expected = "expected s, min, h, d or w, like \"6h\"";
-    match parse_duration(t, &HISTORY_SPAN) {
-        Ok(ms) => Ok(Duration::from_millis(ms)),
-        Err(DurationError::NoNumber | DurationError::BadNumber) => Err(format!(
-            "\"{t}\" does not start with a number; expected a number and a unit, like \"6h\""
-        )),
-        Err(DurationError::NoUnit) => Err(format!("\"{t}\" has no unit; {expected}")),
-        Err(DurationError::UnknownUnit(unit)) => {
-            Err(format!("unknown unit \"{unit}\" in \"{t}\"; {expected}"))
-        }
-        Err(DurationError::TooLong) => Err(format!("\"{t}\" is longer than a century")),
-    }
+    parse_duration(t, &HISTORY_SPAN)
+        .map(Duration::from_millis)
+        .map_err(|e| {
+            let input = t.to_string();
+            match e {
+                DurationError::NoNumber | DurationError::BadNumber => SpanError::NoNumber(input),
+                DurationError::NoUnit => SpanError::NoUnit(input),
+                DurationError::UnknownUnit(unit) => SpanError::UnknownUnit { input, unit },
+                DurationError::TooLong => SpanError::TooLong(input),
+            }
+        })
+}
+
+/// Why a span did not parse; `input` is the span as written, trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpanError {
+    #[error("\"{0}\" does not start with a number; expected a number and a unit, like \"6h\"")]
+    NoNumber(String),
+    #[error("\"{0}\" has no unit; expected s, min, h, d or w, like \"6h\"")]
+    NoUnit(String),
+    #[error("unknown unit \"{unit}\" in \"{input}\"; expected s, min, h, d or w, like \"6h\"")]
+    UnknownUnit { input: String, unit: String },
+    #[error("\"{0}\" is longer than a century")]
+    TooLong(String),
 }
 
 /// `"6h"` → 6 hours, within `lo..=hi`.
@@ -200,11 +212,20 @@ mod tests {
         assert_eq!(parse_span("1.5min"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_span(" 2 weeks "), Ok(Duration::from_secs(14 * 86400)));
         assert_eq!(parse_span("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_span("6").unwrap_err().contains("no unit"));
-        assert!(parse_span("h").unwrap_err().contains("number"));
-        assert!(parse_span("1.2.3h").unwrap_err().contains("number"));
-        assert!(parse_span("5parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_span("200000w").unwrap_err().contains("century"));
+        assert!(parse_span("6").unwrap_err().to_string().contains("no unit"));
+        assert!(parse_span("h").unwrap_err().to_string().contains("number"));
+        assert!(parse_span("1.2.3h")
+            .unwrap_err()
+            .to_string()
+            .contains("number"));
+        assert!(parse_span("5parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_span("200000w")
+            .unwrap_err()
+            .to_string()
+            .contains("century"));
     }
 
     #[test]

@@ -61,20 +61,34 @@ fn decimal(s: &str) -> Option<f64> {
 /// Durations of rules: `30s`, `500ms`, `5min`/`5m`, `2h`. A unit is
 /// required: a bare number is microseconds to tc and seconds to most
 /// people.
-fn duration(s: &str) -> Result<u64, String> {
+fn duration(s: &str) -> Result<u64, RuleDurationError> {
     let s = s.trim();
-    parse_duration(s, &RULE_DURATION).map_err(|e| match e {
-        DurationError::NoNumber | DurationError::BadNumber => {
-            format!("duration \"{s}\" does not start with a number")
+    parse_duration(s, &RULE_DURATION).map_err(|e| {
+        let input = s.to_string();
+        match e {
+            DurationError::NoNumber | DurationError::BadNumber => {
+                RuleDurationError::NoNumber(input)
+            }
+            DurationError::NoUnit => RuleDurationError::NoUnit(input),
+            DurationError::UnknownUnit(unit) => RuleDurationError::UnknownUnit { input, unit },
+            DurationError::TooLong => RuleDurationError::TooLong(input),
         }
-        DurationError::NoUnit => {
-            format!("duration \"{s}\" has no unit; expected ms, s, min or h, like \"30s\"")
-        }
-        DurationError::UnknownUnit(unit) => format!(
-            "unknown unit \"{unit}\" in duration \"{s}\"; expected ms, s, min or h, like \"30s\""
-        ),
-        DurationError::TooLong => format!("duration \"{s}\" is longer than a week"),
     })
+}
+
+/// Why a rule's duration did not parse, worded for a config diagnostic.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum RuleDurationError {
+    #[error("duration \"{0}\" does not start with a number")]
+    NoNumber(String),
+    #[error("duration \"{0}\" has no unit; expected ms, s, min or h, like \"30s\"")]
+    NoUnit(String),
+    #[error(
+        "unknown unit \"{unit}\" in duration \"{input}\"; expected ms, s, min or h, like \"30s\""
+    )]
+    UnknownUnit { input: String, unit: String },
+    #[error("duration \"{0}\" is longer than a week")]
+    TooLong(String),
 }
 
 /// `"90%"` → 90.0, within `0..=max`.
