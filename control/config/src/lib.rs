@@ -1,14 +1,23 @@
-//! Configuration: TOML → checked, typed [`Config`] → dataplane specs.
+//! weir's configuration language: TOML → checked, typed [`Config`] → the
+//! shaping core's specs (`weir-dataplane`'s [`ShaperSpec`]).
 //!
 //! Parse, don't validate: the TOML is read into plain serde structs that
 //! only know TOML types (`raw`), then converted once into the types below,
 //! with every rule checked and every problem reported at its file position
-//! (`FILE:LINE:COL: what is wrong; expected …`). Nothing downstream
-//! re-checks: a [`Tree`] always compiles to a [`ShaperSpec`] the dataplane
-//! accepts.
+//! (`FILE:LINE:COL: what is wrong; expected …`, `diag`). Nothing downstream
+//! re-checks: a [`Tree`] always compiles to a [`ShaperSpec`] the shaping
+//! core accepts.
+//!
+//! Where each part of a file is read: `[[pair]]` here; `[tree.NAME]` in
+//! `tree`, its leaf qdiscs in `qdisc` and its filters in `filter`; `[xdp]`
+//! (the AF_XDP workers; old name `[dataplane]`) in `xdp`; `[history]` in
+//! `history`; `[[sla]]` and `[[policy]]` in `rules`. `check` holds the
+//! single-value checks they share, `show` the summary `weir check` prints.
 //!
 //! Units and defaults are tc's (see `units` and `docs/config.md`): a config
-//! translated line by line from a tc script shapes the same way.
+//! translated line by line from a tc script shapes the same way. `units`
+//! also holds the one duration parser and the one family of rate, size and
+//! time printers that every weir command uses.
 
 mod check;
 mod diag;
