@@ -17,6 +17,10 @@ pub struct DurationUnits {
     pub units: &'static [(&'static [&'static str], u64)],
     /// The largest value accepted, in the resolution.
     pub max: u64,
+    /// When both the number and the unit are wrong (`1.2.3`, `.x`), report
+    /// the unit ([`DurationError::NoUnit`], [`DurationError::UnknownUnit`])
+    /// rather than the number: traffic files always have.
+    pub unit_first: bool,
 }
 
 const SEC_NS: u64 = 1_000_000_000;
@@ -31,6 +35,7 @@ pub const RULE_DURATION: DurationUnits = DurationUnits {
         (&["h", "hour", "hours"], 3600 * SEC_NS),
     ],
     max: 7 * 86400 * SEC_NS,
+    unit_first: false,
 };
 
 /// `[history]` spans (`retention = "30d"`): s to weeks, in ms, at most a
@@ -44,6 +49,7 @@ pub const HISTORY_SPAN: DurationUnits = DurationUnits {
         (&["w", "week", "weeks"], 7 * 86_400_000),
     ],
     max: 100 * 365 * 86_400_000,
+    unit_first: false,
 };
 
 /// Traffic files (`duration = "10s"`, `rtt = "20ms"`): ns to min, in ns,
@@ -57,6 +63,7 @@ pub const TRAFFIC_DURATION: DurationUnits = DurationUnits {
         (&["min"], 60 * SEC_NS),
     ],
     max: u64::MAX,
+    unit_first: true,
 };
 
 /// Why a duration did not parse; each caller words it.
@@ -94,18 +101,28 @@ pub fn parse_duration(s: &str, units: &DurationUnits) -> Result<u64, DurationErr
         return Err(DurationError::NoNumber);
     }
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
-        return Err(DurationError::BadNumber);
-    }
-    if unit.is_empty() {
-        return Err(DurationError::NoUnit);
-    }
-    let Some(&(_, per)) = units
-        .units
-        .iter()
-        .find(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(unit)))
-    else {
-        return Err(DurationError::UnknownUnit(unit.to_ascii_lowercase()));
+    let number = if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        Err(DurationError::BadNumber)
+    } else {
+        Ok(())
+    };
+    let per = if unit.is_empty() {
+        Err(DurationError::NoUnit)
+    } else {
+        units
+            .units
+            .iter()
+            .find(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(unit)))
+            .map(|&(_, per)| per)
+            .ok_or_else(|| DurationError::UnknownUnit(unit.to_ascii_lowercase()))
+    };
+    let per = if units.unit_first {
+        let per = per?;
+        number?;
+        per
+    } else {
+        number?;
+        per?
     };
     let per = u128::from(per);
     let int: u128 = if int.is_empty() {
@@ -170,5 +187,11 @@ mod tests {
         assert_eq!(t("250us"), Ok(250_000));
         assert_eq!(t("0.1234567890123456789s"), Ok(123_456_789));
         assert_eq!(t("20000000000min"), Err(DurationError::TooLong));
+        // Which of two faults is reported is the table's choice.
+        assert_eq!(t("1.2.3"), Err(DurationError::NoUnit));
+        assert_eq!(t("1.2.3x"), Err(DurationError::UnknownUnit("x".into())));
+        assert_eq!(t("1.2.3s"), Err(DurationError::BadNumber));
+        assert_eq!(h("1.2.3"), Err(DurationError::BadNumber));
+        assert_eq!(h("1.2.3x"), Err(DurationError::BadNumber));
     }
 }
