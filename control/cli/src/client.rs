@@ -101,7 +101,7 @@ pub fn class_change_request(
 }
 
 fn mbit(bits: u64) -> String {
-    format!("{:.2}", bits as f64 / 1e6)
+    weir_config::units::fmt_mbit(bits, 2)
 }
 
 /// "262us", "2.1ms"; "-" when the histogram has no bound.

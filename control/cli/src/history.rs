@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use weir_config::history::{parse_span, DEFAULT_PATH};
+use weir_config::units::{fmt_duration, fmt_rate_decimal as fmt_rate};
 use weir_config::Rate;
 use weir_history::stats::Summary;
 use weir_history::time::{parse_rfc3339, rfc3339, short};
@@ -164,36 +165,6 @@ pub fn cli_history(
     // A closed pipe (`| head`) is not an error of ours.
     let _ = r;
     0
-}
-
-/// bits/s in tc's units with up to three decimals: `29.998Mbit`.
-pub fn fmt_rate(bits: f64) -> String {
-    const UNITS: [&str; 5] = ["bit", "Kbit", "Mbit", "Gbit", "Tbit"];
-    let mut v = bits;
-    let mut i = 0;
-    while v.abs() >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}{}", UNITS[i])
-}
-
-/// A duration as `2h 5min`, `3min 20s`, `45s`, `1d 2h`.
-pub fn fmt_duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) if ms < 1000 => format!("{}ms", ms.max(0)),
-        (0, 0, 0) => format!("{sec}s"),
-        (0, 0, _) if sec == 0 => format!("{m}min"),
-        (0, 0, _) => format!("{m}min {sec}s"),
-        (0, _, _) if m == 0 => format!("{h}h"),
-        (0, _, _) => format!("{h}h {m}min"),
-        _ if h == 0 => format!("{d}d"),
-        _ => format!("{d}d {h}h"),
-    }
 }
 
 fn pct(x: f64) -> String {
@@ -543,29 +514,6 @@ pub fn to_json(db: &str, q: &Query, r: &QueryResult, now_unix_ms: i64) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates_in_tc_units() {
-        assert_eq!(fmt_rate(0.0), "0bit");
-        assert_eq!(fmt_rate(999.0), "999bit");
-        assert_eq!(fmt_rate(1500.0), "1.5Kbit");
-        assert_eq!(fmt_rate(29_998_234.5), "29.998Mbit");
-        assert_eq!(fmt_rate(12_300_000.0), "12.3Mbit");
-        assert_eq!(fmt_rate(1e9), "1Gbit");
-        assert_eq!(fmt_rate(2.5e15), "2500Tbit");
-    }
-
-    #[test]
-    fn durations_read_like_speech() {
-        assert_eq!(fmt_duration(500), "500ms");
-        assert_eq!(fmt_duration(45_000), "45s");
-        assert_eq!(fmt_duration(300_000), "5min");
-        assert_eq!(fmt_duration(200_000), "3min 20s");
-        assert_eq!(fmt_duration(7_500_000), "2h 5min");
-        assert_eq!(fmt_duration(3_600_000), "1h");
-        assert_eq!(fmt_duration(93_600_000), "1d 2h");
-        assert_eq!(fmt_duration(86_400_000), "1d");
-    }
 
     #[test]
     fn when_is_a_span_back_or_a_time() {

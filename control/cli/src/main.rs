@@ -58,7 +58,7 @@ enum Command {
     /// between two batches: queues of classes that are still leaves move
     /// over, only packets of removed classes are dropped (`flushed`), and
     /// the tree's class counters start from zero. A file with errors changes
-    /// nothing; so does one that changes `[[pair]]`, `[dataplane]` or the set
+    /// nothing; so does one that changes `[[pair]]`, `[xdp]` or the set
     /// of trees (that needs a restart). Prints every change and rebuild, or
     /// why nothing was applied.
     Reload(remote::ReloadArgs),

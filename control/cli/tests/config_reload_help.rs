@@ -23,7 +23,7 @@ fn says_what_reload_does(text: &str) {
         "is rebuilt",
         "only packets of removed classes are dropped",
         "A file with errors changes nothing",
-        "`[dataplane]`",
+        "`[xdp]`",
         "needs a restart",
     ] {
         assert!(flat.contains(needle), "no {needle:?} in:\n{text}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::diag::Ctx;
 use super::raw::{sp, RawHistory, StrOrInt, S};
-use super::units::Size;
+use super::units::{parse_duration, DurationError, Size, HISTORY_SPAN};
 
 /// Where the history lives unless `[history] path` says otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/weir/history.db";
@@ -58,44 +58,32 @@ impl Default for HistoryCfg {
 /// a unit — `s`, `min` (or `m`), `h`, `d`, `w` and their long forms. The
 /// unit is required: a bare number is microseconds to tc and seconds to
 /// most people.
-pub fn parse_span(s: &str) -> Result<Duration, String> {
+pub fn parse_span(s: &str) -> Result<Duration, SpanError> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = (&t[..split], t[split..].trim());
-    let digits = num.bytes().filter(u8::is_ascii_digit).count();
-    let value: f64 = match num.parse() {
-        Ok(v) if digits > 0 && num.bytes().filter(|&b| b == b'.').count() <= 1 => v,
-        _ => {
-            return Err(format!(
-                "\"{t}\" does not start with a number; expected a number and a unit, like \"6h\""
-            ))
-        }
-    };
-    let secs: f64 = match unit.to_ascii_lowercase().as_str() {
-        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
-        "h" | "hour" | "hours" => 3600.0,
-        "d" | "day" | "days" => 86400.0,
-        "w" | "week" | "weeks" => 7.0 * 86400.0,
-        "" => {
-            return Err(format!(
-                "\"{t}\" has no unit; expected s, min, h, d or w, like \"6h\""
-            ))
-        }
-        other => {
-            return Err(format!(
-                "unknown unit \"{other}\" in \"{t}\"; expected s, min, h, d or w, like \"6h\""
-            ))
-        }
-    };
-    let ms = (value * secs * 1000.0).round();
-    // A century is more than anyone keeps; it also keeps ms in an i64.
-    if ms > 100.0 * 365.0 * 86400e3 {
-        return Err(format!("\"{t}\" is longer than a century"));
-    }
-    Ok(Duration::from_millis(ms as u64))
+    parse_duration(t, &HISTORY_SPAN)
+        .map(Duration::from_millis)
+        .map_err(|e| {
+            let input = t.to_string();
+            match e {
+                DurationError::NoNumber | DurationError::BadNumber => SpanError::NoNumber(input),
+                DurationError::NoUnit => SpanError::NoUnit(input),
+                DurationError::UnknownUnit(unit) => SpanError::UnknownUnit { input, unit },
+                DurationError::TooLong => SpanError::TooLong(input),
+            }
+        })
+}
+
+/// Why a span did not parse; `input` is the span as written, trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpanError {
+    #[error("\"{0}\" does not start with a number; expected a number and a unit, like \"6h\"")]
+    NoNumber(String),
+    #[error("\"{0}\" has no unit; expected s, min, h, d or w, like \"6h\"")]
+    NoUnit(String),
+    #[error("unknown unit \"{unit}\" in \"{input}\"; expected s, min, h, d or w, like \"6h\"")]
+    UnknownUnit { input: String, unit: String },
+    #[error("\"{0}\" is longer than a century")]
+    TooLong(String),
 }
 
 /// `"6h"` → 6 hours, within `lo..=hi`.
@@ -224,11 +212,20 @@ mod tests {
         assert_eq!(parse_span("1.5min"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_span(" 2 weeks "), Ok(Duration::from_secs(14 * 86400)));
         assert_eq!(parse_span("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_span("6").unwrap_err().contains("no unit"));
-        assert!(parse_span("h").unwrap_err().contains("number"));
-        assert!(parse_span("1.2.3h").unwrap_err().contains("number"));
-        assert!(parse_span("5parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_span("200000w").unwrap_err().contains("century"));
+        assert!(parse_span("6").unwrap_err().to_string().contains("no unit"));
+        assert!(parse_span("h").unwrap_err().to_string().contains("number"));
+        assert!(parse_span("1.2.3h")
+            .unwrap_err()
+            .to_string()
+            .contains("number"));
+        assert!(parse_span("5parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_span("200000w")
+            .unwrap_err()
+            .to_string()
+            .contains("century"));
     }
 
     #[test]

@@ -1,17 +1,25 @@
-//! Configuration: TOML → checked, typed [`Config`] → dataplane specs.
+//! weir's configuration language: TOML → checked, typed [`Config`] → the
+//! shaping core's specs (`weir-dataplane`'s [`ShaperSpec`]).
 //!
 //! Parse, don't validate: the TOML is read into plain serde structs that
 //! only know TOML types (`raw`), then converted once into the types below,
 //! with every rule checked and every problem reported at its file position
-//! (`FILE:LINE:COL: what is wrong; expected …`). Nothing downstream
-//! re-checks: a [`Tree`] always compiles to a [`ShaperSpec`] the dataplane
-//! accepts.
+//! (`FILE:LINE:COL: what is wrong; expected …`, `diag`). Nothing downstream
+//! re-checks: a [`Tree`] always compiles to a [`ShaperSpec`] the shaping
+//! core accepts.
+//!
+//! Where each part of a file is read: `[[pair]]` here; `[tree.NAME]` in
+//! `tree`, its leaf qdiscs in `qdisc` and its filters in `filter`; `[xdp]`
+//! (the AF_XDP workers; old name `[dataplane]`) in `xdp`; `[history]` in
+//! `history`; `[[sla]]` and `[[policy]]` in `rules`. `check` holds the
+//! single-value checks they share, `show` the summary `weir check` prints.
 //!
 //! Units and defaults are tc's (see `units` and `docs/config.md`): a config
-//! translated line by line from a tc script shapes the same way.
+//! translated line by line from a tc script shapes the same way. `units`
+//! also holds the one duration parser and the one family of rate, size and
+//! time printers that every weir command uses.
 
 mod check;
-pub mod dataplane;
 mod diag;
 mod filter;
 pub mod history;
@@ -21,6 +29,7 @@ pub mod rules;
 mod show;
 mod tree;
 pub mod units;
+pub mod xdp;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,7 +40,6 @@ use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::QdiscParams;
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 
-pub use dataplane::{DataplaneCfg, XdpAttach};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
 pub use history::HistoryCfg;
@@ -41,6 +49,7 @@ pub use tree::{
     default_burst, DEFAULT_POOL, DEFAULT_R2Q, HTB_MTU, PSCHED_HZ, QUANTUM_MAX, QUANTUM_MIN,
 };
 pub use units::{ClassId, Dscp, Rate, Size, Time, Tos, UnitError};
+pub use xdp::{XdpAttach, XdpCfg};
 
 use diag::{Ctx, Span};
 use raw::sp;
@@ -59,8 +68,8 @@ pub struct Config {
     pub pairs: Vec<Pair>,
     /// `[tree.NAME]` entries, in file order.
     pub trees: Vec<Tree>,
-    /// `[dataplane]`, defaults filled in.
-    pub dataplane: DataplaneCfg,
+    /// `[xdp]` (or its old name `[dataplane]`), defaults filled in.
+    pub xdp: XdpCfg,
     /// `[history]`, defaults filled in.
     pub history: HistoryCfg,
     /// `[[sla]]` rules, in file order (the policy engine evaluates them in
@@ -479,14 +488,14 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
             }
         }
     }
-    let dataplane = match &doc.dataplane {
+    let xdp = match &doc.xdp {
         Some(raw) => {
-            let cfg = dataplane::build(cx, raw);
+            let cfg = xdp::build(cx, raw);
             let workers = pairs.iter().map(|p| p.queues).sum();
-            dataplane::check_workers(cx, raw, &cfg, workers);
+            xdp::check_workers(cx, raw, &cfg, workers);
             cfg
         }
-        None => DataplaneCfg::default(),
+        None => XdpCfg::default(),
     };
     let history = match &doc.history {
         Some(raw) => history::build(cx, raw),
@@ -503,7 +512,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
     if cx.errors.len() > errors_before
         || trees.len() != doc.trees.len()
         || doc.broken_pairs > 0
-        || doc.broken_dataplane
+        || doc.broken_xdp
         || doc.broken_history
         || doc.broken_rule_count > 0
     {
@@ -512,7 +521,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
     Some(Config {
         pairs,
         trees,
-        dataplane,
+        xdp,
         history,
         sla,
         policies,

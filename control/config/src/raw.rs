@@ -130,10 +130,10 @@ pub(crate) struct RawPair {
     pub queues: Option<S<i64>>,
 }
 
-/// `[dataplane]`: how the AF_XDP data path runs (`weir run`).
+/// `[xdp]` (old name `[dataplane]`): how the AF_XDP workers run (`weir run`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawDataplane {
+pub(crate) struct RawXdp {
     pub cores: Option<S<Vec<S<i64>>>>,
     pub batch: Option<S<i64>>,
     pub frame_size: Option<S<i64>>,
@@ -349,10 +349,10 @@ pub(crate) struct RawDoc {
     pub trees: Vec<RawTreeEntry>,
     /// `[[pair]]` entries that did not deserialise.
     pub broken_pairs: usize,
-    /// `[dataplane]`, when present and well-formed.
-    pub dataplane: Option<RawDataplane>,
-    /// `[dataplane]` was present but did not deserialise.
-    pub broken_dataplane: bool,
+    /// `[xdp]` (or `[dataplane]`), when present and well-formed.
+    pub xdp: Option<RawXdp>,
+    /// `[xdp]` was present but did not deserialise, or was given twice.
+    pub broken_xdp: bool,
     /// `[history]`, when present and well-formed.
     pub history: Option<RawHistory>,
     /// `[history]` was present but did not deserialise.
@@ -552,6 +552,8 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
         source: text.to_string(),
         ..RawDoc::default()
     };
+    // The `[xdp]` key as first written (`xdp` or its old name `dataplane`).
+    let mut xdp_key: Option<&str> = None;
     for (key, item) in root.iter() {
         let key_span = root.key(key).and_then(|k| k.span());
         match key {
@@ -586,21 +588,33 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     }
                 }
             }
-            "dataplane" => {
+            // `dataplane` is the old name of `xdp`, still read so existing
+            // files keep working; the crate `weir-dataplane` is the shaping
+            // core, not this.
+            "xdp" | "dataplane" => {
+                if let Some(first) = xdp_key {
+                    cx.error(
+                        &key_span,
+                        format!("[{key}] given as well as [{first}]: they are one section ([dataplane] is the old name of [xdp]); expected only [xdp]"),
+                    );
+                    out.broken_xdp = true;
+                    continue;
+                }
+                xdp_key = Some(key);
                 let fallback = key_span.clone();
                 let ok = matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_)));
                 let parsed = if ok {
-                    entry_value(item.clone()).and_then(|v| entry::<RawDataplane>(cx, v, &fallback))
+                    entry_value(item.clone()).and_then(|v| entry::<RawXdp>(cx, v, &fallback))
                 } else {
                     cx.error(
                         &key_span,
-                        "`dataplane` must be a table; expected a [dataplane] section",
+                        format!("`{key}` must be a table; expected a [{key}] section"),
                     );
                     None
                 };
                 match parsed {
-                    Some(d) => out.dataplane = Some(d),
-                    None => out.broken_dataplane = true,
+                    Some(d) => out.xdp = Some(d),
+                    None => out.broken_xdp = true,
                 }
             }
             "history" => {
@@ -669,7 +683,7 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
             }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]], [dataplane], [history], [tree.NAME], [[sla]] or [[policy]]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [xdp], [history], [tree.NAME], [[sla]] or [[policy]]"),
             ),
         }
     }

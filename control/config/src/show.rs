@@ -29,7 +29,7 @@ pub(crate) fn config(c: &Config) -> String {
             p.queues
         );
     }
-    let d = &c.dataplane;
+    let d = &c.xdp;
     if !c.pairs.is_empty() {
         let cores = if d.cores().is_empty() {
             "unpinned".to_string()

@@ -3,6 +3,10 @@
 //! Each case is a small TOML file with `@` just before the key or value the
 //! diagnostic must point at; the marker is removed before parsing and its
 //! position is the expected line and column.
+//!
+//! One file (about 840 lines) on purpose: it is two tables of cases, one per
+//! diagnostic, that share the `@` marker helpers below; the length is the
+//! TOML of the cases, and a reader looks up an error's test by its message.
 
 use weir_config::{parse_str, Diagnostic};
 
@@ -662,63 +666,63 @@ fn warning_table() {
 }
 
 #[test]
-fn dataplane_and_pair_errors() {
+fn xdp_and_pair_errors() {
     let pair = "[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\n";
     let cases: &[(&str, String, &str)] = &[
         (
-            "unknown dataplane key",
-            format!("[dataplane]\n@batchh = 4\n{BASE}"),
+            "unknown xdp key",
+            format!("[xdp]\n@batchh = 4\n{BASE}"),
             "unknown field `batchh`",
         ),
         (
             "batch out of range",
-            format!("[dataplane]\nbatch = @0\n{BASE}"),
+            format!("[xdp]\nbatch = @0\n{BASE}"),
             "`batch` = 0 is out of range",
         ),
         (
             "frame size",
-            format!("[dataplane]\nframe_size = @3000\n{BASE}"),
+            format!("[xdp]\nframe_size = @3000\n{BASE}"),
             "expected 2048 or 4096",
         ),
         (
             "ring size not a power of two",
-            format!("[dataplane]\nring_size = @1000\n{BASE}"),
+            format!("[xdp]\nring_size = @1000\n{BASE}"),
             "not a power of two",
         ),
         (
             "xdp mode",
-            format!("[dataplane]\nxdp_mode = @\"turbo\"\n{BASE}"),
+            format!("[xdp]\nxdp_mode = @\"turbo\"\n{BASE}"),
             "unknown `xdp_mode` \"turbo\"",
         ),
         (
             "pass prefix",
-            format!("[dataplane]\npass = [@\"198.18.0.300/32\"]\n{BASE}"),
+            format!("[xdp]\npass = [@\"198.18.0.300/32\"]\n{BASE}"),
             "bad `pass`",
         ),
         (
             "core",
-            format!("[dataplane]\ncores = [0, @-1]\n{BASE}"),
+            format!("[xdp]\ncores = [0, @-1]\n{BASE}"),
             "bad core -1",
         ),
         (
             "rtprio range",
-            format!("[dataplane]\nworker_rtprio = @100\n{BASE}"),
+            format!("[xdp]\nworker_rtprio = @100\n{BASE}"),
             "`worker_rtprio` = 100 is out of range",
         ),
         (
             "rtprio with unpinned busy poll",
-            format!("[dataplane]\nbusy_poll = true\nworker_rtprio = @5\n{}{BASE}", pair),
+            format!("[xdp]\nbusy_poll = true\nworker_rtprio = @5\n{}{BASE}", pair),
             "1 worker(s) (the pairs' queues), 0 distinct core(s)",
         ),
         (
             "rtprio with busy poll, two workers on one core",
-            format!("[dataplane]\nbusy_poll = true\ncores = [1, 1]\nworker_rtprio = @5\n{}queues = 2\n{BASE}", pair),
+            format!("[xdp]\nbusy_poll = true\ncores = [1, 1]\nworker_rtprio = @5\n{}queues = 2\n{BASE}", pair),
             "2 worker(s) (the pairs' queues), 1 distinct core(s)",
         ),
         (
-            "dataplane not a table",
-            format!("@dataplane = 5\n{BASE}"),
-            "`dataplane` must be a table",
+            "xdp not a table",
+            format!("@xdp = 5\n{BASE}"),
+            "`xdp` must be a table",
         ),
         (
             "queues",
@@ -729,28 +733,28 @@ fn dataplane_and_pair_errors() {
         // (weir_xdp::datapath::RunSpec::validate) is refused here, at the key.
         (
             "batch more than half the ring",
-            format!("[dataplane]\nring_size = 128\nbatch = @65\n{BASE}"),
+            format!("[xdp]\nring_size = 128\nbatch = @65\n{BASE}"),
             "`batch` = 65 is more than half of `ring_size` = 128; expected `batch` at most 64",
         ),
         (
             "the default batch in too small a ring",
-            format!("[dataplane]\nring_size = @64\n{BASE}"),
+            format!("[xdp]\nring_size = @64\n{BASE}"),
             "`batch` = 64 is more than half of `ring_size` = 64; expected `batch` at most 32",
         ),
         (
             "frames fewer than four batches",
-            format!("[dataplane]\nbatch = 100\nframes = @399\n{BASE}"),
+            format!("[xdp]\nbatch = 100\nframes = @399\n{BASE}"),
             "`frames` = 399 is less than 4 × `batch` = 400; expected `frames` at least 400",
         ),
         (
             "frames fewer than four default batches",
-            format!("[dataplane]\nframes = @255\n{BASE}"),
+            format!("[xdp]\nframes = @255\n{BASE}"),
             "`frames` = 255 is less than 4 × `batch` = 256",
         ),
         (
             "more pass prefixes than the XDP program holds",
             format!(
-                "[dataplane]\npass = @[{}]\n{BASE}",
+                "[xdp]\npass = @[{}]\n{BASE}",
                 (0..257)
                     .map(|i| format!("\"198.18.{}.{}/32\"", i / 256, i % 256))
                     .collect::<Vec<_>>()
@@ -780,10 +784,10 @@ fn dataplane_and_pair_errors() {
 }
 
 #[test]
-fn dataplane_defaults_and_values() {
+fn xdp_defaults_and_values() {
     use weir_config::XdpAttach;
     let l = parse_str(BASE, "case.toml").unwrap();
-    let d = &l.config.dataplane;
+    let d = &l.config.xdp;
     assert_eq!(
         (d.batch(), d.frame_size(), d.frames(), d.ring_size()),
         (64, 4096, 16384, 4096)
@@ -791,10 +795,10 @@ fn dataplane_defaults_and_values() {
     assert!(d.cores().is_empty() && d.pass().is_empty() && !d.busy_poll());
     assert_eq!((d.worker_rtprio(), d.worker_nice()), (10, -10));
     let text = format!(
-        "[dataplane]\ncores = [1, 0]\nbatch = 32\nframe_size = 2048\nframes = 8192\nring_size = 4096\nhandover_ring = 1024\nbusy_poll = true\nxdp_mode = \"generic\"\npass = [\"198.18.255.1/32\", \"2001:db8::1\"]\n\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n{BASE}"
+        "[xdp]\ncores = [1, 0]\nbatch = 32\nframe_size = 2048\nframes = 8192\nring_size = 4096\nhandover_ring = 1024\nbusy_poll = true\nxdp_mode = \"generic\"\npass = [\"198.18.255.1/32\", \"2001:db8::1\"]\n\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n{BASE}"
     );
     let l = parse_str(&text, "case.toml").unwrap();
-    let d = &l.config.dataplane;
+    let d = &l.config.xdp;
     assert_eq!(d.cores(), [1, 0]);
     assert_eq!(
         (
@@ -814,7 +818,7 @@ fn dataplane_defaults_and_values() {
         "busy_poll = true\nworker_rtprio = 40\n",
     );
     let l2 = parse_str(&pinned, "case.toml").unwrap();
-    assert_eq!(l2.config.dataplane.worker_rtprio(), 40);
+    assert_eq!(l2.config.xdp.worker_rtprio(), 40);
     assert_eq!(d.xdp_mode(), XdpAttach::Generic);
     assert_eq!(d.pass().len(), 2);
     assert_eq!((d.pass()[0].len, d.pass()[1].len), (32, 128));
@@ -824,14 +828,14 @@ fn dataplane_defaults_and_values() {
     // frames at four batches, 256 pass prefixes per family (a prefix
     // written twice counts once).
     let edges = format!(
-        "[dataplane]\nring_size = 64\nbatch = 32\nframes = 128\npass = [{}, \"198.18.0.0/32\"]\n{BASE}",
+        "[xdp]\nring_size = 64\nbatch = 32\nframes = 128\npass = [{}, \"198.18.0.0/32\"]\n{BASE}",
         (0..256)
             .map(|i| format!("\"198.18.{}.{}/32\"", i / 256, i % 256))
             .collect::<Vec<_>>()
             .join(", ")
     );
     let l = parse_str(&edges, "case.toml").unwrap();
-    let d = &l.config.dataplane;
+    let d = &l.config.xdp;
     assert_eq!((d.ring_size(), d.batch(), d.frames()), (64, 32, 128));
     assert_eq!(d.pass().len(), 256);
     // A tree named like a direction that has a tree of its own is fine.

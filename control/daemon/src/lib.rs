@@ -101,7 +101,7 @@ pub fn run_spec(config: &Config, seed: u64) -> RunSpec {
             download: tree(p.download, 2 * n as u64 + 2),
         })
         .collect();
-    let d = &config.dataplane;
+    let d = &config.xdp;
     RunSpec {
         pairs,
         cores: d.cores().to_vec(),

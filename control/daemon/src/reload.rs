@@ -17,7 +17,7 @@
 //!   still exists (same class id, still a leaf) into its new self; only
 //!   the packets of removed classes are dropped (as `flushed`). Class
 //!   statistics of a rebuilt tree start from zero, as a new tc class's do.
-//! - ports (`[[pair]]`), `[dataplane]`, or the set of trees changed: that
+//! - ports (`[[pair]]`), `[xdp]`, or the set of trees changed: that
 //!   needs new sockets and workers, so the reload is refused as a whole,
 //!   saying why, and the running configuration keeps shaping; restart weir
 //!   to apply it.
@@ -181,8 +181,8 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     if old.pairs != new.pairs {
         blockers.push("the [[pair]] entries changed (ports, trees or queues)".to_string());
     }
-    if old.dataplane != new.dataplane {
-        blockers.push("[dataplane] changed".to_string());
+    if old.xdp != new.xdp {
+        blockers.push("[xdp] changed".to_string());
     }
     let mut steps = Vec::new();
     let mut rebuilds = Vec::new();
@@ -337,10 +337,7 @@ mod tests {
                 lab_text().replacen("inside = \"weir-in\"", "inside = \"eth9\"", 1),
                 "[[pair]]",
             ),
-            (
-                format!("[dataplane]\nbatch = 32\n{}", lab_text()),
-                "[dataplane]",
-            ),
+            (format!("[xdp]\nbatch = 32\n{}", lab_text()), "[xdp]"),
         ];
         for (text, needle) in cases {
             match plan(&old, &cfg(&text)) {

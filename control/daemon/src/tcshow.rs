@@ -37,41 +37,12 @@ use weir_api::Stats;
 use weir_dataplane::classify::{FilterSpec, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 
+/// iproute2's printers, shared with every tc-exact output.
+pub use weir_config::units::{sprint_rate, sprint_size, sprint_time};
 use weir_config::{Config, Tree};
 
 /// Kernel tokens are in psched ticks of 64 ns.
 const PSCHED_SHIFT: u32 = 6;
-
-/// iproute2's `sprint_rate`: bits/s in decimal units, dividing while the
-/// value is a round thousand or at least a million.
-pub fn sprint_rate(bits: u64) -> String {
-    const UNITS: [&str; 5] = ["bit", "Kbit", "Mbit", "Gbit", "Tbit"];
-    let mut rate = bits;
-    let mut i = 0;
-    while i < UNITS.len() - 1 {
-        if rate < 1000 || (!rate.is_multiple_of(1000) && rate < 1_000_000) {
-            break;
-        }
-        rate /= 1000;
-        i += 1;
-    }
-    format!("{rate}{}", UNITS[i])
-}
-
-/// iproute2's `sprint_size`: `Mb`/`Kb` only when the size is within a few
-/// bytes of a whole number of them.
-pub fn sprint_size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if bytes >= 1024 * 1024
-        && (1024.0 * 1024.0 * (b / (1024.0 * 1024.0)).round() - b).abs() < 1024.0
-    {
-        format!("{}Mb", (b / (1024.0 * 1024.0)).round())
-    } else if bytes >= 1024 && (1024.0 * (b / 1024.0).round() - b).abs() < 16.0 {
-        format!("{}Kb", (b / 1024.0).round())
-    } else {
-        format!("{bytes}b")
-    }
-}
 
 fn ticks(ns: i64) -> i64 {
     ns >> PSCHED_SHIFT
@@ -196,24 +167,12 @@ fn qdisc_options(q: &QdiscParams) -> String {
             p.limit,
             p.flows,
             p.quantum,
-            tc_time(p.target_ns),
-            tc_time(p.interval_ns),
+            sprint_time(p.target_ns),
+            sprint_time(p.interval_ns),
             sprint_size(p.memory_limit),
             if p.ecn { "ecn " } else { "" },
             p.drop_batch_size
         ),
-    }
-}
-
-/// iproute2's `sprint_time` for fq_codel's target/interval.
-fn tc_time(ns: u64) -> String {
-    let us = ns as f64 / 1000.0;
-    if us >= 1_000_000.0 {
-        format!("{:.1}s", us / 1_000_000.0).replace(".0s", "s")
-    } else if us >= 1000.0 {
-        format!("{:.1}ms", us / 1000.0).replace(".0ms", "ms")
-    } else {
-        format!("{us:.0}us")
     }
 }
 
@@ -561,42 +520,4 @@ pub fn filter_json(config: &Config, snap: &Stats) -> Value {
         }
     }
     Value::Array(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_print_as_tc_prints_them() {
-        // Values read off `tc class show` on this project's kernel.
-        for (bits, shown) in [
-            (100_000_000, "100Mbit"),
-            (1_600_000_000, "1600Mbit"),
-            (3_000_000_000, "3Gbit"),
-            (1_200_000_000, "1200Mbit"),
-            (29_998_123, "29998Kbit"),
-            (0, "0bit"),
-            (999, "999bit"),
-            (1_500, "1500bit"),
-        ] {
-            assert_eq!(sprint_rate(bits), shown, "{bits}");
-        }
-    }
-
-    #[test]
-    fn sizes_print_as_tc_prints_them() {
-        for (bytes, shown) in [
-            (1600, "1600b"),
-            (15000, "15000b"),
-            (15360, "15Kb"),
-            (1500, "1500b"),
-            (33_554_432, "32Mb"),
-        ] {
-            assert_eq!(sprint_size(bytes), shown, "{bytes}");
-        }
-        assert_eq!(tc_time(5_000_000), "5ms");
-        assert_eq!(tc_time(100_000_000), "100ms");
-        assert_eq!(tc_time(500_000), "500us");
-    }
 }

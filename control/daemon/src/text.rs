@@ -13,6 +13,7 @@ use weir_xdp::datapath::{
 use weir_api::{ShowWhat, Stats};
 
 use super::json::rate_est;
+use weir_config::units::fmt_rate_est as human_rate;
 use weir_config::Config;
 
 /// "worker 0 core 1: pair lab queue 0, trees up, down".
@@ -29,15 +30,6 @@ pub(super) fn placement(p: &WorkerPlacement) -> String {
         "worker {} {core}: pair {} queue {}, {trees}",
         p.index, p.pair, p.queue
     )
-}
-
-fn human_rate(bits: u64) -> String {
-    match bits {
-        b if b >= 1_000_000_000 && b % 1_000_000 == 0 => format!("{}Gbit", b as f64 / 1e9),
-        b if b >= 1_000_000 => format!("{}Mbit", (b as f64 / 1e6 * 1000.0).round() / 1000.0),
-        b if b >= 1_000 => format!("{}Kbit", (b as f64 / 1e3 * 1000.0).round() / 1000.0),
-        b => format!("{b}bit"),
-    }
 }
 
 /// One stats dump.

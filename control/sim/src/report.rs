@@ -187,11 +187,11 @@ pub struct EngineReport {
 }
 
 fn mbit(bps: u64) -> String {
-    format!("{:.3}", bps as f64 / 1e6)
+    weir_config::units::fmt_mbit(bps, 3)
 }
 
 fn ms(ns: u64) -> String {
-    format!("{:.3}", ns as f64 / 1e6)
+    weir_config::units::fmt_ms(ns, 3)
 }
 
 fn soj(s: &Option<Sojourn>) -> [String; 3] {

@@ -5,7 +5,7 @@
 //! tc on purpose: a bare number is rejected instead of meaning µs, because a
 //! traffic file's `duration = "10"` is far more likely to mean seconds.
 
-use weir_config::units::{Rate, UnitError};
+use weir_config::units::{self, Rate, UnitError};
 
 /// A traffic rate that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,61 +51,18 @@ pub enum DurationError {
 /// Parse a duration with an explicit unit ("10s", "20ms", "1.5s", "250us",
 /// "100ns", "2min") into nanoseconds.
 pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
-    let s = text.trim();
-    let (num, unit) = split_number(s);
-    if num.is_empty() {
-        return Err(DurationError::NotANumber(text.to_string()));
-    }
-    let unit = unit.trim().to_ascii_lowercase();
-    let mult: u64 = match unit.as_str() {
-        "ns" | "nsec" => 1,
-        "us" | "usec" | "µs" => 1_000,
-        "ms" | "msec" => 1_000_000,
-        "s" | "sec" | "secs" => 1_000_000_000,
-        "min" => 60_000_000_000,
-        "" => return Err(DurationError::NoUnit(text.to_string())),
-        _ => {
-            return Err(DurationError::UnknownUnit {
-                text: text.to_string(),
-                unit,
-            })
+    let text_owned = || text.to_string();
+    units::parse_duration(text, &units::TRAFFIC_DURATION).map_err(|e| match e {
+        units::DurationError::NoNumber => DurationError::NotANumber(text_owned()),
+        units::DurationError::NoUnit => DurationError::NoUnit(text_owned()),
+        units::DurationError::UnknownUnit(unit) => DurationError::UnknownUnit {
+            text: text_owned(),
+            unit,
+        },
+        units::DurationError::BadNumber | units::DurationError::TooLong => {
+            DurationError::OutOfRange(text_owned())
         }
-    };
-    scale_decimal(num, mult).ok_or_else(|| DurationError::OutOfRange(text.to_string()))
-}
-
-/// Split "1.5mbit" into ("1.5", "mbit").
-fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.'))
-        .map_or(s.len(), |(i, _)| i);
-    (&s[..end], &s[end..])
-}
-
-/// `num` (decimal digits with at most one '.') times `mult`, exactly, with
-/// the fraction rounded to nearest. None on bad syntax or overflow.
-fn scale_decimal(num: &str, mult: u64) -> Option<u64> {
-    let (int, frac) = match num.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (num, ""),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let int_v: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut v = int_v.checked_mul(u128::from(mult))?;
-    if !frac.is_empty() {
-        // Up to 18 fractional digits keep the arithmetic in u128.
-        let frac = &frac[..frac.len().min(18)];
-        let f: u128 = frac.parse().ok()?;
-        let den = 10u128.pow(frac.len() as u32);
-        v = v.checked_add((f * u128::from(mult) + den / 2) / den)?;
-    }
-    u64::try_from(v).ok()
+    })
 }
 
 /// tc-style rendering of a rate in bits/s ("300Mbit", "1500Mbit"), as the

@@ -2,7 +2,7 @@
 //! per (interface, queue), one pinned worker thread per (pair, queue)
 //! driving the shaping core, SPSC hand-over rings between the workers of a
 //! pair, and the [`DataPath`] handle the control thread uses. (The shaping
-//! core it drives is the `weir-dataplane` crate; the `[dataplane]` table of
+//! core it drives is the `weir-dataplane` crate; the `[xdp]` table of
 //! weir's configuration sizes this data path.)
 //!
 //! ```text

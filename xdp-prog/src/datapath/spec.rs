@@ -50,7 +50,7 @@ impl RunSpec {
     /// this refuses, at the offending key, so `weir check` and `weir run`
     /// agree; this stays as the data path's own defence for other callers,
     /// and must not hold a rule the configuration lacks (a property test
-    /// in control/daemon/tests/config_dataplane.rs checks the two against each
+    /// in control/daemon/tests/config_xdp_spec.rs checks the two against each
     /// other).
     pub fn validate(&self) -> Result<(), RunError> {
         validate(self)

@@ -11,9 +11,28 @@
 //! Printing follows tc's look (`300Mbit`, `1514b`, `32Mb`, `5ms`, `1:10`)
 //! but never rounds: tc prints `1234567000bit` as `1234Mbit`, weir prints
 //! `1234567Kbit`.
+//!
+//! Durations written with a required unit (rules, history, traffic files)
+//! are `duration`'s one parser; the printers of what weir shows (tc-exact
+//! `sprint_*`, measured rates, columns) are `print`'s one family.
+
+mod classid;
+mod duration;
+mod print;
+mod tos;
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use classid::ClassId;
+pub use duration::{
+    parse_duration, DurationError, DurationUnits, HISTORY_SPAN, RULE_DURATION, TRAFFIC_DURATION,
+};
+pub use print::{
+    fmt_duration, fmt_mbit, fmt_ms, fmt_rate_decimal, fmt_rate_est, sprint_rate, sprint_size,
+    sprint_time,
+};
+pub use tos::{Dscp, Tos};
 
 /// What kind of quantity a [`UnitError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,231 +472,6 @@ impl fmt::Display for Time {
     }
 }
 
-// ---------------------------------------------------------------------------
-
-/// A tc handle `major:minor`, both hexadecimal (`1:10` is minor 16).
-/// weir allows 32 bits for each (tc: 16), so large trees don't run out.
-/// Minor 0 (`1:`) is the qdisc itself, not a class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClassId {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl ClassId {
-    pub const fn new(major: u32, minor: u32) -> ClassId {
-        ClassId { major, minor }
-    }
-}
-
-fn parse_hex_part(input: &str, part: &str) -> Result<u32, UnitError> {
-    let digits = part
-        .strip_prefix("0x")
-        .or_else(|| part.strip_prefix("0X"))
-        .unwrap_or(part);
-    if digits.is_empty() {
-        // tc's strtoul reads "" as 0 ("1:" is minor 0); "0x" alone is not.
-        if part.is_empty() {
-            return Ok(0);
-        }
-        return Err(UnitError::BadClassId {
-            input: input.to_string(),
-            why: "has no digits after 0x",
-        });
-    }
-    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(UnitError::BadClassId {
-            input: input.to_string(),
-            why: "has a character that is not a hex digit",
-        });
-    }
-    u32::from_str_radix(digits, 16).map_err(|_| UnitError::BadClassId {
-        input: input.to_string(),
-        why: "has a part above ffffffff (32 bits)",
-    })
-}
-
-impl FromStr for ClassId {
-    type Err = UnitError;
-    fn from_str(s: &str) -> Result<ClassId, UnitError> {
-        let t = s.trim();
-        let Some((major, minor)) = t.split_once(':') else {
-            return Err(UnitError::BadClassId {
-                input: t.to_string(),
-                why: "has no ':'",
-            });
-        };
-        if major.is_empty() && minor.is_empty() {
-            return Err(UnitError::BadClassId {
-                input: t.to_string(),
-                why: "has no digits",
-            });
-        }
-        Ok(ClassId {
-            major: parse_hex_part(t, major)?,
-            minor: parse_hex_part(t, minor)?,
-        })
-    }
-}
-
-impl fmt::Display for ClassId {
-    /// As tc's `print_tc_classid`: `1:10`, `1:` for minor 0, `:10` for
-    /// major 0.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.minor == 0 {
-            write!(f, "{:x}:", self.major)
-        } else if self.major == 0 {
-            write!(f, ":{:x}", self.minor)
-        } else {
-            write!(f, "{:x}:{:x}", self.major, self.minor)
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-
-/// A DSCP code point, 0..=63 (the top six bits of the TOS / traffic class
-/// byte).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Dscp(u8);
-
-/// Names with a single meaning, used for printing (BE is CS0; printed BE).
-const DSCP_NAMES: &[(&str, u8)] = &[
-    ("BE", 0),
-    ("LE", 1),
-    ("CS1", 8),
-    ("AF11", 10),
-    ("AF12", 12),
-    ("AF13", 14),
-    ("CS2", 16),
-    ("AF21", 18),
-    ("AF22", 20),
-    ("AF23", 22),
-    ("CS3", 24),
-    ("AF31", 26),
-    ("AF32", 28),
-    ("AF33", 30),
-    ("CS4", 32),
-    ("AF41", 34),
-    ("AF42", 36),
-    ("AF43", 38),
-    ("CS5", 40),
-    ("VA", 44),
-    ("EF", 46),
-    ("CS6", 48),
-    ("CS7", 56),
-];
-
-impl Dscp {
-    /// None above 63.
-    pub const fn new(value: u8) -> Option<Dscp> {
-        if value <= 63 {
-            Some(Dscp(value))
-        } else {
-            None
-        }
-    }
-
-    pub const fn value(self) -> u8 {
-        self.0
-    }
-
-    /// The TOS-byte match for this code point: `(dscp << 2) / 0xfc`, the
-    /// ECN bits masked out (tc u32 `match ip tos 0xb8 0xfc` is EF).
-    pub const fn tos(self) -> Tos {
-        Tos {
-            value: self.0 << 2,
-            mask: 0xfc,
-        }
-    }
-
-    /// The code point's name, if it has one.
-    pub fn name(self) -> Option<&'static str> {
-        DSCP_NAMES
-            .iter()
-            .find(|(_, v)| *v == self.0)
-            .map(|(n, _)| *n)
-    }
-}
-
-impl FromStr for Dscp {
-    type Err = UnitError;
-    fn from_str(s: &str) -> Result<Dscp, UnitError> {
-        let t = s.trim();
-        let bad = || UnitError::BadDscp {
-            input: t.to_string(),
-        };
-        if let Some(v) = parse_int(t) {
-            return u8::try_from(v).ok().and_then(Dscp::new).ok_or_else(bad);
-        }
-        if t.eq_ignore_ascii_case("CS0") {
-            return Ok(Dscp(0));
-        }
-        DSCP_NAMES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(t))
-            .map(|(_, v)| Dscp(*v))
-            .ok_or_else(bad)
-    }
-}
-
-impl fmt::Display for Dscp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "{}", self.0),
-        }
-    }
-}
-
-/// A match on the TOS / traffic-class byte: `byte & mask == value & mask`,
-/// as tc u32 `match ip tos VALUE MASK`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Tos {
-    pub value: u8,
-    pub mask: u8,
-}
-
-impl FromStr for Tos {
-    type Err = UnitError;
-    /// `0xb8/0xfc`, or a single byte (mask 0xff); decimal or 0x hex.
-    fn from_str(s: &str) -> Result<Tos, UnitError> {
-        let t = s.trim();
-        let byte = |part: &str, what: &'static str| -> Result<u8, UnitError> {
-            let v = parse_int(part).ok_or(UnitError::BadTos {
-                input: t.to_string(),
-                why: what,
-            })?;
-            u8::try_from(v).map_err(|_| UnitError::BadTos {
-                input: t.to_string(),
-                why: "has a part above 0xff",
-            })
-        };
-        match t.split_once('/') {
-            Some((v, m)) => Ok(Tos {
-                value: byte(v, "has a value that is not a number")?,
-                mask: byte(m, "has a mask that is not a number")?,
-            }),
-            None => Ok(Tos {
-                value: byte(t, "is not a number")?,
-                mask: 0xff,
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Tos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{:02x}/0x{:02x}", self.value, self.mask)
-    }
-}
-
-impl From<Dscp> for Tos {
-    fn from(d: Dscp) -> Tos {
-        d.tos()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -825,79 +619,5 @@ mod tests {
         assert_eq!(Time::from_ns(5_000_000).to_string(), "5ms");
         assert_eq!(Time::from_ns(10_000_000_000).to_string(), "10s");
         assert_eq!(Time::from_ns(1500).to_string(), "1500ns");
-    }
-
-    #[test]
-    fn class_ids_are_hex() {
-        let c = |s: &str| s.parse::<ClassId>().unwrap();
-        assert_eq!(c("1:10"), ClassId::new(1, 0x10));
-        assert_eq!(c("1:a"), ClassId::new(1, 10));
-        assert_eq!(c("1:A"), ClassId::new(1, 10));
-        assert_eq!(c("1:"), ClassId::new(1, 0));
-        assert_eq!(c(":10"), ClassId::new(0, 0x10));
-        assert_eq!(c("ffffffff:ffffffff"), ClassId::new(u32::MAX, u32::MAX));
-        assert_eq!(c("0x1:0x10"), ClassId::new(1, 0x10));
-        assert_eq!(ClassId::new(1, 0x10).to_string(), "1:10");
-        assert_eq!(ClassId::new(1, 0).to_string(), "1:");
-        assert_eq!(ClassId::new(0, 0x10).to_string(), ":10");
-        for bad in ["10", ":", "1:g", "1:100000000", "x:1", "1:0x", "1:2:3"] {
-            assert!(bad.parse::<ClassId>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn dscp_names() {
-        let d = |s: &str| s.parse::<Dscp>().unwrap().value();
-        assert_eq!(d("EF"), 46);
-        assert_eq!(d("ef"), 46);
-        assert_eq!(d("AF11"), 10);
-        assert_eq!(d("AF41"), 34);
-        assert_eq!(d("AF42"), 36);
-        assert_eq!(d("AF31"), 26);
-        assert_eq!(d("AF43"), 38);
-        assert_eq!(d("CS0"), 0);
-        assert_eq!(d("CS1"), 8);
-        assert_eq!(d("CS7"), 56);
-        assert_eq!(d("BE"), 0);
-        assert_eq!(d("VA"), 44);
-        assert_eq!(d("LE"), 1);
-        assert_eq!(d("63"), 63);
-        assert!("64".parse::<Dscp>().is_err());
-        assert!("AF44".parse::<Dscp>().is_err());
-        assert_eq!(
-            Dscp::new(46).unwrap().tos(),
-            Tos {
-                value: 0xb8,
-                mask: 0xfc
-            }
-        );
-        for x in [
-            "AF11", "AF12", "AF13", "AF21", "AF22", "AF23", "AF31", "AF32", "AF33", "AF41",
-        ] {
-            let (c, p) = (x.as_bytes()[2] - b'0', x.as_bytes()[3] - b'0');
-            assert_eq!(d(x), 8 * c + 2 * p, "{x}");
-        }
-    }
-
-    #[test]
-    fn tos() {
-        let t = |s: &str| s.parse::<Tos>().unwrap();
-        assert_eq!(
-            t("0xb8/0xfc"),
-            Tos {
-                value: 0xb8,
-                mask: 0xfc
-            }
-        );
-        assert_eq!(
-            t("184"),
-            Tos {
-                value: 184,
-                mask: 0xff
-            }
-        );
-        assert_eq!(t("0xb8/0xfc").to_string(), "0xb8/0xfc");
-        assert!("0x100/0xfc".parse::<Tos>().is_err());
-        assert!("b8/fc".parse::<Tos>().is_err());
     }
 }

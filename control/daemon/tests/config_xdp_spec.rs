@@ -1,4 +1,4 @@
-//! `weir check` and `weir run` agree on `[dataplane]` (and on the pair and
+//! `weir check` and `weir run` agree on `[xdp]` (and on the pair and
 //! tree names the data path sees): every file the configuration accepts
 //! gives a run spec that the data path's own check,
 //! `weir_xdp::datapath::RunSpec::validate` (the first thing `DataPath::start`
@@ -42,7 +42,7 @@ impl Case {
         pass.extend(repeats);
         let cores: Vec<String> = self.cores.iter().map(i64::to_string).collect();
         format!(
-            "[dataplane]\nbatch = {}\nring_size = {}\nframes = {}\nframe_size = {}\nhandover_ring = {}\nbusy_poll = {}\ncores = [{}]\npass = [{}]\n\n\
+            "[xdp]\nbatch = {}\nring_size = {}\nframes = {}\nframe_size = {}\nhandover_ring = {}\nbusy_poll = {}\ncores = [{}]\npass = [{}]\n\n\
              [[pair]]\nname = \"p\"\ninside = {:?}\noutside = \"b0\"\nupload = {:?}\nqueues = {}\n\n\
              [tree.{:?}]\ndefault = \"1:1\"\n[[tree.{:?}.class]]\nid = \"1:1\"\nrate = \"10mbit\"\n",
             self.batch,
@@ -332,7 +332,7 @@ fn strategies_reach_both_verdicts() {
 #[test]
 fn the_configs_pass_limit_is_the_xdp_programs() {
     assert_eq!(
-        weir_config::dataplane::PASS_PREFIX_MAX,
+        weir_config::xdp::PASS_PREFIX_MAX,
         weir_xdp::prog::PASS_PREFIX_MAX
     );
 }

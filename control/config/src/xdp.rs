@@ -1,5 +1,7 @@
-//! `[dataplane]`: how `weir run` drives the ports (cores, batch, UMEM and
-//! ring sizes, XDP mode, traffic passed to the kernel). Every key has a
+//! `[xdp]`: how `weir run`'s AF_XDP workers drive the ports (cores, batch,
+//! UMEM and ring sizes, busy poll, XDP attach mode, traffic passed to the
+//! kernel). `[dataplane]`, its old name, is read the same way (one or the
+//! other, not both). Every key has a
 //! default that works on a veth lab and on a real NIC; nothing here changes
 //! what is shaped, only how frames get in and out.
 
@@ -11,7 +13,7 @@ pub const PASS_PREFIX_MAX: usize = 256;
 
 use super::diag::Ctx;
 use super::filter;
-use super::raw::{sp, RawDataplane, S};
+use super::raw::{sp, RawXdp, S};
 
 /// Frames in one worker's part of the UMEM (64 MiB at 4 KiB frames).
 /// A quarter of them (up to a ring's worth) wait in each fill ring, so a
@@ -59,16 +61,16 @@ impl XdpAttach {
     }
 }
 
-/// The checked `[dataplane]` section, defaults filled in.
+/// The checked `[xdp]` section, defaults filled in.
 ///
 /// Every rule `weir run`'s data path has for these values is checked here,
 /// once, when the file is loaded (`weir check` and `weir run` load it the
-/// same way), so a `DataplaneCfg` is always one the data path accepts
+/// same way), so an `XdpCfg` is always one the data path accepts
 /// (`weir_xdp::datapath::RunSpec::validate`, which stays as a defensive check
 /// and holds no rule of its own). The fields are private for that reason:
 /// the only way to get one is [`build`] from a file, or the defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DataplaneCfg {
+pub struct XdpCfg {
     cores: Vec<usize>,
     batch: u32,
     frame_size: u32,
@@ -82,7 +84,7 @@ pub struct DataplaneCfg {
     pass: Vec<IpPrefix>,
 }
 
-impl DataplaneCfg {
+impl XdpCfg {
     /// Worker i runs on `cores[i % len]`; empty: workers are not pinned.
     pub fn cores(&self) -> &[usize] {
         &self.cores
@@ -131,9 +133,9 @@ impl DataplaneCfg {
     }
 }
 
-impl Default for DataplaneCfg {
-    fn default() -> DataplaneCfg {
-        DataplaneCfg {
+impl Default for XdpCfg {
+    fn default() -> XdpCfg {
+        XdpCfg {
             cores: Vec::new(),
             batch: DEFAULT_BATCH,
             frame_size: DEFAULT_FRAME_SIZE,
@@ -195,7 +197,7 @@ fn power_of_two(
 /// two on one core starve each other (and unpinned, one can take any
 /// core): with both, every worker needs a core of its own. `workers` is
 /// the pairs' queues together (one worker per queue).
-pub(crate) fn check_workers(cx: &mut Ctx, raw: &RawDataplane, cfg: &DataplaneCfg, workers: u32) {
+pub(crate) fn check_workers(cx: &mut Ctx, raw: &RawXdp, cfg: &XdpCfg, workers: u32) {
     if !cfg.busy_poll || cfg.worker_rtprio == 0 || workers == 0 {
         return;
     }
@@ -218,8 +220,8 @@ pub(crate) fn check_workers(cx: &mut Ctx, raw: &RawDataplane, cfg: &DataplaneCfg
     );
 }
 
-pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
-    let mut cfg = DataplaneCfg::default();
+pub(crate) fn build(cx: &mut Ctx, raw: &RawXdp) -> XdpCfg {
+    let mut cfg = XdpCfg::default();
     if let Some(cores) = &raw.cores {
         for c in cores.get_ref() {
             match usize::try_from(*c.get_ref()) {
@@ -333,8 +335,8 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawDataplane) -> DataplaneCfg {
 /// The rules between the ring and UMEM sizes, each checked on the values
 /// as written and reported at the key that was given (the one a default
 /// did not set). After an error the values are made to fit, so even the
-/// `DataplaneCfg` of a refused file is one the data path would accept.
-fn check_sizes(cx: &mut Ctx, raw: &RawDataplane, cfg: &mut DataplaneCfg) {
+/// `XdpCfg` of a refused file is one the data path would accept.
+fn check_sizes(cx: &mut Ctx, raw: &RawXdp, cfg: &mut XdpCfg) {
     // A batch is read from an rx ring, or put on a tx ring, in one go;
     // the kernel works in the ring's other half meanwhile.
     let half = cfg.ring_size / 2;
