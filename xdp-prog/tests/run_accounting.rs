@@ -3,13 +3,13 @@
 //! reason) plus queued, and every UMEM frame is in exactly one place (root;
 //! real veth in throwaway namespaces).
 
-mod netns;
 mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use run_support::{iperf3_client, iperf3_server, json_number, pfifo_root, serial, udp_flood, Topo};
+use weir_testkit::netns;
 use weir_xdp::run::{PairSpec, RunSpec, TreeSpec};
 
 #[test]

@@ -1,13 +1,13 @@
 //! weir forwards everything both ways, unshaped and shaped, and every frame
 //! is accounted for (root; real veth in throwaway namespaces).
 
-mod netns;
 mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use run_support::{pfifo_root, ping, serial, Topo};
+use weir_testkit::netns;
 use weir_xdp::run::{PairSpec, RunError, RunSpec, TreeSpec};
 
 #[test]

@@ -3,13 +3,13 @@
 //! handed over, and every frame is still accounted for (root; real
 //! 2-queue veth in throwaway namespaces).
 
-mod netns;
 mod run_support;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use run_support::{pfifo_root, serial, udp_flood, Topo};
+use weir_testkit::netns;
 use weir_xdp::run::{PairSpec, RunSpec, TreeSpec};
 
 #[test]

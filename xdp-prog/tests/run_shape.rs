@@ -3,7 +3,6 @@
 //! halving the rate takes effect without dropping what is queued (root;
 //! real veth in throwaway namespaces).
 
-mod netns;
 mod run_support;
 
 use std::net::SocketAddrV4;
@@ -12,6 +11,7 @@ use std::time::Duration;
 use run_support::{pfifo_root, serial, udp_flood, Topo};
 use weir_dataplane::htb::ClassChange;
 use weir_dataplane::packet::DropReason;
+use weir_testkit::netns;
 use weir_xdp::run::{Dataplane, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 /// Bytes/s sent by class 0 of `tree` between two snapshots.
