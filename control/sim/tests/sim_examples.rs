@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use weir_sim::cli_simulate;
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    weir_testkit::fixture::repo_root().join(path)
 }
 
 /// (config, traffic example, a class label the table must show)
