@@ -22,3 +22,24 @@ pub mod fixture;
 pub mod frame;
 pub mod host;
 pub mod netns;
+
+/// True when this process runs as (effective) root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// True when a test that needs root (for `why`, e.g. "it mounts a
+/// tmpfs") can run. When it cannot, it says so on stderr, so a skipped
+/// test is visible in the output; with `WEIR_REQUIRE_ROOT_TESTS=1` in the
+/// environment (scripts/test.sh, CI) not being root is a failure instead.
+pub fn root_or_skip(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("WEIR_REQUIRE_ROOT_TESTS").is_some_and(|v| v == "1") {
+        panic!("this test needs root ({why}) and WEIR_REQUIRE_ROOT_TESTS=1");
+    }
+    eprintln!("SKIPPED: this test needs root ({why})");
+    false
+}

@@ -44,25 +44,10 @@ fn next_id() -> u32 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// True when this process runs as (effective) root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// True when the tests that need namespaces can run (root). When they
-/// cannot, say so on stderr so a skipped test is visible in the output.
-/// With `WEIR_REQUIRE_ROOT_TESTS=1` in the environment (CI), not being root
-/// is a failure instead of a skip.
+/// True when the tests that need namespaces can run (root); see
+/// [`crate::root_or_skip`].
 pub fn require_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("WEIR_REQUIRE_ROOT_TESTS").is_some_and(|v| v == "1") {
-        panic!("this test needs root (network namespaces, XDP) and WEIR_REQUIRE_ROOT_TESTS=1");
-    }
-    eprintln!("SKIPPED: this test needs root (network namespaces, veth, XDP)");
-    false
+    crate::root_or_skip("network namespaces, veth, XDP")
 }
 
 pub use crate::cmd::{output, run_cmd};
