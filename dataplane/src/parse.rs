@@ -647,19 +647,14 @@ fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_testkit::frame;
 
     fn udp4(tos: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8];
-        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        f[14] = 0x45;
-        f[15] = tos;
-        f[16..18].copy_from_slice(&28u16.to_be_bytes());
-        f[23] = proto::UDP;
-        f[26..30].copy_from_slice(&[198, 18, 0, 1]);
-        f[30..34].copy_from_slice(&[198, 19, 0, 2]);
-        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
-        f[36..38].copy_from_slice(&80u16.to_be_bytes());
-        f
+        let ip = frame::Ipv4 {
+            tos,
+            ..frame::Ipv4::default()
+        };
+        frame::ipv4_frame(&ip, &frame::udp(1234, 80, &[]))
     }
 
     #[test]

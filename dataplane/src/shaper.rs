@@ -332,6 +332,7 @@ mod tests {
     use super::*;
     use crate::htb::ClassSpec;
     use crate::qdisc::{FifoLimit, QdiscParams};
+    use weir_testkit::frame;
 
     fn spec(malformed: MalformedPolicy) -> ShaperSpec {
         let leaf = |parent| ClassSpec {
@@ -360,9 +361,8 @@ mod tests {
     }
 
     fn eth_arp() -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        f[12] = 0x08;
-        f[13] = 0x06;
+        let mut f = frame::eth(frame::MAC_B, frame::MAC_A, frame::ETHERTYPE_ARP);
+        f.resize(60, 0);
         f
     }
 
@@ -465,19 +465,11 @@ mod tests {
 
     /// A UDP/IPv4 frame from source port `sport` (so batches mix flows).
     fn eth_udp(sport: u16) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8 + 18];
-        f[12] = 0x08;
-        f[14] = 0x45;
-        let ip_len = (f.len() - 14) as u16;
-        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        f[22] = 64;
-        f[23] = 17;
-        f[26..30].copy_from_slice(&[198, 18, 0, 1]);
-        f[30..34].copy_from_slice(&[198, 18, 0, 2]);
-        f[34..36].copy_from_slice(&sport.to_be_bytes());
-        f[36..38].copy_from_slice(&9u16.to_be_bytes());
-        f[38..40].copy_from_slice(&26u16.to_be_bytes());
-        f
+        let ip = frame::Ipv4 {
+            dst: [198, 18, 0, 2],
+            ..frame::Ipv4::default()
+        };
+        frame::ipv4_frame(&ip, &frame::udp(sport, 9, &[0; 18]))
     }
 
     #[test]

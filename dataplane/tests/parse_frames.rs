@@ -7,14 +7,10 @@ use weir_dataplane::parse::{
     mark_ce, parse_frame, Fragment, HeaderKind, IpVersion, ParseError, L4,
     MAX_IPV6_EXTENSION_HEADERS,
 };
-
-const SRC4: [u8; 4] = [198, 18, 0, 1];
-const DST4: [u8; 4] = [198, 19, 0, 2];
+use weir_testkit::frame::{self, checksum, tcp, udp, Ipv4, Ipv6, MAC_A, MAC_B};
 
 fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
+    frame::eth(MAC_B, MAC_A, ethertype)
 }
 
 fn vlan_tag(f: &mut Vec<u8>, tpid_of_tag: u16, vid: u16, next: u16) {
@@ -27,74 +23,25 @@ fn vlan_tag(f: &mut Vec<u8>, tpid_of_tag: u16, vid: u16, next: u16) {
 
 /// IPv4 header with `options` bytes, `payload` after it, checksum filled in.
 fn ipv4(tos: u8, proto: u8, frag: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
-    let ihl = 5 + options.len() / 4;
-    let total = ihl * 4 + payload.len();
-    let mut h = vec![
-        0x40 | ihl as u8,
+    let ip = Ipv4 {
         tos,
-        (total >> 8) as u8,
-        total as u8,
-        0x12,
-        0x34,
-        (frag >> 8) as u8,
-        frag as u8,
-        64,
-        proto,
-        0,
-        0,
-    ];
-    h.extend_from_slice(&SRC4);
-    h.extend_from_slice(&DST4);
-    h.extend_from_slice(options);
-    let sum = checksum(&h);
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
-}
-
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+        id: 0x1234,
+        frag,
+        protocol: proto,
+        options: options.to_vec(),
+        ..Ipv4::default()
+    };
+    ip.packet(payload)
 }
 
 fn ipv6(tc: u8, next: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![
-        0x60 | (tc >> 4),
-        (tc << 4) | 0x0a, // flow label bits must not leak into the class
-        0xbc,
-        0xde,
-    ];
-    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    h.push(next);
-    h.push(64);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    h.extend_from_slice(payload);
-    h
-}
-
-fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(data);
-    u
-}
-
-fn tcp(sport: u16, dport: u16, data_offset: u8) -> Vec<u8> {
-    let mut t = vec![0u8; usize::from(data_offset.max(5)) * 4];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[12] = data_offset << 4;
-    t
+    let ip = Ipv6 {
+        traffic_class: tc,
+        flow_label: 0xabcde, // must not leak into the class
+        next_header: next,
+        ..Ipv6::default()
+    };
+    ip.packet(payload)
 }
 
 fn frame(ethertype: u16, l3: &[u8]) -> Vec<u8> {

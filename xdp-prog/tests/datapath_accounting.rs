@@ -4,7 +4,6 @@
 //! real veth in throwaway namespaces).
 
 mod datapath_support;
-mod netns;
 
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use datapath_support::{
     iperf3_client, iperf3_server, json_number, pfifo_root, serial, udp_flood, Topo,
 };
+use weir_testkit::netns;
 use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 #[test]

@@ -2,12 +2,12 @@
 //! is accounted for (root; real veth in throwaway namespaces).
 
 mod datapath_support;
-mod netns;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use datapath_support::{pfifo_root, ping, serial, Topo};
+use weir_testkit::netns;
 use weir_xdp::datapath::{PairSpec, RunError, RunSpec, TreeSpec};
 
 #[test]

@@ -4,12 +4,12 @@
 //! 2-queue veth in throwaway namespaces).
 
 mod datapath_support;
-mod netns;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use datapath_support::{pfifo_root, serial, udp_flood, Topo};
+use weir_testkit::netns;
 use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 #[test]

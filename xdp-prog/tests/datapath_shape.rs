@@ -4,7 +4,6 @@
 //! real veth in throwaway namespaces).
 
 mod datapath_support;
-mod netns;
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use std::time::Duration;
 use datapath_support::{pfifo_root, serial, udp_flood, Topo};
 use weir_dataplane::htb::ClassChange;
 use weir_dataplane::packet::DropReason;
+use weir_testkit::netns;
 use weir_xdp::datapath::{DataPath, PairSpec, RunSpec, Snapshot, TreeSpec};
 
 /// Bytes/s sent by class 0 of `tree` between two snapshots.

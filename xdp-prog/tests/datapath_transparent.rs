@@ -4,20 +4,20 @@
 //! veth in throwaway namespaces).
 
 mod datapath_support;
-mod netns;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use datapath_support::{pfifo_root, serial, Topo};
+use weir_testkit::frame::eth;
+use weir_testkit::netns;
 use weir_xdp::datapath::{PairSpec, RunSpec, TreeSpec};
 
 const MARK: &[u8] = b"weir-raw-";
 
-fn frame(ethertype: &[u8], body: &[u8], n: u8) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
-    f.extend_from_slice(ethertype);
+fn frame(ethertype: u16, body: &[u8], n: u8) -> Vec<u8> {
+    let broadcast = [0xff; 6];
+    let mut f = eth(broadcast, [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01], ethertype);
     f.extend_from_slice(body);
     f.extend_from_slice(MARK);
     f.push(b'0' + n);
@@ -125,17 +125,13 @@ fn non_ip_vlan_and_truncated_frames_are_forwarded() {
         .expect("start weir");
     let frames = vec![
         // Local experimental ethertype: not IP at all.
-        frame(&[0x88, 0xb5], b"", 0),
+        frame(0x88b5, b"", 0),
         // 802.1Q VLAN 10 around a (junk) IPv4 payload.
-        frame(&[0x81, 0x00], &[0x00, 0x0a, 0x08, 0x00, 0x45, 0x00], 1),
+        frame(0x8100, &[0x00, 0x0a, 0x08, 0x00, 0x45, 0x00], 1),
         // IPv4 ethertype, header truncated / garbage.
-        frame(&[0x08, 0x00], &[0x4f, 0xff, 0x00], 2),
+        frame(0x0800, &[0x4f, 0xff, 0x00], 2),
         // QinQ: two tags.
-        frame(
-            &[0x88, 0xa8],
-            &[0x00, 0x05, 0x81, 0x00, 0x00, 0x0a, 0x88, 0xb5],
-            3,
-        ),
+        frame(0x88a8, &[0x00, 0x05, 0x81, 0x00, 0x00, 0x0a, 0x88, 0xb5], 3),
     ];
     let seen = capture_while(&topo.b, &topo.if_b, Duration::from_secs(2), || {
         netns::send_raw_frames(&topo.a, &topo.if_a, &frames).expect("send raw frames");

@@ -6,14 +6,13 @@
 //! Traffic stays between namespaces these tests create, on 198.18.0.0/15.
 //! Every traffic loop is bounded in packets and in time.
 
-mod netns;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use netns::VethPair;
+use weir_testkit::frame;
+use weir_testkit::netns::{self, VethPair};
 use weir_xdp::prog::{rx_queue_count, PassPrefix, XdpError, XdpMode, XdpProgram};
 
 /// Sends `count` UDP datagrams from `from` to `to` in `to_ns` and returns
@@ -199,57 +198,36 @@ fn pass_prefix_counts_passed_by_rule() {
 }
 
 /// An Ethernet frame to `dst_mac` with the given VLAN tags (TPID, VID),
-/// then `ethertype` and `payload`.
+/// then `ethertype` and `payload`, from a locally administered source.
 fn eth_frame(dst_mac: [u8; 6], tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = dst_mac.to_vec();
-    f.extend_from_slice(&[0x02, 0, 0x5e, 0x12, 0x34, 0x56]); // locally administered source
-    for &(tpid, vid) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&vid.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+    let src = [0x02, 0, 0x5e, 0x12, 0x34, 0x56];
+    [
+        frame::eth_tagged(dst_mac, src, tags, ethertype),
+        payload.to_vec(),
+    ]
+    .concat()
 }
 
 /// IPv4 + UDP to `dst:PROBE_PORT` with a valid header checksum.
 fn ipv4_udp(dst: Ipv4Addr) -> Vec<u8> {
-    let payload = b"weir-probe raw";
-    let total = (20 + 8 + payload.len()) as u16;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    ip.extend_from_slice(&[198, 18, 0, 2]);
-    ip.extend_from_slice(&dst.octets());
-    let sum = ip.chunks(2).fold(0u32, |acc, w| {
-        acc + u32::from(u16::from_be_bytes([w[0], w[1]]))
-    });
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let csum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    ip.extend_from_slice(&40000u16.to_be_bytes());
-    ip.extend_from_slice(&netns::PROBE_PORT.to_be_bytes());
-    ip.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[0, 0]); // UDP checksum: none
-    ip.extend_from_slice(payload);
-    ip
+    let ip = frame::Ipv4 {
+        frag: 0x4000, // DF
+        src: [198, 18, 0, 2],
+        dst: dst.octets(),
+        ..frame::Ipv4::default()
+    };
+    ip.packet(&frame::udp(40000, netns::PROBE_PORT, b"weir-probe raw"))
 }
 
 /// IPv6 + UDP to `dst` (the kernel drops it after the program: only the
 /// program's decision is tested).
 fn ipv6_udp(dst: Ipv6Addr) -> Vec<u8> {
-    let payload = b"weir-probe raw";
-    let mut ip = vec![0x60, 0, 0, 0];
-    ip.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[17, 64]);
-    ip.extend_from_slice(&Ipv4Addr::new(198, 18, 0, 2).to_ipv6_mapped().octets());
-    ip.extend_from_slice(&dst.octets());
-    ip.extend_from_slice(&40000u16.to_be_bytes());
-    ip.extend_from_slice(&netns::PROBE_PORT.to_be_bytes());
-    ip.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[0, 0]);
-    ip.extend_from_slice(payload);
-    ip
+    let ip = frame::Ipv6 {
+        src: Ipv4Addr::new(198, 18, 0, 2).to_ipv6_mapped().octets(),
+        dst: dst.octets(),
+        ..frame::Ipv6::default()
+    };
+    ip.packet(&frame::udp(40000, netns::PROBE_PORT, b"weir-probe raw"))
 }
 
 fn parse_mac(s: &str) -> [u8; 6] {

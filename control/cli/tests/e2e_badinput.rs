@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use lab::{num, Host, Lab};
 use serde_json::Value;
+use weir_testkit::frame;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -81,53 +82,41 @@ fn ip4(s: &str) -> [u8; 4] {
 
 /// Destination B, source A, then `ethertype`.
 fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = mac(lab::MAC_B).to_vec();
-    f.extend_from_slice(&mac(lab::MAC_A));
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
+    frame::eth(mac(lab::MAC_B), mac(lab::MAC_A), ethertype)
 }
 
 /// A 20-byte IPv4 header A → B with the given first byte (version, IHL),
 /// total length and protocol, and a correct checksum over these 20 bytes,
 /// so each kind has exactly the one defect it is named after.
 fn ipv4(ver_ihl: u8, total_length: u16, protocol: u8) -> Vec<u8> {
-    let mut h = vec![ver_ihl, 0];
-    h.extend_from_slice(&total_length.to_be_bytes());
-    h.extend_from_slice(&[0x12, 0x34, 0, 0, 64, protocol, 0, 0]);
-    h.extend_from_slice(&ip4(lab::ADDR_A));
-    h.extend_from_slice(&ip4(lab::ADDR_B));
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let ip = frame::Ipv4 {
+        id: 0x1234,
+        protocol,
+        src: ip4(lab::ADDR_A),
+        dst: ip4(lab::ADDR_B),
+        ..frame::Ipv4::default()
+    };
+    let mut h = ip.header(total_length);
+    h[0] = ver_ihl;
+    h[10..12].fill(0);
+    let sum = frame::checksum(&h);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
     h
 }
 
 /// A 40-byte IPv6 header 2001:db8::1 → 2001:db8::2 (documentation
 /// addresses; IPv6 is off in the lab, nothing routes them).
 fn ipv6(payload_length: u16, next: u8) -> Vec<u8> {
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&payload_length.to_be_bytes());
-    h.extend_from_slice(&[next, 64]);
-    for last in [1u8, 2] {
-        let mut a = [0u8; 16];
-        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        a[15] = last;
-        h.extend_from_slice(&a);
-    }
-    h
+    let ip = frame::Ipv6 {
+        next_header: next,
+        ..frame::Ipv6::default()
+    };
+    ip.header(payload_length)
 }
 
 /// 8 bytes of UDP header, length `len`, to the discard port.
 fn udp(len: u16) -> Vec<u8> {
-    let mut u = vec![0x04, 0x00, 0x00, 0x09];
-    u.extend_from_slice(&len.to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u
+    frame::udp_header(1024, 9, len)
 }
 
 /// Fixed pseudo-random bytes (xorshift), the same in every run.

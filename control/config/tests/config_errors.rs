@@ -9,6 +9,7 @@
 //! TOML of the cases, and a reader looks up an error's test by its message.
 
 use weir_config::{parse_str, Diagnostic};
+use weir_testkit::fixture::marked;
 
 /// A minimal valid tree, for cases that only add to it.
 const BASE: &str = r#"
@@ -24,17 +25,6 @@ id = "1:10"
 parent = "1:1"
 rate = "50mbit"
 "#;
-
-/// Strip the `@` marker; return the text and the marker's (line, col).
-fn marked(src: &str) -> (String, u32, u32) {
-    let at = src.find('@').expect("case has an @ marker");
-    let before = &src[..at];
-    let line = before.matches('\n').count() as u32 + 1;
-    let col = before.rsplit('\n').next().unwrap().chars().count() as u32 + 1;
-    let mut text = src.to_string();
-    text.remove(at);
-    (text, line, col)
-}
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match parse_str(text, "case.toml") {

@@ -1,13 +1,14 @@
 //! Every example in `config/` passes `weir check` and compiles to a spec the
 //! dataplane accepts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use weir_config::{self as config, cli_check};
 use weir_dataplane::shaper::Shaper;
+use weir_testkit::fixture::repo_root;
 
 fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let dir = repo_root().join("config");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("config/ exists")
         .map(|e| e.expect("readable").path())

@@ -6,40 +6,20 @@ use weir_config::rules::{
     Action, Metric, Op, Phase, Piece, Placeholder, Severity, Target, Unit, Weekday,
 };
 use weir_config::{parse_str, Diagnostic, Rate};
+use weir_testkit::fixture::{config_path, marked};
 
 /// A pair whose `out0` egress is tree `up` (with a link); `down` has none.
-const BASE: &str = r#"
+const BASE: &str = concat!(
+    r#"
 [[pair]]
 name = "p"
 inside = "in0"
 outside = "out0"
 upload = "up"
 download = "down"
-
-[tree.up]
-link = "100mbit"
-default = "1:30"
-r2q = 100
-
-[[tree.up.class]]
-id = "1:1"
-name = "root"
-rate = "100mbit"
-
-[[tree.up.class]]
-id = "1:20"
-name = "web"
-parent = "1:1"
-rate = "30mbit"
-ceil = "80mbit"
-
-[[tree.up.class]]
-id = "1:30"
-name = "bulk"
-parent = "1:1"
-rate = "20mbit"
-ceil = "100mbit"
-
+"#,
+    weir_testkit::tree_up_web_bulk!(),
+    r#"
 [tree.down]
 default = "1:10"
 r2q = 100
@@ -47,17 +27,8 @@ r2q = 100
 [[tree.down.class]]
 id = "1:10"
 rate = "50mbit"
-"#;
-
-fn marked(src: &str) -> (String, u32, u32) {
-    let at = src.find('@').expect("case has an @ marker");
-    let before = &src[..at];
-    let line = before.matches('\n').count() as u32 + 1;
-    let col = before.rsplit('\n').next().unwrap().chars().count() as u32 + 1;
-    let mut text = src.to_string();
-    text.remove(at);
-    (text, line, col)
-}
+"#
+);
 
 fn find(diags: &[Diagnostic], line: u32, col: u32, needle: &str) -> bool {
     diags
@@ -228,8 +199,7 @@ fn warning_table() {
 
 #[test]
 fn the_example_turns_into_typed_rules() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/policies.toml");
-    let l = weir_config::load(std::path::Path::new(path)).unwrap();
+    let l = weir_config::load(&config_path("policies.toml")).unwrap();
     assert!(l.warnings.is_empty(), "{}", show(&l.warnings));
     let c = &l.config;
     assert_eq!(c.sla.len(), 4);

@@ -2,17 +2,15 @@
 //! through the real parser and classifier built from the example configs:
 //! each lands in the class the seed means it to.
 
-use std::path::Path;
-
 use etherparse::{
     IpHeaders, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Extensions, Ipv4Header, PacketBuilder,
 };
 use weir_config::{self as config, Tree};
 use weir_dataplane::classify::Classifier;
 use weir_dataplane::parse::parse_frame;
+use weir_testkit::fixture::config_path;
+use weir_testkit::frame::{self, MAC_A, MAC_B};
 
-const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
-const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 // RFC 2544 benchmarking addresses, as every weir test uses.
 const SRC: [u8; 4] = [198, 18, 0, 1];
 const DST: [u8; 4] = [198, 19, 0, 1];
@@ -61,10 +59,7 @@ fn v6_tcp(sport: u16, dport: u16, traffic_class: u8) -> Vec<u8> {
 }
 
 fn arp() -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&[0x08, 0x06]);
+    let mut f = frame::eth([0xff; 6], MAC_A, frame::ETHERTYPE_ARP);
     f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
     f.extend_from_slice(&MAC_A);
     f.extend_from_slice(&SRC);
@@ -74,10 +69,7 @@ fn arp() -> Vec<u8> {
 }
 
 fn load(name: &str) -> Tree {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../config")
-        .join(name);
-    let loaded = config::load(&path).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+    let loaded = config::load(&config_path(name)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
     loaded.config.trees.into_iter().next().unwrap()
 }
 
@@ -214,8 +206,7 @@ fn seed_2_1_dscp_classification() {
 
 #[test]
 fn lab_dscp_classification_both_directions() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lab.toml");
-    let loaded = config::load(&path).unwrap();
+    let loaded = config::load(&config_path("lab.toml")).unwrap();
     assert_eq!(loaded.config.trees.len(), 2);
     for t in &loaded.config.trees {
         let dscp = |d: u8| v4(L4::Udp(5004, 5004), d << 2);

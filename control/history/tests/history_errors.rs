@@ -136,21 +136,6 @@ fn a_full_database_is_reported_and_retention_makes_room() {
     assert!(n > 0);
 }
 
-/// True when tests that need root can run; with WEIR_REQUIRE_ROOT_TESTS=1
-/// (scripts/test.sh, CI) not being root is a failure, otherwise a skip
-/// that says so.
-fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var_os("WEIR_REQUIRE_ROOT_TESTS").is_some_and(|v| v == "1") {
-        panic!("this test needs root (it mounts a tmpfs) and WEIR_REQUIRE_ROOT_TESTS=1");
-    }
-    eprintln!("SKIPPED: this test needs root (it mounts a small tmpfs)");
-    false
-}
-
 /// A tmpfs of `size` mounted on a scratch directory, unmounted on drop.
 struct Tmpfs {
     dir: PathBuf,
@@ -199,7 +184,7 @@ fn fill(p: &Path) {
 
 #[test]
 fn a_full_disk_is_reported_not_fatal_and_the_writer_recovers() {
-    if !require_root() {
+    if !weir_testkit::root_or_skip("it mounts a small tmpfs") {
         return;
     }
     let fs = Tmpfs::mount("2m");

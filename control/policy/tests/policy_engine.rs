@@ -6,40 +6,20 @@ use weir_config::{parse_str, Config};
 use weir_policy::{
     ClassMetrics, Decision, Engine, InterfaceMetrics, LocalTime, Metrics, Shaping, TreeMetrics,
 };
+use weir_testkit::fixture::config_path;
 
 /// root 1:1 100mbit; web 1:20 30mbit ceil 80mbit; bulk 1:30 20mbit ceil
 /// 100mbit. Tree `up` egresses on out0 with a 100mbit link.
-const BASE: &str = r#"
+const BASE: &str = concat!(
+    r#"
 [[pair]]
 name = "p"
 inside = "in0"
 outside = "out0"
 upload = "up"
-
-[tree.up]
-link = "100mbit"
-default = "1:30"
-r2q = 100
-
-[[tree.up.class]]
-id = "1:1"
-name = "root"
-rate = "100mbit"
-
-[[tree.up.class]]
-id = "1:20"
-name = "web"
-parent = "1:1"
-rate = "30mbit"
-ceil = "80mbit"
-
-[[tree.up.class]]
-id = "1:30"
-name = "bulk"
-parent = "1:1"
-rate = "20mbit"
-ceil = "100mbit"
-"#;
+"#,
+    weir_testkit::tree_up_web_bulk!()
+);
 
 const ROOT: u32 = 0;
 const WEB: u32 = 1;
@@ -710,8 +690,7 @@ actions = [{ set = { tree = "up", class = "web", ceil = "60mbit" } }]
 
 #[test]
 fn the_example_config_runs() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/policies.toml");
-    let cfg = weir_config::load(std::path::Path::new(path))
+    let cfg = weir_config::load(&config_path("policies.toml"))
         .unwrap()
         .config;
     let mut e = Engine::new(&cfg);

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use weir_sim::{units, Report, SimError, SimOptions, Traffic};
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    weir_testkit::fixture::repo_root().join(path)
 }
 
 /// Load `config` and `traffic` from the repository and run them for

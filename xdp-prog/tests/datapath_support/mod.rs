@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,9 @@ use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 use weir_xdp::datapath::{DataPath, RunError, RunSpec};
 
-use crate::netns::{self, Netns};
+use weir_testkit::cmd::KillOnDrop;
+use weir_testkit::frame;
+use weir_testkit::netns::{self, Netns};
 
 /// The tests here load the 2-core VM heavily (a flood plus weir's workers):
 /// run them one at a time.
@@ -53,31 +55,8 @@ impl Topo {
         let if_in = netns::ifname(tag, 'i');
         let if_out = netns::ifname(tag, 'o');
         let if_b = netns::ifname(tag, 'b');
-        let q = queues.to_string();
         for (ns1, i1, ns2, i2) in [(&a, &if_a, &gw, &if_in), (&gw, &if_out, &b, &if_b)] {
-            netns::run_cmd(&[
-                "ip",
-                "link",
-                "add",
-                i1,
-                "netns",
-                ns1.name(),
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                i2,
-                "netns",
-                ns2.name(),
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-            ])?;
+            netns::create_veth(ns1, i1, ns2, i2, Some(queues))?;
         }
         for (ns, i) in [(&a, &if_a), (&gw, &if_in), (&gw, &if_out), (&b, &if_b)] {
             // Frames must fit one UMEM frame: no TSO/GSO/GRO super-frames.
@@ -177,7 +156,7 @@ pub fn ping(from: &Netns, to: Ipv4Addr, count: u16, timeout: Duration) -> io::Re
                 pkt[4..6].copy_from_slice(&id.to_be_bytes());
                 pkt[6..8].copy_from_slice(&sent.to_be_bytes());
                 pkt[8..16].copy_from_slice(b"weirping");
-                let sum = checksum(&pkt);
+                let sum = frame::checksum(&pkt);
                 pkt[2..4].copy_from_slice(&sum.to_be_bytes());
                 // SAFETY: buffers valid for the lengths passed.
                 let rc = unsafe {
@@ -224,22 +203,6 @@ pub fn ping(from: &Netns, to: Ipv4Addr, count: u16, timeout: Duration) -> io::Re
     })?
 }
 
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        sum += u32::from(w);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// A paced UDP flood from `from` to `dst`, `payload` bytes per datagram,
 /// at `bits_per_s` (of IP payload, like iperf3 -b) for `duration`, from
 /// `flows` source sockets (round robin). Bounded: stops at the duration or
@@ -276,17 +239,6 @@ pub fn udp_flood(
     })?
 }
 
-/// A child process killed (and reaped) on drop, so a failing test leaves
-/// no iperf3 behind.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `iperf3 -s -1` in `ns` on `port`, bounded by `timeout` seconds.
 pub fn iperf3_server(ns: &Netns, port: u16, timeout_s: u32) -> io::Result<KillOnDrop> {
     let child = Command::new("ip")
@@ -305,9 +257,9 @@ pub fn iperf3_server(ns: &Netns, port: u16, timeout_s: u32) -> io::Result<KillOn
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    // Give it a moment to listen.
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(KillOnDrop(child))
+    let server = KillOnDrop(child);
+    netns::wait_listening(ns.name(), port, Duration::from_secs(5))?;
+    Ok(server)
 }
 
 /// Run an iperf3 client in `ns` (bounded by `timeout`); returns its JSON.

@@ -17,8 +17,8 @@ pub fn config(text: &str) -> Config {
 }
 
 pub fn seed_config(file: &str) -> String {
-    let path = format!("{}/../../config/{file}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = weir_testkit::fixture::config_path(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn traffic(text: &str) -> Traffic {

@@ -1,4 +1,4 @@
-//! Throwaway network namespaces and veth pairs for this crate's root tests.
+//! Throwaway network namespaces and veth pairs for root tests.
 //!
 //! Every test builds its own world: uniquely named namespaces (the test
 //! process id and a counter are in every name, so tests running in parallel
@@ -11,8 +11,9 @@
 //! by a test process that was killed (SIGKILL skips `Drop`) are swept the
 //! next time any test here creates a namespace, if their owner pid is gone.
 //!
-//! Usage from a test file: `mod netns;` then e.g.
+//! Usage from a test:
 //! ```ignore
+//! use weir_testkit::netns;
 //! if !netns::require_root() { return; }
 //! let pair = netns::VethPair::new("prog").unwrap();
 //! let prog = pair.a.enter(|| XdpProgram::attach(&pair.if_a, XdpMode::Native, &[])).unwrap();
@@ -21,15 +22,14 @@
 //!
 //! Test traffic is made here in Rust (UDP sockets opened inside the
 //! namespaces), not with ping or other tools a bare machine may lack.
-
-// Each test binary includes this module and uses a different part of it.
-#![allow(dead_code)]
+//! Nothing here needs weir itself: what attaches weir to these namespaces
+//! stays with the tests of the crate that has it.
 
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,51 +44,13 @@ fn next_id() -> u32 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// True when the tests that need namespaces can run (root). When they
-/// cannot, say so on stderr so a skipped test is visible in the output.
-/// With `WEIR_REQUIRE_ROOT_TESTS=1` in the environment (CI), not being root
-/// is a failure instead of a skip.
+/// True when the tests that need namespaces can run (root); see
+/// [`crate::root_or_skip`].
 pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return true;
-    }
-    if std::env::var_os("WEIR_REQUIRE_ROOT_TESTS").is_some_and(|v| v == "1") {
-        panic!("this test needs root (network namespaces, XDP) and WEIR_REQUIRE_ROOT_TESTS=1");
-    }
-    eprintln!("SKIPPED: this test needs root (network namespaces, veth, XDP)");
-    false
+    crate::root_or_skip("network namespaces, veth, XDP")
 }
 
-/// Runs a command to completion and returns its stdout; a non-zero exit is
-/// an error that carries the command line and its stderr.
-pub fn run_cmd(args: &[&str]) -> io::Result<String> {
-    let out = output(args)?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(io::Error::other(format!(
-            "`{}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim(),
-        )))
-    }
-}
-
-/// Runs a command to completion and returns its output whatever the exit
-/// status (for commands expected to fail).
-pub fn output(args: &[&str]) -> io::Result<Output> {
-    let (prog, rest) = args
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    Command::new(prog)
-        .args(rest)
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run `{prog}`: {e}")))
-}
+pub use crate::cmd::{output, run_cmd};
 
 /// A network namespace that exists as long as this value does.
 #[derive(Debug)]
@@ -124,9 +86,7 @@ impl Netns {
     }
 
     fn exec_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec!["ip", "netns", "exec", self.name.as_str()];
-        v.extend_from_slice(args);
-        v
+        crate::cmd::in_netns(&self.name, args)
     }
 
     /// Runs `f` on a new thread that has joined this namespace (`setns`),
@@ -245,23 +205,32 @@ pub fn ifname(tag: &str, side: char) -> String {
 /// (created directly there, never in the caller's namespace) and sets both
 /// up. The pair goes away with either namespace.
 pub fn add_veth(ns_a: &Netns, if_a: &str, ns_b: &Netns, if_b: &str) -> io::Result<()> {
-    run_cmd(&[
-        "ip",
-        "link",
-        "add",
-        if_a,
-        "netns",
-        ns_a.name(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        if_b,
-        "netns",
-        ns_b.name(),
-    ])?;
+    create_veth(ns_a, if_a, ns_b, if_b, None)?;
     ns_a.run(&["ip", "link", "set", if_a, "up"])?;
     ns_b.run(&["ip", "link", "set", if_b, "up"])?;
+    Ok(())
+}
+
+/// Like [`add_veth`] with `queues` rx and tx queues per end (veth's
+/// `numrxqueues`/`numtxqueues`; `None` is the kernel default), and both
+/// ends left down, for settings that come before `up` (offloads).
+pub fn create_veth(
+    ns_a: &Netns,
+    if_a: &str,
+    ns_b: &Netns,
+    if_b: &str,
+    queues: Option<u32>,
+) -> io::Result<()> {
+    let q = queues.map(|q| q.to_string());
+    let queue_args: Vec<&str> = match &q {
+        Some(q) => vec!["numrxqueues", q, "numtxqueues", q],
+        None => Vec::new(),
+    };
+    let mut args = vec!["ip", "link", "add", if_a, "netns", ns_a.name()];
+    args.extend_from_slice(&queue_args);
+    args.extend_from_slice(&["type", "veth", "peer", "name", if_b, "netns", ns_b.name()]);
+    args.extend_from_slice(&queue_args);
+    run_cmd(&args)?;
     Ok(())
 }
 
@@ -289,37 +258,9 @@ impl VethPair {
         let b = Netns::new(&format!("{tag}-b"))?;
         let if_a = ifname(tag, 'a');
         let if_b = ifname(tag, 'b');
-        match queues {
-            None => add_veth(&a, &if_a, &b, &if_b)?,
-            Some(q) => {
-                let q = q.to_string();
-                run_cmd(&[
-                    "ip",
-                    "link",
-                    "add",
-                    &if_a,
-                    "netns",
-                    a.name(),
-                    "numrxqueues",
-                    &q,
-                    "numtxqueues",
-                    &q,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &if_b,
-                    "netns",
-                    b.name(),
-                    "numrxqueues",
-                    &q,
-                    "numtxqueues",
-                    &q,
-                ])?;
-                a.run(&["ip", "link", "set", &if_a, "up"])?;
-                b.run(&["ip", "link", "set", &if_b, "up"])?;
-            }
-        }
+        create_veth(&a, &if_a, &b, &if_b, queues)?;
+        a.run(&["ip", "link", "set", &if_a, "up"])?;
+        b.run(&["ip", "link", "set", &if_b, "up"])?;
         let addr_a = Ipv4Addr::new(198, 18, 0, 1);
         let addr_b = Ipv4Addr::new(198, 18, 0, 2);
         a.run(&["ip", "addr", "add", &format!("{addr_a}/24"), "dev", &if_a])?;
@@ -436,4 +377,30 @@ pub fn send_raw_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>]) -> io::Resu
         }
         Ok(())
     })?
+}
+
+/// Waits until something listens on TCP `port` in namespace `ns` (a
+/// namespace name, as `ip netns` knows it), checking every 50 ms with
+/// `ss`, at most `timeout`. A server is waited for rather than slept for:
+/// a client that connects too early fails, and a busy 2-core VM can take
+/// long to exec one.
+pub fn wait_listening(ns: &str, port: u16, timeout: Duration) -> io::Result<()> {
+    let filter = format!("sport = :{port}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = crate::cmd::run_limited(
+            &crate::cmd::in_netns(ns, &["ss", "-Hltn", &filter]),
+            Duration::from_secs(3),
+        )?;
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("nothing listens on TCP port {port} in {ns} after {timeout:?}"),
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
