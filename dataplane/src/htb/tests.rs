@@ -1,5 +1,7 @@
 //! Core-level HTB tests in virtual time. The end-to-end versions (config →
-//! parser → classifier → HTB) live in the simulator's tests.
+//! parser → classifier → HTB) live in the simulator's tests. One file of
+//! about 800 lines: every scenario uses the tree builders and the
+//! virtual-time driver at the top, and reads best next to the others.
 
 use super::*;
 use crate::packet::{DropReason, Frame};
