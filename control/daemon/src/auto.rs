@@ -358,7 +358,7 @@ impl Automation {
     pub(super) fn tick(
         &mut self,
         config: &mut Config,
-        dataplane: &DataPath,
+        datapath: &DataPath,
         snap: &Stats,
         prev: Option<&Stats>,
         history: Option<&History>,
@@ -485,7 +485,7 @@ impl Automation {
             interfaces,
         };
         for d in self.engine.tick(snap.at_ns, local, &metrics) {
-            self.carry_out(d, config, dataplane, history, at_unix_ms);
+            self.carry_out(d, config, datapath, history, at_unix_ms);
         }
     }
 
@@ -493,7 +493,7 @@ impl Automation {
         &mut self,
         d: Decision,
         config: &mut Config,
-        dataplane: &DataPath,
+        datapath: &DataPath,
         history: Option<&History>,
         at_unix_ms: i64,
     ) {
@@ -547,7 +547,7 @@ impl Automation {
                 let t = &mut config.trees[tree as usize];
                 let label = t.label(class);
                 let rate = |b: u64| Rate::from_bits_per_sec(b.saturating_mul(8));
-                if let Err(e) = dataplane.change_class(&t.name, class, change) {
+                if let Err(e) = datapath.change_class(&t.name, class, change) {
                     tracing::error!("policy: class {label} (tree {}) not changed: {e}", t.name);
                     return;
                 }

@@ -209,7 +209,7 @@ struct Control {
     /// The configuration in force: the file as loaded plus every
     /// `class change` applied since.
     config: Config,
-    dataplane: DataPath,
+    datapath: DataPath,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
     /// The last tick's stats: what the automation compares the next
@@ -227,13 +227,13 @@ struct Control {
 impl Control {
     /// Take the second's snapshot; false when the workers did not answer.
     fn tick(&mut self) -> bool {
-        match self.dataplane.snapshot() {
+        match self.datapath.snapshot() {
             Ok(s) => {
                 let last = self.ticks.1.take();
                 let stats = stats(&self.config, &s, last.as_ref(), StatsKind::Stats);
                 self.auto.tick(
                     &mut self.config,
-                    &self.dataplane,
+                    &self.datapath,
                     &stats,
                     self.last_stats.as_deref(),
                     self.history.as_ref(),
@@ -277,7 +277,7 @@ impl Control {
 
     /// A fresh snapshot and the tick before it (for rates).
     fn fresh(&self) -> Result<(Snapshot, Option<&Snapshot>), RunError> {
-        let snap = self.dataplane.snapshot()?;
+        let snap = self.datapath.snapshot()?;
         // Rates come from the last full second, not from the few ms since
         // the last tick.
         let prev = self.ticks.0.as_ref();
@@ -386,7 +386,7 @@ impl Control {
         let mut failure = None;
         for step in &steps {
             if let Err(e) = self
-                .dataplane
+                .datapath
                 .change_class(&step.tree, step.class, step.change)
             {
                 failure = Some((step.summary.clone(), e));
@@ -400,7 +400,7 @@ impl Control {
         if failure.is_none() {
             for r in &rebuilds {
                 let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
-                if let Err(e) = self.dataplane.replace_tree(&r.tree, &spec, r.map.clone()) {
+                if let Err(e) = self.datapath.replace_tree(&r.tree, &spec, r.map.clone()) {
                     failure = Some((format!("rebuilding tree {}", r.tree), e));
                     break;
                 }
@@ -461,7 +461,7 @@ impl Control {
         };
         let tree_name = self.config.trees[planned.tree].name.clone();
         if let Err(e) = self
-            .dataplane
+            .datapath
             .change_class(&tree_name, planned.class, planned.change)
         {
             return Response::error(e.to_string());
@@ -557,14 +557,14 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             }
         },
     };
-    let dataplane = match DataPath::start(spec) {
+    let datapath = match DataPath::start(spec) {
         Ok(d) => d,
         Err(e) => {
             let _ = writeln!(err, "weir run: {e}");
             return 1;
         }
     };
-    for p in dataplane.placement() {
+    for p in datapath.placement() {
         let line = text::placement(p);
         tracing::info!("{line}");
         let _ = writeln!(out, "{line}");
@@ -594,7 +594,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         config_path: opts.config.clone(),
         auto: auto::Automation::new(&config, clock),
         config,
-        dataplane,
+        datapath,
         ticks: (None, None),
         last_stats: None,
         published,
@@ -622,7 +622,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
             None => rx.recv().unwrap_or(Event::Stop("signal thread ended")),
         };
         match ev {
-            Event::Stats => match control.dataplane.snapshot() {
+            Event::Stats => match control.datapath.snapshot() {
                 Ok(s) => printer.stats(&control.config, s, out),
                 Err(e) => tracing::error!("stats: {e}"),
             },
@@ -651,7 +651,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     drop(listener);
     let Control {
         config,
-        dataplane,
+        datapath,
         mut auto,
         history,
         ..
@@ -660,7 +660,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
     if let Some(h) = history {
         h.close();
     }
-    let report = match dataplane.stop() {
+    let report = match datapath.stop() {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "weir run: stopping: {e}");
