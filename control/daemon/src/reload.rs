@@ -330,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn port_and_dataplane_changes_need_a_restart_and_say_why() {
+    fn port_and_xdp_changes_need_a_restart_and_say_why() {
         let old = cfg(&lab_text());
         let cases = [
             (
