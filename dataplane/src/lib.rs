@@ -28,4 +28,5 @@ pub mod parse;
 pub mod pool;
 pub mod qdisc;
 pub mod rate;
+pub mod remark;
 pub mod shaper;

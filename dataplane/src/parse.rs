@@ -69,8 +69,8 @@ pub const MAX_IPV6_EXTENSION_HEADERS: usize = 8;
 
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
-const IPV4_MIN_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
+pub(crate) const IPV4_MIN_HLEN: usize = 20;
+pub(crate) const IPV6_HLEN: usize = 40;
 const TCP_MIN_HLEN: usize = 20;
 const UDP_HLEN: usize = 8;
 const SCTP_MIN_HLEN: usize = 12;
@@ -637,7 +637,7 @@ fn mark_ce_ipv6(frame: &mut [u8], l3: usize) -> bool {
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` in one's complement, for one
 /// 16-bit word changing from `old` to `new`.
 #[inline]
-fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
+pub(crate) fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
     let mut sum = u32::from(!check) + u32::from(!old) + u32::from(new);
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
