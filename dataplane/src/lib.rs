@@ -21,6 +21,7 @@
 //! time (weir-sim, `control/sim`). `docs/architecture.md` has the graph.
 
 pub mod classify;
+pub mod flow;
 pub mod histogram;
 pub mod htb;
 pub mod packet;

@@ -1,0 +1,627 @@
+//! The flow table (issue 12's item 1): what the core knows about each
+//! connection, bounded and allocated once.
+//!
+//! - **One flow per connection, both directions.** A [`FlowKey`] orders the
+//!   two endpoints (address, port) so a packet and its reply have the same
+//!   key; [`Direction`] says which way a packet went.
+//! - **Bounded.** The table holds `capacity` flows in sets of [`WAYS`]
+//!   entries; a key can only live in its set (by hash). The memory is
+//!   allocated in [`FlowTable::new`] and never again: a new flow takes an
+//!   empty way, else a way idle past the timeout (counted
+//!   [`FlowCounters::evicted_idle`]), else the way seen longest ago
+//!   ([`FlowCounters::evicted_pressure`]). An insert never fails and never
+//!   waits, whatever the load.
+//! - **Idle timeouts** are checked where it costs nothing: on insert (above)
+//!   and by [`FlowTable::expire`], which sweeps a bounded number of sets
+//!   per call, so a caller spreads the sweep over its batches.
+//! - **Per-flow statistics in fixed point**, updated per packet with no
+//!   division and no floating point: bytes, packets, first and last seen,
+//!   the average packet size and the mean and variance of the inter-arrival
+//!   time (exponentially weighted, shifts only), and a burst detector (runs
+//!   of packets closer than [`BURST_GAP_NS`]). Plus the app the flow was
+//!   given and how that was decided, which the classifier of apps sets.
+//!
+//! Time is an argument (`now`, ns on any monotonic clock), as everywhere
+//! in the core. Not yet called by the shaper or the worker: the apps
+//! classifier that will (and how a decision reaches the other direction's
+//! worker) is the rest of issue 12.
+
+use crate::parse::{Fragment, Headers, L4};
+
+/// Entries per set: one set's tags fill half a cache line, and eight
+/// candidates keep pressure evictions of live flows rare until the table
+/// is nearly full.
+pub const WAYS: usize = 8;
+
+/// Packets closer together than this belong to one burst.
+pub const BURST_GAP_NS: u64 = 1_000_000;
+
+/// Inter-arrival times are clamped to this (4.29 s) so their square fits
+/// a u64; a longer gap is "long" for every signal that reads it.
+const IAT_MAX_NS: u64 = u32::MAX as u64;
+
+/// The weight of a new sample in the averages: 1/2^EWMA_SHIFT.
+const EWMA_SHIFT: u32 = 3;
+
+/// Average sizes are kept in 1/2^SIZE_FRAC bytes.
+const SIZE_FRAC: u32 = 4;
+
+/// A connection's endpoints in a fixed order, so both directions of it
+/// have the same key. Addresses as the parser gives them (IPv4 mapped into
+/// IPv6's space), ports 0 for protocols without them and for fragments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    pub lo_addr: u128,
+    pub hi_addr: u128,
+    pub lo_port: u16,
+    pub hi_port: u16,
+    pub protocol: u8,
+}
+
+/// Which way a packet went relative to its [`FlowKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the `lo` endpoint to the `hi` one.
+    LoToHi,
+    /// The reply direction.
+    HiToLo,
+}
+
+impl FlowKey {
+    /// The key and direction of a parsed frame; None for frames without an
+    /// IP header (ARP and the like are not flows).
+    pub fn of(h: &Headers) -> Option<(FlowKey, Direction)> {
+        let ip = h.ip?;
+        let (sport, dport) = match (ip.fragment, ip.l4) {
+            (Fragment::None, L4::Ports { sport, dport }) => (sport, dport),
+            _ => (0, 0),
+        };
+        Some(FlowKey::new((ip.src, sport), (ip.dst, dport), ip.protocol))
+    }
+
+    /// The key of a packet from `src` to `dst` (address, port).
+    pub fn new(src: (u128, u16), dst: (u128, u16), protocol: u8) -> (FlowKey, Direction) {
+        let (lo, hi, dir) = if src <= dst {
+            (src, dst, Direction::LoToHi)
+        } else {
+            (dst, src, Direction::HiToLo)
+        };
+        let key = FlowKey {
+            lo_addr: lo.0,
+            hi_addr: hi.0,
+            lo_port: lo.1,
+            hi_port: hi.1,
+            protocol,
+        };
+        (key, dir)
+    }
+
+    /// A 64-bit hash: the set is its low bits, the tag its high 32 (never
+    /// 0, which marks an empty way).
+    pub fn hash(&self) -> u64 {
+        let ports = (u64::from(self.lo_port) << 24)
+            | (u64::from(self.hi_port) << 8)
+            | u64::from(self.protocol);
+        let a = mix(
+            self.lo_addr as u64 ^ 0x243f_6a88_85a3_08d3,
+            (self.lo_addr >> 64) as u64,
+        );
+        let b = mix(
+            self.hi_addr as u64 ^ 0x1319_8a2e_0370_7344,
+            (self.hi_addr >> 64) as u64,
+        );
+        mix(a ^ ports, b ^ 0xa409_3822_299f_31d0)
+    }
+}
+
+/// 64x64→128 multiply folded back to 64 bits.
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b | 1);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// How a flow's app was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Decided {
+    /// Not yet: the flow goes where the filters (or the default) put it.
+    #[default]
+    Undecided,
+    /// By protocol and port.
+    Port,
+    /// By the TLS ClientHello's server name.
+    TlsSni,
+    /// By the QUIC Initial's server name.
+    QuicSni,
+    /// By the HTTP/1 Host header.
+    HttpHost,
+    /// By behaviour: packet size, timing, bulk, bursts.
+    Behaviour,
+    /// By the other direction's worker, which saw the deciding packet.
+    Peer,
+}
+
+/// What the table knows about one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets each way (`[LoToHi, HiToLo]`).
+    pub packets_by_dir: [u64; 2],
+    /// Average packet size, bytes × 2^4.
+    avg_size: u32,
+    /// Mean inter-arrival time, ns × 2^3 (EWMA).
+    iat_mean: u64,
+    /// Variance of the inter-arrival time, ns² (EWMA of the squared
+    /// deviation from the mean).
+    iat_var: u64,
+    /// Packets in the current burst (closer than [`BURST_GAP_NS`]).
+    pub burst_run: u32,
+    /// The longest burst seen.
+    pub burst_max: u32,
+    /// Bursts of at least two packets that have ended.
+    pub bursts: u32,
+    /// The app this flow was given (an index into the tree's apps), if
+    /// any.
+    pub app: Option<u16>,
+    pub decided: Decided,
+}
+
+impl Flow {
+    fn start(key: FlowKey, dir: Direction, bytes: u32, now: u64) -> Flow {
+        let mut f = Flow {
+            key,
+            first_seen: now,
+            last_seen: now,
+            packets: 1,
+            bytes: u64::from(bytes),
+            avg_size: bytes.min(u32::MAX >> SIZE_FRAC) << SIZE_FRAC,
+            burst_run: 1,
+            burst_max: 1,
+            ..Flow::default()
+        };
+        f.packets_by_dir[dir as usize] = 1;
+        f
+    }
+
+    /// Count one more packet of `bytes` at `now`.
+    fn update(&mut self, dir: Direction, bytes: u32, now: u64) {
+        let gap = now.saturating_sub(self.last_seen).min(IAT_MAX_NS);
+        self.last_seen = self.last_seen.max(now);
+        self.packets += 1;
+        self.packets_by_dir[dir as usize] += 1;
+        self.bytes = self.bytes.saturating_add(u64::from(bytes));
+        // avg += (size - avg) / 8, in 1/16 bytes.
+        let size = i64::from(bytes.min(u32::MAX >> SIZE_FRAC) << SIZE_FRAC);
+        let avg = i64::from(self.avg_size);
+        self.avg_size = (avg + ((size - avg) >> EWMA_SHIFT)) as u32;
+        // The first gap seeds the mean; then mean and variance move by 1/8
+        // of the new sample's difference.
+        if self.packets == 2 {
+            self.iat_mean = gap << EWMA_SHIFT;
+        } else {
+            let mean = (self.iat_mean >> EWMA_SHIFT) as i64;
+            let dev = gap as i64 - mean;
+            let sq = dev.unsigned_abs().saturating_mul(dev.unsigned_abs());
+            self.iat_mean = ((self.iat_mean as i64) + dev) as u64;
+            let var = self.iat_var as i128;
+            self.iat_var = (var + ((i128::from(sq) - var) >> EWMA_SHIFT)) as u64;
+        }
+        if gap < BURST_GAP_NS {
+            self.burst_run += 1;
+            self.burst_max = self.burst_max.max(self.burst_run);
+        } else {
+            if self.burst_run >= 2 {
+                self.bursts += 1;
+            }
+            self.burst_run = 1;
+        }
+    }
+
+    /// Average packet size, bytes.
+    pub fn avg_size(&self) -> u32 {
+        self.avg_size >> SIZE_FRAC
+    }
+
+    /// Mean inter-arrival time, ns (0 before the second packet).
+    pub fn iat_mean_ns(&self) -> u64 {
+        self.iat_mean >> EWMA_SHIFT
+    }
+
+    /// Variance of the inter-arrival time, ns².
+    pub fn iat_var_ns2(&self) -> u64 {
+        self.iat_var
+    }
+
+    /// How long the flow has lasted, ns.
+    pub fn age(&self) -> u64 {
+        self.last_seen - self.first_seen
+    }
+}
+
+/// What the table did, monotonic since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    /// Flows in the table now.
+    pub live: u64,
+    /// Packets of a flow the table held.
+    pub hits: u64,
+    /// Flows started.
+    pub inserted: u64,
+    /// Flows taken out by [`FlowTable::expire`] after the idle timeout.
+    pub expired: u64,
+    /// Flows idle past the timeout whose way a new flow took.
+    pub evicted_idle: u64,
+    /// Live flows whose way a new flow took because their set was full:
+    /// the table is too small for the load.
+    pub evicted_pressure: u64,
+}
+
+/// Why a flow left the table, for a caller that keeps more about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evicted {
+    Idle,
+    Pressure,
+}
+
+/// The bounded flow table of one worker's tree.
+pub struct FlowTable {
+    /// Per set, the tags of its ways (0: empty).
+    tags: Vec<[u32; WAYS]>,
+    /// Per set, its ways' flows.
+    flows: Vec<[Flow; WAYS]>,
+    set_mask: u64,
+    idle_ns: u64,
+    /// Next set [`FlowTable::expire`] looks at.
+    sweep: usize,
+    counters: FlowCounters,
+}
+
+/// What [`FlowTable::packet`] found.
+pub struct Seen<'a> {
+    pub flow: &'a mut Flow,
+    /// The flow is new with this packet.
+    pub new: bool,
+    /// The flow whose way it took, if any, and why.
+    pub evicted: Option<(FlowKey, Evicted)>,
+}
+
+impl FlowTable {
+    /// A table for at least `capacity` flows (rounded up to a power of two
+    /// sets of [`WAYS`]; at least one set), whose flows expire after
+    /// `idle_ns` without a packet.
+    pub fn new(capacity: usize, idle_ns: u64) -> FlowTable {
+        let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowTable {
+            tags: vec![[0; WAYS]; sets],
+            flows: vec![[Flow::default(); WAYS]; sets],
+            set_mask: sets as u64 - 1,
+            idle_ns,
+            sweep: 0,
+            counters: FlowCounters::default(),
+        }
+    }
+
+    /// Flows the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.tags.len() * WAYS
+    }
+
+    pub fn counters(&self) -> FlowCounters {
+        self.counters
+    }
+
+    fn place(&self, key: &FlowKey) -> (usize, u32) {
+        let h = key.hash();
+        let set = (h & self.set_mask) as usize;
+        let tag = ((h >> 32) as u32).max(1);
+        (set, tag)
+    }
+
+    /// First stage of a batched lookup: ask the CPU for `key`'s set's tags
+    /// (one line), for a batch of packets looked up together.
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        let (set, _) = self.place(key);
+        crate::pool::prefetch(&self.tags[set]);
+    }
+
+    /// Second stage, once the tags have arrived: ask for the lines of the
+    /// flow the tags point at (or of the way a new flow would take).
+    #[inline]
+    pub fn prefetch_flow(&self, key: &FlowKey) {
+        let (set, tag) = self.place(key);
+        let way = self.tags[set]
+            .iter()
+            .position(|&t| t == tag || t == 0)
+            .unwrap_or(0);
+        let flow: *const Flow = &self.flows[set][way];
+        // One past the flow: the range ends where the next way starts.
+        crate::pool::prefetch_range(flow.cast(), flow.wrapping_add(1).cast());
+    }
+
+    /// The flow of `key`, if the table holds it.
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+        let (set, tag) = self.place(key);
+        let way = self.find(set, tag, key)?;
+        Some(&self.flows[set][way])
+    }
+
+    /// The flow of `key`, mutable (to set its app).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+        let (set, tag) = self.place(key);
+        let way = self.find(set, tag, key)?;
+        Some(&mut self.flows[set][way])
+    }
+
+    fn find(&self, set: usize, tag: u32, key: &FlowKey) -> Option<usize> {
+        (0..WAYS).find(|&w| self.tags[set][w] == tag && self.flows[set][w].key == *key)
+    }
+
+    /// Count a packet of `bytes` going `dir` on `key`'s flow at `now`,
+    /// starting the flow if the table does not hold it.
+    pub fn packet(&mut self, key: FlowKey, dir: Direction, bytes: u32, now: u64) -> Seen<'_> {
+        let (set, tag) = self.place(&key);
+        if let Some(way) = self.find(set, tag, &key) {
+            self.counters.hits += 1;
+            let flow = &mut self.flows[set][way];
+            flow.update(dir, bytes, now);
+            return Seen {
+                flow,
+                new: false,
+                evicted: None,
+            };
+        }
+        let (way, evicted) = self.victim(set, now);
+        if let Some((_, why)) = evicted {
+            match why {
+                Evicted::Idle => self.counters.evicted_idle += 1,
+                Evicted::Pressure => self.counters.evicted_pressure += 1,
+            }
+        } else {
+            self.counters.live += 1;
+        }
+        self.counters.inserted += 1;
+        self.tags[set][way] = tag;
+        let flow = &mut self.flows[set][way];
+        *flow = Flow::start(key, dir, bytes, now);
+        Seen {
+            flow,
+            new: true,
+            evicted,
+        }
+    }
+
+    /// The way a new flow takes in `set`: an empty one, else the one seen
+    /// longest ago (idle past the timeout, or under pressure).
+    fn victim(&self, set: usize, now: u64) -> (usize, Option<(FlowKey, Evicted)>) {
+        if let Some(w) = self.tags[set].iter().position(|&t| t == 0) {
+            return (w, None);
+        }
+        let flows = &self.flows[set];
+        let oldest = (0..WAYS).min_by_key(|&w| flows[w].last_seen).unwrap_or(0);
+        let f = &flows[oldest];
+        let why = if self.is_idle(f, now) {
+            Evicted::Idle
+        } else {
+            Evicted::Pressure
+        };
+        (oldest, Some((f.key, why)))
+    }
+
+    fn is_idle(&self, f: &Flow, now: u64) -> bool {
+        now.saturating_sub(f.last_seen) >= self.idle_ns
+    }
+
+    /// Take out the flows idle past the timeout in the next `sets` sets
+    /// (the sweep wraps around), calling `gone` with each; returns how many
+    /// went. Bounded work per call, whatever the table's size.
+    pub fn expire(&mut self, now: u64, sets: usize, mut gone: impl FnMut(&Flow)) -> usize {
+        let mut n = 0;
+        for _ in 0..sets.min(self.tags.len()) {
+            let set = self.sweep;
+            self.sweep = (self.sweep + 1) % self.tags.len();
+            for w in 0..WAYS {
+                if self.tags[set][w] != 0 && self.is_idle(&self.flows[set][w], now) {
+                    gone(&self.flows[set][w]);
+                    self.tags[set][w] = 0;
+                    n += 1;
+                }
+            }
+        }
+        self.counters.expired += n as u64;
+        self.counters.live -= n as u64;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_frame;
+    use weir_testkit::frame;
+
+    const MS: u64 = 1_000_000;
+
+    fn v4(a: u32) -> u128 {
+        // As the parser maps IPv4: ::ffff:a.b.c.d.
+        0xffff_0000_0000 | u128::from(a)
+    }
+
+    #[test]
+    fn both_directions_are_one_flow() {
+        let (k1, d1) = FlowKey::new((v4(0xc612_0001), 40000), (v4(0xc612_0002), 443), 6);
+        let (k2, d2) = FlowKey::new((v4(0xc612_0002), 443), (v4(0xc612_0001), 40000), 6);
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
+        let mut t = FlowTable::new(64, 30_000 * MS);
+        assert!(t.packet(k1, d1, 100, 0).new);
+        let s = t.packet(k2, d2, 1500, MS);
+        assert!(!s.new);
+        assert_eq!(s.flow.packets, 2);
+        assert_eq!(s.flow.packets_by_dir, [1, 1]);
+        assert_eq!(s.flow.bytes, 1600);
+    }
+
+    #[test]
+    fn keys_come_from_parsed_frames_both_ways() {
+        let ip = frame::Ipv4 {
+            src: [198, 18, 0, 1],
+            dst: [198, 18, 0, 2],
+            ..frame::Ipv4::default()
+        };
+        let back = frame::Ipv4 {
+            src: ip.dst,
+            dst: ip.src,
+            ..frame::Ipv4::default()
+        };
+        let out = frame::ipv4_frame(&ip, &frame::udp(12000, 12001, &[0; 160]));
+        let reply = frame::ipv4_frame(&back, &frame::udp(12001, 12000, &[0; 160]));
+        let a = FlowKey::of(&parse_frame(&out).expect("parses")).expect("ip");
+        let b = FlowKey::of(&parse_frame(&reply).expect("parses")).expect("ip");
+        assert_eq!(a.0, b.0);
+        assert_eq!((a.0.lo_port, a.0.hi_port, a.0.protocol), (12000, 12001, 17));
+        let arp = frame::eth([0xff; 6], [2, 0, 0, 0, 0, 1], 0x0806);
+        let arp = [arp, vec![0; 28]].concat();
+        assert!(FlowKey::of(&parse_frame(&arp).expect("parses")).is_none());
+    }
+
+    /// The seed's voice flow: 160-byte payloads every 20 ms are small and
+    /// regular; a bulk flow's full frames back to back are one burst.
+    #[test]
+    fn size_timing_and_bursts() {
+        let mut t = FlowTable::new(64, 30_000 * MS);
+        let (voice, d) = FlowKey::new((v4(1), 12000), (v4(2), 12001), 17);
+        for i in 0..200 {
+            t.packet(voice, d, 202, i * 20 * MS);
+        }
+        let f = *t.get(&voice).expect("held");
+        assert_eq!(f.avg_size(), 202);
+        assert_eq!(f.iat_mean_ns(), 20 * MS);
+        assert_eq!(f.iat_var_ns2(), 0);
+        assert_eq!((f.burst_max, f.bursts), (1, 0));
+        assert_eq!(f.age(), 199 * 20 * MS);
+
+        let (bulk, d) = FlowKey::new((v4(1), 50000), (v4(2), 873), 6);
+        for i in 0..100 {
+            // 10 packets 120 µs apart, then 50 ms of quiet.
+            t.packet(bulk, d, 1514, (i / 10) * 50 * MS + (i % 10) * 120_000);
+        }
+        let f = *t.get(&bulk).expect("held");
+        assert_eq!(f.avg_size(), 1514);
+        assert_eq!((f.burst_max, f.bursts), (10, 9));
+        assert!(f.iat_var_ns2() > 0);
+        // Jittery gaps give a variance; the average follows the sizes.
+        let (jit, d) = FlowKey::new((v4(3), 1), (v4(4), 2), 17);
+        let mut now = 0;
+        for i in 0..400u64 {
+            now += if i % 2 == 0 { 10 * MS } else { 30 * MS };
+            t.packet(jit, d, if i % 2 == 0 { 100 } else { 300 }, now);
+        }
+        let f = *t.get(&jit).expect("held");
+        assert!(
+            (15 * MS..25 * MS).contains(&f.iat_mean_ns()),
+            "{}",
+            f.iat_mean_ns()
+        );
+        let sd = (f.iat_var_ns2() as f64).sqrt();
+        assert!((5e6..15e6).contains(&sd), "{sd}");
+        assert!((150..250).contains(&f.avg_size()), "{}", f.avg_size());
+    }
+
+    #[test]
+    fn a_full_set_evicts_idle_flows_first_then_the_oldest() {
+        // One set: every key collides.
+        let mut t = FlowTable::new(WAYS, 10 * MS);
+        assert_eq!(t.capacity(), WAYS);
+        let key = |i: u16| FlowKey::new((v4(1), i), (v4(2), 80), 6).0;
+        for i in 0..WAYS as u16 {
+            t.packet(key(i), Direction::LoToHi, 64, u64::from(i));
+        }
+        assert_eq!(t.counters().live, WAYS as u64);
+        // All live (within 10 ms): the oldest (0) goes, under pressure.
+        let s = t.packet(key(100), Direction::LoToHi, 64, MS);
+        assert_eq!(s.evicted, Some((key(0), Evicted::Pressure)));
+        // Keep 1..7 busy, let 100 idle past the timeout.
+        for i in 1..WAYS as u16 {
+            t.packet(key(i), Direction::LoToHi, 64, 12 * MS);
+        }
+        let s = t.packet(key(101), Direction::LoToHi, 64, 12 * MS);
+        assert_eq!(s.evicted, Some((key(100), Evicted::Idle)));
+        let c = t.counters();
+        assert_eq!((c.evicted_pressure, c.evicted_idle, c.inserted), (1, 1, 10));
+        assert_eq!(c.live, WAYS as u64);
+        assert!(t.get(&key(0)).is_none());
+        assert!(t.get(&key(101)).is_some());
+    }
+
+    #[test]
+    fn expire_sweeps_a_bounded_number_of_sets() {
+        let mut t = FlowTable::new(1024, 10 * MS);
+        let sets = t.capacity() / WAYS;
+        for i in 0..500u16 {
+            t.packet(
+                FlowKey::new((v4(1), i), (v4(2), 80), 17).0,
+                Direction::LoToHi,
+                64,
+                0,
+            );
+        }
+        assert_eq!(t.expire(5 * MS, sets, |_| {}), 0);
+        let mut gone = 0;
+        let mut calls = 0;
+        while t.counters().live > 0 {
+            gone += t.expire(20 * MS, 16, |f| assert_eq!(f.last_seen, 0));
+            calls += 1;
+            assert!(calls <= sets / 16, "a whole sweep takes sets/16 calls");
+        }
+        assert_eq!(gone, 500);
+        assert_eq!(t.counters().expired, 500);
+    }
+
+    #[test]
+    fn a_tiny_table_still_works() {
+        let mut t = FlowTable::new(0, 0);
+        assert_eq!(t.capacity(), WAYS);
+        for i in 0..100u16 {
+            let (k, d) = FlowKey::new((v4(9), i), (v4(8), i), 6);
+            assert!(t.packet(k, d, 1, u64::from(i)).new);
+        }
+        assert_eq!(t.counters().live, WAYS as u64);
+    }
+
+    proptest::proptest! {
+        /// Any sequence of packets and sweeps: the table never holds more
+        /// than its capacity, `live` counts what it holds, every flow
+        /// started is held, expired or evicted, and a packet's flow is
+        /// held right after it.
+        #[test]
+        fn operations_keep_the_counts(
+            ops in proptest::collection::vec((0u16..300, 0u64..5 * MS, proptest::bool::ANY, 0u8..8), 1..400),
+        ) {
+            let mut t = FlowTable::new(64, 20 * MS);
+            let mut now = 0;
+            for (port, step, sweep, sets) in ops {
+                now += step;
+                if sweep {
+                    t.expire(now, usize::from(sets), |f| assert!(now - f.last_seen >= 20 * MS));
+                } else {
+                    let (k, d) = FlowKey::new((v4(7), port), (v4(8), 53), 17);
+                    t.packet(k, d, u32::from(port), now);
+                    proptest::prop_assert!(t.get(&k).is_some());
+                }
+                let held = t.tags.iter().flatten().filter(|&&tag| tag != 0).count() as u64;
+                let c = t.counters();
+                proptest::prop_assert_eq!(c.live, held);
+                proptest::prop_assert!(held <= t.capacity() as u64);
+                proptest::prop_assert_eq!(
+                    c.inserted,
+                    c.live + c.expired + c.evicted_idle + c.evicted_pressure
+                );
+            }
+        }
+    }
+}
