@@ -73,21 +73,21 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("batched", flows), |b| {
             b.iter(|| {
-                let start = at;
-                for i in 0..BATCH {
-                    let (k, _) = keys[order[(start + i) % order.len()] as usize];
-                    t.prefetch(&k);
+                let mut slots = [None; BATCH];
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    let (k, d) = keys[order[(at + i) % order.len()] as usize];
+                    let s = t.slot(&k);
+                    t.prefetch(s);
+                    *slot = Some((s, k, d));
                 }
-                for i in 0..BATCH {
-                    let (k, _) = keys[order[(start + i) % order.len()] as usize];
-                    t.prefetch_flow(&k);
+                for &(s, _, _) in slots.iter().flatten() {
+                    t.prefetch_flow(s);
                 }
-                for _ in 0..BATCH {
-                    let (k, d) = keys[order[at] as usize];
-                    at = (at + 1) % order.len();
+                for &(s, k, d) in slots.iter().flatten() {
                     now += 100;
-                    black_box(t.packet(k, d, 1514, now).flow.packets);
+                    black_box(t.packet_in(s, k, d, 1514, now).flow.packets);
                 }
+                at = (at + BATCH) % order.len();
             })
         });
         // A table twice the active flows still has a few full sets (a set
