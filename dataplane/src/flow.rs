@@ -5,7 +5,8 @@
 //!   two endpoints (address, port) so a packet and its reply have the same
 //!   key; [`Direction`] says which way a packet went.
 //! - **Bounded.** The table holds `capacity` flows in sets of [`WAYS`]
-//!   entries; a key can only live in its set (by hash). The memory is
+//!   entries; a key can live in one of two sets (by hash: "two choices",
+//!   which keeps sets from overflowing while the table has room). The memory is
 //!   allocated in [`FlowTable::new`] and never again: a new flow takes an
 //!   empty way, else a way idle past the timeout (counted
 //!   [`FlowCounters::evicted_idle`]), else the way seen longest ago
@@ -28,9 +29,9 @@
 
 use crate::parse::{Fragment, Headers, L4};
 
-/// Entries per set: one set's tags fill half a cache line, and eight
-/// candidates keep pressure evictions of live flows rare until the table
-/// is nearly full.
+/// Entries per set: one set's tags fill half a cache line; with two sets
+/// per key, sixteen candidates keep pressure evictions of live flows rare
+/// until the table is nearly full.
 pub const WAYS: usize = 8;
 
 /// Packets closer together than this belong to one burst.
@@ -301,10 +302,11 @@ pub struct FlowTable {
     counters: FlowCounters,
 }
 
-/// A key's set and tag in one table (see [`FlowTable::slot`]).
+/// A key's two candidate sets and its tag in one table (see
+/// [`FlowTable::slot`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
-    set: u32,
+    sets: [u32; 2],
     tag: u32,
 }
 
@@ -342,39 +344,37 @@ impl FlowTable {
         self.counters
     }
 
-    fn place(&self, key: &FlowKey) -> (usize, u32) {
-        let s = self.slot(key);
-        (s.set as usize, s.tag)
-    }
-
     /// Where `key` lives: hash it once for the stages of a batched lookup
     /// ([`FlowTable::prefetch`], [`FlowTable::prefetch_flow`],
     /// [`FlowTable::packet_in`]).
     #[inline]
     pub fn slot(&self, key: &FlowKey) -> Slot {
         let h = key.hash();
+        let other = mix(h, 0x9e37_79b9_7f4a_7c15);
         Slot {
-            set: (h & self.set_mask) as u32,
+            sets: [(h & self.set_mask) as u32, (other & self.set_mask) as u32],
             tag: ((h >> 32) as u32).max(1),
         }
     }
 
-    /// First stage of a batched lookup: ask the CPU for `key`'s set's tags
-    /// (one line), for a batch of packets looked up together.
+    /// First stage of a batched lookup: ask the CPU for the tags of
+    /// `key`'s two sets (a line each), for a batch of packets looked up
+    /// together.
     #[inline]
     pub fn prefetch(&self, slot: Slot) {
-        crate::pool::prefetch(&self.tags[slot.set as usize]);
+        for set in slot.sets {
+            crate::pool::prefetch(&self.tags[set as usize]);
+        }
     }
 
     /// Second stage, once the tags have arrived: ask for the lines of the
     /// flow the tags point at (or of the way a new flow would take).
     #[inline]
     pub fn prefetch_flow(&self, slot: Slot) {
-        let (set, tag) = (slot.set as usize, slot.tag);
-        let way = self.tags[set]
-            .iter()
-            .position(|&t| t == tag || t == 0)
-            .unwrap_or(0);
+        let (set, way) = self
+            .find_tag(slot, slot.tag)
+            .or_else(|| self.find_tag(slot, 0))
+            .unwrap_or((slot.sets[0] as usize, 0));
         let flow: *const Flow = &self.flows[set][way];
         // One past the flow: the range ends where the next way starts.
         crate::pool::prefetch_range(flow.cast(), flow.wrapping_add(1).cast());
@@ -382,20 +382,35 @@ impl FlowTable {
 
     /// The flow of `key`, if the table holds it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
-        let (set, tag) = self.place(key);
-        let way = self.find(set, tag, key)?;
+        let (set, way) = self.find(self.slot(key), key)?;
         Some(&self.flows[set][way])
     }
 
     /// The flow of `key`, mutable (to set its app).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
-        let (set, tag) = self.place(key);
-        let way = self.find(set, tag, key)?;
+        let (set, way) = self.find(self.slot(key), key)?;
         Some(&mut self.flows[set][way])
     }
 
-    fn find(&self, set: usize, tag: u32, key: &FlowKey) -> Option<usize> {
-        (0..WAYS).find(|&w| self.tags[set][w] == tag && self.flows[set][w].key == *key)
+    /// The (set, way) of `key`'s flow.
+    fn find(&self, slot: Slot, key: &FlowKey) -> Option<(usize, usize)> {
+        slot.sets.iter().find_map(|&set| {
+            let set = set as usize;
+            (0..WAYS)
+                .find(|&w| self.tags[set][w] == slot.tag && self.flows[set][w].key == *key)
+                .map(|w| (set, w))
+        })
+    }
+
+    /// The first (set, way) of `slot`'s sets whose tag is `tag`.
+    fn find_tag(&self, slot: Slot, tag: u32) -> Option<(usize, usize)> {
+        slot.sets.iter().find_map(|&set| {
+            let set = set as usize;
+            self.tags[set]
+                .iter()
+                .position(|&t| t == tag)
+                .map(|w| (set, w))
+        })
     }
 
     /// Count a packet of `bytes` going `dir` on `key`'s flow at `now`,
@@ -414,8 +429,7 @@ impl FlowTable {
         bytes: u32,
         now: u64,
     ) -> Seen<'_> {
-        let (set, tag) = (slot.set as usize, slot.tag);
-        if let Some(way) = self.find(set, tag, &key) {
+        if let Some((set, way)) = self.find(slot, &key) {
             self.counters.hits += 1;
             let flow = &mut self.flows[set][way];
             flow.update(dir, bytes, now);
@@ -425,7 +439,7 @@ impl FlowTable {
                 evicted: None,
             };
         }
-        let (way, evicted) = self.victim(set, now);
+        let (set, way, evicted) = self.victim(slot, now);
         if let Some((_, why)) = evicted {
             match why {
                 Evicted::Idle => self.counters.evicted_idle += 1,
@@ -435,7 +449,7 @@ impl FlowTable {
             self.counters.live += 1;
         }
         self.counters.inserted += 1;
-        self.tags[set][way] = tag;
+        self.tags[set][way] = slot.tag;
         let flow = &mut self.flows[set][way];
         *flow = Flow::start(key, dir, bytes, now);
         Seen {
@@ -445,21 +459,29 @@ impl FlowTable {
         }
     }
 
-    /// The way a new flow takes in `set`: an empty one, else the one seen
-    /// longest ago (idle past the timeout, or under pressure).
-    fn victim(&self, set: usize, now: u64) -> (usize, Option<(FlowKey, Evicted)>) {
-        if let Some(w) = self.tags[set].iter().position(|&t| t == 0) {
-            return (w, None);
+    /// The (set, way) a new flow takes among its two sets: an empty way
+    /// (the first set's first), else the one seen longest ago (idle past
+    /// the timeout, or under pressure). Two choices keep sets from
+    /// overflowing while the table has room: with one set per key, a table
+    /// at half its capacity already had full sets (a set takes a Poisson
+    /// number of keys).
+    fn victim(&self, slot: Slot, now: u64) -> (usize, usize, Option<(FlowKey, Evicted)>) {
+        if let Some((set, way)) = self.find_tag(slot, 0) {
+            return (set, way, None);
         }
-        let flows = &self.flows[set];
-        let oldest = (0..WAYS).min_by_key(|&w| flows[w].last_seen).unwrap_or(0);
-        let f = &flows[oldest];
+        let (set, way) = slot
+            .sets
+            .iter()
+            .flat_map(|&set| (0..WAYS).map(move |w| (set as usize, w)))
+            .min_by_key(|&(set, w)| self.flows[set][w].last_seen)
+            .unwrap_or((slot.sets[0] as usize, 0));
+        let f = &self.flows[set][way];
         let why = if self.is_idle(f, now) {
             Evicted::Idle
         } else {
             Evicted::Pressure
         };
-        (oldest, Some((f.key, why)))
+        (set, way, Some((f.key, why)))
     }
 
     fn is_idle(&self, f: &Flow, now: u64) -> bool {
