@@ -29,8 +29,8 @@ pub use duration::{
     parse_duration, DurationError, DurationUnits, HISTORY_SPAN, RULE_DURATION, TRAFFIC_DURATION,
 };
 pub use print::{
-    fmt_duration, fmt_mbit, fmt_ms, fmt_rate_decimal, fmt_rate_est, sprint_rate, sprint_size,
-    sprint_time,
+    columns, fmt_duration, fmt_mbit, fmt_ms, fmt_rate_decimal, fmt_rate_est, sprint_rate,
+    sprint_size, sprint_time,
 };
 pub use tos::{Dscp, Tos};
 

@@ -9,7 +9,9 @@
 //!   decimals (`29.998Mbit`), for history and the stats text;
 //! - `fmt_mbit` / `fmt_ms`: a number in a fixed unit for table columns
 //!   whose header names the unit;
-//! - `fmt_duration`: how long something lasted, as words (`2h 5min`).
+//! - `fmt_duration`: how long something lasted, as words (`2h 5min`);
+//! - `columns`: rows of cells as aligned text columns, for the tables of
+//!   `weir simulate` and `weir history`.
 
 const DECIMAL_RATE_UNITS: [&str; 5] = ["bit", "Kbit", "Mbit", "Gbit", "Tbit"];
 
@@ -108,6 +110,43 @@ pub fn fmt_duration(ms: i64) -> String {
         _ if h == 0 => format!("{d}d"),
         _ => format!("{d}d {h}h"),
     }
+}
+
+/// Rows of cells as columns two spaces apart, each as wide as its widest
+/// cell (in characters), left-aligned before column `right_from` and
+/// right-aligned from it on (`usize::MAX`: all left); trailing spaces
+/// trimmed, a newline after each row.
+pub fn columns(rows: &[Vec<String>], right_from: usize) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(widths[c] - cell.chars().count());
+            if c >= right_from {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
