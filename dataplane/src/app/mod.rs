@@ -1,8 +1,8 @@
 //! Parsers for the first packets of a flow: the name a client asks for,
 //! read before the flow's app is decided (issue 12, item 3).
 //!
-//! - [`tls`]: the SNI of a TLS ClientHello, from a TCP stream's first bytes
-//!   (one segment, or several joined in a bounded [`tls::ClientHelloBuf`]),
+//! - [`tls`](crate::app::tls): the SNI of a TLS ClientHello, from a TCP stream's first bytes
+//!   (one segment, or several joined in a bounded [`tls::ClientHelloBuf`](crate::app::tls::ClientHelloBuf)),
 //!   or from a bare handshake message (what QUIC carries).
 //!
 //! They run only until a flow is decided, never on every packet; they
@@ -13,7 +13,7 @@
 //!
 //! As in [`crate::parse`]: for every input — any length, any content,
 //! truncated or random — every function here returns a value without
-//! panicking and without arithmetic overflow. Reads go through [`Reader`],
+//! panicking and without arithmetic overflow. Reads go through `Reader`,
 //! which bounds-checks with `get`; lengths taken from the input are added
 //! with `checked_add`; there is no `unwrap`, no slice indexing by a runtime
 //! value and no `unsafe`. Property tests (`dataplane/tests/app_*.rs`) hold them
