@@ -4,6 +4,8 @@
 //! - [`tls`](crate::app::tls): the SNI of a TLS ClientHello, from a TCP stream's first bytes
 //!   (one segment, or several joined in a bounded [`tls::ClientHelloBuf`](crate::app::tls::ClientHelloBuf)),
 //!   or from a bare handshake message (what QUIC carries).
+//! - [`http`](crate::app::http): the `Host` header of an HTTP/1.x request's
+//!   first segment.
 //!
 //! They run only until a flow is decided, never on every packet; they
 //! allocate nothing (a caller lends a buffer where one is needed) and return
@@ -19,6 +21,7 @@
 //! value and no `unsafe`. Property tests (`dataplane/tests/app_*.rs`) hold them
 //! to it.
 
+pub mod http;
 pub mod tls;
 
 /// A bounds-checked cursor over input bytes: every read either returns the
