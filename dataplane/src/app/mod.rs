@@ -6,6 +6,10 @@
 //!   or from a bare handshake message (what QUIC carries).
 //! - [`http`](crate::app::http): the `Host` header of an HTTP/1.x request's
 //!   first segment.
+//! - [`quic`](crate::app::quic): QUIC v1 and v2 Initial packets: keys from
+//!   the Destination Connection ID (RFC 9001 section 5.2), header protection
+//!   removed, payload decrypted into a caller's scratch buffer, CRYPTO frames
+//!   joined in a caller's reassembly buffer, then the handshake parser.
 //!
 //! They run only until a flow is decided, never on every packet; they
 //! allocate nothing (a caller lends a buffer where one is needed) and return
@@ -22,6 +26,7 @@
 //! to it.
 
 pub mod http;
+pub mod quic;
 pub mod tls;
 
 /// A bounds-checked cursor over input bytes: every read either returns the
@@ -67,6 +72,23 @@ impl<'a> Reader<'a> {
     pub(crate) fn u24(&mut self) -> Option<u32> {
         self.array::<3>()
             .map(|[a, b, c]| u32::from_be_bytes([0, a, b, c]))
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    /// A QUIC variable-length integer (RFC 9000 section 16): the top two
+    /// bits of the first byte give its length, 1, 2, 4 or 8 bytes.
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        let first = *self.rest.first()?;
+        let len = 1usize << (first >> 6);
+        let raw = self.bytes(len)?;
+        let mut v = u64::from(first & 0x3f);
+        for b in raw.iter().skip(1) {
+            v = (v << 8) | u64::from(*b);
+        }
+        Some(v)
     }
 }
 

@@ -338,7 +338,9 @@ impl<const N: usize> ClientHelloBuf<N> {
                 RecordState::Header { have, mut bytes } => {
                     let at = usize::from(have);
                     let want = RECORD_HEADER.saturating_sub(at);
-                    let (head, tail) = segment.split_at(want.min(segment.len()));
+                    let (head, tail) = segment
+                        .split_at_checked(want.min(segment.len()))
+                        .unwrap_or((segment, &[]));
                     if let Some(dst) = bytes.get_mut(at..at.saturating_add(head.len())) {
                         dst.copy_from_slice(head);
                     }
@@ -374,7 +376,7 @@ impl<const N: usize> ClientHelloBuf<N> {
                 }
                 RecordState::Payload { left } => {
                     let n = usize::from(left).min(segment.len());
-                    let (head, tail) = segment.split_at(n);
+                    let (head, tail) = segment.split_at_checked(n).unwrap_or((segment, &[]));
                     // Copy what fits, so a ClientHello over the capacity is
                     // still known by the length in its header.
                     let room = N.saturating_sub(self.len).min(n);
