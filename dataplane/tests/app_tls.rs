@@ -328,3 +328,48 @@ proptest! {
         let _ = ClientHelloBuf::<2048>::new().push(&hello);
     }
 }
+
+/// Feeds `stream` to a fresh buffer cut at `cut` and whole; both answers,
+/// as comparable values.
+fn whole_and_split(stream: &[u8], cut: usize) -> (String, String) {
+    let cut = cut.min(stream.len());
+    let mut whole = ClientHelloBuf::<512>::new();
+    let w = format!("{:?}", whole.push(stream));
+    let mut split = ClientHelloBuf::<512>::new();
+    let _ = split.push(&stream[..cut]);
+    let s = format!("{:?}", split.push(&stream[cut..]));
+    (w, s)
+}
+
+proptest! {
+    #[test]
+    fn a_split_never_changes_the_answer_on_random_records(
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+        cut in 0usize..420,
+    ) {
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&body);
+        let (w, s) = whole_and_split(&rec, cut);
+        prop_assert_eq!(w, s);
+    }
+
+    #[test]
+    fn a_split_never_changes_the_answer_on_mutated_hellos(
+        at in 0usize..2000,
+        byte in any::<u8>(),
+        cut in 0usize..2000,
+        tail in proptest::collection::vec(any::<u8>(), 0..20),
+    ) {
+        let mut hello = video_hello();
+        let at = at % hello.len();
+        hello[at] = byte;
+        hello.extend_from_slice(&tail);
+        let (w, s) = whole_and_split(&hello, cut % hello.len());
+        prop_assert_eq!(&w, &s);
+        // The one-shot parse, when it names a host, names the same one.
+        if let Hello::Sni(name) = client_hello_sni(&hello) {
+            prop_assert_eq!(w, format!("{:?}", Hello::Sni(name)));
+        }
+    }
+}

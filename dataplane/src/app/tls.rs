@@ -302,13 +302,29 @@ impl<const N: usize> ClientHelloBuf<N> {
         if let Some(v) = self.last {
             return v.hello();
         }
-        if let Err(v) = self.take(segment) {
-            self.finish(v);
-            return v.hello();
+        if self.state == RecordState::Done {
+            return handshake_sni(self.handshake());
         }
+        let taken = self.take(segment);
         // Borrows only `hs`, so the verdict can be stored in `state` and
         // `last` beside it.
         let hello = handshake_sni(self.hs.get(..self.len).unwrap_or(&[]));
+        if let Err(v) = taken {
+            // The verdict reached earliest in the stream stands, so that
+            // where the segments are cut never changes it: a complete
+            // ClientHello's (bytes after it are not looked at, as in
+            // `client_hello_sni`), or "too long", known from the handshake
+            // header before any later record's error.
+            let v = match hello {
+                Hello::NeedMore { total: Some(t) } if t > N => Verdict::TooLong(Some(t)),
+                _ => v,
+            };
+            if matches!(hello, Hello::NeedMore { .. }) {
+                self.state = RecordState::Done;
+                self.last = Some(v);
+                return v.hello();
+            }
+        }
         let verdict = match hello {
             Hello::NotClientHello => Verdict::NotClientHello,
             Hello::Malformed(m) => Verdict::Malformed(m),
@@ -323,11 +339,6 @@ impl<const N: usize> ClientHelloBuf<N> {
         self.state = RecordState::Done;
         self.last = Some(verdict);
         verdict.hello()
-    }
-
-    fn finish(&mut self, v: Verdict) {
-        self.state = RecordState::Done;
-        self.last = Some(v);
     }
 
     /// Runs the record layer over `segment`, appending payload bytes.
