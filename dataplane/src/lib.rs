@@ -20,6 +20,8 @@
 //! real ports (weir-xdp, `xdp-prog`); the simulator drives it in virtual
 //! time (weir-sim, `control/sim`). `docs/architecture.md` has the graph.
 
+/// Parsers for a flow's first packets: TLS SNI, QUIC Initial SNI, HTTP/1 Host.
+pub mod app;
 pub mod classify;
 pub mod flow;
 pub mod histogram;

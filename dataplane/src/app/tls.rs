@@ -1,0 +1,429 @@
+//! The server name (SNI, RFC 6066 section 3) of a TLS ClientHello.
+//!
+//! Three ways in:
+//! - [`client_hello_sni`]: the first bytes of a TCP stream (TLS records),
+//!   zero-copy. Enough when the ClientHello is in the first segment, as it
+//!   is for most clients.
+//! - [`ClientHelloBuf`]: a bounded reassembly buffer for a ClientHello that
+//!   spans TCP segments (post-quantum key shares make it ~1.8 kB, more than
+//!   one 1460-byte segment) or TLS records. The caller appends each segment's
+//!   payload in stream order; the buffer strips the record headers and
+//!   parses again.
+//! - [`handshake_sni`]: a bare handshake message with no record header, as
+//!   QUIC carries it in CRYPTO frames.
+//!
+//! The whole ClientHello must be there and well-formed before a name is
+//! given: a prefix of a ClientHello is [`Hello::NeedMore`], never a guess,
+//! so a cut or forged hello cannot steer a flow with a half-read name.
+
+use super::{is_hostname, Reader};
+
+/// TLS record content type of handshake messages.
+const CONTENT_HANDSHAKE: u8 = 22;
+/// Handshake message type of a ClientHello.
+const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+/// Extension type of server_name (RFC 6066).
+const EXT_SERVER_NAME: u16 = 0;
+/// NameType host_name inside server_name.
+const NAME_HOST: u8 = 0;
+const RECORD_HEADER: usize = 5;
+const HANDSHAKE_HEADER: usize = 4;
+/// The largest plaintext record (RFC 8446 section 5.1: 2^14).
+const MAX_RECORD: usize = 1 << 14;
+
+/// What the bytes given say about a ClientHello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hello<'a> {
+    /// A complete, well-formed ClientHello naming this host (borrowed from
+    /// the input; ASCII, validated as a hostname, case as sent).
+    Sni(&'a str),
+    /// A complete, well-formed ClientHello with no host_name in it.
+    NoSni,
+    /// A ClientHello so far, cut short. `total` is how many bytes the whole
+    /// ClientHello takes, counted in the input's own framing (records
+    /// included for [`client_hello_sni`], handshake bytes for
+    /// [`handshake_sni`] and [`ClientHelloBuf`]); `None` while the header
+    /// that says it is itself cut, or (for [`client_hello_sni`] only) when
+    /// the ClientHello goes on in a further record, which only
+    /// [`ClientHelloBuf`] joins.
+    NeedMore { total: Option<usize> },
+    /// Not a TLS handshake record, or a handshake message other than a
+    /// ClientHello.
+    NotClientHello,
+    /// A ClientHello (or its record) whose structure is broken.
+    Malformed(Malformed),
+    /// [`ClientHelloBuf`] only: the ClientHello is longer than the buffer's
+    /// capacity (`total` handshake bytes, when known). The caller counts it
+    /// and decides the flow without a name.
+    TooLong { total: Option<usize> },
+}
+
+/// Which part of a ClientHello is broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// A record header with a version other than 3.x, or a length of zero or
+    /// over 2^14.
+    Record,
+    /// A record after the first that is not a handshake record.
+    RecordType,
+    /// The fixed part (version, random) or the session id.
+    SessionId,
+    /// The cipher suite list: empty, odd or past the end.
+    CipherSuites,
+    /// The compression method list: empty or past the end.
+    Compression,
+    /// The extension block or one extension's length past its end.
+    Extensions,
+    /// The server_name extension's lists do not add up.
+    ServerName,
+    /// A host_name that is not an ASCII hostname.
+    Hostname,
+    /// Bytes after the extensions, inside the ClientHello's length.
+    TrailingBytes,
+}
+
+/// The SNI of a ClientHello at the start of a TCP stream: `stream` is the
+/// client's first bytes (one or more segments' payloads, in order).
+///
+/// Reads only the first record: a ClientHello that continues in a second
+/// record is `NeedMore { total: None }`, and [`ClientHelloBuf`] is the way
+/// to join it. Bytes after the ClientHello are not looked at.
+pub fn client_hello_sni(stream: &[u8]) -> Hello<'_> {
+    let mut r = Reader::new(stream);
+    let Some([content, major, minor_and_len @ ..]) = r.array::<RECORD_HEADER>() else {
+        return record_prefix(stream);
+    };
+    if content != CONTENT_HANDSHAKE {
+        return Hello::NotClientHello;
+    }
+    let [_, len_hi, len_lo] = minor_and_len;
+    let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    if major != 3 || len == 0 || len > MAX_RECORD {
+        return Hello::Malformed(Malformed::Record);
+    }
+    let have = r.rest();
+    let in_record = have.get(..len).unwrap_or(have);
+    match handshake_sni(in_record) {
+        Hello::NeedMore { total: Some(total) } if total > len => {
+            // The message is longer than its record: the rest is in later
+            // records, whose headers are not known yet.
+            Hello::NeedMore { total: None }
+        }
+        Hello::NeedMore { total } => Hello::NeedMore {
+            total: total.and_then(|t| t.checked_add(RECORD_HEADER)),
+        },
+        other => other,
+    }
+}
+
+/// What the first bytes of a stream shorter than a record header say.
+fn record_prefix(stream: &[u8]) -> Hello<'_> {
+    match stream {
+        [] | [CONTENT_HANDSHAKE] | [CONTENT_HANDSHAKE, 3, ..] => Hello::NeedMore { total: None },
+        [CONTENT_HANDSHAKE, _, ..] => Hello::Malformed(Malformed::Record),
+        _ => Hello::NotClientHello,
+    }
+}
+
+/// The whole handshake message's length (header included), if its header
+/// is there.
+fn handshake_len(hs: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(hs);
+    r.u8()?;
+    let body = usize::try_from(r.u24()?).ok()?;
+    body.checked_add(HANDSHAKE_HEADER)
+}
+
+/// The SNI of a bare handshake message (type, 24-bit length, body), as
+/// QUIC's CRYPTO frames carry it. Bytes after the message are not looked at.
+pub fn handshake_sni(hs: &[u8]) -> Hello<'_> {
+    match hs.first() {
+        None => return Hello::NeedMore { total: None },
+        Some(&HANDSHAKE_CLIENT_HELLO) => {}
+        Some(_) => return Hello::NotClientHello,
+    }
+    let Some(total) = handshake_len(hs) else {
+        return Hello::NeedMore { total: None };
+    };
+    match hs.get(HANDSHAKE_HEADER..total) {
+        Some(body) => match client_hello_body(body) {
+            Ok(Some(name)) => Hello::Sni(name),
+            Ok(None) => Hello::NoSni,
+            Err(m) => Hello::Malformed(m),
+        },
+        None => Hello::NeedMore { total: Some(total) },
+    }
+}
+
+/// Walks a complete ClientHello body (RFC 8446 section 4.1.2; the same
+/// layout since TLS 1.0) to its server_name extension.
+fn client_hello_body(body: &[u8]) -> Result<Option<&str>, Malformed> {
+    let mut r = Reader::new(body);
+    // legacy_version, random
+    r.bytes(2 + 32).ok_or(Malformed::SessionId)?;
+    let sid = r.u8().ok_or(Malformed::SessionId)?;
+    if sid > 32 {
+        return Err(Malformed::SessionId);
+    }
+    r.bytes(usize::from(sid)).ok_or(Malformed::SessionId)?;
+    let suites = usize::from(r.u16().ok_or(Malformed::CipherSuites)?);
+    if suites == 0 || suites % 2 != 0 {
+        return Err(Malformed::CipherSuites);
+    }
+    r.bytes(suites).ok_or(Malformed::CipherSuites)?;
+    let methods = usize::from(r.u8().ok_or(Malformed::Compression)?);
+    if methods == 0 {
+        return Err(Malformed::Compression);
+    }
+    r.bytes(methods).ok_or(Malformed::Compression)?;
+    if r.is_empty() {
+        // A ClientHello without extensions (SSL 3.0, old TLS 1.0 clients).
+        return Ok(None);
+    }
+    let ext_len = usize::from(r.u16().ok_or(Malformed::Extensions)?);
+    let mut exts = Reader::new(r.bytes(ext_len).ok_or(Malformed::Extensions)?);
+    if !r.is_empty() {
+        return Err(Malformed::TrailingBytes);
+    }
+    let mut name = None;
+    while !exts.is_empty() {
+        let ty = exts.u16().ok_or(Malformed::Extensions)?;
+        let len = usize::from(exts.u16().ok_or(Malformed::Extensions)?);
+        let data = exts.bytes(len).ok_or(Malformed::Extensions)?;
+        // The first server_name counts; walking on checks that the rest of
+        // the block is well-formed too.
+        if ty == EXT_SERVER_NAME && name.is_none() {
+            name = Some(server_name(data)?);
+        }
+    }
+    Ok(name.flatten())
+}
+
+/// The first host_name of a server_name extension's ServerNameList.
+fn server_name(data: &[u8]) -> Result<Option<&str>, Malformed> {
+    let mut r = Reader::new(data);
+    let list_len = usize::from(r.u16().ok_or(Malformed::ServerName)?);
+    let mut list = Reader::new(r.bytes(list_len).ok_or(Malformed::ServerName)?);
+    if !r.is_empty() {
+        return Err(Malformed::ServerName);
+    }
+    let mut host = None;
+    while !list.is_empty() {
+        let ty = list.u8().ok_or(Malformed::ServerName)?;
+        let len = usize::from(list.u16().ok_or(Malformed::ServerName)?);
+        let name = list.bytes(len).ok_or(Malformed::ServerName)?;
+        if ty == NAME_HOST && host.is_none() {
+            if !is_hostname(name) {
+                return Err(Malformed::Hostname);
+            }
+            host = std::str::from_utf8(name).ok();
+        }
+    }
+    Ok(host)
+}
+
+/// Where the record layer is in the stream a [`ClientHelloBuf`] is fed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecordState {
+    /// Collecting a record header: this many of its 5 bytes seen.
+    Header {
+        have: u8,
+        bytes: [u8; RECORD_HEADER],
+    },
+    /// Inside a record's payload: this many bytes of it still to come.
+    Payload { left: u16 },
+    /// A verdict that more bytes cannot change.
+    Done,
+}
+
+/// A ClientHello reassembled from TCP segments, in a fixed `N` bytes.
+///
+/// [`ClientHelloBuf::push`] takes the next segment's payload (in stream
+/// order: the caller drops retransmissions and holds back nothing), strips
+/// TLS record headers, keeps the handshake bytes and parses them again. A
+/// ClientHello longer than `N` handshake bytes is [`Hello::TooLong`] as soon
+/// as its header says so. Nothing allocates: a flow table keeps a pool of
+/// these, sized once. 2048 holds today's post-quantum ClientHellos.
+#[derive(Clone, Debug)]
+pub struct ClientHelloBuf<const N: usize> {
+    hs: [u8; N],
+    len: usize,
+    state: RecordState,
+    /// The verdict once it is final (`Done`).
+    last: Option<Verdict>,
+}
+
+/// A final verdict a [`ClientHelloBuf`] keeps without borrowing itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    NotClientHello,
+    Malformed(Malformed),
+    TooLong(Option<usize>),
+}
+
+impl<const N: usize> Default for ClientHelloBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> ClientHelloBuf<N> {
+    pub const fn new() -> Self {
+        ClientHelloBuf {
+            hs: [0; N],
+            len: 0,
+            state: RecordState::Header {
+                have: 0,
+                bytes: [0; RECORD_HEADER],
+            },
+            last: None,
+        }
+    }
+
+    /// Empty again, for the next flow.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.state = RecordState::Header {
+            have: 0,
+            bytes: [0; RECORD_HEADER],
+        };
+        self.last = None;
+    }
+
+    /// The handshake bytes held so far (record headers stripped).
+    pub fn handshake(&self) -> &[u8] {
+        self.hs.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Appends the next segment's payload and says what the stream holds
+    /// now. Once the answer is final (anything but `NeedMore`), further
+    /// pushes change nothing and return it again.
+    pub fn push(&mut self, segment: &[u8]) -> Hello<'_> {
+        if let Some(v) = self.last {
+            return v.hello();
+        }
+        if self.state == RecordState::Done {
+            return handshake_sni(self.handshake());
+        }
+        let taken = self.take(segment);
+        // Borrows only `hs`, so the verdict can be stored in `state` and
+        // `last` beside it.
+        let hello = handshake_sni(self.hs.get(..self.len).unwrap_or(&[]));
+        if let Err(v) = taken {
+            // The verdict reached earliest in the stream stands, so that
+            // where the segments are cut never changes it: a complete
+            // ClientHello's (bytes after it are not looked at, as in
+            // `client_hello_sni`), or "too long", known from the handshake
+            // header before any later record's error.
+            let v = match hello {
+                Hello::NeedMore { total: Some(t) } if t > N => Verdict::TooLong(Some(t)),
+                _ => v,
+            };
+            if matches!(hello, Hello::NeedMore { .. }) {
+                self.state = RecordState::Done;
+                self.last = Some(v);
+                return v.hello();
+            }
+        }
+        let verdict = match hello {
+            Hello::NotClientHello => Verdict::NotClientHello,
+            Hello::Malformed(m) => Verdict::Malformed(m),
+            Hello::NeedMore { total: Some(t) } if t > N => Verdict::TooLong(Some(t)),
+            Hello::NeedMore { .. } if self.len >= N => Verdict::TooLong(None),
+            Hello::Sni(_) | Hello::NoSni => {
+                self.state = RecordState::Done;
+                return hello;
+            }
+            _ => return hello,
+        };
+        self.state = RecordState::Done;
+        self.last = Some(verdict);
+        verdict.hello()
+    }
+
+    /// Runs the record layer over `segment`, appending payload bytes.
+    fn take(&mut self, mut segment: &[u8]) -> Result<(), Verdict> {
+        while !segment.is_empty() {
+            match self.state {
+                RecordState::Done => return Ok(()),
+                RecordState::Header { have, mut bytes } => {
+                    let at = usize::from(have);
+                    let want = RECORD_HEADER.saturating_sub(at);
+                    let (head, tail) = segment
+                        .split_at_checked(want.min(segment.len()))
+                        .unwrap_or((segment, &[]));
+                    if let Some(dst) = bytes.get_mut(at..at.saturating_add(head.len())) {
+                        dst.copy_from_slice(head);
+                    }
+                    segment = tail;
+                    let have = at.saturating_add(head.len());
+                    if have < RECORD_HEADER {
+                        self.state = RecordState::Header {
+                            have: u8::try_from(have).unwrap_or(u8::MAX),
+                            bytes,
+                        };
+                        // Check what there is so far, so a stream that is
+                        // not TLS is known from its first byte.
+                        return match record_prefix(bytes.get(..have).unwrap_or(&[])) {
+                            Hello::NotClientHello if self.len == 0 => Err(Verdict::NotClientHello),
+                            Hello::NotClientHello => Err(Verdict::Malformed(Malformed::RecordType)),
+                            Hello::Malformed(m) => Err(Verdict::Malformed(m)),
+                            _ => Ok(()),
+                        };
+                    }
+                    let [content, major, _, hi, lo] = bytes;
+                    let left = u16::from_be_bytes([hi, lo]);
+                    if content != CONTENT_HANDSHAKE {
+                        return Err(if self.len == 0 {
+                            Verdict::NotClientHello
+                        } else {
+                            Verdict::Malformed(Malformed::RecordType)
+                        });
+                    }
+                    if major != 3 || left == 0 || usize::from(left) > MAX_RECORD {
+                        return Err(Verdict::Malformed(Malformed::Record));
+                    }
+                    self.state = RecordState::Payload { left };
+                }
+                RecordState::Payload { left } => {
+                    let n = usize::from(left).min(segment.len());
+                    let (head, tail) = segment.split_at_checked(n).unwrap_or((segment, &[]));
+                    // Copy what fits, so a ClientHello over the capacity is
+                    // still known by the length in its header.
+                    let room = N.saturating_sub(self.len).min(n);
+                    let end = self.len.saturating_add(room);
+                    if let (Some(dst), Some(src)) =
+                        (self.hs.get_mut(self.len..end), head.get(..room))
+                    {
+                        dst.copy_from_slice(src);
+                    }
+                    self.len = end;
+                    if room < n {
+                        return Err(Verdict::TooLong(handshake_len(self.handshake())));
+                    }
+                    segment = tail;
+                    let left = left.saturating_sub(u16::try_from(n).unwrap_or(u16::MAX));
+                    self.state = if left == 0 {
+                        RecordState::Header {
+                            have: 0,
+                            bytes: [0; RECORD_HEADER],
+                        }
+                    } else {
+                        RecordState::Payload { left }
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Verdict {
+    fn hello(self) -> Hello<'static> {
+        match self {
+            Verdict::NotClientHello => Hello::NotClientHello,
+            Verdict::Malformed(m) => Hello::Malformed(m),
+            Verdict::TooLong(total) => Hello::TooLong { total },
+        }
+    }
+}
