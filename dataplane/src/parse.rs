@@ -70,7 +70,7 @@ pub const MAX_IPV6_EXTENSION_HEADERS: usize = 8;
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
 pub(crate) const IPV4_MIN_HLEN: usize = 20;
-pub(crate) const IPV6_HLEN: usize = 40;
+const IPV6_HLEN: usize = 40;
 const TCP_MIN_HLEN: usize = 20;
 const UDP_HLEN: usize = 8;
 const SCTP_MIN_HLEN: usize = 12;
@@ -590,36 +590,48 @@ pub fn mark_ce(frame: &mut [u8], l3_offset: u16) -> bool {
 }
 
 fn mark_ce_ipv4(frame: &mut [u8], l3: usize) -> bool {
-    let Some(h) = l3
-        .checked_add(IPV4_MIN_HLEN)
-        .and_then(|end| frame.get_mut(l3..end))
-        .and_then(|h| <&mut [u8; IPV4_MIN_HLEN]>::try_from(h).ok())
-    else {
+    let Some(h) = ipv4_header_mut(frame, l3) else {
         return false;
     };
-    if h[0] & 0x0f < 5 {
-        return false;
-    }
     let tos = h[1];
     match tos & 0x03 {
-        0 => return false,
-        3 => return true,
-        _ => {}
+        0 => false,
+        3 => true,
+        _ => {
+            set_ipv4_tos(h, tos | 0x03);
+            true
+        }
     }
-    let new_tos = tos | 0x03;
+}
+
+/// The fixed part of the IPv4 header at `l3`, if the frame holds it whole
+/// and its IHL is valid.
+pub(crate) fn ipv4_header_mut(frame: &mut [u8], l3: usize) -> Option<&mut [u8; IPV4_MIN_HLEN]> {
+    let h = l3
+        .checked_add(IPV4_MIN_HLEN)
+        .and_then(|end| frame.get_mut(l3..end))
+        .and_then(|h| <&mut [u8; IPV4_MIN_HLEN]>::try_from(h).ok())?;
+    (h[0] & 0x0f >= 5).then_some(h)
+}
+
+/// The IPv6 header at `l3`, if the frame holds it whole.
+pub(crate) fn ipv6_header_mut(frame: &mut [u8], l3: usize) -> Option<&mut [u8; IPV6_HLEN]> {
+    l3.checked_add(IPV6_HLEN)
+        .and_then(|end| frame.get_mut(l3..end))
+        .and_then(|h| <&mut [u8; IPV6_HLEN]>::try_from(h).ok())
+}
+
+/// Write `new_tos` into an IPv4 header, fixing its checksum incrementally
+/// (RFC 1624): TOS is the low byte of the header's first 16-bit word.
+pub(crate) fn set_ipv4_tos(h: &mut [u8; IPV4_MIN_HLEN], new_tos: u8) {
     let check = be16([h[10], h[11]]);
-    let check = checksum_replace(check, be16([h[0], tos]), be16([h[0], new_tos]));
+    let check = checksum_replace(check, be16([h[0], h[1]]), be16([h[0], new_tos]));
     h[1] = new_tos;
     [h[10], h[11]] = check.to_be_bytes();
-    true
 }
 
 fn mark_ce_ipv6(frame: &mut [u8], l3: usize) -> bool {
-    let Some(h) = l3
-        .checked_add(IPV6_HLEN)
-        .and_then(|end| frame.get_mut(l3..end))
-        .and_then(|h| <&mut [u8; IPV6_HLEN]>::try_from(h).ok())
-    else {
+    let Some(h) = ipv6_header_mut(frame, l3) else {
         return false;
     };
     // The traffic class straddles bytes 0 and 1; ECN is its low two bits,
@@ -637,7 +649,7 @@ fn mark_ce_ipv6(frame: &mut [u8], l3: usize) -> bool {
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` in one's complement, for one
 /// 16-bit word changing from `old` to `new`.
 #[inline]
-pub(crate) fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
+fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
     let mut sum = u32::from(!check) + u32::from(!old) + u32::from(new);
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);

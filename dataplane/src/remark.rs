@@ -12,7 +12,7 @@
 //! too short for the header at `l3_offset`, or one that is not IPv4/IPv6
 //! there, is [`Remarked::NotIp`] and is left as it was.
 
-use crate::parse::{checksum_replace, IPV4_MIN_HLEN, IPV6_HLEN};
+use crate::parse::{ipv4_header_mut, ipv6_header_mut, set_ipv4_tos};
 
 /// What to do with a frame's DSCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,38 +65,19 @@ fn target(current: u8, remark: Remark) -> Option<u8> {
 }
 
 fn remark_ipv4(frame: &mut [u8], l3: usize, remark: Remark) -> Remarked {
-    let Some(h) = l3
-        .checked_add(IPV4_MIN_HLEN)
-        .and_then(|end| frame.get_mut(l3..end))
-        .and_then(|h| <&mut [u8; IPV4_MIN_HLEN]>::try_from(h).ok())
-    else {
+    let Some(h) = ipv4_header_mut(frame, l3) else {
         return Remarked::NotIp;
     };
-    if h[0] & 0x0f < 5 {
-        return Remarked::NotIp;
-    }
     let tos = h[1];
     let Some(dscp) = target(tos >> 2, remark) else {
         return Remarked::Unchanged;
     };
-    let new_tos = dscp << 2 | (tos & 0x03);
-    // The checksum covers 16-bit words: TOS is the low byte of the first.
-    let check = u16::from_be_bytes([h[10], h[11]]);
-    let check = checksum_replace(
-        check,
-        u16::from_be_bytes([h[0], tos]),
-        u16::from_be_bytes([h[0], new_tos]),
-    );
-    h[1] = new_tos;
-    [h[10], h[11]] = check.to_be_bytes();
+    set_ipv4_tos(h, dscp << 2 | (tos & 0x03));
     Remarked::Changed
 }
 
 fn remark_ipv6(frame: &mut [u8], l3: usize, remark: Remark) -> Remarked {
-    let Some(h) = l3
-        .checked_add(IPV6_HLEN)
-        .and_then(|end| frame.get_mut(l3..end))
-    else {
+    let Some(h) = ipv6_header_mut(frame, l3) else {
         return Remarked::NotIp;
     };
     // The traffic class straddles bytes 0 and 1: its upper four DSCP bits
