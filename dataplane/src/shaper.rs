@@ -8,11 +8,13 @@
 //! ring. Counters prove that every frame is somewhere:
 //! `received == sent + dropped + queued` after every call.
 
+use crate::app::AppsSpec;
 use crate::classify::{Classifier, ClassifyError, FilterSpec};
 use crate::histogram::{LogHistogram, LOG_BUCKETS};
 use crate::htb::{Htb, HtbSpec, SpecError};
 use crate::packet::{DropReason, Dropped, Drops, Frame, Packet};
 use crate::parse::parse_frame;
+use crate::remark::Remark;
 
 /// What to do with frames the parser rejects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -34,6 +36,16 @@ pub struct ShaperSpec {
     /// Leaf class index for unclassified traffic.
     pub default_class: u32,
     pub malformed: MalformedPolicy,
+    /// Apps: rules that give a flow an app, its class and its remark
+    /// (empty: none, and no flow table is kept).
+    pub apps: AppsSpec,
+    /// A DSCP remark per class, indexed like `htb.classes` (shorter or
+    /// empty: no remark for the classes past its end). An app's own remark
+    /// comes first.
+    pub class_remark: Vec<Option<Remark>>,
+    /// Do not trust the DSCP of frames entering this tree: filters see
+    /// DSCP 0, and every frame leaves with DSCP 0 unless a remark sets one.
+    pub wash: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -215,6 +215,9 @@ impl Tree {
             filters: self.filters.iter().map(|f| f.spec).collect(),
             default_class: self.default_class,
             malformed: self.malformed,
+            apps: weir_dataplane::app::AppsSpec::empty(),
+            class_remark: Vec::new(),
+            wash: false,
         }
     }
 

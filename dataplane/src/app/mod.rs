@@ -25,9 +25,14 @@
 //! value and no `unsafe`. Property tests (`dataplane/tests/app_*.rs`) hold them
 //! to it.
 
+pub mod glob;
 pub mod http;
 pub mod quic;
+pub mod spec;
 pub mod tls;
+
+pub use glob::{Glob, GlobError};
+pub use spec::{AppSpec, AppsSpec, Behaviour, Bulk, RuleSpec};
 
 /// A bounds-checked cursor over input bytes: every read either returns the
 /// bytes asked for and moves on, or returns `None` and leaves the cursor

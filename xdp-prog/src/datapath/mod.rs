@@ -578,6 +578,9 @@ fn unshaped_spec(frames: u32) -> ShaperSpec {
         filters: Vec::new(),
         default_class: 0,
         malformed: MalformedPolicy::Default,
+        apps: weir_dataplane::app::AppsSpec::empty(),
+        class_remark: Vec::new(),
+        wash: false,
     }
 }
 

@@ -118,6 +118,9 @@ pub fn pfifo_root(rate: u64, limit: u32) -> ShaperSpec {
         filters: vec![],
         default_class: 0,
         malformed: MalformedPolicy::Default,
+        apps: weir_dataplane::app::AppsSpec::empty(),
+        class_remark: Vec::new(),
+        wash: false,
     }
 }
 

@@ -121,6 +121,9 @@ fn spec(bits_per_sec: u64) -> ShaperSpec {
         filters: Vec::new(),
         default_class: 1,
         malformed: MalformedPolicy::Default,
+        apps: weir_dataplane::app::AppsSpec::empty(),
+        class_remark: Vec::new(),
+        wash: false,
     }
 }
 
