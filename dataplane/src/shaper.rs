@@ -369,6 +369,9 @@ mod tests {
             filters: vec![],
             default_class: 0,
             malformed,
+            apps: AppsSpec::empty(),
+            class_remark: Vec::new(),
+            wash: false,
         }
     }
 
