@@ -12,7 +12,7 @@
 //! packets found their flow evicted (a full set).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use weir_dataplane::flow::{Direction, FlowKey, FlowTable};
+use weir_dataplane::flow::{FlowKey, FlowTable};
 
 const BATCH: usize = 64;
 const IDLE_NS: u64 = 60_000_000_000;
@@ -31,13 +31,13 @@ impl Rng {
 
 /// `flows` distinct UDP keys between 198.18.0.0/15 hosts, and a visiting
 /// order of `4 × flows` (at least 65,536) packets spread over them.
-fn traffic(flows: usize) -> (Vec<(FlowKey, Direction)>, Vec<u32>) {
+fn traffic(flows: usize) -> (Vec<FlowKey>, Vec<u32>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let keys: Vec<(FlowKey, Direction)> = (0..flows as u64)
+    let keys: Vec<FlowKey> = (0..flows as u64)
         .map(|i| {
             let src = 0xffff_0000_0000 | u128::from(0xc612_0000 + (i as u32 % 65_536));
             let dst = 0xffff_0000_0000 | u128::from(0xc613_0000 + (i as u32 / 65_536));
-            FlowKey::new((src, 1024 + (i % 50_000) as u16), (dst, 443), 17)
+            FlowKey::new((src, 1024 + (i % 50_000) as u16), (dst, 443), 17).0
         })
         .collect();
     let n = (flows * 4).max(65_536);
@@ -45,10 +45,10 @@ fn traffic(flows: usize) -> (Vec<(FlowKey, Direction)>, Vec<u32>) {
     (keys, order)
 }
 
-fn table(keys: &[(FlowKey, Direction)]) -> FlowTable {
+fn table(keys: &[FlowKey]) -> FlowTable {
     let mut t = FlowTable::new(keys.len() * 2, IDLE_NS);
-    for (i, &(k, d)) in keys.iter().enumerate() {
-        t.packet(k, d, 100, i as u64);
+    for (i, &k) in keys.iter().enumerate() {
+        t.packet(k, 100, i as u64);
     }
     t
 }
@@ -64,10 +64,10 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("one_at_a_time", flows), |b| {
             b.iter(|| {
                 for _ in 0..BATCH {
-                    let (k, d) = keys[order[at] as usize];
+                    let k = keys[order[at] as usize];
                     at = (at + 1) % order.len();
                     now += 100;
-                    black_box(t.packet(k, d, 1514, now).flow.packets);
+                    black_box(t.packet(k, 1514, now).flow.packets);
                 }
             })
         });
@@ -75,17 +75,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut slots = [None; BATCH];
                 for (i, slot) in slots.iter_mut().enumerate() {
-                    let (k, d) = keys[order[(at + i) % order.len()] as usize];
+                    let k = keys[order[(at + i) % order.len()] as usize];
                     let s = t.slot(&k);
                     t.prefetch(s);
-                    *slot = Some((s, k, d));
+                    *slot = Some((s, k));
                 }
-                for &(s, _, _) in slots.iter().flatten() {
+                for &(s, _) in slots.iter().flatten() {
                     t.prefetch_flow(s);
                 }
-                for &(s, k, d) in slots.iter().flatten() {
+                for &(s, k) in slots.iter().flatten() {
                     now += 100;
-                    black_box(t.packet_in(s, k, d, 1514, now).flow.packets);
+                    black_box(t.packet_in(s, k, 1514, now).flow.packets);
                 }
                 at = (at + BATCH) % order.len();
             })

@@ -161,60 +161,137 @@ pub enum Decided {
     Behaviour,
     /// By the other direction's worker, which saw the deciding packet.
     Peer,
+    /// Every rule has answered no: the flow stays where the filters put
+    /// it (a bulk or long-lived rule may still move it).
+    Nothing,
 }
 
+impl Decided {
+    /// As `weir show flows` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decided::Undecided => "undecided",
+            Decided::Port => "port",
+            Decided::TlsSni => "tls-sni",
+            Decided::QuicSni => "quic-sni",
+            Decided::HttpHost => "http-host",
+            Decided::Behaviour => "behaviour",
+            Decided::Peer => "peer",
+            Decided::Nothing => "none",
+        }
+    }
+}
+
+/// No app (undecided, or no rule matched) in [`Flow::app`], and no rule
+/// or reassembly slot in the fields that hold one.
+pub const NONE: u16 = u16::MAX;
+
+/// Gap classes of [`Flow::gaps`], at the seed's two thresholds.
+pub const GAP_SHORT_NS: u64 = 10_000_000;
+pub const GAP_LONG_NS: u64 = 100_000_000;
+const GAP_SHORT: u32 = 0;
+const GAP_MID: u32 = 1;
+const GAP_LONG: u32 = 2;
+
 /// What the table knows about one connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flow {
     pub key: FlowKey,
     pub first_seen: u64,
     pub last_seen: u64,
     pub packets: u64,
     pub bytes: u64,
-    /// Packets each way (`[LoToHi, HiToLo]`).
-    pub packets_by_dir: [u64; 2],
-    /// Average packet size, bytes × 2^4.
-    avg_size: u32,
-    /// Mean inter-arrival time, ns × 2^3 (EWMA).
-    iat_mean: u64,
     /// Variance of the inter-arrival time, ns² (EWMA of the squared
     /// deviation from the mean).
     iat_var: u64,
-    /// Packets in the current burst (closer than [`BURST_GAP_NS`]).
-    pub burst_run: u32,
-    /// The longest burst seen.
-    pub burst_max: u32,
-    /// Bursts of at least two packets that have ended.
-    pub bursts: u32,
-    /// The app this flow was given (an index into the tree's apps), if
-    /// any.
-    pub app: Option<u16>,
+    /// Average packet size, bytes × 2^4.
+    avg_size: u32,
+    /// Mean inter-arrival time, ns (EWMA).
+    iat_mean: u32,
+    /// The class of each of the last 16 gaps, 2 bits each, the newest in
+    /// the low bits: under 10 ms, between, 100 ms or more (the seed's burst
+    /// and regularity tests read them).
+    gaps: u32,
+    /// The bulk window under way: its start (ms after `first_seen`), and
+    /// the packets and bytes in it.
+    win_start_ms: u32,
+    win_packets: u32,
+    win_bytes: u32,
+    /// The highest rate of a closed window within the bulk hold, packets/s
+    /// and bytes/s, and when it was measured (ms after `first_seen`).
+    peak_pps: u32,
+    peak_bps: u32,
+    peak_at_ms: u32,
+    /// The app this flow is in (an index into the tree's apps), or
+    /// [`NONE`].
+    pub app: u16,
+    /// The rule that put it there; while undecided, the first rule whose
+    /// name matcher matched the flow's server name, if one did.
+    pub rule: u16,
+    /// The rule that had decided the flow before a bulk or long-lived rule
+    /// moved it, to go back to when that no longer holds.
+    pub base: u16,
+    /// The reassembly slot of a first flight under inspection.
+    pub slot: u16,
     pub decided: Decided,
+    /// Which name parsers may still find a name (the apps engine's bits).
+    pub inspect: u8,
+}
+
+impl Default for Flow {
+    fn default() -> Flow {
+        Flow {
+            key: FlowKey::default(),
+            first_seen: 0,
+            last_seen: 0,
+            packets: 0,
+            bytes: 0,
+            iat_var: 0,
+            avg_size: 0,
+            iat_mean: 0,
+            gaps: 0,
+            win_start_ms: 0,
+            win_packets: 0,
+            win_bytes: 0,
+            peak_pps: 0,
+            peak_bps: 0,
+            peak_at_ms: 0,
+            app: NONE,
+            rule: NONE,
+            base: NONE,
+            slot: NONE,
+            decided: Decided::Undecided,
+            inspect: 0,
+        }
+    }
+}
+
+/// Milliseconds from `since` to `now`, saturated to u32 (49 days).
+fn ms_since(since: u64, now: u64) -> u32 {
+    u32::try_from(now.saturating_sub(since) / 1_000_000).unwrap_or(u32::MAX)
 }
 
 impl Flow {
-    fn start(key: FlowKey, dir: Direction, bytes: u32, now: u64) -> Flow {
-        let mut f = Flow {
+    fn start(key: FlowKey, bytes: u32, now: u64) -> Flow {
+        Flow {
             key,
             first_seen: now,
             last_seen: now,
             packets: 1,
             bytes: u64::from(bytes),
             avg_size: bytes.min(u32::MAX >> SIZE_FRAC) << SIZE_FRAC,
-            burst_run: 1,
-            burst_max: 1,
+            win_packets: 1,
+            win_bytes: bytes,
             ..Flow::default()
-        };
-        f.packets_by_dir[dir as usize] = 1;
-        f
+        }
     }
 
-    /// Count one more packet of `bytes` at `now`.
-    fn update(&mut self, dir: Direction, bytes: u32, now: u64) {
+    /// Count one more packet of `bytes` at `now`; `window` is the bulk
+    /// window, ns.
+    fn update(&mut self, bytes: u32, now: u64, window: Window) {
         let gap = now.saturating_sub(self.last_seen).min(IAT_MAX_NS);
         self.last_seen = self.last_seen.max(now);
         self.packets += 1;
-        self.packets_by_dir[dir as usize] += 1;
         self.bytes = self.bytes.saturating_add(u64::from(bytes));
         // avg += (size - avg) / 8, in 1/16 bytes.
         let size = i64::from(bytes.min(u32::MAX >> SIZE_FRAC) << SIZE_FRAC);
@@ -223,24 +300,50 @@ impl Flow {
         // The first gap seeds the mean; then mean and variance move by 1/8
         // of the new sample's difference.
         if self.packets == 2 {
-            self.iat_mean = gap << EWMA_SHIFT;
+            self.iat_mean = gap as u32;
         } else {
-            let mean = (self.iat_mean >> EWMA_SHIFT) as i64;
+            let mean = i64::from(self.iat_mean);
             let dev = gap as i64 - mean;
             let sq = dev.unsigned_abs().saturating_mul(dev.unsigned_abs());
-            self.iat_mean = ((self.iat_mean as i64) + dev) as u64;
+            self.iat_mean = (mean + (dev >> EWMA_SHIFT)) as u32;
             let var = self.iat_var as i128;
             self.iat_var = (var + ((i128::from(sq) - var) >> EWMA_SHIFT)) as u64;
         }
-        if gap < BURST_GAP_NS {
-            self.burst_run += 1;
-            self.burst_max = self.burst_max.max(self.burst_run);
+        let class = if gap < GAP_SHORT_NS {
+            GAP_SHORT
+        } else if gap < GAP_LONG_NS {
+            GAP_MID
         } else {
-            if self.burst_run >= 2 {
-                self.bursts += 1;
-            }
-            self.burst_run = 1;
+            GAP_LONG
+        };
+        self.gaps = self.gaps << 2 | class;
+        self.window(bytes, now, window);
+    }
+
+    /// The bulk window: count the packet, and when the window is over,
+    /// measure its rate and keep the highest within the hold.
+    fn window(&mut self, bytes: u32, now: u64, w: Window) {
+        let at = ms_since(self.first_seen, now);
+        let elapsed_ms = at.saturating_sub(self.win_start_ms);
+        if u64::from(elapsed_ms) * 1_000_000 < w.length {
+            self.win_packets = self.win_packets.saturating_add(1);
+            self.win_bytes = self.win_bytes.saturating_add(bytes);
+            return;
         }
+        // One division per window, not per packet.
+        let per_sec = |n: u32| {
+            u32::try_from(u64::from(n) * 1000 / u64::from(elapsed_ms.max(1))).unwrap_or(u32::MAX)
+        };
+        let (pps, bps) = (per_sec(self.win_packets), per_sec(self.win_bytes));
+        let held = u64::from(at.saturating_sub(self.peak_at_ms)) * 1_000_000 < w.hold;
+        if pps >= self.peak_pps || bps >= self.peak_bps || !held {
+            self.peak_pps = if held { pps.max(self.peak_pps) } else { pps };
+            self.peak_bps = if held { bps.max(self.peak_bps) } else { bps };
+            self.peak_at_ms = at;
+        }
+        self.win_start_ms = at;
+        self.win_packets = 1;
+        self.win_bytes = bytes;
     }
 
     /// Average packet size, bytes.
@@ -250,7 +353,7 @@ impl Flow {
 
     /// Mean inter-arrival time, ns (0 before the second packet).
     pub fn iat_mean_ns(&self) -> u64 {
-        self.iat_mean >> EWMA_SHIFT
+        u64::from(self.iat_mean)
     }
 
     /// Variance of the inter-arrival time, ns².
@@ -261,6 +364,67 @@ impl Flow {
     /// How long the flow has lasted, ns.
     pub fn age(&self) -> u64 {
         self.last_seen - self.first_seen
+    }
+
+    /// Inter-arrival gaps seen (one fewer than the packets).
+    pub fn gaps_seen(&self) -> u64 {
+        self.packets.saturating_sub(1)
+    }
+
+    /// Of the last `n` (≤ 16) gaps, how many were under 10 ms and how many
+    /// 100 ms or more.
+    fn gap_counts(&self, n: u32) -> (u32, u32) {
+        (0..n).fold((0, 0), |(short, long), i| {
+            match (self.gaps >> (2 * i)) & 3 {
+                GAP_SHORT => (short + 1, long),
+                GAP_LONG => (short, long + 1),
+                _ => (short, long),
+            }
+        })
+    }
+
+    /// The seed's `has_burst_pattern`: of the last ten gaps, at least five
+    /// under 10 ms and at least two over 100 ms. None before ten gaps.
+    pub fn bursty(&self) -> Option<bool> {
+        if self.gaps_seen() < 10 {
+            return None;
+        }
+        let (short, long) = self.gap_counts(10);
+        Some(short >= 5 && long >= 2)
+    }
+
+    /// The seed's regular timing: none of the last five gaps reached
+    /// 100 ms. None before six gaps (the seed wants more than five).
+    pub fn regular(&self) -> Option<bool> {
+        if self.gaps_seen() < 6 {
+            return None;
+        }
+        Some(self.gap_counts(5).1 == 0)
+    }
+
+    /// The highest rate of a bulk window closed within the hold: (packets/s,
+    /// bytes/s); None before the first window closed.
+    pub fn peak_rate(&self) -> Option<(u32, u32)> {
+        (self.peak_at_ms > 0).then_some((self.peak_pps, self.peak_bps))
+    }
+}
+
+/// The bulk window and hold a table measures with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// ns (> 0).
+    pub length: u64,
+    /// ns.
+    pub hold: u64,
+}
+
+impl Default for Window {
+    /// qosify's: 1 s windows, 5 s hold.
+    fn default() -> Window {
+        Window {
+            length: 1_000_000_000,
+            hold: 5_000_000_000,
+        }
     }
 }
 
@@ -297,6 +461,7 @@ pub struct FlowTable {
     flows: Vec<[Flow; WAYS]>,
     set_mask: u64,
     idle_ns: u64,
+    window: Window,
     /// Next set [`FlowTable::expire`] looks at.
     sweep: usize,
     counters: FlowCounters,
@@ -315,8 +480,8 @@ pub struct Seen<'a> {
     pub flow: &'a mut Flow,
     /// The flow is new with this packet.
     pub new: bool,
-    /// The flow whose way it took, if any, and why.
-    pub evicted: Option<(FlowKey, Evicted)>,
+    /// The flow whose way it took, if any (as it was), and why.
+    pub evicted: Option<(Flow, Evicted)>,
 }
 
 impl FlowTable {
@@ -330,9 +495,16 @@ impl FlowTable {
             flows: vec![[Flow::default(); WAYS]; sets],
             set_mask: sets as u64 - 1,
             idle_ns,
+            window: Window::default(),
             sweep: 0,
             counters: FlowCounters::default(),
         }
+    }
+
+    /// Measure bulk over `window` instead of the default.
+    pub fn with_window(mut self, window: Window) -> FlowTable {
+        self.window = window;
+        self
     }
 
     /// Flows the table can hold.
@@ -380,6 +552,15 @@ impl FlowTable {
         crate::pool::prefetch_range(flow.cast(), flow.wrapping_add(1).cast());
     }
 
+    /// Every flow the table holds (a walk of the whole table).
+    pub fn iter(&self) -> impl Iterator<Item = &Flow> {
+        self.tags
+            .iter()
+            .zip(&self.flows)
+            .flat_map(|(tags, flows)| tags.iter().zip(flows).filter(|(t, _)| **t != 0))
+            .map(|(_, f)| f)
+    }
+
     /// The flow of `key`, if the table holds it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         let (set, way) = self.find(self.slot(key), key)?;
@@ -413,26 +594,19 @@ impl FlowTable {
         })
     }
 
-    /// Count a packet of `bytes` going `dir` on `key`'s flow at `now`,
+    /// Count a packet of `bytes` on `key`'s flow at `now`,
     /// starting the flow if the table does not hold it.
-    pub fn packet(&mut self, key: FlowKey, dir: Direction, bytes: u32, now: u64) -> Seen<'_> {
+    pub fn packet(&mut self, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
         let slot = self.slot(&key);
-        self.packet_in(slot, key, dir, bytes, now)
+        self.packet_in(slot, key, bytes, now)
     }
 
     /// [`FlowTable::packet`] with `key`'s [`Slot`] already computed.
-    pub fn packet_in(
-        &mut self,
-        slot: Slot,
-        key: FlowKey,
-        dir: Direction,
-        bytes: u32,
-        now: u64,
-    ) -> Seen<'_> {
+    pub fn packet_in(&mut self, slot: Slot, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
         if let Some((set, way)) = self.find(slot, &key) {
             self.counters.hits += 1;
             let flow = &mut self.flows[set][way];
-            flow.update(dir, bytes, now);
+            flow.update(bytes, now, self.window);
             return Seen {
                 flow,
                 new: false,
@@ -451,12 +625,39 @@ impl FlowTable {
         self.counters.inserted += 1;
         self.tags[set][way] = slot.tag;
         let flow = &mut self.flows[set][way];
-        *flow = Flow::start(key, dir, bytes, now);
+        *flow = Flow::start(key, bytes, now);
         Seen {
             flow,
             new: true,
             evicted,
         }
+    }
+
+    /// The flow of `key`, started with no packet if the table does not
+    /// hold it (what the other direction decided arrives before this one
+    /// has seen a packet of the flow, or after it was evicted here).
+    pub fn entry(&mut self, key: FlowKey, now: u64) -> Seen<'_> {
+        let slot = self.slot(&key);
+        if let Some((set, way)) = self.find(slot, &key) {
+            return Seen {
+                flow: &mut self.flows[set][way],
+                new: false,
+                evicted: None,
+            };
+        }
+        let seen = self.packet_in(slot, key, 0, now);
+        seen.flow.packets = 0;
+        seen.flow.win_packets = 0;
+        seen
+    }
+
+    /// Hold a copy of `flow` (another table's, on a reload), as a new flow
+    /// would be held; returns the flow it evicted, if any.
+    pub fn adopt(&mut self, flow: &Flow, now: u64) -> Option<Flow> {
+        let slot = self.slot(&flow.key);
+        let seen = self.packet_in(slot, flow.key, 0, now);
+        *seen.flow = *flow;
+        seen.evicted.map(|(f, _)| f)
     }
 
     /// The (set, way) a new flow takes among its two sets: an empty way
@@ -465,7 +666,7 @@ impl FlowTable {
     /// overflowing while the table has room: with one set per key, a table
     /// at half its capacity already had full sets (a set takes a Poisson
     /// number of keys).
-    fn victim(&self, slot: Slot, now: u64) -> (usize, usize, Option<(FlowKey, Evicted)>) {
+    fn victim(&self, slot: Slot, now: u64) -> (usize, usize, Option<(Flow, Evicted)>) {
         if let Some((set, way)) = self.find_tag(slot, 0) {
             return (set, way, None);
         }
@@ -481,7 +682,7 @@ impl FlowTable {
         } else {
             Evicted::Pressure
         };
-        (set, way, Some((f.key, why)))
+        (set, way, Some((*f, why)))
     }
 
     fn is_idle(&self, f: &Flow, now: u64) -> bool {
@@ -535,11 +736,10 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(d1, d2);
         let mut t = FlowTable::new(64, 30_000 * MS);
-        assert!(t.packet(k1, d1, 100, 0).new);
-        let s = t.packet(k2, d2, 1500, MS);
+        assert!(t.packet(k1, 100, 0).new);
+        let s = t.packet(k2, 1500, MS);
         assert!(!s.new);
         assert_eq!(s.flow.packets, 2);
-        assert_eq!(s.flow.packets_by_dir, [1, 1]);
         assert_eq!(s.flow.bytes, 1600);
     }
 
@@ -571,32 +771,34 @@ mod tests {
     #[test]
     fn size_timing_and_bursts() {
         let mut t = FlowTable::new(64, 30_000 * MS);
-        let (voice, d) = FlowKey::new((v4(1), 12000), (v4(2), 12001), 17);
+        let voice = FlowKey::new((v4(1), 12000), (v4(2), 12001), 17).0;
         for i in 0..200 {
-            t.packet(voice, d, 202, i * 20 * MS);
+            t.packet(voice, 202, i * 20 * MS);
         }
         let f = *t.get(&voice).expect("held");
         assert_eq!(f.avg_size(), 202);
         assert_eq!(f.iat_mean_ns(), 20 * MS);
         assert_eq!(f.iat_var_ns2(), 0);
-        assert_eq!((f.burst_max, f.bursts), (1, 0));
+        assert_eq!((f.bursty(), f.regular()), (Some(false), Some(true)));
         assert_eq!(f.age(), 199 * 20 * MS);
 
-        let (bulk, d) = FlowKey::new((v4(1), 50000), (v4(2), 873), 6);
+        let bulk = FlowKey::new((v4(1), 50000), (v4(2), 873), 6).0;
         for i in 0..100 {
             // 10 packets 120 µs apart, then 50 ms of quiet.
-            t.packet(bulk, d, 1514, (i / 10) * 50 * MS + (i % 10) * 120_000);
+            t.packet(bulk, 1514, (i / 10) * 50 * MS + (i % 10) * 120_000);
         }
         let f = *t.get(&bulk).expect("held");
         assert_eq!(f.avg_size(), 1514);
-        assert_eq!((f.burst_max, f.bursts), (10, 9));
+        // Nine short gaps and one of 50 ms in every ten: not the seed's
+        // burst pattern (which wants two gaps over 100 ms).
+        assert_eq!(f.bursty(), Some(false));
         assert!(f.iat_var_ns2() > 0);
         // Jittery gaps give a variance; the average follows the sizes.
-        let (jit, d) = FlowKey::new((v4(3), 1), (v4(4), 2), 17);
+        let jit = FlowKey::new((v4(3), 1), (v4(4), 2), 17).0;
         let mut now = 0;
         for i in 0..400u64 {
             now += if i % 2 == 0 { 10 * MS } else { 30 * MS };
-            t.packet(jit, d, if i % 2 == 0 { 100 } else { 300 }, now);
+            t.packet(jit, if i % 2 == 0 { 100 } else { 300 }, now);
         }
         let f = *t.get(&jit).expect("held");
         assert!(
@@ -609,6 +811,61 @@ mod tests {
         assert!((150..250).contains(&f.avg_size()), "{}", f.avg_size());
     }
 
+    /// The seed's video pattern: bursts of four frames 2 ms apart, 150 ms
+    /// between bursts: at least five short gaps and two long ones in any
+    /// ten. (Bursts of six would leave one long gap in some tens.)
+    #[test]
+    fn the_seeds_burst_pattern_and_regularity() {
+        let mut t = FlowTable::new(64, 30_000 * MS);
+        let video = FlowKey::new((v4(1), 5000), (v4(2), 554), 6).0;
+        for i in 0..60u64 {
+            t.packet(video, 1400, (i / 4) * 150 * MS + (i % 4) * 2 * MS);
+        }
+        let f = *t.get(&video).expect("held");
+        assert_eq!(f.bursty(), Some(true));
+        assert_eq!(f.regular(), Some(false));
+        // Before ten gaps the pattern is unknown; before six, regularity.
+        let young = FlowKey::new((v4(1), 5001), (v4(2), 554), 6).0;
+        for i in 0..6u64 {
+            t.packet(young, 1400, i * MS);
+        }
+        let f = *t.get(&young).expect("held");
+        assert_eq!((f.bursty(), f.regular()), (None, None));
+        t.packet(young, 1400, 6 * MS);
+        assert_eq!(t.get(&young).expect("held").regular(), Some(true));
+    }
+
+    /// The bulk window: 2,000 packets/s for 3 s peak at 2,000; once the flow
+    /// slows to 10/s, the peak holds for the hold (5 s), then drops.
+    #[test]
+    fn bulk_windows_keep_their_peak_for_the_hold() {
+        let mut t = FlowTable::new(64, 30_000 * MS);
+        let bulk = FlowKey::new((v4(1), 40000), (v4(2), 5201), 6).0;
+        let mut now = 0;
+        for _ in 0..6000 {
+            t.packet(bulk, 1500, now);
+            now += 500_000;
+        }
+        assert_eq!(
+            t.get(&bulk).expect("held").peak_rate(),
+            Some((2000, 3_000_000))
+        );
+        let slow_from = now;
+        while now < slow_from + 4_000 * MS {
+            t.packet(bulk, 100, now);
+            now += 100 * MS;
+        }
+        assert_eq!(
+            t.get(&bulk).expect("held").peak_rate().map(|r| r.0),
+            Some(2000)
+        );
+        while now < slow_from + 8_000 * MS {
+            t.packet(bulk, 100, now);
+            now += 100 * MS;
+        }
+        assert_eq!(t.get(&bulk).expect("held").peak_rate(), Some((10, 1000)));
+    }
+
     #[test]
     fn a_full_set_evicts_idle_flows_first_then_the_oldest() {
         // One set: every key collides.
@@ -616,18 +873,24 @@ mod tests {
         assert_eq!(t.capacity(), WAYS);
         let key = |i: u16| FlowKey::new((v4(1), i), (v4(2), 80), 6).0;
         for i in 0..WAYS as u16 {
-            t.packet(key(i), Direction::LoToHi, 64, u64::from(i));
+            t.packet(key(i), 64, u64::from(i));
         }
         assert_eq!(t.counters().live, WAYS as u64);
         // All live (within 10 ms): the oldest (0) goes, under pressure.
-        let s = t.packet(key(100), Direction::LoToHi, 64, MS);
-        assert_eq!(s.evicted, Some((key(0), Evicted::Pressure)));
+        let s = t.packet(key(100), 64, MS);
+        assert_eq!(
+            s.evicted.map(|(f, why)| (f.key, why)),
+            Some((key(0), Evicted::Pressure))
+        );
         // Keep 1..7 busy, let 100 idle past the timeout.
         for i in 1..WAYS as u16 {
-            t.packet(key(i), Direction::LoToHi, 64, 12 * MS);
+            t.packet(key(i), 64, 12 * MS);
         }
-        let s = t.packet(key(101), Direction::LoToHi, 64, 12 * MS);
-        assert_eq!(s.evicted, Some((key(100), Evicted::Idle)));
+        let s = t.packet(key(101), 64, 12 * MS);
+        assert_eq!(
+            s.evicted.map(|(f, why)| (f.key, why)),
+            Some((key(100), Evicted::Idle))
+        );
         let c = t.counters();
         assert_eq!((c.evicted_pressure, c.evicted_idle, c.inserted), (1, 1, 10));
         assert_eq!(c.live, WAYS as u64);
@@ -640,12 +903,7 @@ mod tests {
         let mut t = FlowTable::new(1024, 10 * MS);
         let sets = t.capacity() / WAYS;
         for i in 0..500u16 {
-            t.packet(
-                FlowKey::new((v4(1), i), (v4(2), 80), 17).0,
-                Direction::LoToHi,
-                64,
-                0,
-            );
+            t.packet(FlowKey::new((v4(1), i), (v4(2), 80), 17).0, 64, 0);
         }
         assert_eq!(t.expire(5 * MS, sets, |_| {}), 0);
         // 500 keys in 128 sets of 8: a few sets may have overflowed.
@@ -667,8 +925,8 @@ mod tests {
         let mut t = FlowTable::new(0, 0);
         assert_eq!(t.capacity(), WAYS);
         for i in 0..100u16 {
-            let (k, d) = FlowKey::new((v4(9), i), (v4(8), i), 6);
-            assert!(t.packet(k, d, 1, u64::from(i)).new);
+            let k = FlowKey::new((v4(9), i), (v4(8), i), 6).0;
+            assert!(t.packet(k, 1, u64::from(i)).new);
         }
         assert_eq!(t.counters().live, WAYS as u64);
     }
@@ -689,8 +947,8 @@ mod tests {
                 if sweep {
                     t.expire(now, usize::from(sets), |f| assert!(now - f.last_seen >= 20 * MS));
                 } else {
-                    let (k, d) = FlowKey::new((v4(7), port), (v4(8), 53), 17);
-                    t.packet(k, d, u32::from(port), now);
+                    let k = FlowKey::new((v4(7), port), (v4(8), 53), 17).0;
+                    t.packet(k, u32::from(port), now);
                     proptest::prop_assert!(t.get(&k).is_some());
                 }
                 let held = t.tags.iter().flatten().filter(|&&tag| tag != 0).count() as u64;

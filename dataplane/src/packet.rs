@@ -45,6 +45,11 @@ pub struct Packet {
     pub l3_offset: u16,
     /// [`flags`] bits.
     pub flags: u8,
+    /// What to do to its DSCP on the way out: a
+    /// [`crate::remark::Remark::code`], 0 for nothing.
+    pub remark: u8,
+    /// The app of its flow ([`crate::flow::NONE`]: none).
+    pub app: u16,
 }
 
 impl Packet {
@@ -56,7 +61,14 @@ impl Packet {
             enqueued_at: 0,
             l3_offset: 0,
             flags: 0,
+            remark: 0,
+            app: crate::flow::NONE,
         }
+    }
+
+    /// The remark to apply before it goes on the wire, if any.
+    pub fn remark(&self) -> Option<crate::remark::Remark> {
+        crate::remark::Remark::from_code(self.remark)
     }
 
     pub fn frame(&self) -> Frame {

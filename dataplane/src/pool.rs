@@ -55,6 +55,8 @@ const EMPTY_PACKET: Packet = Packet {
     enqueued_at: 0,
     l3_offset: 0,
     flags: 0,
+    remark: 0,
+    app: crate::flow::NONE,
 };
 
 impl PacketPool {

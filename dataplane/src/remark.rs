@@ -26,6 +26,29 @@ pub enum Remark {
     Wash,
 }
 
+impl Remark {
+    /// One byte for a queued packet ([`crate::packet::Packet::remark`]):
+    /// 0 is no remark.
+    pub fn code(self) -> u8 {
+        match self {
+            Remark::Set(d) => 1 + (d & 0x3f),
+            Remark::IfUnmarked(d) => 65 + (d & 0x3f),
+            Remark::Wash => 255,
+        }
+    }
+
+    /// The remark of a [`Remark::code`], None for 0 (and codes no remark
+    /// makes).
+    pub fn from_code(code: u8) -> Option<Remark> {
+        match code {
+            1..=64 => Some(Remark::Set(code - 1)),
+            65..=128 => Some(Remark::IfUnmarked(code - 65)),
+            255 => Some(Remark::Wash),
+            _ => None,
+        }
+    }
+}
+
 /// What [`remark_dscp`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remarked {
@@ -94,6 +117,17 @@ fn remark_ipv6(frame: &mut [u8], l3: usize, remark: Remark) -> Remarked {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn codes_round_trip() {
+        for d in 0..64 {
+            for r in [Remark::Set(d), Remark::IfUnmarked(d), Remark::Wash] {
+                assert_eq!(Remark::from_code(r.code()), Some(r));
+                assert_ne!(r.code(), 0);
+            }
+        }
+        assert_eq!(Remark::from_code(0), None);
+    }
+
     use super::*;
     use crate::parse::{mark_ce, parse_frame};
     use proptest::prelude::*;

@@ -8,12 +8,12 @@
 //! ring. Counters prove that every frame is somewhere:
 //! `received == sent + dropped + queued` after every call.
 
-use crate::app::AppsSpec;
+use crate::app::{Apps, AppsError, AppsSpec, Decision, Located};
 use crate::classify::{Classifier, ClassifyError, FilterSpec};
 use crate::histogram::{LogHistogram, LOG_BUCKETS};
 use crate::htb::{Htb, HtbSpec, SpecError};
-use crate::packet::{DropReason, Dropped, Drops, Frame, Packet};
-use crate::parse::parse_frame;
+use crate::packet::{flags, DropReason, Dropped, Drops, Frame, Packet};
+use crate::parse::{parse_frame, Headers, ParseError};
 use crate::remark::Remark;
 
 /// What to do with frames the parser rejects.
@@ -54,6 +54,8 @@ pub enum ShaperError {
     Classifier(ClassifyError),
     DefaultNotLeaf { class: u32 },
     FilterTargetNotLeaf { filter: usize, class: u32 },
+    Apps(AppsError),
+    AppClassNotLeaf { app: String, class: u32 },
 }
 
 impl std::fmt::Display for ShaperError {
@@ -68,6 +70,13 @@ impl std::fmt::Display for ShaperError {
                 write!(
                     f,
                     "filter #{filter} targets class #{class}, which is not a leaf class"
+                )
+            }
+            ShaperError::Apps(e) => write!(f, "apps: {e}"),
+            ShaperError::AppClassNotLeaf { app, class } => {
+                write!(
+                    f,
+                    "app {app} goes to class #{class}, which is not a leaf class"
                 )
             }
         }
@@ -102,6 +111,18 @@ impl FrameCounters {
     }
 }
 
+/// Frames of a batch whose flow-table lines are requested together.
+pub const APPS_CHUNK: usize = 32;
+
+/// A frame parsed for a batch, with its flow's place in the table.
+#[derive(Clone, Copy)]
+struct Parsed<'a> {
+    frame: Frame,
+    bytes: &'a [u8],
+    headers: Result<Headers, ParseError>,
+    located: Option<Located>,
+}
+
 /// Buckets of the [`Sojourn`] histogram.
 pub const SOJOURN_BUCKETS: usize = LOG_BUCKETS;
 
@@ -116,6 +137,11 @@ pub struct Shaper {
     malformed: MalformedPolicy,
     counters: FrameCounters,
     sojourn: Sojourn,
+    /// None when the tree has no apps: no flow table is kept.
+    apps: Option<Apps>,
+    /// [`ShaperSpec::class_remark`] as codes, one per class.
+    class_remark: Vec<u8>,
+    wash: bool,
     /// Reused by [`Shaper::enqueue_batch`]: classified packets of one batch.
     batch: Vec<(u32, Packet)>,
 }
@@ -137,6 +163,28 @@ impl Shaper {
             }
         }
         let classifier = Classifier::new(&spec.filters).map_err(ShaperError::Classifier)?;
+        for app in &spec.apps.apps {
+            if !htb.is_leaf(app.class) {
+                return Err(ShaperError::AppClassNotLeaf {
+                    app: app.name.clone(),
+                    class: app.class,
+                });
+            }
+        }
+        let apps = if spec.apps.is_empty() {
+            None
+        } else {
+            Some(Apps::new(&spec.apps).map_err(ShaperError::Apps)?)
+        };
+        let class_remark = (0..htb.class_count())
+            .map(|c| {
+                spec.class_remark
+                    .get(c as usize)
+                    .copied()
+                    .flatten()
+                    .map_or(0, |r| r.code())
+            })
+            .collect();
         Ok(Shaper {
             classifier,
             htb,
@@ -145,6 +193,9 @@ impl Shaper {
             malformed: spec.malformed,
             counters: FrameCounters::default(),
             sojourn: Sojourn::default(),
+            apps,
+            class_remark,
+            wash: spec.wash,
             batch: Vec::new(),
         })
     }
@@ -154,7 +205,7 @@ impl Shaper {
     /// None when it was dropped as malformed.
     pub fn enqueue(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<u32> {
         self.counters.received += 1;
-        let (class, packet) = self.classify(frame, bytes)?;
+        let (class, packet) = self.classify(frame, bytes, now)?;
         let before = self.drops.len();
         self.htb.enqueue(class, packet, now, &mut self.drops);
         self.count_new_drops(before);
@@ -175,10 +226,14 @@ impl Shaper {
     {
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
-        for (frame, bytes) in frames {
-            self.counters.received += 1;
-            if let Some(item) = self.classify(frame, bytes) {
-                batch.push(item);
+        if self.apps.is_some() {
+            self.classify_apps_batch(frames, now, &mut batch);
+        } else {
+            for (frame, bytes) in frames {
+                self.counters.received += 1;
+                if let Some(item) = self.classify(frame, bytes, now) {
+                    batch.push(item);
+                }
             }
         }
         let before = self.drops.len();
@@ -205,17 +260,112 @@ impl Shaper {
         n
     }
 
+    /// [`Shaper::classify`] for a batch of a tree with apps, pipelined as
+    /// [`Htb::enqueue_batch`] is: up to [`APPS_CHUNK`] frames are parsed
+    /// and their flows' table lines requested first (the tags, then the
+    /// flows), so the flow-table misses of a chunk overlap instead of
+    /// following each other. Same results as one frame at a time.
+    fn classify_apps_batch<'a, I>(&mut self, frames: I, now: u64, batch: &mut Vec<(u32, Packet)>)
+    where
+        I: IntoIterator<Item = (Frame, &'a [u8])>,
+    {
+        let mut frames = frames.into_iter();
+        let mut chunk: [Option<Parsed<'a>>; APPS_CHUNK] = [None; APPS_CHUNK];
+        loop {
+            let mut n = 0;
+            for slot in chunk.iter_mut() {
+                let Some((frame, bytes)) = frames.next() else {
+                    break;
+                };
+                let headers = parse_frame(bytes);
+                let located = match (&headers, self.apps.as_ref()) {
+                    (Ok(h), Some(apps)) => apps.locate(h),
+                    _ => None,
+                };
+                if let (Some(l), Some(apps)) = (located, self.apps.as_ref()) {
+                    apps.prefetch(l);
+                }
+                *slot = Some(Parsed {
+                    frame,
+                    bytes,
+                    headers,
+                    located,
+                });
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            if let Some(apps) = self.apps.as_ref() {
+                for p in chunk[..n].iter().flatten() {
+                    if let Some(l) = p.located {
+                        apps.prefetch_flow(l);
+                    }
+                }
+            }
+            for p in chunk[..n].iter_mut() {
+                let Some(p) = p.take() else { continue };
+                self.counters.received += 1;
+                if let Some(item) = self.classify_parsed(p, now) {
+                    batch.push(item);
+                }
+            }
+        }
+    }
+
     /// Parse and classify one frame for a batch: the leaf class and the
     /// packet, or None when it was dropped as malformed (already counted
     /// and in `drops`). `received` is counted by the caller.
-    fn classify(&mut self, frame: Frame, bytes: &[u8]) -> Option<(u32, Packet)> {
+    ///
+    /// Order: the filters (or the default) give a class; the apps engine,
+    /// when the tree has apps, overrides it for a flow whose app is known.
+    /// The remark is the app's, else the class's, else a wash.
+    fn classify(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<(u32, Packet)> {
+        let headers = parse_frame(bytes);
+        let located = match (&headers, self.apps.as_ref()) {
+            (Ok(h), Some(apps)) => apps.locate(h),
+            _ => None,
+        };
+        self.classify_parsed(
+            Parsed {
+                frame,
+                bytes,
+                headers,
+                located,
+            },
+            now,
+        )
+    }
+
+    fn classify_parsed(&mut self, p: Parsed<'_>, now: u64) -> Option<(u32, Packet)> {
+        let Parsed {
+            frame,
+            bytes,
+            headers,
+            located,
+        } = p;
         let mut packet = Packet::new(frame, 0);
-        let class = match parse_frame(bytes) {
-            Ok(h) => {
+        let class = match headers {
+            Ok(mut h) => {
                 packet.hash = h.flow_hash();
                 packet.flags = h.packet_flags();
                 packet.l3_offset = h.l3_offset;
-                self.classifier.classify(&h).unwrap_or(self.default_class)
+                if self.wash {
+                    // An untrusted side: filters see no DSCP (ECN stays).
+                    if let Some(ip) = h.ip.as_mut() {
+                        ip.tos &= 0x03;
+                    }
+                }
+                let mut class = self.classifier.classify(&h).unwrap_or(self.default_class);
+                if let Some(apps) = self.apps.as_mut() {
+                    let app = apps.packet_at(&h, bytes, located, now);
+                    if let Some(c) = apps.class_of(app) {
+                        class = c;
+                        packet.app = app;
+                        packet.remark = apps.remark_of(app).map_or(0, |r| r.code());
+                    }
+                }
+                class
             }
             Err(_) => {
                 self.counters.malformed_seen += 1;
@@ -227,6 +377,17 @@ impl Shaper {
                 self.default_class
             }
         };
+        if packet.remark == 0 {
+            packet.remark = self.class_remark.get(class as usize).copied().unwrap_or(0);
+        }
+        if self.wash && packet.flags & (flags::IPV4 | flags::IPV6) != 0 {
+            // Washed first, every frame is unmarked: "if unmarked" is "set".
+            packet.remark = match Remark::from_code(packet.remark) {
+                None => Remark::Wash.code(),
+                Some(Remark::IfUnmarked(d)) => Remark::Set(d).code(),
+                Some(r) => r.code(),
+            };
+        }
         Some((class, packet))
     }
 
@@ -300,6 +461,9 @@ impl Shaper {
         next.counters = counters;
         next.sojourn = self.sojourn.clone();
         self.counters.queued = 0;
+        if let (Some(new), Some(old)) = (next.apps.as_mut(), self.apps.as_ref()) {
+            new.adopt(old, now);
+        }
         next
     }
 
@@ -335,6 +499,42 @@ impl Shaper {
         self.counters.queued = u64::from(self.htb.backlog().packets);
         for d in &self.drops.as_slice()[from..] {
             self.counters.dropped[d.reason.index()] += 1;
+            if let Some(apps) = self.apps.as_mut() {
+                apps.count_drop(d.packet.app);
+            }
+        }
+    }
+
+    /// The tree's apps engine, when it has apps.
+    pub fn apps(&self) -> Option<&Apps> {
+        self.apps.as_ref()
+    }
+
+    /// Decisions about flows made since the last call, for the shaper of
+    /// the other direction ([`Shaper::learn`]).
+    pub fn take_decisions(&mut self, out: &mut Vec<Decision>) {
+        if let Some(apps) = self.apps.as_mut() {
+            out.extend(apps.take_decisions());
+        }
+    }
+
+    /// What the other direction's shaper decided about a flow.
+    pub fn learn(&mut self, d: Decision, now: u64) {
+        if let Some(apps) = self.apps.as_mut() {
+            apps.learn(d, now);
+        }
+    }
+
+    /// Map the other direction's apps to this tree's, by name, so its
+    /// decisions can be learned.
+    pub fn link_peer(&mut self, peer: &Shaper) {
+        let names: Vec<&str> = peer
+            .apps
+            .as_ref()
+            .map(|a| a.apps().iter().map(|s| s.name.as_str()).collect())
+            .unwrap_or_default();
+        if let Some(apps) = self.apps.as_mut() {
+            apps.link_peer(names);
         }
     }
 }
@@ -570,5 +770,122 @@ mod tests {
             Shaper::new(&sp, 0),
             Err(ShaperError::FilterTargetNotLeaf { .. })
         ));
+    }
+
+    fn udp_with_tos(sport: u16, dport: u16, tos: u8) -> Vec<u8> {
+        let ip = frame::Ipv4 {
+            tos,
+            dst: [198, 18, 0, 2],
+            ..frame::Ipv4::default()
+        };
+        frame::ipv4_frame(&ip, &frame::udp(sport, dport, &[0; 18]))
+    }
+
+    /// Leaf 1 is the default, leaf 2 the app's class. An app's flows go
+    /// to its class with its remark; other flows get their class's remark;
+    /// a washed tree's filters see DSCP 0 and its frames leave with it.
+    #[test]
+    fn apps_override_the_class_and_remarks_follow_app_class_and_wash() {
+        use crate::app::{AppSpec, RuleSpec};
+        let mut sp = two_leaves(10, 1);
+        sp.apps.apps = vec![AppSpec {
+            name: "voice".into(),
+            class: 2,
+            remark: Some(Remark::Set(46)),
+        }];
+        sp.apps.rules = vec![RuleSpec {
+            app: 0,
+            protocol: Some(17),
+            ports: vec![(5060, 5061)],
+            ..RuleSpec::default()
+        }];
+        sp.class_remark = vec![None, Some(Remark::IfUnmarked(10))];
+        // A filter on EF to leaf 2: with wash, it never matches.
+        sp.filters = vec![FilterSpec {
+            tos: Some((46 << 2, 0xfc)),
+            target: 2,
+            ..FilterSpec::default()
+        }];
+        let mut s = Shaper::new(&sp, 0).unwrap();
+        assert_eq!(
+            s.enqueue(Frame { addr: 1, len: 60 }, &udp_with_tos(5060, 9, 0), 0),
+            Some(2)
+        );
+        assert_eq!(
+            s.enqueue(Frame { addr: 2, len: 60 }, &udp_with_tos(7, 9, 0), 0),
+            Some(1)
+        );
+        // Unwashed, the EF filter takes a marked frame to leaf 2 (no app,
+        // leaf 2 has no remark).
+        assert_eq!(
+            s.enqueue(Frame { addr: 3, len: 60 }, &udp_with_tos(8, 9, 46 << 2), 0),
+            Some(2)
+        );
+        let mut out = Vec::new();
+        s.dequeue_batch(1_000_000_000, &mut out, 10);
+        let remarks: Vec<(u64, Option<Remark>, u16)> =
+            out.iter().map(|p| (p.addr, p.remark(), p.app)).collect();
+        assert!(
+            remarks.contains(&(1, Some(Remark::Set(46)), 0)),
+            "{remarks:?}"
+        );
+        assert!(remarks.contains(&(2, Some(Remark::IfUnmarked(10)), crate::flow::NONE)));
+        assert!(remarks.contains(&(3, None, crate::flow::NONE)));
+        assert_eq!(s.apps().unwrap().counters()[0].packets, 1);
+
+        sp.wash = true;
+        let mut s = Shaper::new(&sp, 0).unwrap();
+        assert_eq!(
+            s.enqueue(Frame { addr: 3, len: 60 }, &udp_with_tos(8, 9, 46 << 2), 0),
+            Some(1)
+        );
+        assert_eq!(
+            s.enqueue(
+                Frame { addr: 4, len: 60 },
+                &udp_with_tos(5060, 9, 46 << 2),
+                0
+            ),
+            Some(2)
+        );
+        let mut out = Vec::new();
+        s.dequeue_batch(1_000_000_000, &mut out, 10);
+        let remarks: Vec<(u64, Option<Remark>)> =
+            out.iter().map(|p| (p.addr, p.remark())).collect();
+        // Washed, the frame counts as unmarked: leaf 1's "if unmarked"
+        // sets its DSCP.
+        assert!(remarks.contains(&(3, Some(Remark::Set(10)))), "{remarks:?}");
+        assert!(remarks.contains(&(4, Some(Remark::Set(46)))));
+    }
+
+    #[test]
+    fn a_packet_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Packet>(), 32);
+    }
+
+    /// A reload keeps what the apps engine decided.
+    #[test]
+    fn migration_keeps_the_flows_apps() {
+        use crate::app::{AppSpec, RuleSpec};
+        let mut sp = two_leaves(10, 1);
+        sp.apps.apps = vec![AppSpec {
+            name: "voice".into(),
+            class: 2,
+            remark: None,
+        }];
+        sp.apps.rules = vec![RuleSpec {
+            app: 0,
+            ports: vec![(5060, 5060)],
+            ..RuleSpec::default()
+        }];
+        let mut old = Shaper::new(&sp, 0).unwrap();
+        old.enqueue(Frame { addr: 1, len: 60 }, &udp_with_tos(5060, 9, 0), 0);
+        let new = old.migrate_into(Shaper::new(&sp, 0).unwrap(), &[None, Some(1), Some(2)], 10);
+        let flows: Vec<_> = new
+            .apps()
+            .unwrap()
+            .flows()
+            .map(|f| (f.app, f.packets))
+            .collect();
+        assert_eq!(flows, vec![(0, 1)]);
     }
 }

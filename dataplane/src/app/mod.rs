@@ -25,12 +25,14 @@
 //! value and no `unsafe`. Property tests (`dataplane/tests/app_*.rs`) hold them
 //! to it.
 
+pub mod engine;
 pub mod glob;
 pub mod http;
 pub mod quic;
 pub mod spec;
 pub mod tls;
 
+pub use engine::{AppCounters, Apps, AppsError, Decision, EngineCounters, Located};
 pub use glob::{Glob, GlobError};
 pub use spec::{AppSpec, AppsSpec, Behaviour, Bulk, RuleSpec};
 
