@@ -373,3 +373,31 @@ proptest! {
         }
     }
 }
+
+/// What a real TLS library's server makes of the hello `tls::client_hello`
+/// builds: rustls' `Acceptor` reads it as a ClientHello and finds the name,
+/// the ALPN list and the TLS 1.3 suites.
+#[test]
+fn rustls_accepts_our_client_hello() {
+    for pad in [0, 1800] {
+        let mut hello = Vec::new();
+        weir_dataplane::app::tls::client_hello("video.test", pad, &mut hello).unwrap();
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut rd = hello.as_slice();
+        while !rd.is_empty() {
+            acceptor.read_tls(&mut rd).expect("read from a slice");
+        }
+        let accepted = acceptor
+            .accept()
+            .map_err(|(e, _)| e)
+            .expect("a well-formed ClientHello")
+            .expect("the whole ClientHello is there");
+        let ch = accepted.client_hello();
+        assert_eq!(ch.server_name(), Some("video.test"));
+        let alpn: Vec<&[u8]> = ch.alpn().expect("alpn").collect();
+        assert_eq!(alpn, [&b"h2"[..], b"http/1.1"]);
+        assert!(ch
+            .cipher_suites()
+            .contains(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+    }
+}
