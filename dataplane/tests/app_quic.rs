@@ -305,3 +305,44 @@ proptest! {
         prop_assert_eq!(c.contiguous(), ch.as_slice());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The builder never panics: any DCID, name and padding either is
+    /// refused or gives an Initial of at least 1200 bytes whose SNI our
+    /// parser reads back.
+    #[test]
+    fn built_initials_parse_back_or_are_refused(
+        v2 in any::<bool>(),
+        dcid in proptest::collection::vec(any::<u8>(), 0..24),
+        name in prop_oneof![
+            "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){0,2}",
+            "[a-z0-9. -]{0,30}",
+        ],
+        pad in 0usize..3000,
+    ) {
+        use weir_dataplane::app::quic::{client_initial, InitialBuildError};
+        use weir_dataplane::app::tls::{client_hello, BuildError};
+        let version = if v2 { VERSION_2 } else { VERSION_1 };
+        // The TLS builder says which names are hostnames.
+        let name_ok = client_hello(&name, 0, &mut Vec::new()).is_ok();
+        match client_initial(version, &dcid, &name, pad) {
+            Ok(d) => {
+                prop_assert!(name_ok && dcid.len() <= 20);
+                prop_assert!(d.len() >= 1200);
+                let mut scratch = vec![0u8; d.len()];
+                let mut crypto = CryptoBuf::<4096>::new();
+                prop_assert_eq!(
+                    initial_sni(&d, &mut scratch, &mut crypto),
+                    Ok(Hello::Sni(&name))
+                );
+            }
+            Err(InitialBuildError::Hello(BuildError::Hostname)) => prop_assert!(!name_ok),
+            Err(InitialBuildError::Seal(QuicError::Header)) => {
+                prop_assert!(name_ok && dcid.len() > 20)
+            }
+            Err(e) => prop_assert!(false, "unexpected {:?}", e),
+        }
+    }
+}

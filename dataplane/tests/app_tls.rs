@@ -401,3 +401,36 @@ fn rustls_accepts_our_client_hello() {
             .contains(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
     }
 }
+
+proptest! {
+    /// The builder never panics: any name and padding either is refused or
+    /// gives a ClientHello whose SNI our parsers read back, whole and in
+    /// two segments.
+    #[test]
+    fn built_hellos_parse_back_or_are_refused(
+        (valid, name) in prop_oneof![
+            "[a-z0-9_-]{1,20}(\\.[a-zA-Z0-9_-]{1,20}){0,3}".prop_map(|n| (true, n)),
+            "[a-z0-9._ -]{0,70}".prop_map(|n| (false, n)),
+        ],
+        pad in 0usize..20_000,
+    ) {
+        use weir_dataplane::app::tls::BuildError;
+        let mut out = Vec::new();
+        let built = weir_dataplane::app::tls::client_hello(&name, pad, &mut out);
+        if valid {
+            // A hostname is refused only for a padding past one record.
+            prop_assert!(built.is_ok() || (built == Err(BuildError::TooLong) && pad > 16_000));
+        }
+        match built {
+            Ok(()) => {
+                prop_assert_eq!(client_hello_sni(&out), Hello::Sni(&name));
+                prop_assert!(out.len() >= pad.min(16_384));
+                let cut = out.len() / 2;
+                let mut buf = ClientHelloBuf::<16_384>::new();
+                let _ = buf.push(&out[..cut]);
+                prop_assert_eq!(buf.push(&out[cut..]), Hello::Sni(&name));
+            }
+            Err(_) => prop_assert!(out.is_empty()),
+        }
+    }
+}
