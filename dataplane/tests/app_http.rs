@@ -158,3 +158,24 @@ proptest! {
         prop_assert!(matches!(got, Request::NeedMore | Request::Host("video.test")), "{:?}", got);
     }
 }
+
+proptest! {
+    /// The builder never panics: any host and path either is refused or
+    /// gives a request whose Host our parser reads back.
+    #[test]
+    fn built_requests_parse_back_or_are_refused(
+        (valid, host, path) in prop_oneof![
+            ("[a-z0-9_-]{1,20}(\\.[a-zA-Z0-9_-]{1,20}){0,3}", "/[!-~]{0,40}")
+                .prop_map(|(h, p)| (true, h, p)),
+            ("[a-zA-Z0-9.:_ -]{0,40}", "[ -~]{0,40}").prop_map(|(h, p)| (false, h, p)),
+        ],
+    ) {
+        let mut out = Vec::new();
+        let built = weir_dataplane::app::http::request(&host, &path, &mut out);
+        prop_assert!(!valid || built.is_ok(), "{:?} {:?}", host, path);
+        match built {
+            Ok(()) => prop_assert_eq!(request_host(&out), Request::Host(&host)),
+            Err(_) => prop_assert!(out.is_empty()),
+        }
+    }
+}

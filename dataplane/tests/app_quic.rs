@@ -1,15 +1,13 @@
 //! QUIC Initial SNI (`app::quic`) on the RFCs' own client Initials (RFC 9001
 //! appendix A.2 for v1, RFC 9369 appendix A.2 for v2, byte for byte), on
 //! ClientHellos spread over out-of-order CRYPTO frames and two Initial
-//! packets (sealed here with a sealer that reproduces the RFC packet
-//! exactly), and on random and truncated input (the no-panic contract).
+//! packets (sealed with `quic::seal_initial`, which reproduces the RFC
+//! packets exactly), and on random and truncated input (the no-panic contract).
 
-use aes::cipher::{BlockCipherEncrypt, KeyInit};
-use aes_gcm::{AeadInOut, Aes128Gcm};
 use proptest::prelude::*;
 use weir_dataplane::app::quic::{
-    client_initial_keys, collect_crypto, initial_header, initial_sni, open_initial, CryptoBuf,
-    QuicError, VERSION_1, VERSION_2,
+    client_initial_keys, collect_crypto, initial_header, initial_sni, open_initial, seal_initial,
+    CryptoBuf, QuicError, VERSION_1, VERSION_2,
 };
 use weir_dataplane::app::tls::Hello;
 
@@ -41,40 +39,9 @@ fn rfc_payload() -> Vec<u8> {
     p
 }
 
-/// Protects a client Initial as RFC 9001 section 5 says: header with a
-/// 4-byte packet number and a 2-byte Length, AES-128-GCM, then header
-/// protection. The reverse of what the parser does, written apart from it.
+/// The crate's sealer with no SCID, as the RFC packets have.
 fn seal(version: u32, dcid: &[u8], pn: u32, payload: &[u8]) -> Vec<u8> {
-    let keys = client_initial_keys(version, dcid).expect("a known version");
-    let initial_type = if version == VERSION_2 { 1 } else { 0 };
-    let mut p = vec![0xc0 | (initial_type << 4) | 0x03];
-    p.extend_from_slice(&version.to_be_bytes());
-    p.push(dcid.len() as u8);
-    p.extend_from_slice(dcid);
-    p.push(0); // SCID
-    p.push(0); // token
-    let length = 4 + payload.len() + 16;
-    p.extend_from_slice(&(0x4000 | length as u16).to_be_bytes());
-    let pn_offset = p.len();
-    p.extend_from_slice(&pn.to_be_bytes());
-    let mut nonce = keys.iv;
-    for (n, b) in nonce[8..].iter_mut().zip(pn.to_be_bytes()) {
-        *n ^= b;
-    }
-    let mut body = payload.to_vec();
-    let tag = Aes128Gcm::new(&keys.key.into())
-        .encrypt_inout_detached(&nonce.into(), &p, body.as_mut_slice().into())
-        .unwrap();
-    p.extend_from_slice(&body);
-    p.extend_from_slice(&tag);
-    let sample: [u8; 16] = p[pn_offset + 4..pn_offset + 20].try_into().unwrap();
-    let mut mask = aes::Block::from(sample);
-    aes::Aes128::new(&keys.hp.into()).encrypt_block(&mut mask);
-    p[0] ^= mask[0] & 0x0f;
-    for i in 0..4 {
-        p[pn_offset + i] ^= mask[1 + i];
-    }
-    p
+    seal_initial(version, dcid, &[], pn, payload).expect("a valid packet")
 }
 
 fn crypto_frame(offset: usize, data: &[u8]) -> Vec<u8> {
@@ -134,7 +101,7 @@ fn rfc_client_initials_give_example_com() {
 }
 
 #[test]
-fn the_test_sealer_reproduces_the_rfc_packets() {
+fn the_sealer_reproduces_the_rfc_packets() {
     assert_eq!(seal(VERSION_1, &DCID, 2, &rfc_payload()), hex(V1_PACKET));
     assert_eq!(seal(VERSION_2, &DCID, 2, &rfc_payload()), hex(V2_PACKET));
 }
@@ -336,5 +303,46 @@ proptest! {
             }
         }
         prop_assert_eq!(c.contiguous(), ch.as_slice());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The builder never panics: any DCID, name and padding either is
+    /// refused or gives an Initial of at least 1200 bytes whose SNI our
+    /// parser reads back.
+    #[test]
+    fn built_initials_parse_back_or_are_refused(
+        v2 in any::<bool>(),
+        dcid in proptest::collection::vec(any::<u8>(), 0..24),
+        name in prop_oneof![
+            "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){0,2}",
+            "[a-z0-9. -]{0,30}",
+        ],
+        pad in 0usize..3000,
+    ) {
+        use weir_dataplane::app::quic::{client_initial, InitialBuildError};
+        use weir_dataplane::app::tls::{client_hello, BuildError};
+        let version = if v2 { VERSION_2 } else { VERSION_1 };
+        // The TLS builder says which names are hostnames.
+        let name_ok = client_hello(&name, 0, &mut Vec::new()).is_ok();
+        match client_initial(version, &dcid, &name, pad) {
+            Ok(d) => {
+                prop_assert!(name_ok && dcid.len() <= 20);
+                prop_assert!(d.len() >= 1200);
+                let mut scratch = vec![0u8; d.len()];
+                let mut crypto = CryptoBuf::<4096>::new();
+                prop_assert_eq!(
+                    initial_sni(&d, &mut scratch, &mut crypto),
+                    Ok(Hello::Sni(&name))
+                );
+            }
+            Err(InitialBuildError::Hello(BuildError::Hostname)) => prop_assert!(!name_ok),
+            Err(InitialBuildError::Seal(QuicError::Header)) => {
+                prop_assert!(name_ok && dcid.len() > 20)
+            }
+            Err(e) => prop_assert!(false, "unexpected {:?}", e),
+        }
     }
 }

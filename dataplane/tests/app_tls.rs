@@ -373,3 +373,64 @@ proptest! {
         }
     }
 }
+
+/// What a real TLS library's server makes of the hello `tls::client_hello`
+/// builds: rustls' `Acceptor` reads it as a ClientHello and finds the name,
+/// the ALPN list and the TLS 1.3 suites.
+#[test]
+fn rustls_accepts_our_client_hello() {
+    for pad in [0, 1800] {
+        let mut hello = Vec::new();
+        weir_dataplane::app::tls::client_hello("video.test", pad, &mut hello).unwrap();
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut rd = hello.as_slice();
+        while !rd.is_empty() {
+            acceptor.read_tls(&mut rd).expect("read from a slice");
+        }
+        let accepted = acceptor
+            .accept()
+            .map_err(|(e, _)| e)
+            .expect("a well-formed ClientHello")
+            .expect("the whole ClientHello is there");
+        let ch = accepted.client_hello();
+        assert_eq!(ch.server_name(), Some("video.test"));
+        let alpn: Vec<&[u8]> = ch.alpn().expect("alpn").collect();
+        assert_eq!(alpn, [&b"h2"[..], b"http/1.1"]);
+        assert!(ch
+            .cipher_suites()
+            .contains(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+    }
+}
+
+proptest! {
+    /// The builder never panics: any name and padding either is refused or
+    /// gives a ClientHello whose SNI our parsers read back, whole and in
+    /// two segments.
+    #[test]
+    fn built_hellos_parse_back_or_are_refused(
+        (valid, name) in prop_oneof![
+            "[a-z0-9_-]{1,20}(\\.[a-zA-Z0-9_-]{1,20}){0,3}".prop_map(|n| (true, n)),
+            "[a-z0-9._ -]{0,70}".prop_map(|n| (false, n)),
+        ],
+        pad in 0usize..20_000,
+    ) {
+        use weir_dataplane::app::tls::BuildError;
+        let mut out = Vec::new();
+        let built = weir_dataplane::app::tls::client_hello(&name, pad, &mut out);
+        if valid {
+            // A hostname is refused only for a padding past one record.
+            prop_assert!(built.is_ok() || (built == Err(BuildError::TooLong) && pad > 16_000));
+        }
+        match built {
+            Ok(()) => {
+                prop_assert_eq!(client_hello_sni(&out), Hello::Sni(&name));
+                prop_assert!(out.len() >= pad.min(16_384));
+                let cut = out.len() / 2;
+                let mut buf = ClientHelloBuf::<16_384>::new();
+                let _ = buf.push(&out[..cut]);
+                prop_assert_eq!(buf.push(&out[cut..]), Hello::Sni(&name));
+            }
+            Err(_) => prop_assert!(out.is_empty()),
+        }
+    }
+}

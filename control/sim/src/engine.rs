@@ -210,7 +210,7 @@ impl State {
         for (si, s) in traffic.sources.iter().enumerate() {
             let mut rng = SmallRng::seed_from_u64(seed_for(p.seed, si));
             let sizes = SizePicker::new(&s.sizes);
-            let next_size = sizes.pick(&mut rng);
+            let next_size = sizes.pick(&mut rng, 0);
             let end = s.stop.unwrap_or(u64::MAX).min(p.duration);
             let first_flow = st.flows.len() as u32;
             let is_tcp = matches!(s.kind, SourceKind::Tcp(_));
@@ -223,6 +223,7 @@ impl State {
                     conn: NONE,
                     pair: NONE,
                     seq: 0,
+                    payload_sent: 0,
                 });
             }
             if let SourceKind::Tcp(tcp) = s.kind {
@@ -272,6 +273,8 @@ impl State {
                 end,
                 acc: SourceAcc::default(),
                 is_tcp,
+                payload: s.payload.as_ref().map_or(Vec::new(), |p| p.bytes.clone()),
+                payload_stream: s.payload.as_ref().is_some_and(|p| p.kind.is_stream()),
             });
         }
         st
@@ -282,13 +285,36 @@ impl State {
         self.pending.push(event(at, target));
     }
 
-    /// Build flow `flow`'s frame of `size` bytes and offer it to the shaper.
+    /// Build flow `flow`'s frame of `size` bytes and offer it to the shaper;
+    /// returns the frame's size, which a QUIC Initial longer than `size`
+    /// grows.
     #[inline]
-    fn send<C: Core>(&mut self, core: &mut C, flow: u32, size: u32, seq: u64, now: u64) {
+    fn send<C: Core>(&mut self, core: &mut C, flow: u32, size: u32, seq: u64, now: u64) -> u32 {
         let f = &mut self.flows[flow as usize];
+        let payload = &self.sources[f.source as usize].payload;
+        let mut size = size;
+        let mut chunk: &[u8] = &[];
+        if let Some(rest) = payload
+            .get(f.payload_sent as usize..)
+            .filter(|r| !r.is_empty())
+        {
+            let header = f.tmpl.header_len();
+            if self.sources[f.source as usize].payload_stream {
+                // A TCP sender cuts its stream at the segment size: this
+                // frame carries what fits after its headers (the sizes were
+                // checked to leave room).
+                let room = size.saturating_sub(header) as usize;
+                chunk = &rest[..room.min(rest.len())];
+            } else {
+                // A datagram arrives whole: the frame grows to hold it.
+                chunk = rest;
+                size = size.max(header + rest.len() as u32);
+            }
+            f.payload_sent += chunk.len() as u32;
+        }
         f.tmpl.set_size(size);
         let addr = (u64::from(flow) << SEQ_BITS) | (seq & SEQ_MASK);
-        let bytes = self.buf.frame(flow, &f.tmpl);
+        let bytes = self.buf.frame_with(flow, &f.tmpl, chunk);
         let class = core.enqueue(Frame { addr, len: size }, bytes, now);
         self.emitted += 1;
         let charged = self.charge.wire_len(size);
@@ -316,6 +342,7 @@ impl State {
             None => src.unclassified += 1,
         }
         self.drain_drops(core, now);
+        size
     }
 
     #[inline]
@@ -417,13 +444,16 @@ impl State {
         if src.next_flow == src.flows {
             src.next_flow = 0;
         }
-        let size = src.next_size;
         let f = &mut self.flows[flow as usize];
         let seq = f.seq;
         f.seq += 1;
-        self.send(core, flow, size, seq, now);
+        let size = match &src.sizes {
+            SizePicker::Seq(_) => src.sizes.pick(&mut src.rng, seq),
+            _ => src.next_size,
+        };
+        let size = self.send(core, flow, size, seq, now);
         let src = &mut self.sources[s as usize];
-        src.next_size = src.sizes.pick(&mut src.rng);
+        src.next_size = src.sizes.pick(&mut src.rng, 0);
         let t = src.clock.advance(size, &mut src.rng).max(now);
         (t < src.end).then_some(t)
     }
@@ -454,7 +484,7 @@ impl State {
             conn.inflight += 1;
             let (flow, s) = (conn.flow, conn.source);
             let src = &mut self.sources[s as usize];
-            let size = src.sizes.pick(&mut src.rng);
+            let size = src.sizes.pick(&mut src.rng, seq);
             self.send(core, flow, size, seq, now);
         }
         let conn = &mut self.conns[c as usize];

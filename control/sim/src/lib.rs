@@ -33,7 +33,9 @@ pub use report::{
     ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport, Table,
     TcpReport, Timeline, Volume,
 };
-pub use traffic::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError, Vary};
+pub use traffic::{
+    Pace, Payload, PayloadKind, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError, Vary,
+};
 
 /// Overrides of what the traffic file says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

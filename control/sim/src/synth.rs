@@ -225,13 +225,16 @@ fn ipv4_checksum(header: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A reusable frame buffer: header copied in front of a zero payload.
+/// A reusable frame buffer: header copied in front of a payload that is
+/// zero except for the bytes [`FrameBuf::frame_with`] writes at its start.
 #[derive(Debug)]
 pub struct FrameBuf {
     buf: Vec<u8>,
     /// (flow, size) whose header the buffer holds now; skips the copy when a
     /// flow sends back to back.
     holds: Option<(u32, u32)>,
+    /// Bytes the last payload wrote, zeroed before the next frame.
+    dirty: std::ops::Range<usize>,
 }
 
 impl Default for FrameBuf {
@@ -245,17 +248,40 @@ impl FrameBuf {
         FrameBuf {
             buf: vec![0; MAX_FRAME as usize],
             holds: None,
+            dirty: 0..0,
         }
     }
 
-    /// The bytes of flow `flow`'s frame as `template` describes it.
+    /// The bytes of flow `flow`'s frame as `template` describes it, with a
+    /// zero payload.
     #[inline]
     pub fn frame(&mut self, flow: u32, template: &FrameTemplate) -> &[u8] {
+        self.frame_with(flow, template, &[])
+    }
+
+    /// The bytes of flow `flow`'s frame, its L4 payload starting with
+    /// `payload` and zero after it. `payload` must fit the frame
+    /// (`header_len + payload.len() <= size`); what does not fit is left
+    /// out.
+    #[inline]
+    pub fn frame_with(&mut self, flow: u32, template: &FrameTemplate, payload: &[u8]) -> &[u8] {
+        if !self.dirty.is_empty() {
+            // After the header of the flow it was written for: zeroing it
+            // leaves that header (which `holds` remembers) intact.
+            self.buf[self.dirty.clone()].fill(0);
+            self.dirty = 0..0;
+        }
         let size = template.size();
         if self.holds != Some((flow, size)) {
             let h = template.header();
             self.buf[..h.len()].copy_from_slice(h);
             self.holds = Some((flow, size));
+        }
+        if !payload.is_empty() {
+            let start = template.header().len();
+            let end = (start + payload.len()).min(size as usize);
+            self.buf[start..end].copy_from_slice(&payload[..end - start]);
+            self.dirty = start..end;
         }
         &self.buf[..size as usize]
     }
@@ -347,5 +373,29 @@ mod tests {
         assert_eq!(&buf.frame(0, &a)[34..36], &5000u16.to_be_bytes());
         assert_eq!(&buf.frame(1, &b)[34..36], &6000u16.to_be_bytes());
         assert_eq!(&buf.frame(0, &a)[34..36], &5000u16.to_be_bytes());
+    }
+
+    #[test]
+    fn payload_bytes_are_written_once_then_zero_again() {
+        let a = FrameTemplate::new(&spec("198.18.0.1", "198.18.0.2", Proto::Udp, None), 100);
+        let b = FrameTemplate::new(
+            &spec("2001:db8::1", "2001:db8::2", Proto::Tcp, Some(7)),
+            100,
+        );
+        let mut buf = FrameBuf::new();
+        let f = buf.frame_with(0, &a, b"hello").to_vec();
+        assert_eq!(&f[42..47], b"hello");
+        assert!(f[47..].iter().all(|&x| x == 0));
+        // The same flow again, then another flow whose header is longer:
+        // the old payload is gone, each header intact.
+        let f = buf.frame(0, &a).to_vec();
+        assert!(f[42..].iter().all(|&x| x == 0));
+        assert_eq!(&f[34..36], &5000u16.to_be_bytes());
+        buf.frame_with(0, &a, &[0xff; 58]);
+        let f = buf.frame(1, &b).to_vec();
+        assert_eq!(&f[..78], b.header());
+        assert!(f[78..].iter().all(|&x| x == 0));
+        // A payload longer than the frame is cut at its end.
+        assert_eq!(buf.frame_with(0, &a, &[1; 200]).len(), 100);
     }
 }

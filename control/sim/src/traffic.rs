@@ -50,6 +50,45 @@ pub struct Source {
     pub start: u64,
     /// None: until the end of the run.
     pub stop: Option<u64>,
+    /// What the first packets of each flow carry (None: zeros).
+    pub payload: Option<Payload>,
+}
+
+/// The application bytes at the start of each flow of a source, built once
+/// when the traffic file is read (by the core's own builders, and checked
+/// by its parsers): what a classifier reads to tell apps apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payload {
+    pub kind: PayloadKind,
+    /// The L4 payload bytes: a TLS record, an HTTP request head, or a
+    /// whole QUIC Initial datagram.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A TLS 1.3 ClientHello record, over TCP.
+    Tls { sni: String },
+    /// A QUIC client Initial (version 1 or 2), over UDP.
+    Quic { sni: String, version: u32 },
+    /// An HTTP/1.1 GET request head, over TCP.
+    Http { host: String, path: String },
+}
+
+impl PayloadKind {
+    /// A TCP byte stream, cut at segment boundaries as a sender cuts it
+    /// (true), or one datagram that must arrive whole (false).
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, PayloadKind::Quic { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            PayloadKind::Tls { .. } => "tls",
+            PayloadKind::Quic { .. } => "quic",
+            PayloadKind::Http { .. } => "http",
+        }
+    }
 }
 
 /// Which header field tells a source's flows apart: flow `i` carries the
@@ -125,6 +164,9 @@ pub enum Sizes {
     /// (size, weight): each packet picks a size with probability
     /// weight / Σ weights.
     Mix(Vec<(u32, u32)>),
+    /// Each flow sends these sizes in this order, then again from the
+    /// first (a replay of a recorded flow).
+    Seq(Vec<u32>),
 }
 
 impl Sizes {
@@ -132,6 +174,7 @@ impl Sizes {
         match self {
             Sizes::Fixed(s) => *s,
             Sizes::Mix(m) => m.iter().map(|&(s, _)| s).max().unwrap_or(0),
+            Sizes::Seq(v) => v.iter().copied().max().unwrap_or(0),
         }
     }
 
@@ -139,6 +182,7 @@ impl Sizes {
         match self {
             Sizes::Fixed(s) => *s,
             Sizes::Mix(m) => m.iter().map(|&(s, _)| s).min().unwrap_or(0),
+            Sizes::Seq(v) => v.iter().copied().min().unwrap_or(0),
         }
     }
 }

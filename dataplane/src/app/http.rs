@@ -195,3 +195,72 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
     }
     v
 }
+
+/// Why [`request`] made nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The host is not an ASCII hostname as [`request_host`] accepts it.
+    Host,
+    /// The path does not start with `/` or holds a byte other than visible
+    /// ASCII (no spaces, no control characters).
+    Path,
+}
+
+/// Writes the head of an HTTP/1.1 `GET` request for `path` on `host`, as a
+/// browser or curl sends it: request line, `Host` first, a `User-Agent`, an
+/// `Accept`, and the blank line. [`request_host`] gives `host` back. For the
+/// simulator and tests.
+pub fn request(host: &str, path: &str, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    if !is_hostname(host.as_bytes()) {
+        return Err(BuildError::Host);
+    }
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BuildError::Path);
+    }
+    for part in [
+        "GET ",
+        path,
+        " HTTP/1.1\r\nHost: ",
+        host,
+        "\r\nUser-Agent: weir-sim\r\nAccept: */*\r\n\r\n",
+    ] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn request_gives_its_host_back() {
+        for (host, path) in [("video.test", "/"), ("a", "/x?y=1&z=%20")] {
+            let mut out = Vec::new();
+            request(host, path, &mut out).unwrap();
+            assert_eq!(request_host(&out), Request::Host(host));
+            assert!(out.starts_with(format!("GET {path} HTTP/1.1\r\n").as_bytes()));
+            assert!(out.ends_with(b"\r\n\r\n"));
+        }
+    }
+
+    #[test]
+    fn bad_hosts_and_paths_are_errors() {
+        let mut out = Vec::new();
+        for host in ["", "a b", "a:80", "é"] {
+            assert_eq!(
+                request(host, "/", &mut out),
+                Err(BuildError::Host),
+                "{host:?}"
+            );
+        }
+        for path in ["", "x", "/a b", "/\r\nX: y"] {
+            assert_eq!(
+                request("a.test", path, &mut out),
+                Err(BuildError::Path),
+                "{path:?}"
+            );
+        }
+        assert!(out.is_empty());
+    }
+}

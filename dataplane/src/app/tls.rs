@@ -427,3 +427,257 @@ impl Verdict {
         }
     }
 }
+
+/// Why [`client_hello`] made nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The name is not an ASCII hostname as [`client_hello_sni`] accepts it.
+    Hostname,
+    /// The ClientHello (with its padding) would not fit one record (2^14
+    /// bytes), or an ALPN protocol name is empty or over 255 bytes.
+    TooLong,
+}
+
+/// What goes in a ClientHello [`client_hello_handshake`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HelloSpec<'a> {
+    /// The server_name.
+    pub sni: &'a str,
+    /// ALPN protocols (RFC 7301), in preference order; none: no extension.
+    pub alpn: &'a [&'a str],
+    /// QUIC transport parameters (RFC 9000 section 18), raw, for a
+    /// ClientHello carried in QUIC; `None` over TCP.
+    pub quic_params: Option<&'a [u8]>,
+    /// The handshake message is padded (RFC 7685 padding extension) to at
+    /// least this many bytes; 0: no padding. Today's post-quantum hellos are
+    /// ~1.8 kB, more than one TCP segment.
+    pub pad_to: usize,
+}
+
+/// Handshake bytes of a ClientHello that ends at the padding extension's
+/// header: the extension needs 4 bytes of its own.
+const PAD_EXT_HEADER: usize = 4;
+
+/// Writes a TLS 1.3 ClientHello record (RFC 8446 section 4.1.2) for `sni`:
+/// record header, handshake header, the TLS 1.3 cipher suites, and the
+/// extensions a real client sends (server_name, supported_groups,
+/// signature_algorithms, ALPN `h2`/`http/1.1`, supported_versions,
+/// psk_key_exchange_modes, an X25519 key_share), padded to `pad_to`
+/// handshake bytes when that is more. [`client_hello_sni`] gives `sni`
+/// back.
+///
+/// For the simulator and tests, not for talking to servers: the random, the
+/// session id and the key share are bytes derived from the name, so the
+/// same name gives the same hello (runs are reproducible), and no key
+/// behind the share exists.
+pub fn client_hello(sni: &str, pad_to: usize, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    let mut hs = Vec::with_capacity(512.max(pad_to));
+    client_hello_handshake(
+        &HelloSpec {
+            sni,
+            alpn: &["h2", "http/1.1"],
+            quic_params: None,
+            pad_to,
+        },
+        &mut hs,
+    )?;
+    let len = u16::try_from(hs.len())
+        .ok()
+        .filter(|&l| usize::from(l) <= MAX_RECORD)
+        .ok_or(BuildError::TooLong)?;
+    // Record version 3.1, as clients send in a first ClientHello (RFC 8446
+    // section 5.1).
+    out.extend_from_slice(&[CONTENT_HANDSHAKE, 3, 1]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&hs);
+    Ok(())
+}
+
+/// Writes a bare ClientHello handshake message (type, 24-bit length, body),
+/// as QUIC's CRYPTO frames carry it. [`handshake_sni`] gives `spec.sni`
+/// back. See [`client_hello`] for what is in it.
+pub fn client_hello_handshake(spec: &HelloSpec<'_>, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    if !is_hostname(spec.sni.as_bytes()) {
+        return Err(BuildError::Hostname);
+    }
+    let sni = spec.sni.as_bytes();
+    // Filler bytes from the name (FNV-1a, then xorshift): deterministic,
+    // different per name, and not all zero as no real client's are.
+    let mut state = sni.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut filler = |n: usize, out: &mut Vec<u8>| {
+        for _ in 0..n {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.push(state.to_be_bytes()[0]);
+        }
+    };
+
+    let mut body = Vec::with_capacity(512);
+    body.extend_from_slice(&[3, 3]); // legacy_version TLS 1.2
+    filler(32, &mut body); // random
+    body.push(32); // legacy_session_id (middlebox compatibility mode)
+    filler(32, &mut body);
+    // TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
+    // TLS_CHACHA20_POLY1305_SHA256.
+    body.extend_from_slice(&[0, 6, 0x13, 0x01, 0x13, 0x02, 0x13, 0x03]);
+    body.extend_from_slice(&[1, 0]); // compression: null only
+
+    let mut exts = Vec::with_capacity(256);
+    let name_len = u16::try_from(sni.len()).map_err(|_| BuildError::Hostname)?;
+    let mut server_name = Vec::with_capacity(sni.len().saturating_add(5));
+    server_name.extend_from_slice(&name_len.saturating_add(3).to_be_bytes());
+    server_name.push(NAME_HOST);
+    server_name.extend_from_slice(&name_len.to_be_bytes());
+    server_name.extend_from_slice(sni);
+    extension(&mut exts, EXT_SERVER_NAME, &server_name)?;
+    // supported_groups: x25519, secp256r1, secp384r1.
+    extension(&mut exts, 10, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18])?;
+    // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256,
+    // rsa_pkcs1_sha256, ed25519, ecdsa_secp384r1_sha384, rsa_pss_rsae_sha384.
+    extension(&mut exts, 13, &[0, 12, 4, 3, 8, 4, 4, 1, 8, 7, 5, 3, 8, 5])?;
+    if !spec.alpn.is_empty() {
+        let mut list = Vec::with_capacity(32);
+        for p in spec.alpn {
+            let len = u8::try_from(p.len())
+                .ok()
+                .filter(|&l| l > 0)
+                .ok_or(BuildError::TooLong)?;
+            list.push(len);
+            list.extend_from_slice(p.as_bytes());
+        }
+        let list_len = u16::try_from(list.len()).map_err(|_| BuildError::TooLong)?;
+        let mut alpn = list_len.to_be_bytes().to_vec();
+        alpn.extend_from_slice(&list);
+        extension(&mut exts, 16, &alpn)?;
+    }
+    // supported_versions: TLS 1.3 only.
+    extension(&mut exts, 43, &[2, 3, 4])?;
+    // psk_key_exchange_modes: psk_dhe_ke.
+    extension(&mut exts, 45, &[1, 1])?;
+    // key_share: one X25519 share of 32 bytes.
+    let mut share = vec![0, 36, 0, 0x1d, 0, 32];
+    filler(32, &mut share);
+    extension(&mut exts, 51, &share)?;
+    if let Some(params) = spec.quic_params {
+        extension(&mut exts, 0x39, params)?;
+    }
+    // The message so far: header, body, extensions' length, extensions.
+    let unpadded = HANDSHAKE_HEADER
+        .saturating_add(body.len())
+        .saturating_add(2)
+        .saturating_add(exts.len());
+    if spec.pad_to > unpadded {
+        let pad = spec
+            .pad_to
+            .saturating_sub(unpadded)
+            .saturating_sub(PAD_EXT_HEADER);
+        extension(&mut exts, 21, &vec![0; pad])?;
+    }
+    let exts_len = u16::try_from(exts.len()).map_err(|_| BuildError::TooLong)?;
+    body.extend_from_slice(&exts_len.to_be_bytes());
+    body.extend_from_slice(&exts);
+    let body_len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l < 1 << 24)
+        .ok_or(BuildError::TooLong)?;
+    out.push(HANDSHAKE_CLIENT_HELLO);
+    out.extend_from_slice(body_len.to_be_bytes().get(1..).unwrap_or(&[]));
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// Appends one extension: type, 16-bit length, data.
+fn extension(exts: &mut Vec<u8>, ty: u16, data: &[u8]) -> Result<(), BuildError> {
+    let len = u16::try_from(data.len()).map_err(|_| BuildError::TooLong)?;
+    exts.extend_from_slice(&ty.to_be_bytes());
+    exts.extend_from_slice(&len.to_be_bytes());
+    exts.extend_from_slice(data);
+    Ok(())
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn client_hello_gives_its_name_back() {
+        for name in ["video.test", "a", "www.example.com.", "x-1.y_2.test"] {
+            let mut out = Vec::new();
+            client_hello(name, 0, &mut out).unwrap();
+            assert_eq!(client_hello_sni(&out), Hello::Sni(name));
+            // One record holding exactly the handshake message.
+            assert_eq!(&out[..3], &[22, 3, 1]);
+            let len = usize::from(u16::from_be_bytes([out[3], out[4]]));
+            assert_eq!(len + 5, out.len());
+            assert_eq!(handshake_sni(&out[5..]), Hello::Sni(name));
+        }
+    }
+
+    #[test]
+    fn padded_client_hello_spans_segments_and_joins() {
+        let mut out = Vec::new();
+        client_hello("video.test", 1800, &mut out).unwrap();
+        assert_eq!(out.len(), 5 + 1800);
+        // Cut as a 1460-byte MSS would: the first segment is not enough,
+        // the buffer joins both.
+        assert_eq!(
+            client_hello_sni(&out[..1460]),
+            Hello::NeedMore {
+                total: Some(out.len())
+            }
+        );
+        let mut buf = ClientHelloBuf::<2048>::new();
+        assert_eq!(
+            buf.push(&out[..1460]),
+            Hello::NeedMore { total: Some(1800) }
+        );
+        assert_eq!(buf.push(&out[1460..]), Hello::Sni("video.test"));
+        // A pad below the natural size changes nothing.
+        let (mut small, mut plain) = (Vec::new(), Vec::new());
+        client_hello("video.test", 10, &mut small).unwrap();
+        client_hello("video.test", 0, &mut plain).unwrap();
+        assert_eq!(small, plain);
+    }
+
+    #[test]
+    fn same_name_same_bytes_other_name_other_bytes() {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        client_hello("a.test", 0, &mut a).unwrap();
+        client_hello("a.test", 0, &mut b).unwrap();
+        client_hello("b.test", 0, &mut c).unwrap();
+        assert_eq!(a, b);
+        // Same length, different random.
+        assert_eq!(a.len(), c.len());
+        assert_ne!(a[11..43], c[11..43]);
+    }
+
+    #[test]
+    fn bad_names_and_sizes_are_errors() {
+        let mut out = Vec::new();
+        for bad in ["", "a b", "ex..ample", "é.test", &"a".repeat(64)] {
+            assert_eq!(
+                client_hello(bad, 0, &mut out),
+                Err(BuildError::Hostname),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            client_hello("big.test", 20_000, &mut out),
+            Err(BuildError::TooLong)
+        );
+        assert!(out.is_empty(), "nothing written on error");
+        let spec = HelloSpec {
+            sni: "a.test",
+            alpn: &[""],
+            quic_params: None,
+            pad_to: 0,
+        };
+        assert_eq!(
+            client_hello_handshake(&spec, &mut out),
+            Err(BuildError::TooLong)
+        );
+    }
+}

@@ -10,6 +10,8 @@ use crate::traffic::{Pace, Sizes, SourceKind};
 
 pub(super) enum SizePicker {
     Fixed(u32),
+    /// Per flow, in order: the flow's packet number picks the size.
+    Seq(Vec<u32>),
     Mix {
         sizes: Vec<u32>,
         /// Cumulative weights.
@@ -21,6 +23,7 @@ impl SizePicker {
     pub(super) fn new(s: &Sizes) -> SizePicker {
         match s {
             Sizes::Fixed(v) => SizePicker::Fixed(*v),
+            Sizes::Seq(v) => SizePicker::Seq(v.clone()),
             Sizes::Mix(m) => {
                 let mut acc = 0u32;
                 SizePicker::Mix {
@@ -37,10 +40,17 @@ impl SizePicker {
         }
     }
 
+    /// The size of a flow's packet number `seq` (a sequence) or of the
+    /// next packet (a fixed size or a mix, which draws from `rng`).
     #[inline]
-    pub(super) fn pick(&self, rng: &mut SmallRng) -> u32 {
+    pub(super) fn pick(&self, rng: &mut SmallRng, seq: u64) -> u32 {
         match self {
             SizePicker::Fixed(s) => *s,
+            SizePicker::Seq(v) => {
+                // Never empty (checked when the file was read).
+                let i = seq % (v.len().max(1) as u64);
+                v.get(i as usize).copied().unwrap_or(0)
+            }
             SizePicker::Mix { sizes, cum } => {
                 let r = rng.gen_range(0..*cum.last().unwrap_or(&1));
                 sizes[cum.partition_point(|&c| c <= r)]
@@ -135,6 +145,10 @@ pub(super) struct SourceRt {
     pub(super) end: u64,
     pub(super) acc: SourceAcc,
     pub(super) is_tcp: bool,
+    /// The bytes each flow starts with (empty: none), and whether they are
+    /// a TCP stream cut over segments or one datagram.
+    pub(super) payload: Vec<u8>,
+    pub(super) payload_stream: bool,
 }
 
 pub(super) struct FlowRt {
@@ -149,6 +163,8 @@ pub(super) struct FlowRt {
     pub(super) pair: u32,
     /// Next sequence number of an open-loop flow.
     pub(super) seq: u64,
+    /// Bytes of the source's payload this flow has sent.
+    pub(super) payload_sent: u32,
 }
 
 pub(super) fn seed_for(seed: u64, index: usize) -> u64 {

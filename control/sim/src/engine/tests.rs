@@ -436,3 +436,197 @@ fn ten_gbit_of_small_packets_for_ten_seconds() {
     );
     eprintln!("195 M packets in {:?}", started.elapsed());
 }
+
+/// The real shaper behind a tap that keeps the bytes of each flow's first
+/// frames as the engine hands them over: the seam that shows what a
+/// classifier in the shaper reads, without changing the shaper.
+struct Tap {
+    shaper: Shaper,
+    /// (flow, seq, frame bytes) of every frame with seq < `keep`.
+    seen: Vec<(u32, u64, Vec<u8>)>,
+    keep: u64,
+}
+
+impl Core for Tap {
+    fn enqueue(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<u32> {
+        let (flow, seq) = ((frame.addr >> SEQ_BITS) as u32, frame.addr & SEQ_MASK);
+        assert_eq!(
+            frame.len as usize,
+            bytes.len(),
+            "Frame::len is the bytes' length"
+        );
+        if seq < self.keep {
+            self.seen.push((flow, seq, bytes.to_vec()));
+        }
+        self.shaper.enqueue(frame, bytes, now)
+    }
+    fn dequeue(&mut self, now: u64) -> Option<Packet> {
+        self.shaper.dequeue(now)
+    }
+    fn next_deadline(&self) -> Option<u64> {
+        self.shaper.next_deadline()
+    }
+    fn take_drops(&mut self) -> std::vec::Drain<'_, Dropped> {
+        self.shaper.take_drops()
+    }
+    fn counters(&self) -> FrameCounters {
+        self.shaper.counters()
+    }
+    fn queued(&self) -> u64 {
+        Core::queued(&self.shaper)
+    }
+    fn class_stats(&self, class: u32) -> Option<ClassStats> {
+        Core::class_stats(&self.shaper, class)
+    }
+}
+
+/// Runs `traffic` through the real shaper (the two-class tree of `spec`,
+/// 100 Mbit/s) and returns, per flow, its first `keep` frames in order.
+fn tap(traffic: &str, keep: u64) -> (Report, Vec<Vec<Vec<u8>>>) {
+    let t = Traffic::parse_str(traffic, "test.toml").unwrap();
+    let spec = spec(100_000_000);
+    let mut tap = Tap {
+        shaper: Shaper::new(&spec, 0).unwrap(),
+        seen: Vec::new(),
+        keep,
+    };
+    let p = RunParams {
+        duration: t.duration,
+        warmup: 0,
+        seed: t.seed,
+        bucket_ns: 0,
+    };
+    let labels = vec!["1:1".to_string(), "1:10".to_string()];
+    let r = simulate(&mut tap, "test", &spec, &labels, &t, p).unwrap();
+    let flows = t.sources.iter().map(|s| s.flows as usize).sum();
+    let mut per_flow = vec![Vec::new(); flows];
+    for (flow, seq, bytes) in tap.seen {
+        assert_eq!(seq as usize, per_flow[flow as usize].len(), "in order");
+        per_flow[flow as usize].push(bytes);
+    }
+    (r, per_flow)
+}
+
+/// The L4 payload of an Ethernet/IPv4 or IPv6 TCP or UDP frame.
+fn l4_payload(frame: &[u8]) -> &[u8] {
+    use etherparse::{SlicedPacket, TransportSlice};
+    let p = SlicedPacket::from_ethernet(frame).expect("a well-formed frame");
+    match p.transport {
+        Some(TransportSlice::Tcp(t)) => t.payload(),
+        Some(TransportSlice::Udp(u)) => u.payload(),
+        other => panic!("not TCP or UDP: {other:?}"),
+    }
+}
+
+#[test]
+fn tls_flows_start_with_a_client_hello_the_parser_reads() {
+    use weir_dataplane::app::tls::{client_hello_sni, Hello};
+    let (r, flows) = tap(
+        "duration = \"200ms\"\n[[source]]\nkind = \"tcp\"\nrtt = \"10ms\"\ncount = 3\n\
+         dport = 443\npayload = { kind = \"tls\", sni = \"video.test\" }\n",
+        3,
+    );
+    assert!(r.frames.balanced);
+    assert_eq!(flows.len(), 3);
+    for frames in &flows {
+        assert_eq!(frames.len(), 3);
+        for f in frames {
+            assert_eq!(f.len(), 1500, "frames keep their size");
+        }
+        let first = l4_payload(&frames[0]);
+        assert_eq!(first.len(), 1500 - 54);
+        assert_eq!(client_hello_sni(first), Hello::Sni("video.test"));
+        let hello_len = 5 + usize::from(u16::from_be_bytes([first[3], first[4]]));
+        assert!(first[hello_len..].iter().all(|&b| b == 0), "zeros after it");
+        // Later segments carry no hello bytes.
+        for f in &frames[1..] {
+            assert!(l4_payload(f).iter().all(|&b| b == 0));
+        }
+    }
+}
+
+#[test]
+fn a_hello_longer_than_a_segment_is_cut_over_segments() {
+    use weir_dataplane::app::tls::{client_hello_sni, ClientHelloBuf, Hello};
+    let (_, flows) = tap(
+        "duration = \"100ms\"\n[[source]]\ninterval = \"1ms\"\nproto = \"tcp\"\nsize = 1000\n\
+         flows = 2\npayload = { kind = \"tls\", sni = \"pq.test\", hello_size = 1800 }\n",
+        3,
+    );
+    for frames in &flows {
+        assert!(frames.iter().all(|f| f.len() == 1000));
+        let (a, b, c) = (
+            l4_payload(&frames[0]),
+            l4_payload(&frames[1]),
+            l4_payload(&frames[2]),
+        );
+        assert_eq!(client_hello_sni(a), Hello::NeedMore { total: Some(1805) });
+        let mut buf = ClientHelloBuf::<2048>::new();
+        assert_eq!(buf.push(a), Hello::NeedMore { total: Some(1800) });
+        assert_eq!(buf.push(b), Hello::Sni("pq.test"));
+        // 1805 record bytes over 946-byte segments: 946 + 859, then zeros.
+        assert!(b[859..].iter().all(|&x| x == 0));
+        assert!(c.iter().all(|&x| x == 0));
+    }
+}
+
+#[test]
+fn quic_flows_start_with_an_initial_and_the_frame_grows_to_hold_it() {
+    use weir_dataplane::app::quic::{initial_sni, CryptoBuf};
+    use weir_dataplane::app::tls::Hello;
+    let (r, flows) = tap(
+        "duration = \"100ms\"\n[[source]]\ninterval = \"10ms\"\nsize = 200\ndport = 443\n\
+         payload = { kind = \"quic\", sni = \"video.test\" }\n",
+        3,
+    );
+    let frames = &flows[0];
+    assert_eq!(
+        frames[0].len(),
+        42 + 1200,
+        "grown to hold the 1200-byte Initial"
+    );
+    let mut scratch = [0u8; 1500];
+    let mut crypto = CryptoBuf::<4096>::new();
+    assert_eq!(
+        initial_sni(l4_payload(&frames[0]), &mut scratch, &mut crypto),
+        Ok(Hello::Sni("video.test"))
+    );
+    for f in &frames[1..] {
+        assert_eq!(f.len(), 200);
+        assert!(l4_payload(f).iter().all(|&b| b == 0));
+    }
+    // The grown frame is what the source offered: 1242 + 9 × 200 bytes.
+    assert_eq!(r.sources[0].offered.bytes, 1242 + 9 * 200);
+}
+
+#[test]
+fn http_flows_start_with_a_request_the_parser_reads() {
+    use weir_dataplane::app::http::{request_host, Request};
+    let (_, flows) = tap(
+        "duration = \"30ms\"\n[[source]]\ninterval = \"10ms\"\nproto = \"tcp\"\nsport = 80\n\
+         size = 300\nsrc = \"2001:2::1\"\n\
+         payload = { kind = \"http\", host = \"www.test\" }\n",
+        2,
+    );
+    let frames = &flows[0];
+    assert_eq!(frames[0].len(), 300);
+    assert_eq!(
+        request_host(l4_payload(&frames[0])),
+        Request::Host("www.test")
+    );
+    assert!(l4_payload(&frames[1]).iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_sequence_replays_sizes_in_order_per_flow() {
+    let (_, flows) = tap(
+        "duration = \"1s\"\n[[source]]\ninterval = \"10ms\"\nproto = \"tcp\"\nflows = 2\n\
+         sequence = [128, 8192, 64, 4096]\nstop = \"80ms\"\n",
+        10,
+    );
+    // Two flows take turns: each sends 4 packets in 80 ms, in order.
+    for frames in &flows {
+        let sizes: Vec<usize> = frames.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [128, 8192, 64, 4096]);
+    }
+}

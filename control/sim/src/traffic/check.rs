@@ -7,7 +7,11 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Pace, Sizes, Source, SourceKind, TcpParams, Traffic, Vary, MAX_FLOWS};
+use weir_dataplane::app::{http, quic, tls};
+
+use super::{
+    Pace, Payload, PayloadKind, Sizes, Source, SourceKind, TcpParams, Traffic, Vary, MAX_FLOWS,
+};
 use crate::synth::{HeaderSpec, Proto, MAX_FRAME};
 use crate::units::{parse_duration, parse_rate};
 
@@ -34,6 +38,8 @@ struct RawSource {
     interval: Option<Spanned<String>>,
     size: Option<Spanned<i64>>,
     sizes: Option<Spanned<Vec<(i64, i64)>>>,
+    sequence: Option<Spanned<Vec<i64>>>,
+    payload: Option<Spanned<RawPayload>>,
     dscp: Option<Spanned<toml::Value>>,
     tos: Option<Spanned<i64>>,
     ecn: Option<Spanned<String>>,
@@ -53,6 +59,18 @@ struct RawSource {
     rtt: Option<Spanned<String>>,
     initial_cwnd: Option<Spanned<i64>>,
     max_cwnd: Option<Spanned<i64>>,
+}
+
+/// `payload = { kind = "tls", sni = "video.test" }` and its siblings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayload {
+    kind: Spanned<String>,
+    sni: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    version: Option<Spanned<i64>>,
+    hello_size: Option<Spanned<i64>>,
 }
 
 fn at<T>(v: &Spanned<T>) -> Span {
@@ -466,6 +484,30 @@ impl RawSource {
             }
             (Some(s), Some(_)) => return Err((at(s), ctx("give size or sizes, not both".into()))),
         };
+        let sizes = match (&self.sequence, sizes) {
+            (None, sizes) => sizes,
+            (Some(seq), _) if self.size.is_some() || self.sizes.is_some() => {
+                return Err((at(seq), ctx("give one of size, sizes or sequence".into())))
+            }
+            (Some(seq), _) => {
+                if seq.get_ref().is_empty() {
+                    return Err((at(seq), ctx("sequence must not be empty".into())));
+                }
+                let mut v = Vec::with_capacity(seq.get_ref().len());
+                for &size in seq.get_ref() {
+                    v.push(size_ok(&Spanned::new(seq.span(), size), "sequence: size")?);
+                }
+                Sizes::Seq(v)
+            }
+        };
+        let payload = match &self.payload {
+            None => None,
+            Some(p) => Some(
+                p.get_ref()
+                    .check(at(p), &name, &header, &sizes)
+                    .map_err(|(s, m)| (s, ctx(m)))?,
+            ),
+        };
         let start = match &self.start {
             Some(v) => duration_of(v, "start").map_err(|(s, m)| (s, ctx(m)))?,
             None => 0,
@@ -491,6 +533,196 @@ impl RawSource {
             vary,
             start,
             stop,
+            payload,
         })
     }
+}
+
+impl RawPayload {
+    /// Builds the bytes with the core's builders, checks the source's
+    /// protocol and sizes fit them, and parses them back with the core's
+    /// parsers: a payload the shaper could not read is refused here.
+    fn check(
+        &self,
+        span: Span,
+        source: &str,
+        header: &HeaderSpec,
+        sizes: &Sizes,
+    ) -> CheckResult<Payload> {
+        let kind = self.kind.get_ref().as_str();
+        let only = |present: bool, key: &str, kinds: &str| -> CheckResult<()> {
+            if present {
+                Err((
+                    span.clone(),
+                    format!("payload: {key} only applies to kind {kinds}, not '{kind}'"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let need = |v: &Option<Spanned<String>>, key: &str| -> CheckResult<String> {
+            v.as_ref().map(|v| v.get_ref().clone()).ok_or_else(|| {
+                (
+                    span.clone(),
+                    format!("payload: a {kind} payload needs {key}"),
+                )
+            })
+        };
+        let hello_size = match &self.hello_size {
+            Some(v) => int_in(v, "payload: hello_size", 0, 16_000)?,
+            None => 0usize,
+        };
+        let name_span = |v: &Option<Spanned<String>>| v.as_ref().and_then(at).or(span.clone());
+        let (kind, bytes) = match kind {
+            "tls" | "quic" => {
+                only(
+                    self.host.is_some() || self.path.is_some(),
+                    "host/path",
+                    "http",
+                )?;
+                let sni = need(&self.sni, "sni")?;
+                if kind == "tls" {
+                    only(self.version.is_some(), "version", "quic")?;
+                    let mut bytes = Vec::new();
+                    tls::client_hello(&sni, hello_size, &mut bytes)
+                        .map_err(|e| (name_span(&self.sni), tls_error(e, &sni, hello_size)))?;
+                    if tls::client_hello_sni(&bytes) != tls::Hello::Sni(&sni) {
+                        return Err((
+                            name_span(&self.sni),
+                            format!("payload: the ClientHello for '{sni}' does not parse back"),
+                        ));
+                    }
+                    (PayloadKind::Tls { sni }, bytes)
+                } else {
+                    let version = match &self.version {
+                        None => quic::VERSION_1,
+                        Some(v) => match v.get_ref() {
+                            1 => quic::VERSION_1,
+                            2 => quic::VERSION_2,
+                            n => {
+                                return Err((
+                                    at(v),
+                                    format!("payload: quic version must be 1 or 2, got {n}"),
+                                ))
+                            }
+                        },
+                    };
+                    let dcid = dcid_for(source);
+                    let bytes = quic::client_initial(version, &dcid, &sni, hello_size).map_err(
+                        |e| match e {
+                            quic::InitialBuildError::Hello(e) => {
+                                (name_span(&self.sni), tls_error(e, &sni, hello_size))
+                            }
+                            quic::InitialBuildError::Seal(e) => (
+                                self.hello_size.as_ref().and_then(at).or(span.clone()),
+                                format!("payload: cannot seal the Initial ({e:?}): hello_size too large for one packet"),
+                            ),
+                        },
+                    )?;
+                    let mut scratch = vec![0u8; bytes.len()];
+                    let mut crypto = quic::CryptoBuf::<16384>::new();
+                    if quic::initial_sni(&bytes, &mut scratch, &mut crypto)
+                        != Ok(tls::Hello::Sni(&sni))
+                    {
+                        return Err((
+                            name_span(&self.sni),
+                            format!("payload: the QUIC Initial for '{sni}' does not parse back"),
+                        ));
+                    }
+                    (PayloadKind::Quic { sni, version }, bytes)
+                }
+            }
+            "http" => {
+                only(self.sni.is_some(), "sni", "tls or quic")?;
+                only(self.version.is_some(), "version", "quic")?;
+                only(self.hello_size.is_some(), "hello_size", "tls or quic")?;
+                let host = need(&self.host, "host")?;
+                let path = self
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "/".to_string(), |p| p.get_ref().clone());
+                let mut bytes = Vec::new();
+                http::request(&host, &path, &mut bytes).map_err(|e| match e {
+                    http::BuildError::Host => (
+                        name_span(&self.host),
+                        format!("payload: host '{host}' is not a hostname (letters, digits, '-', '_' in dot-separated labels; no port)"),
+                    ),
+                    http::BuildError::Path => (
+                        name_span(&self.path),
+                        format!("payload: path '{path}' must start with '/' and hold only visible ASCII (no spaces)"),
+                    ),
+                })?;
+                if http::request_host(&bytes) != http::Request::Host(&host) {
+                    return Err((
+                        name_span(&self.host),
+                        format!("payload: the request for '{host}' does not parse back"),
+                    ));
+                }
+                (PayloadKind::Http { host, path }, bytes)
+            }
+            other => {
+                return Err((
+                    at(&self.kind),
+                    format!("payload: unknown kind '{other}' (tls, quic, http)"),
+                ))
+            }
+        };
+        let want = if kind.is_stream() {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        };
+        if header.proto != want {
+            return Err((
+                at(&self.kind),
+                format!(
+                    "payload: a {} payload needs proto = \"{}\" (this source is {})",
+                    kind.name(),
+                    want.name(),
+                    header.proto.name()
+                ),
+            ));
+        }
+        if kind.is_stream() && sizes.min() <= header.header_len() {
+            return Err((
+                span.clone(),
+                format!(
+                    "payload: the smallest frame ({} bytes) leaves no room after the {}-byte headers for the {} payload",
+                    sizes.min(),
+                    header.header_len(),
+                    kind.name()
+                ),
+            ));
+        }
+        let grown = u64::from(header.header_len()) + bytes.len() as u64;
+        if grown > u64::from(MAX_FRAME) {
+            return Err((
+                span,
+                format!("payload: {grown} bytes of frame is over the largest frame, {MAX_FRAME}"),
+            ));
+        }
+        Ok(Payload { kind, bytes })
+    }
+}
+
+fn tls_error(e: tls::BuildError, sni: &str, hello_size: usize) -> String {
+    match e {
+        tls::BuildError::Hostname => format!(
+            "payload: sni '{sni}' is not a hostname (letters, digits, '-', '_' in dot-separated labels of 1 to 63 bytes)"
+        ),
+        tls::BuildError::TooLong => {
+            format!("payload: a ClientHello of hello_size {hello_size} does not fit one TLS record")
+        }
+    }
+}
+
+/// The QUIC Destination Connection ID of a source's flows: 8 bytes from
+/// its name (FNV-1a), so a run is reproducible and two sources differ.
+fn dcid_for(source: &str) -> [u8; 8] {
+    source
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+        .to_be_bytes()
 }

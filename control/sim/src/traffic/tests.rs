@@ -225,3 +225,189 @@ fn dscp_names() {
     assert_eq!(dscp_by_name("CS8"), None);
     assert_eq!(dscp_by_name("AF44"), None);
 }
+
+#[test]
+fn payloads_parse_and_carry_the_core_builders_bytes() {
+    let t = Traffic::parse_str(
+        r#"
+[[source]]
+name = "https"
+kind = "tcp"
+rtt = "20ms"
+dport = 443
+payload = { kind = "tls", sni = "video.test" }
+
+[[source]]
+name = "h3"
+interval = "20ms"
+size = 200
+dport = 443
+payload = { kind = "quic", sni = "video.test", version = 2 }
+
+[[source]]
+name = "web"
+interval = "20ms"
+proto = "tcp"
+dport = 80
+payload = { kind = "http", host = "www.test", path = "/index.html" }
+
+[[source]]
+name = "big-hello"
+interval = "20ms"
+proto = "tcp"
+payload = { kind = "tls", sni = "pq.test", hello_size = 1800 }
+
+[[source]]
+name = "replay"
+interval = "10ms"
+proto = "tcp"
+sequence = [128, 8192, 64, 4096]
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let p = |i: usize| t.sources[i].payload.as_ref().unwrap();
+    assert_eq!(
+        p(0).kind,
+        PayloadKind::Tls {
+            sni: "video.test".into()
+        }
+    );
+    let mut want = Vec::new();
+    weir_dataplane::app::tls::client_hello("video.test", 0, &mut want).unwrap();
+    assert_eq!(p(0).bytes, want);
+    assert!(p(0).kind.is_stream());
+    assert_eq!(
+        p(1).kind,
+        PayloadKind::Quic {
+            sni: "video.test".into(),
+            version: weir_dataplane::app::quic::VERSION_2
+        }
+    );
+    assert_eq!(p(1).bytes.len(), 1200);
+    assert!(!p(1).kind.is_stream());
+    assert_eq!(
+        p(2).kind,
+        PayloadKind::Http {
+            host: "www.test".into(),
+            path: "/index.html".into()
+        }
+    );
+    assert!(p(2)
+        .bytes
+        .starts_with(b"GET /index.html HTTP/1.1\r\nHost: www.test\r\n"));
+    assert_eq!(p(3).bytes.len(), 5 + 1800);
+    assert!(t.sources[4].payload.is_none());
+    assert_eq!(t.sources[4].sizes, Sizes::Seq(vec![128, 8192, 64, 4096]));
+    assert_eq!(t.sources[4].sizes.max(), 8192);
+    assert_eq!(t.sources[4].sizes.min(), 64);
+}
+
+#[test]
+fn bad_payloads_are_errors_at_the_value() {
+    let src = |payload: &str, extra: &str| {
+        format!("[[source]]\nname = \"s\"\ninterval = \"1s\"\n{extra}payload = {payload}\n")
+    };
+    // Each: (payload, other keys, line:col, message).
+    let cases = [
+        (
+            r#"{ kind = "tls", sni = "video.test" }"#,
+            "",
+            "t.toml:4:20: source 's': payload: a tls payload needs proto = \"tcp\" (this source is udp)",
+        ),
+        (
+            r#"{ kind = "quic", sni = "video.test" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:20: source 's': payload: a quic payload needs proto = \"udp\" (this source is tcp)",
+        ),
+        (
+            r#"{ kind = "http", host = "a.test" }"#,
+            "proto = \"icmp\"\n",
+            "t.toml:5:20: source 's': payload: a http payload needs proto = \"tcp\" (this source is icmp)",
+        ),
+        (
+            r#"{ kind = "ssh" }"#,
+            "",
+            "t.toml:4:20: source 's': payload: unknown kind 'ssh' (tls, quic, http)",
+        ),
+        (
+            r#"{ kind = "tls" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:11: source 's': payload: a tls payload needs sni",
+        ),
+        (
+            r#"{ kind = "tls", sni = "not a name" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:33: source 's': payload: sni 'not a name' is not a hostname (letters, digits, '-', '_' in dot-separated labels of 1 to 63 bytes)",
+        ),
+        (
+            r#"{ kind = "tls", host = "a.test" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:11: source 's': payload: host/path only applies to kind http, not 'tls'",
+        ),
+        (
+            r#"{ kind = "http", sni = "a.test" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:11: source 's': payload: sni only applies to kind tls or quic, not 'http'",
+        ),
+        (
+            r#"{ kind = "http", host = "a.test:8080" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:35: source 's': payload: host 'a.test:8080' is not a hostname (letters, digits, '-', '_' in dot-separated labels; no port)",
+        ),
+        (
+            r#"{ kind = "http", host = "a.test", path = "x y" }"#,
+            "proto = \"tcp\"\n",
+            "t.toml:5:52: source 's': payload: path 'x y' must start with '/' and hold only visible ASCII (no spaces)",
+        ),
+        (
+            r#"{ kind = "quic", sni = "a.test", version = 3 }"#,
+            "",
+            "t.toml:4:54: source 's': payload: quic version must be 1 or 2, got 3",
+        ),
+        (
+            r#"{ kind = "quic", sni = "a.test", hello_size = 20000 }"#,
+            "",
+            "t.toml:4:57: source 's': payload: hello_size must be within 0..=16000, got 20000",
+        ),
+        (
+            r#"{ kind = "tls", sni = "a.test" }"#,
+            "proto = \"tcp\"\nsize = 54\n",
+            "t.toml:6:11: source 's': payload: the smallest frame (54 bytes) leaves no room after the 54-byte headers for the tls payload",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (payload, extra, want) in cases {
+        let e = error(&src(payload, extra));
+        if e.to_string() != want {
+            wrong.push(format!("{payload}\n  got  {e}\n  want {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Unknown keys inside the table are TOML errors with a position.
+    let e = error(&src(r#"{ kind = "tls", name = "x" }"#, "proto = \"tcp\"\n"));
+    assert!(e.message.contains("unknown field `name`"), "{e}");
+    assert_eq!(e.line, 5, "{e}");
+    let e = error(&src(r#"{ sni = "x.test" }"#, "proto = \"tcp\"\n"));
+    assert!(e.message.contains("missing field `kind`"), "{e}");
+}
+
+#[test]
+fn bad_sequences_are_errors() {
+    let e = error("[[source]]\ninterval = \"1s\"\nsequence = []\n");
+    assert_eq!(
+        e.to_string(),
+        "t.toml:3:12: source 'source1': sequence must not be empty"
+    );
+    let e = error("[[source]]\ninterval = \"1s\"\nsize = 100\nsequence = [100]\n");
+    assert_eq!(
+        e.to_string(),
+        "t.toml:4:12: source 'source1': give one of size, sizes or sequence"
+    );
+    let e = error("[[source]]\ninterval = \"1s\"\nsequence = [100, 10]\n");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:3:12: source 'source1': sequence: size must be within 42..="),
+        "{e}"
+    );
+}
