@@ -524,19 +524,6 @@ impl Shaper {
             apps.learn(d, now);
         }
     }
-
-    /// Map the other direction's apps to this tree's, by name, so its
-    /// decisions can be learned.
-    pub fn link_peer(&mut self, peer: &Shaper) {
-        let names: Vec<&str> = peer
-            .apps
-            .as_ref()
-            .map(|a| a.apps().iter().map(|s| s.name.as_str()).collect())
-            .unwrap_or_default();
-        if let Some(apps) = self.apps.as_mut() {
-            apps.link_peer(names);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -310,9 +310,6 @@ fn rustls_hello(name: &str) -> Vec<u8> {
 fn tls_sni_decides_and_the_other_direction_learns_it() {
     let mut up = Apps::new(&seed_spec()).unwrap();
     let mut down = Apps::new(&seed_spec()).unwrap();
-    let names: Vec<String> = up.apps().iter().map(|a| a.name.clone()).collect();
-    up.link_peer(names.iter().map(String::as_str));
-    down.link_peer(names.iter().map(String::as_str));
 
     let c = (A, 40000);
     let s = (B, 443);
@@ -350,8 +347,6 @@ fn tls_sni_decides_and_the_other_direction_learns_it() {
 fn a_better_ranked_learned_decision_replaces_a_local_one() {
     let mut up = Apps::new(&seed_spec()).unwrap();
     let mut down = Apps::new(&seed_spec()).unwrap();
-    let names: Vec<String> = up.apps().iter().map(|a| a.name.clone()).collect();
-    down.link_peer(names.iter().map(String::as_str));
     let c = (A, 40001);
     let s = (B, 443);
     assert_eq!(

@@ -28,7 +28,9 @@
 //! ClientHello, or request). Every decision (and every move) is queued as a
 //! [`Decision`] for the other direction; the worker carries it over the
 //! hand-over lanes and the other tree's engine [`Apps::learn`]s it. The
-//! trees' apps are matched by name ([`Apps::link_peer`]). A learned
+//! trees' apps are matched by name: a decision carries a hash of its app's
+//! name ([`app_id`]), so the trees need not list their apps in the same
+//! order and either can be reloaded alone. A learned
 //! decision takes the rank of the app's first rule in the receiving tree,
 //! and replaces a decision of its own only when that rank is better, so the
 //! two directions agree whichever packet arrives first.
@@ -70,10 +72,18 @@ const SWEEP_EVERY: u64 = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub key: FlowKey,
-    /// The app in the sender's numbering, or [`NONE`] (the flow went back
-    /// to none).
-    pub app: u16,
+    /// The app's [`app_id`], or 0 (the flow went back to none).
+    pub app: u64,
     pub how: Decided,
+}
+
+/// An app's identity between trees: FNV-1a of its name, never 0. Two
+/// names with one id (a 64-bit collision) would be taken for one app.
+pub fn app_id(name: &str) -> u64 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    h.max(1)
 }
 
 /// A packet's flow and its place in the table, found before the table is
@@ -156,8 +166,8 @@ pub struct Apps {
     /// Per app, the index of its first rule (the rank a learned decision
     /// takes).
     first_rule: Vec<u16>,
-    /// The other direction's app index → ours (by name).
-    peer: Vec<u16>,
+    /// Per app, its [`app_id`].
+    ids: Vec<u64>,
     table: FlowTable,
     inspect_packets: u64,
     flights: Vec<Flight>,
@@ -287,7 +297,7 @@ impl Apps {
             rules: compiled,
             moving,
             first_rule,
-            peer: Vec::new(),
+            ids: spec.apps.iter().map(|a| app_id(&a.name)).collect(),
             table: FlowTable::new(spec.flows as usize, spec.idle_timeout).with_window(window),
             inspect_packets: u64::from(spec.inspect_packets),
             flights: (0..slots).map(|_| Flight::Free).collect(),
@@ -311,14 +321,6 @@ impl Apps {
             .iter()
             .position(|a| a.name == name)
             .map(|p| p as u16)
-    }
-
-    /// Learn the other direction's app names, so its decisions map to ours.
-    pub fn link_peer<'a>(&mut self, peer_apps: impl IntoIterator<Item = &'a str>) {
-        self.peer = peer_apps
-            .into_iter()
-            .map(|n| self.app_index(n).unwrap_or(NONE))
-            .collect();
     }
 
     pub fn counters(&self) -> &[AppCounters] {
@@ -506,7 +508,7 @@ impl Apps {
         }
         self.decisions.push(Decision {
             key: flow.key,
-            app,
+            app: self.ids.get(usize::from(app)).copied().unwrap_or(0),
             how,
         });
     }
@@ -561,7 +563,7 @@ impl Apps {
         }
         self.decisions.push(Decision {
             key: flow.key,
-            app,
+            app: self.ids.get(usize::from(app)).copied().unwrap_or(0),
             how,
         });
     }
@@ -644,19 +646,15 @@ impl Apps {
 
     /// What the other direction decided about a flow.
     pub fn learn(&mut self, d: Decision, now: u64) {
-        let ours = match self.peer.get(usize::from(d.app)) {
-            Some(&a) => a,
-            None if d.app == NONE => NONE,
+        let ours = match self.ids.iter().position(|&id| id == d.app) {
+            Some(a) => a as u16,
+            None if d.app == 0 => NONE,
             None => {
+                // An app the other tree has and this one has not.
                 self.engine.learn_ignored += 1;
                 return;
             }
         };
-        if ours == NONE && d.app != NONE {
-            // An app the other tree has and this one has not.
-            self.engine.learn_ignored += 1;
-            return;
-        }
         let rank = self
             .first_rule
             .get(usize::from(ours))

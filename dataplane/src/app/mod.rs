@@ -32,7 +32,7 @@ pub mod quic;
 pub mod spec;
 pub mod tls;
 
-pub use engine::{AppCounters, Apps, AppsError, Decision, EngineCounters, Located};
+pub use engine::{app_id, AppCounters, Apps, AppsError, Decision, EngineCounters, Located};
 pub use glob::{Glob, GlobError};
 pub use spec::{AppSpec, AppsSpec, Behaviour, Bulk, RuleSpec};
 
