@@ -505,6 +505,10 @@ pub(crate) mod tests {
                     returns_in: 16,
                     tx_errors: 17,
                     bad_descs: 18,
+                    remarked: 19,
+                    decisions_out: 20,
+                    decisions_in: 21,
+                    decisions_lost: 22,
                 },
                 frames: FramePlaces {
                     total: 4096,

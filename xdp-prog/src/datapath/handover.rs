@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
+use weir_dataplane::app::Decision;
 use xsk_rs::FrameDesc;
 
 /// One frame handed to the owner of its tree.
@@ -34,6 +35,11 @@ pub(crate) struct Handover {
 /// private state.
 pub(crate) struct Lane {
     pub ring: ArrayQueue<Handover>,
+    /// What the sender's trees decided about flows, for the receiver's
+    /// tree of the other direction (the tree's index at the receiver, and
+    /// the decision): see `weir_dataplane::app`. A full ring loses the
+    /// message (counted); the other direction then decides on its own.
+    pub decisions: ArrayQueue<(u32, Decision)>,
     /// Written only by the receiver, after it popped (Release), read by the
     /// sender for snapshots (Acquire). Own cache line: the sender's pushes
     /// don't bounce it.
@@ -44,10 +50,15 @@ impl Lane {
     pub fn new(capacity: usize) -> Lane {
         Lane {
             ring: ArrayQueue::new(capacity.max(1)),
+            decisions: ArrayQueue::new(DECISION_RING),
             popped: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }
+
+/// Decisions in flight between two workers: a burst of new flows at
+/// line rate (one decision per flow) fits.
+pub(crate) const DECISION_RING: usize = 4096;
 
 /// Frame numbers going back to the worker that owns them. Sized to the
 /// owner's whole share of the UMEM, so a push can never find it full.
@@ -211,6 +222,28 @@ impl Peers {
             self.ring_bell[peer] = true;
         }
         pushed
+    }
+
+    /// Send a decision to `peer`'s tree `tree`. False if the ring is full
+    /// (or there is no lane). No bell: the peer reads decisions before its
+    /// next frames, and it wakes for those.
+    pub fn send_decision(&mut self, peer: usize, tree: u32, d: Decision) -> bool {
+        match self.lanes_out.get(peer).and_then(Option::as_ref) {
+            Some(lane) => lane.decisions.push((tree, d)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Every decision waiting on the lanes in, each with its tree.
+    pub fn take_decisions(&self, mut each: impl FnMut(u32, Decision)) -> usize {
+        let mut n = 0;
+        for lane in &self.lanes_in {
+            while let Some((tree, d)) = lane.decisions.pop() {
+                each(tree, d);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Take up to `into.capacity()` frames off lane `l` into `into`, and

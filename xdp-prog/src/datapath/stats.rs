@@ -120,6 +120,14 @@ pub struct WorkerCounters {
     /// Descriptors from an rx or completion ring that point outside the
     /// UMEM (a kernel/driver bug; the descriptor is ignored).
     pub bad_descs: u64,
+    /// Frames whose DSCP a remark (per app, per class, or a wash) changed
+    /// on the way out.
+    pub remarked: u64,
+    /// Decisions about flows sent to the worker of the other direction's
+    /// tree, received from it, and lost to a full ring.
+    pub decisions_out: u64,
+    pub decisions_in: u64,
+    pub decisions_lost: u64,
 }
 
 /// One worker at one moment.

@@ -27,10 +27,12 @@
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use weir_dataplane::app::Decision;
 use weir_dataplane::histogram::LogHistogram;
 use weir_dataplane::htb::{ClassChange, SpecError};
 use weir_dataplane::packet::{flags, Frame, Packet};
 use weir_dataplane::parse::mark_ce;
+use weir_dataplane::remark::{remark_dscp, Remarked};
 use weir_dataplane::shaper::Shaper;
 use xsk_rs::{FrameDesc, Umem};
 
@@ -259,6 +261,8 @@ struct Scratch {
     packets: Vec<Packet>,
     handed: Vec<Handover>,
     pollfds: Vec<libc::pollfd>,
+    /// Decisions about flows a tree made in this batch.
+    decisions: Vec<Decision>,
 }
 
 /// What [`Worker::commands`] tells the loop.
@@ -319,6 +323,7 @@ impl Worker {
                 packets: Vec::with_capacity(batch),
                 handed: Vec::with_capacity(batch * 4),
                 pollfds: Vec::with_capacity(8),
+                decisions: Vec::with_capacity(batch * 4),
             },
         };
         // Fill the rings before the sockets are registered in the XSKMAP,
@@ -350,6 +355,7 @@ impl Worker {
                 }
             }
             let mut work = self.reap();
+            self.learn_decisions(now);
             if self.state == State::Running {
                 self.refill();
                 work |= self.receive(now);
@@ -538,6 +544,7 @@ impl Worker {
                         touch_headers(umem, rx);
                         self.trees[t].enqueue_held(umem, rx.iter(), now);
                     }
+                    self.route_decisions(t, now);
                 }
                 Route::Remote { peer, tree } => {
                     for i in 0..good {
@@ -618,6 +625,9 @@ impl Worker {
                 // alone until it releases them.
                 unsafe { tree.enqueue_held(&self.frames.umem, mine.map(|h| &h.desc), now) };
             }
+            for t in 0..self.trees.len() {
+                self.route_decisions(t, now);
+            }
             // A handed frame naming a tree we don't have (a bug) goes home
             // rather than getting lost.
             for i in 0..k {
@@ -630,6 +640,47 @@ impl Worker {
             }
         }
         any
+    }
+
+    /// Send what tree `t` decided about flows to the tree of the other
+    /// direction: learned here when this worker owns it, else put on the
+    /// lane to its owner.
+    fn route_decisions(&mut self, t: usize, now: u64) {
+        let mut decisions = std::mem::take(&mut self.scratch.decisions);
+        decisions.clear();
+        self.trees[t].shaper.take_decisions(&mut decisions);
+        if !decisions.is_empty() {
+            // Frames received on the inside port go to the upload tree:
+            // the download tree is where the outside port's frames go.
+            let other = if self.trees[t].upload { 1 } else { 0 };
+            for &d in &decisions {
+                match self.routes[other] {
+                    Route::Local(o) => self.trees[o].shaper.learn(d, now),
+                    Route::Remote { peer, tree } => {
+                        if self.peers.send_decision(peer, tree, d) {
+                            self.stats.counters.decisions_out += 1;
+                        } else {
+                            self.stats.counters.decisions_lost += 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.scratch.decisions = decisions;
+    }
+
+    /// Decisions other workers' trees sent to this worker's trees.
+    fn learn_decisions(&mut self, now: u64) {
+        let trees = &mut self.trees;
+        let mut bad = 0;
+        let n = self
+            .peers
+            .take_decisions(|tree, d| match trees.get_mut(tree as usize) {
+                Some(t) => t.shaper.learn(d, now),
+                None => bad += 1,
+            });
+        self.stats.counters.decisions_in += n as u64 - bad;
+        self.stats.counters.bad_descs += bad;
     }
 
     /// Frames the trees dropped go back to the free list (or home).
@@ -696,12 +747,21 @@ impl Worker {
                 continue;
             };
             let mut d = self.frames.descs[f as usize];
-            if p.flags & flags::MARK_CE != 0 {
+            if p.flags & flags::MARK_CE != 0 || p.remark != 0 {
                 // SAFETY: the frame was dequeued from a tree this worker
                 // owns, so it holds the frame exclusively until it is put
                 // on the tx ring below.
                 let mut data = unsafe { self.frames.umem.data_mut(&mut d) };
-                mark_ce(data.contents_mut(), p.l3_offset);
+                if p.flags & flags::MARK_CE != 0 {
+                    mark_ce(data.contents_mut(), p.l3_offset);
+                }
+                // Both fold only their own change into the IPv4 checksum,
+                // in either order.
+                if let Some(r) = p.remark() {
+                    if remark_dscp(data.contents_mut(), p.l3_offset, r) == Remarked::Changed {
+                        self.stats.counters.remarked += 1;
+                    }
+                }
             }
             if self.frames.is_own(f) {
                 self.frames.queued -= 1;
