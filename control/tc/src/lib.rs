@@ -28,8 +28,9 @@ use std::fmt::Write as _;
 use thiserror::Error;
 use weir_dataplane::classify::{FilterSpec, IpPrefix, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
+use weir_dataplane::remark::Remark;
 
-use weir_config::{ClassId, Diagnostic, Tree};
+use weir_config::{ClassId, Diagnostic, Dscp, Tree};
 
 /// What to do with leaf kinds the target kernel may not have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -109,6 +110,61 @@ pub fn cli_tc(
         tree: tree.to_string(),
         source,
     })
+}
+
+/// What weir does that tc can't say, one comment line each: washing,
+/// DSCP remarks and apps (a flow table deciding by ports of either end,
+/// server names and behaviour; u32 sees one packet at a time). The script
+/// still shapes; those flows go where its filters or default send them.
+fn not_in_tc(out: &mut String, tree: &Tree) {
+    if tree.wash {
+        let _ = writeln!(
+            out,
+            "# wash: not expressed in tc (weir clears the DSCP of frames entering this tree)"
+        );
+    }
+    for c in &tree.classes {
+        if let Some(r) = c.remark {
+            let _ = writeln!(
+                out,
+                "# class {}: DSCP remark {} not expressed in tc",
+                c.id,
+                remark_text(r)
+            );
+        }
+    }
+    let goes = if tree.filters.is_empty() {
+        let default = tree
+            .classes
+            .get(tree.default_class as usize)
+            .map_or_else(|| "?".to_string(), |c| c.id.to_string());
+        format!("to the default class {default}")
+    } else {
+        "where the filters above send them, else to the default class".to_string()
+    };
+    for a in &tree.apps.spec.apps {
+        let class = tree
+            .classes
+            .get(a.class as usize)
+            .map_or_else(|| "?".to_string(), |c| c.id.to_string());
+        let remark = a
+            .remark
+            .map_or_else(String::new, |r| format!(", DSCP {}", remark_text(r)));
+        let _ = writeln!(
+            out,
+            "# app {} (class {class}{remark}): apps can't be expressed in tc; its flows go {goes}",
+            a.name
+        );
+    }
+}
+
+fn remark_text(r: Remark) -> String {
+    let name = |d: u8| Dscp::new(d).map_or_else(|| d.to_string(), |d| d.to_string());
+    match r {
+        Remark::Set(d) => name(d),
+        Remark::IfUnmarked(d) => format!("{} if unmarked", name(d)),
+        Remark::Wash => "wash".to_string(),
+    }
 }
 
 /// The tc script for `tree` on `dev`.
@@ -200,6 +256,7 @@ pub fn script(tree: &Tree, dev: &str, fallback: LeafFallback) -> Result<String, 
         let flowid = tree.classes[f.flowid as usize].id;
         filter(&mut out, dev, major, f.prio, index, &f.spec, flowid)?;
     }
+    not_in_tc(&mut out, tree);
     Ok(out)
 }
 
