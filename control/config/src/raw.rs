@@ -293,6 +293,8 @@ pub(crate) struct RawAppEntry {
     pub span: Span,
     pub app: RawApp,
     pub rules: Vec<(Span, RawMatch)>,
+    /// Some rule did not deserialise (reported; it is not in `rules`).
+    pub broken_rules: bool,
 }
 
 /// `[[sla]]`: a threshold rule on one interface or class and what to do
@@ -928,14 +930,18 @@ fn parse_apps(cx: &mut Ctx, t: &mut RawTreeEntry, key_span: Span, item: Item) {
                 }
             }
         }
+        // A rule that did not deserialise fails the tree, but the app and
+        // its other rules are still checked, so one run reports them all.
+        t.had_errors |= failed;
         let Some(v) = entry_value(item) else { continue };
         match entry::<RawApp>(cx, v, &fallback) {
-            Some(app) if !failed => t.apps.push(RawAppEntry {
+            Some(app) => t.apps.push(RawAppEntry {
                 span: fallback,
                 app,
                 rules,
+                broken_rules: failed,
             }),
-            _ => t.had_errors = true,
+            None => t.had_errors = true,
         }
     }
 }

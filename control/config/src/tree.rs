@@ -522,7 +522,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
             }
         };
         let remark = app::remark(cx, a.dscp.as_ref(), a.remark.as_ref());
-        if e.rules.is_empty() {
+        if e.rules.is_empty() && !e.broken_rules {
             cx.error(
                 &e.span,
                 format!("app \"{app_name}\" has no rules, so no flow would ever be it; expected at least one [[tree.{name}.app.match]] after its [[tree.{name}.app]]"),
