@@ -603,6 +603,39 @@ mod tests {
     }
 
     #[test]
+    fn apps_remarks_and_wash_are_comments() {
+        let base = "[tree.t]\ndefault = \"1:10\"\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"100mbit\"\n\n[[tree.t.class]]\nid = \"1:10\"\nparent = \"1:1\"\nrate = \"50mbit\"\n";
+        let plain = script(&tree_with(""), "k0", LeafFallback::None).expect("ok");
+        assert!(!plain.contains("\n# "), "{plain}");
+        let text = base
+            .replace("default = \"1:10\"", "default = \"1:10\"\nwash = true")
+            .replace("rate = \"50mbit\"", "rate = \"50mbit\"\ndscp = \"CS1\"\nremark = \"if-unmarked\"")
+            + "\n[[tree.t.app]]\nname = \"voice\"\nclass = \"1:10\"\ndscp = \"EF\"\n[[tree.t.app.match]]\nports = [5060]\n\n[[tree.t.app]]\nname = \"web\"\nclass = \"1:10\"\n[[tree.t.app.match]]\nports = [80]\n";
+        let loaded = weir_config::parse_str(&text, "t.toml").expect("valid");
+        let s = script(&loaded.config.trees[0], "k0", LeafFallback::None).expect("ok");
+        // Everything else is as without them.
+        assert_eq!(
+            s.lines()
+                .filter(|l| !l.starts_with("# "))
+                .collect::<Vec<_>>(),
+            plain
+                .lines()
+                .filter(|l| !l.starts_with("# "))
+                .collect::<Vec<_>>()
+        );
+        let comments: Vec<&str> = s.lines().filter(|l| l.starts_with("# ")).skip(1).collect();
+        assert_eq!(
+            comments,
+            vec![
+                "# wash: not expressed in tc (weir clears the DSCP of frames entering this tree)",
+                "# class 1:10: DSCP remark CS1 if unmarked not expressed in tc",
+                "# app voice (class 1:10, DSCP EF): apps can't be expressed in tc; its flows go to the default class 1:10",
+                "# app web (class 1:10): apps can't be expressed in tc; its flows go to the default class 1:10",
+            ]
+        );
+    }
+
+    #[test]
     fn lab_tree_script() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lab.toml");
         let loaded = weir_config::load(std::path::Path::new(path)).expect("lab.toml loads");
