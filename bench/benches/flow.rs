@@ -143,8 +143,16 @@ fn tree(apps: AppsSpec) -> ShaperSpec {
         htb: HtbSpec {
             classes: vec![
                 class(1, None, None),
-                class(10, Some(0), Some(QdiscParams::Fifo(FifoLimit::Packets(4096)))),
-                class(20, Some(0), Some(QdiscParams::Fifo(FifoLimit::Packets(4096)))),
+                class(
+                    10,
+                    Some(0),
+                    Some(QdiscParams::Fifo(FifoLimit::Packets(4096))),
+                ),
+                class(
+                    20,
+                    Some(0),
+                    Some(QdiscParams::Fifo(FifoLimit::Packets(4096))),
+                ),
             ],
             overhead: 0,
             mpu: 0,
@@ -175,7 +183,13 @@ fn seed_apps(flows: usize) -> AppsSpec {
     };
     let mut spec = AppsSpec::empty();
     spec.flows = (flows * 2) as u32;
-    spec.apps = vec![app("voice", 46), app("video", 34), app("database", 26), app("web", 0), app("backup", 8)];
+    spec.apps = vec![
+        app("voice", 46),
+        app("video", 34),
+        app("database", 26),
+        app("web", 0),
+        app("backup", 8),
+    ];
     spec.rules = vec![
         RuleSpec {
             app: 1,
@@ -238,7 +252,10 @@ fn apps(c: &mut Criterion) {
         let order: Vec<u32> = (0..(flows * 4).max(65_536))
             .map(|_| (rng.next() % flows as u64) as u32)
             .collect();
-        for (name, spec) in [("without_apps", tree(AppsSpec::empty())), ("with_apps", tree(seed_apps(flows)))] {
+        for (name, spec) in [
+            ("without_apps", tree(AppsSpec::empty())),
+            ("with_apps", tree(seed_apps(flows))),
+        ] {
             let mut shaper = Shaper::new(&spec, 0).expect("the bench tree builds");
             let mut frames = vec![template(); SHAPER_BATCH];
             let mut out: Vec<Packet> = Vec::with_capacity(SHAPER_BATCH);
@@ -260,7 +277,13 @@ fn apps(c: &mut Criterion) {
                     now += 10_000;
                     shaper.enqueue_batch(
                         frames.iter().enumerate().map(|(k, f)| {
-                            (Frame { addr: k as u64, len: 64 }, f.as_slice())
+                            (
+                                Frame {
+                                    addr: k as u64,
+                                    len: 64,
+                                },
+                                f.as_slice(),
+                            )
                         }),
                         now,
                     );
