@@ -1,7 +1,12 @@
-//! Operation sequences through the whole pipeline (parse → classify → HTB →
-//! leaf qdiscs of every kind): arbitrary frames, well-formed IPv4 and IPv6
-//! frames, dequeues, time steps and class changes. After every operation the frame accounting must balance,
-//! and every handle must come back at most once.
+//! Operation sequences through the whole pipeline (parse → classify → apps →
+//! HTB → leaf qdiscs of every kind): arbitrary frames, well-formed IPv4 and
+//! IPv6 frames, TLS ClientHellos split over two segments, dequeues, time
+//! steps and class changes, with a second shaper as the other direction
+//! that the decisions about flows go to and come from. After every
+//! operation the frame accounting must balance, every handle must come
+//! back at most once, and a packet with an app is in its app's class. The
+//! flow table is tiny (16 flows, 2 reassembly slots) so eviction and full
+//! slots happen.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -60,6 +65,40 @@ flowid = "1:20"
 prio = 3
 ip_proto = "tcp"
 flowid = "1:30"
+[tree.t.apps]
+flows = 16
+inspect_slots = 2
+inspect_packets = 4
+bulk_window = "1ms"
+[[tree.t.app]]
+name = "video"
+class = "1:20"
+dscp = "AF41"
+[[tree.t.app.match]]
+prio = 1
+ports = [443]
+sni = ["*.video.test"]
+[[tree.t.app]]
+name = "voice"
+class = "1:10"
+dscp = "EF"
+remark = "if-unmarked"
+[[tree.t.app.match]]
+prio = 2
+protocol = "udp"
+ports = ["5000-5100"]
+[[tree.t.app.match]]
+prio = 3
+avg_size = "<200"
+regular = true
+min_packets = 3
+[[tree.t.app]]
+name = "bulk"
+class = "1:40"
+dscp = "CS1"
+[[tree.t.app.match]]
+prio = 4
+bulk = { pps = 1000, hold = "2ms" }
 "#;
 
 /// The frame of [`Op::Ip`].
@@ -109,6 +148,15 @@ enum Op {
         dport: u16,
         payload: u16,
     },
+    /// A TLS ClientHello for `n.video.test` (or another name) from
+    /// `sport` to 443, cut in two TCP segments at `cut`.
+    Hello {
+        sport: u16,
+        video: bool,
+        cut: u16,
+    },
+    /// A frame through the other direction's shaper.
+    Peer(Vec<u8>),
     Dequeue,
     Advance(u32),
     Change {
@@ -122,6 +170,10 @@ fuzz_target!(|ops: Vec<Op>| {
     let loaded = weir_config::parse_str(CONFIG, "fuzz.toml").expect("fuzz config is valid");
     let tree = &loaded.config.trees[0];
     let mut shaper = Shaper::new(&tree.shaper_spec(3), 0).expect("builds");
+    let mut peer = Shaper::new(&tree.shaper_spec(4), 0).expect("builds");
+    let mut decisions = Vec::new();
+    let mut peer_addr = 1u64 << 40;
+    let mut peer_inside = HashSet::new();
     let mut now = 0u64;
     let mut addr = 0u64;
     let mut inside = HashSet::new();
@@ -139,9 +191,40 @@ fuzz_target!(|ops: Vec<Op>| {
                 let bytes = ip_frame(v6, tos, tcp, sport, dport, payload);
                 offer(&mut shaper, &mut addr, &mut inside, &bytes, now);
             }
+            Op::Hello { sport, video, cut } => {
+                let mut hello = Vec::new();
+                let name = if video { "a.video.test" } else { "example.org" };
+                weir_dataplane::app::tls::client_hello(name, 0, &mut hello).expect("a valid name");
+                let cut = usize::from(cut) % (hello.len() + 1);
+                let mut seq = 1u32;
+                for part in [&hello[..cut], &hello[cut..]] {
+                    let mut tcp = frame::tcp(sport, 443, 5);
+                    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+                    tcp.extend_from_slice(part);
+                    seq = seq.wrapping_add(part.len() as u32);
+                    let ip = Ipv4 {
+                        protocol: IPPROTO_TCP,
+                        ..Ipv4::default()
+                    };
+                    let bytes = frame::ipv4_frame(&ip, &tcp);
+                    offer(&mut shaper, &mut addr, &mut inside, &bytes, now);
+                }
+            }
+            Op::Peer(bytes) => {
+                offer(&mut peer, &mut peer_addr, &mut peer_inside, &bytes, now);
+                for d in peer.take_drops() {
+                    assert!(peer_inside.remove(&d.packet.addr), "peer dropped a frame twice");
+                }
+            }
             Op::Dequeue => {
                 if let Some(p) = shaper.dequeue(now) {
                     assert!(inside.remove(&p.addr), "sent a frame twice");
+                    if let Some(apps) = shaper.apps() {
+                        if let Some(class) = apps.class_of(p.app) {
+                            let leaf = shaper.htb().class_count();
+                            assert!(class < leaf, "app class {class} out of the tree");
+                        }
+                    }
                 }
             }
             Op::Advance(dt) => now += u64::from(dt),
@@ -162,6 +245,17 @@ fuzz_target!(|ops: Vec<Op>| {
                     .change_class(class, &change, now)
                     .expect("valid change");
             }
+        }
+        // Decisions cross over, both ways, as the worker carries them.
+        decisions.clear();
+        shaper.take_decisions(&mut decisions);
+        for &d in &decisions {
+            peer.learn(d, now);
+        }
+        decisions.clear();
+        peer.take_decisions(&mut decisions);
+        for &d in &decisions {
+            shaper.learn(d, now);
         }
         for d in shaper.take_drops() {
             assert!(inside.remove(&d.packet.addr), "dropped a frame twice");
