@@ -10,7 +10,8 @@ use crate::{client, exit};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// class, qdisc or filter.
+    /// class, qdisc, filter, apps (per app: flows, packets, bytes, drops,
+    /// class, remark, and the flow table) or flows (the top flows).
     #[arg(value_enum)]
     what: ShowArg,
     /// With statistics (tc's -s).
@@ -22,6 +23,16 @@ pub struct ShowArgs {
     /// Only this tree.
     #[arg(long)]
     tree: Option<String>,
+    /// flows: only the flows of this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// flows: how many, per tree.
+    #[arg(long)]
+    top: Option<usize>,
+    /// flows: ranked by rate (the flow's recent bulk-window rate, see
+    /// docs/apps.md) or by bytes.
+    #[arg(long, value_enum)]
+    by: Option<ByArg>,
     /// The API socket of the `weir run` to ask.
     #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -32,21 +43,57 @@ enum ShowArg {
     Class,
     Qdisc,
     Filter,
+    Apps,
+    Flows,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ByArg {
+    Rate,
+    Bytes,
 }
 
 pub fn show(args: ShowArgs) -> ExitCode {
+    match show_request(args) {
+        Ok((socket, req)) => ask(&socket, &req),
+        Err(e) => {
+            eprintln!("weir show: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The request `weir show` sends, or why its options do not go together.
+fn show_request(args: ShowArgs) -> Result<(PathBuf, weir_api::Request), String> {
     let what = match args.what {
         ShowArg::Class => weir_api::ShowWhat::Class,
         ShowArg::Qdisc => weir_api::ShowWhat::Qdisc,
         ShowArg::Filter => weir_api::ShowWhat::Filter,
+        ShowArg::Apps => weir_api::ShowWhat::Apps,
+        ShowArg::Flows => {
+            let req = weir_api::Request::Flows {
+                tree: args.tree,
+                app: args.app,
+                top: args.top.unwrap_or(weir_api::DEFAULT_TOP),
+                by: match args.by {
+                    Some(ByArg::Bytes) => weir_api::FlowsBy::Bytes,
+                    Some(ByArg::Rate) | None => weir_api::FlowsBy::Rate,
+                },
+                json: args.json,
+            };
+            return Ok((args.socket, req));
+        }
     };
+    if args.app.is_some() || args.top.is_some() || args.by.is_some() {
+        return Err("--app, --top and --by go with `weir show flows`".to_string());
+    }
     let req = weir_api::Request::Show {
         what,
         stats: args.stats,
         json: args.json,
         tree: args.tree,
     };
-    ask(&args.socket, &req)
+    Ok((args.socket, req))
 }
 
 #[derive(clap::Subcommand, Debug)]

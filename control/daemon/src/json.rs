@@ -218,6 +218,7 @@ fn tree_stats(
         classes: (0..t.classes.len())
             .filter_map(|i| class_stats(cfg, t, i, rate_est(snap, prev, index, i)))
             .collect(),
+        apps: t.apps.as_ref().map(|a| super::apps::apps_stats(cfg, a)),
     }
 }
 
@@ -310,6 +311,10 @@ fn worker_stats(w: &WorkerSnapshot, snap: &Snapshot) -> WorkerStats {
             returns_in: c.returns_in,
             tx_errors: c.tx_errors,
             bad_descs: c.bad_descs,
+            remarked: c.remarked,
+            decisions_out: c.decisions_out,
+            decisions_in: c.decisions_in,
+            decisions_lost: c.decisions_lost,
         },
         frames: WorkerFrames {
             total: f.total,
@@ -477,6 +482,7 @@ pub(crate) mod tests {
                     } else {
                         sojourn.clone()
                     },
+                    apps: None,
                 }
             })
             .collect();

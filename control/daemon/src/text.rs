@@ -172,6 +172,7 @@ pub(super) fn show(config: &Config, snap: &Stats, what: ShowWhat, stats: bool) -
         ShowWhat::Class => super::tcshow::class_text(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_text(config, snap),
+        ShowWhat::Apps => super::apps::apps_text(snap),
     }
 }
 
@@ -186,6 +187,7 @@ pub(super) fn show_json(
         ShowWhat::Class => super::tcshow::class_json(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_json(config, snap),
+        ShowWhat::Apps => super::apps::apps_json(snap),
     }
 }
 
