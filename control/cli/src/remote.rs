@@ -173,3 +173,98 @@ fn ask(socket: &std::path::Path, req: &weir_api::Request) -> ExitCode {
         &mut std::io::stderr().lock(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Show {
+        #[command(flatten)]
+        args: ShowArgs,
+    }
+
+    fn request(words: &[&str]) -> Result<weir_api::Request, String> {
+        let cli = Show::try_parse_from(std::iter::once("show").chain(words.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        show_request(cli.args).map(|(_, r)| r)
+    }
+
+    /// `weir show flows` and `weir show apps` as requests, with the
+    /// defaults the API documents.
+    #[test]
+    fn apps_and_flows_requests() {
+        assert_eq!(
+            request(&["flows"]),
+            Ok(weir_api::Request::Flows {
+                tree: None,
+                app: None,
+                top: weir_api::DEFAULT_TOP,
+                by: weir_api::FlowsBy::Rate,
+                json: false,
+            })
+        );
+        assert_eq!(
+            request(&[
+                "flows", "--tree", "up", "--app", "voice", "--top", "3", "--by", "bytes", "-j"
+            ]),
+            Ok(weir_api::Request::Flows {
+                tree: Some("up".into()),
+                app: Some("voice".into()),
+                top: 3,
+                by: weir_api::FlowsBy::Bytes,
+                json: true,
+            })
+        );
+        assert_eq!(
+            request(&["apps", "--tree", "up"]),
+            Ok(weir_api::Request::Show {
+                what: weir_api::ShowWhat::Apps,
+                stats: false,
+                json: false,
+                tree: Some("up".into()),
+            })
+        );
+    }
+
+    /// Flow options with another kind of show are refused, not ignored.
+    #[test]
+    fn flow_options_go_with_flows_only() {
+        for words in [
+            &["class", "--app", "voice"][..],
+            &["apps", "--top", "5"],
+            &["qdisc", "--by", "rate"],
+        ] {
+            let e = request(words).expect_err("refused");
+            assert!(e.contains("go with `weir show flows`"), "{words:?}: {e}");
+        }
+        assert!(request(&["flows", "--by", "speed"]).is_err());
+    }
+
+    /// The request line the API reads: defaults fill what a script leaves
+    /// out.
+    #[test]
+    fn a_flows_request_line_takes_defaults() {
+        let r: weir_api::Request = serde_json::from_str(r#"{"cmd": "flows"}"#).expect("decodes");
+        assert_eq!(
+            r,
+            weir_api::Request::Flows {
+                tree: None,
+                app: None,
+                top: 10,
+                by: weir_api::FlowsBy::Rate,
+                json: false,
+            }
+        );
+        let r: weir_api::Request =
+            serde_json::from_str(r#"{"cmd": "show", "what": "apps"}"#).expect("decodes");
+        assert!(matches!(
+            r,
+            weir_api::Request::Show {
+                what: weir_api::ShowWhat::Apps,
+                ..
+            }
+        ));
+    }
+}
