@@ -41,6 +41,7 @@ sims=(
     "seed-1.2-htb seed-1.2-class30-idle"
     "seed-1.3-classify seed-1.3-mix"
     "seed-2.1-dscp seed-2.1-dscp"
+    "seed-2.2-apps seed-2.2-apps"
     "lab lab-up"
 )
 for pair in "${sims[@]}"; do

@@ -1,4 +1,6 @@
-//! ns per packet for the flow table (`weir_dataplane::flow`): find the
+//! Two groups.
+//!
+//! `flow`: ns per packet for the flow table (`weir_dataplane::flow`): find the
 //! packet's flow (or start it) and update its statistics, at 1,000,
 //! 100,000 and 1,000,000 active flows, one packet at a time and in
 //! batches of 64 with the sets' tags and then the flows prefetched first
@@ -11,8 +13,27 @@
 //! active flows, as a config would size it; the bench prints how many
 //! packets found their flow evicted (a full set).
 
+//!
+//! `apps`: what apps add to the worker's path, as a ratio in one run (this
+//! VM's speed drifts from minute to minute). The same tree (a root and a
+//! pfifo leaf that never limits) takes the same UDP frames through
+//! `Shaper::enqueue_batch` + `dequeue_batch`, 32 at a time as the worker
+//! calls them, without apps and with the seed's apps (port rules, a name
+//! rule, a bulk rule), at 1,000, 100,000 and 1,000,000 active flows. The
+//! difference per packet is the apps' cost: the flow lookup and update,
+//! and the rules of decided flows. Frames are written into a batch buffer
+//! per iteration (the same work for both).
+//!
+//! `cargo bench -p weir-bench --bench flow`; docs/performance.md, "Apps".
+
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use weir_dataplane::app::{AppSpec, AppsSpec, Behaviour, Bulk, Glob, RuleSpec};
 use weir_dataplane::flow::{FlowKey, FlowTable};
+use weir_dataplane::htb::{ClassSpec, HtbSpec};
+use weir_dataplane::packet::{Frame, Packet};
+use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
+use weir_dataplane::remark::Remark;
+use weir_dataplane::shaper::{MalformedPolicy, Shaper, ShaperSpec};
 
 const BATCH: usize = 64;
 const IDLE_NS: u64 = 60_000_000_000;
@@ -104,5 +125,186 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A root at 100 Gbit/s and one pfifo leaf: the tree never limits, so
+/// every batch goes in and out.
+fn tree(apps: AppsSpec) -> ShaperSpec {
+    let class = |id: u64, parent: Option<u32>, qdisc: Option<QdiscParams>| ClassSpec {
+        id: 1 << 32 | id,
+        parent,
+        rate: 12_500_000_000,
+        ceil: 12_500_000_000,
+        burst: 1 << 20,
+        cburst: 1 << 20,
+        prio: 0,
+        quantum: 1514,
+        qdisc,
+    };
+    ShaperSpec {
+        htb: HtbSpec {
+            classes: vec![
+                class(1, None, None),
+                class(
+                    10,
+                    Some(0),
+                    Some(QdiscParams::Fifo(FifoLimit::Packets(4096))),
+                ),
+                class(
+                    20,
+                    Some(0),
+                    Some(QdiscParams::Fifo(FifoLimit::Packets(4096))),
+                ),
+            ],
+            overhead: 0,
+            mpu: 0,
+            pool_capacity: 8192,
+            seed: 1,
+        },
+        filters: vec![],
+        default_class: 1,
+        malformed: MalformedPolicy::Default,
+        apps,
+        class_remark: Vec::new(),
+        wash: false,
+    }
+}
+
+/// The seed's port rules, a name rule on 80/443 and a bulk rule, the table
+/// sized at twice the active flows.
+fn seed_apps(flows: usize) -> AppsSpec {
+    let app = |name: &str, dscp: u8| AppSpec {
+        name: name.into(),
+        class: 2,
+        remark: Some(Remark::Set(dscp)),
+    };
+    let port_rule = |app: u16, ports: &[u16]| RuleSpec {
+        app,
+        ports: ports.iter().map(|&p| (p, p)).collect(),
+        ..RuleSpec::default()
+    };
+    let mut spec = AppsSpec::empty();
+    spec.flows = (flows * 2) as u32;
+    spec.apps = vec![
+        app("voice", 46),
+        app("video", 34),
+        app("database", 26),
+        app("web", 0),
+        app("backup", 8),
+    ];
+    spec.rules = vec![
+        RuleSpec {
+            app: 1,
+            ports: vec![(80, 80), (443, 443)],
+            sni: vec![Glob::new("*.googlevideo.com").unwrap()],
+            ..RuleSpec::default()
+        },
+        port_rule(0, &[5060, 5061]),
+        port_rule(1, &[554, 8080, 1935]),
+        port_rule(2, &[3306, 5432, 1521, 1433]),
+        port_rule(3, &[80, 443, 8080, 8443]),
+        port_rule(4, &[873, 22]),
+        RuleSpec {
+            app: 4,
+            behaviour: Behaviour {
+                bulk: Some(Bulk {
+                    pps: Some(2000),
+                    bytes_per_sec: None,
+                    hold: 5_000_000_000,
+                }),
+                ..Behaviour::default()
+            },
+            ..RuleSpec::default()
+        },
+    ];
+    spec
+}
+
+/// A 64-byte UDP frame template: 198.18/15 addresses, ports patched per
+/// flow.
+fn template() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&50u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[198, 18, 0, 0]);
+    f[30..34].copy_from_slice(&[198, 19, 0, 0]);
+    f[38..40].copy_from_slice(&30u16.to_be_bytes());
+    f
+}
+
+/// Write flow `i`'s frame into `f`: source address and port from `i`, to
+/// port 3306 (the database rule decides it on its first packet).
+fn write_flow(f: &mut [u8], i: u32) {
+    f[28..30].copy_from_slice(&((i % 65_536) as u16).to_be_bytes());
+    f[33] = (i / 65_536) as u8;
+    f[34..36].copy_from_slice(&(1024 + (i % 50_000) as u16).to_be_bytes());
+    f[36..38].copy_from_slice(&3306u16.to_be_bytes());
+}
+
+const SHAPER_BATCH: usize = 32;
+
+fn apps(c: &mut Criterion) {
+    let mut g = c.benchmark_group("apps");
+    g.throughput(Throughput::Elements(SHAPER_BATCH as u64));
+    for flows in [1_000usize, 100_000, 1_000_000] {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let order: Vec<u32> = (0..(flows * 4).max(65_536))
+            .map(|_| (rng.next() % flows as u64) as u32)
+            .collect();
+        for (name, spec) in [
+            ("without_apps", tree(AppsSpec::empty())),
+            ("with_apps", tree(seed_apps(flows))),
+        ] {
+            let mut shaper = Shaper::new(&spec, 0).expect("the bench tree builds");
+            let mut frames = vec![template(); SHAPER_BATCH];
+            let mut out: Vec<Packet> = Vec::with_capacity(SHAPER_BATCH);
+            let mut now = 1_000_000_000u64;
+            // Every flow seen once (decided) before measuring.
+            for i in 0..flows as u32 {
+                write_flow(&mut frames[0], i);
+                shaper.enqueue(Frame { addr: 0, len: 64 }, &frames[0], now);
+                out.clear();
+                shaper.dequeue_batch(now, &mut out, SHAPER_BATCH);
+            }
+            let mut at = 0usize;
+            g.bench_function(BenchmarkId::new(name, flows), |b| {
+                b.iter(|| {
+                    for (k, f) in frames.iter_mut().enumerate() {
+                        write_flow(f, order[(at + k) % order.len()]);
+                    }
+                    at = (at + SHAPER_BATCH) % order.len();
+                    now += 10_000;
+                    shaper.enqueue_batch(
+                        frames.iter().enumerate().map(|(k, f)| {
+                            (
+                                Frame {
+                                    addr: k as u64,
+                                    len: 64,
+                                },
+                                f.as_slice(),
+                            )
+                        }),
+                        now,
+                    );
+                    out.clear();
+                    black_box(shaper.dequeue_batch(now, &mut out, SHAPER_BATCH));
+                    shaper.take_drops().count()
+                })
+            });
+            if let Some(a) = shaper.apps() {
+                let c = a.flow_counters();
+                eprintln!(
+                    "apps/{flows}: {} live, {} pressure evictions, database packets {}",
+                    c.live,
+                    c.evicted_pressure,
+                    a.counters()[2].packets
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, apps);
 criterion_main!(benches);

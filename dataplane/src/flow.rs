@@ -28,6 +28,7 @@
 //! worker) is the rest of issue 12.
 
 use crate::parse::{Fragment, Headers, L4};
+use crate::pool::{table_bytes, Arena, Table};
 
 /// Entries per set: one set's tags fill half a cache line; with two sets
 /// per key, sixteen candidates keep pressure evictions of live flows rare
@@ -212,16 +213,17 @@ pub struct Flow {
     /// the low bits: under 10 ms, between, 100 ms or more (the seed's burst
     /// and regularity tests read them).
     gaps: u32,
-    /// The bulk window under way: its start (ms after `first_seen`), and
-    /// the packets and bytes in it.
-    win_start_ms: u32,
+    /// The bulk window under way: its start (ticks after `first_seen`),
+    /// and the packets and bytes in it.
+    win_start: u32,
     win_packets: u32,
     win_bytes: u32,
-    /// The highest rate of a closed window within the bulk hold, packets/s
-    /// and bytes/s, and when it was measured (ms after `first_seen`).
-    peak_pps: u32,
-    peak_bps: u32,
-    peak_at_ms: u32,
+    /// The rate of the last closed window, bytes/s (saturated).
+    last_bps: u32,
+    /// Bulk, as the apps engine decided at a window's close: until when
+    /// (ticks after `first_seen`), and by which rule (or [`NONE`]).
+    pub bulk_until: u32,
+    pub bulk_rule: u16,
     /// The app this flow is in (an index into the tree's apps), or
     /// [`NONE`].
     pub app: u16,
@@ -250,12 +252,12 @@ impl Default for Flow {
             avg_size: 0,
             iat_mean: 0,
             gaps: 0,
-            win_start_ms: 0,
+            win_start: 0,
             win_packets: 0,
             win_bytes: 0,
-            peak_pps: 0,
-            peak_bps: 0,
-            peak_at_ms: 0,
+            last_bps: 0,
+            bulk_until: 0,
+            bulk_rule: NONE,
             app: NONE,
             rule: NONE,
             base: NONE,
@@ -266,9 +268,18 @@ impl Default for Flow {
     }
 }
 
-/// Milliseconds from `since` to `now`, saturated to u32 (49 days).
-fn ms_since(since: u64, now: u64) -> u32 {
-    u32::try_from(now.saturating_sub(since) / 1_000_000).unwrap_or(u32::MAX)
+/// Bulk windows are timed in ticks of 2^20 ns (1.05 ms): a shift per
+/// packet, not a division.
+const TICK_SHIFT: u32 = 20;
+
+/// Ticks from `since` to `now`, saturated to u32 (52 days).
+fn ticks_since(since: u64, now: u64) -> u32 {
+    u32::try_from(now.saturating_sub(since) >> TICK_SHIFT).unwrap_or(u32::MAX)
+}
+
+/// `ns` in ticks, rounded down, saturated.
+fn ticks(ns: u64) -> u32 {
+    u32::try_from(ns >> TICK_SHIFT).unwrap_or(u32::MAX)
 }
 
 impl Flow {
@@ -288,7 +299,8 @@ impl Flow {
 
     /// Count one more packet of `bytes` at `now`; `window` is the bulk
     /// window, ns.
-    fn update(&mut self, bytes: u32, now: u64, window: Window) {
+    /// Returns the rates of a bulk window it closed, if it closed one.
+    fn update(&mut self, bytes: u32, now: u64, window: u64) -> Option<Rates> {
         let gap = now.saturating_sub(self.last_seen).min(IAT_MAX_NS);
         self.last_seen = self.last_seen.max(now);
         self.packets += 1;
@@ -317,33 +329,38 @@ impl Flow {
             GAP_LONG
         };
         self.gaps = self.gaps << 2 | class;
-        self.window(bytes, now, window);
+        self.window(bytes, now, window)
     }
 
-    /// The bulk window: count the packet, and when the window is over,
-    /// measure its rate and keep the highest within the hold.
-    fn window(&mut self, bytes: u32, now: u64, w: Window) {
-        let at = ms_since(self.first_seen, now);
-        let elapsed_ms = at.saturating_sub(self.win_start_ms);
-        if u64::from(elapsed_ms) * 1_000_000 < w.length {
+    /// The bulk window: count the packet; when the window is over, its
+    /// rates.
+    fn window(&mut self, bytes: u32, now: u64, length: u64) -> Option<Rates> {
+        let at = ticks_since(self.first_seen, now);
+        let elapsed = at.saturating_sub(self.win_start);
+        if elapsed < ticks(length).max(1) {
             self.win_packets = self.win_packets.saturating_add(1);
             self.win_bytes = self.win_bytes.saturating_add(bytes);
-            return;
+            return None;
         }
         // One division per window, not per packet.
-        let per_sec = |n: u32| {
-            u32::try_from(u64::from(n) * 1000 / u64::from(elapsed_ms.max(1))).unwrap_or(u32::MAX)
+        let elapsed_ns = u64::from(elapsed) << TICK_SHIFT;
+        let per_sec =
+            |n: u32| u32::try_from(u64::from(n) * 1_000_000_000 / elapsed_ns).unwrap_or(u32::MAX);
+        let rates = Rates {
+            pps: per_sec(self.win_packets),
+            bps: per_sec(self.win_bytes),
+            at,
         };
-        let (pps, bps) = (per_sec(self.win_packets), per_sec(self.win_bytes));
-        let held = u64::from(at.saturating_sub(self.peak_at_ms)) * 1_000_000 < w.hold;
-        if pps >= self.peak_pps || bps >= self.peak_bps || !held {
-            self.peak_pps = if held { pps.max(self.peak_pps) } else { pps };
-            self.peak_bps = if held { bps.max(self.peak_bps) } else { bps };
-            self.peak_at_ms = at;
-        }
-        self.win_start_ms = at;
+        self.last_bps = rates.bps;
+        self.win_start = at;
         self.win_packets = 1;
         self.win_bytes = bytes;
+        Some(rates)
+    }
+
+    /// Now, in the ticks `bulk_until` counts.
+    pub fn ticks_at(&self, now: u64) -> u32 {
+        ticks_since(self.first_seen, now)
     }
 
     /// Average packet size, bytes.
@@ -402,31 +419,29 @@ impl Flow {
         Some(self.gap_counts(5).1 == 0)
     }
 
-    /// The highest rate of a bulk window closed within the hold: (packets/s,
-    /// bytes/s); None before the first window closed.
-    pub fn peak_rate(&self) -> Option<(u32, u32)> {
-        (self.peak_at_ms > 0).then_some((self.peak_pps, self.peak_bps))
+    /// The rate of the last closed bulk window, bytes/s (0 before one
+    /// closed).
+    pub fn last_rate(&self) -> u32 {
+        self.last_bps
     }
 }
 
-/// The bulk window and hold a table measures with.
+/// A closed bulk window's rates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    /// ns (> 0).
-    pub length: u64,
-    /// ns.
-    pub hold: u64,
+pub struct Rates {
+    pub pps: u32,
+    pub bps: u32,
+    /// When it closed, in the flow's ticks ([`Flow::ticks_at`]).
+    pub at: u32,
 }
 
-impl Default for Window {
-    /// qosify's: 1 s windows, 5 s hold.
-    fn default() -> Window {
-        Window {
-            length: 1_000_000_000,
-            hold: 5_000_000_000,
-        }
-    }
+/// `ns` in the ticks of [`Flow::ticks_at`].
+pub fn ns_to_ticks(ns: u64) -> u32 {
+    ticks(ns)
 }
+
+/// qosify's bulk window: 1 s.
+pub const DEFAULT_WINDOW_NS: u64 = 1_000_000_000;
 
 /// What the table did, monotonic since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -456,12 +471,13 @@ pub enum Evicted {
 /// The bounded flow table of one worker's tree.
 pub struct FlowTable {
     /// Per set, the tags of its ways (0: empty).
-    tags: Vec<[u32; WAYS]>,
+    tags: Table<[u32; WAYS]>,
     /// Per set, its ways' flows.
-    flows: Vec<[Flow; WAYS]>,
+    flows: Table<[Flow; WAYS]>,
     set_mask: u64,
     idle_ns: u64,
-    window: Window,
+    /// Bulk window, ns.
+    window: u64,
     /// Next set [`FlowTable::expire`] looks at.
     sweep: usize,
     counters: FlowCounters,
@@ -482,6 +498,8 @@ pub struct Seen<'a> {
     pub new: bool,
     /// The flow whose way it took, if any (as it was), and why.
     pub evicted: Option<(Flow, Evicted)>,
+    /// The rates of the bulk window this packet closed, if it closed one.
+    pub window: Option<Rates>,
 }
 
 impl FlowTable {
@@ -490,20 +508,26 @@ impl FlowTable {
     /// `idle_ns` without a packet.
     pub fn new(capacity: usize, idle_ns: u64) -> FlowTable {
         let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        // On huge pages when large: at 100,000 flows the table is 25 MB,
+        // and on 4 KiB pages every lookup would miss the TLB as well as the
+        // cache (the same reason as the scheduler's tables).
+        let mut arena = Arena::with_capacity(
+            table_bytes::<[u32; WAYS]>(sets) + table_bytes::<[Flow; WAYS]>(sets),
+        );
         FlowTable {
-            tags: vec![[0; WAYS]; sets],
-            flows: vec![[Flow::default(); WAYS]; sets],
+            tags: Table::from_fn(&mut arena, sets, |_| [0; WAYS]),
+            flows: Table::from_fn(&mut arena, sets, |_| [Flow::default(); WAYS]),
             set_mask: sets as u64 - 1,
             idle_ns,
-            window: Window::default(),
+            window: DEFAULT_WINDOW_NS,
             sweep: 0,
             counters: FlowCounters::default(),
         }
     }
 
     /// Measure bulk over `window` instead of the default.
-    pub fn with_window(mut self, window: Window) -> FlowTable {
-        self.window = window;
+    pub fn with_window(mut self, window_ns: u64) -> FlowTable {
+        self.window = window_ns;
         self
     }
 
@@ -556,7 +580,7 @@ impl FlowTable {
     pub fn iter(&self) -> impl Iterator<Item = &Flow> {
         self.tags
             .iter()
-            .zip(&self.flows)
+            .zip(self.flows.iter())
             .flat_map(|(tags, flows)| tags.iter().zip(flows).filter(|(t, _)| **t != 0))
             .map(|(_, f)| f)
     }
@@ -623,11 +647,12 @@ impl FlowTable {
         if let Some((set, way)) = self.find(slot, &key) {
             self.counters.hits += 1;
             let flow = &mut self.flows[set][way];
-            flow.update(bytes, now, self.window);
+            let window = flow.update(bytes, now, self.window);
             return Seen {
                 flow,
                 new: false,
                 evicted: None,
+                window,
             };
         }
         let (set, way, evicted) = self.victim(slot, now);
@@ -647,6 +672,7 @@ impl FlowTable {
             flow,
             new: true,
             evicted,
+            window: None,
         }
     }
 
@@ -660,6 +686,7 @@ impl FlowTable {
                 flow: &mut self.flows[set][way],
                 new: false,
                 evicted: None,
+                window: None,
             };
         }
         let seen = self.packet_in(slot, key, 0, now);
@@ -875,35 +902,31 @@ mod tests {
         assert_eq!(t.get(&young).expect("held").regular(), Some(true));
     }
 
-    /// The bulk window: 2,000 packets/s for 3 s peak at 2,000; once the flow
-    /// slows to 10/s, the peak holds for the hold (5 s), then drops.
+    /// Bulk windows: 2,000 packets/s of 1,500 bytes close a window every
+    /// second (953 ticks of 2^20 ns), each reporting its rates, within
+    /// 0.2 % (the tick rounding).
     #[test]
-    fn bulk_windows_keep_their_peak_for_the_hold() {
+    fn bulk_windows_report_their_rates() {
         let mut t = FlowTable::new(64, 30_000 * MS);
         let bulk = FlowKey::new((v4(1), 40000), (v4(2), 5201), 6).0;
         let mut now = 0;
+        let mut closed = Vec::new();
         for _ in 0..6000 {
-            t.packet(bulk, 1500, now);
+            if let Some(r) = t.packet(bulk, 1500, now).window {
+                closed.push((now, r));
+            }
             now += 500_000;
         }
-        assert_eq!(
-            t.get(&bulk).expect("held").peak_rate(),
-            Some((2000, 3_000_000))
-        );
-        let slow_from = now;
-        while now < slow_from + 4_000 * MS {
-            t.packet(bulk, 100, now);
-            now += 100 * MS;
+        // 3 s of packets: windows close at 0.9995, 1.999 and 2.998 s.
+        assert_eq!(closed.len(), 3, "{closed:?}");
+        for (at, r) in &closed {
+            assert!((r.pps as f64 - 2000.0).abs() <= 4.0, "{r:?}");
+            assert!((r.bps as f64 - 3e6).abs() <= 6e3, "{r:?}");
+            // Every 953 ticks: 0.9993 s.
+            let k = (at + 500_000_000) / 1_000_000_000;
+            assert!(at.abs_diff(k * 999_292_928) <= MS, "{at}");
         }
-        assert_eq!(
-            t.get(&bulk).expect("held").peak_rate().map(|r| r.0),
-            Some(2000)
-        );
-        while now < slow_from + 8_000 * MS {
-            t.packet(bulk, 100, now);
-            now += 100 * MS;
-        }
-        assert_eq!(t.get(&bulk).expect("held").peak_rate(), Some((10, 1000)));
+        assert_eq!(t.get(&bulk).expect("held").last_rate(), closed[2].1.bps);
     }
 
     #[test]

@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
             // fuzzer spend its time allocating.
             let mut spec = tree.shaper_spec(1);
             spec.htb.pool_capacity = spec.htb.pool_capacity.min(1024);
+            // The same for the apps' flow table and reassembly buffers.
+            spec.apps.flows = spec.apps.flows.min(1024);
+            spec.apps.inspect_slots = spec.apps.inspect_slots.min(64);
             Shaper::new(&spec, 0).expect("a checked config must compile");
         }
     }

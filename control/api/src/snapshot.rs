@@ -193,8 +193,8 @@ pub struct FlowStats {
     pub remark: Option<String>,
     /// How its app was decided (`undecided`, `port`, `tls-sni`, …).
     pub how: String,
-    /// Bytes per second: the highest rate of the flow's bulk windows within
-    /// the bulk hold once one has closed, before that bytes over its age.
+    /// Bytes per second: the rate of the flow's last closed bulk window
+    /// once one has closed, before that bytes over its age.
     pub rate: u64,
     /// This tree's direction of the flow.
     pub packets: u64,

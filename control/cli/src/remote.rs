@@ -29,8 +29,8 @@ pub struct ShowArgs {
     /// flows: how many, per tree.
     #[arg(long)]
     top: Option<usize>,
-    /// flows: ranked by rate (the flow's recent bulk-window rate, see
-    /// docs/apps.md) or by bytes.
+    /// flows: ranked by rate (the rate of the flow's last bulk window, see
+    /// docs/operations.md) or by bytes.
     #[arg(long, value_enum)]
     by: Option<ByArg>,
     /// The API socket of the `weir run` to ask.

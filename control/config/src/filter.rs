@@ -31,7 +31,7 @@ const IP_PROTOS: &[(&str, u8)] = &[
 ];
 
 /// Protocols whose header starts with 16-bit source and destination ports.
-const PORTED: &[u8] = &[6, 17, 132, 136];
+pub(crate) const PORTED: &[u8] = &[6, 17, 132, 136];
 
 /// The name of an IP protocol number, for printing.
 pub fn ip_proto_name(p: u8) -> Option<&'static str> {
@@ -74,7 +74,9 @@ fn protocol(cx: &mut Ctx, v: &S<StrOrInt>) -> Option<L3Match> {
     }
 }
 
-fn ip_proto(cx: &mut Ctx, v: &S<StrOrInt>) -> Option<u8> {
+/// An IP protocol by name or number; `what` is the key (`ip_proto` of a
+/// filter, `protocol` of an app rule).
+pub(crate) fn ip_proto(cx: &mut Ctx, v: &S<StrOrInt>, what: &str) -> Option<u8> {
     let n = match v.get_ref() {
         StrOrInt::Str(s) => {
             let l = s.to_ascii_lowercase();
@@ -90,7 +92,7 @@ fn ip_proto(cx: &mut Ctx, v: &S<StrOrInt>) -> Option<u8> {
         None => {
             cx.error(
                 &sp(v),
-                "unknown ip_proto; expected tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, … or a number 0..=255",
+                format!("unknown {what}; expected tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, … or a number 0..=255"),
             );
             None
         }
@@ -234,7 +236,9 @@ fn tos(cx: &mut Ctx, v: &S<RawTos>) -> Option<Tos> {
     Some(t)
 }
 
-fn dscp(cx: &mut Ctx, v: &S<StrOrInt>) -> Option<Dscp> {
+/// A DSCP code point by name or number (filters' match, apps' and
+/// classes' remark).
+pub(crate) fn dscp(cx: &mut Ctx, v: &S<StrOrInt>) -> Option<Dscp> {
     let r = match v.get_ref() {
         StrOrInt::Str(s) => s.parse::<Dscp>().map_err(|e| e.to_string()),
         StrOrInt::Int(i) => u8::try_from(*i).ok().and_then(Dscp::new).ok_or_else(|| {
@@ -272,7 +276,7 @@ pub(crate) fn check(cx: &mut Ctx, f: &RawFilter) -> Option<(u16, FilterSpec)> {
         .map(|v| check::int_in(cx, v, "prio", 0, 65535)))
     .map_or(DEFAULT_FILTER_PRIO, |p| p as u16);
     let l3 = get!(f.protocol.as_ref().map(|v| protocol(cx, v))).unwrap_or_default();
-    let ip_proto = get!(f.ip_proto.as_ref().map(|v| ip_proto(cx, v)));
+    let ip_proto = get!(f.ip_proto.as_ref().map(|v| ip_proto(cx, v, "ip_proto")));
     let sport = get!(f.sport.as_ref().map(|v| port(cx, v, "sport")));
     let dport = get!(f.dport.as_ref().map(|v| port(cx, v, "dport")));
     let src = get!(f.src.as_ref().map(|v| prefix(cx, v, "src")));

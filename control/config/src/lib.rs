@@ -9,7 +9,8 @@
 //! core accepts.
 //!
 //! Where each part of a file is read: `[[pair]]` here; `[tree.NAME]` in
-//! `tree`, its leaf qdiscs in `qdisc` and its filters in `filter`; `[xdp]`
+//! `tree`, its leaf qdiscs in `qdisc`, its filters in `filter` and its apps
+//! in `app`; `[xdp]`
 //! (the AF_XDP workers; old name `[dataplane]`) in `xdp`; `[history]` in
 //! `history`; `[[sla]]` and `[[policy]]` in `rules`. `check` holds the
 //! single-value checks they share, `show` the summary `weir check` prints.
@@ -19,6 +20,7 @@
 //! also holds the one duration parser and the one family of rate, size and
 //! time printers that every weir command uses.
 
+mod app;
 mod check;
 mod diag;
 mod filter;
@@ -35,11 +37,14 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
+use weir_dataplane::app::AppsSpec;
 use weir_dataplane::classify::FilterSpec;
 use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::QdiscParams;
+use weir_dataplane::remark::Remark;
 use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
 
+pub use app::{DEFAULT_RULE_PRIO, MAX_APP_NAME, MAX_FLOWS, MAX_INSPECT_PACKETS, MAX_INSPECT_SLOTS};
 pub use diag::Diagnostic;
 pub use filter::{ip_proto_name, DEFAULT_FILTER_PRIO};
 pub use history::HistoryCfg;
@@ -114,6 +119,36 @@ pub struct Tree {
     pub malformed: MalformedPolicy,
     /// Most packets queued in the tree at once.
     pub pool: u32,
+    /// `wash = true`: frames through this tree lose their DSCP (filters
+    /// see DSCP 0; a class's or app's remark sets one on the way out).
+    pub wash: bool,
+    /// `[tree.NAME.apps]` and the `[[tree.NAME.app]]` entries.
+    pub apps: Apps,
+}
+
+/// A tree's apps, checked: what the engine gets, and each rule's `prio`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Apps {
+    /// Apps in file order, their classes indexes into [`Tree::classes`]
+    /// (leaves); rules in evaluation order: `prio` ascending, then file
+    /// order (apps in file order, each app's rules in file order).
+    pub spec: AppsSpec,
+    /// The `prio` of `spec.rules[i]`.
+    pub prios: Vec<u16>,
+}
+
+impl Apps {
+    /// No apps, and the flow table's defaults.
+    pub fn empty() -> Apps {
+        Apps {
+            spec: AppsSpec::empty(),
+            prios: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spec.apps.is_empty()
+    }
 }
 
 /// One HTB class, every default resolved.
@@ -136,6 +171,9 @@ pub struct Class {
     pub quantum: Size,
     /// `Some` exactly for leaves.
     pub qdisc: Option<QdiscParams>,
+    /// `dscp` (and `remark`) of a leaf: the DSCP its frames leave with,
+    /// unless their app has a remark of its own.
+    pub remark: Option<Remark>,
 }
 
 impl Class {
@@ -215,9 +253,15 @@ impl Tree {
             filters: self.filters.iter().map(|f| f.spec).collect(),
             default_class: self.default_class,
             malformed: self.malformed,
-            apps: weir_dataplane::app::AppsSpec::empty(),
-            class_remark: Vec::new(),
-            wash: false,
+            apps: self.apps.spec.clone(),
+            // Empty unless some class remarks: the core reads a short
+            // vector as "no remark" for the classes past its end.
+            class_remark: if self.classes.iter().any(|c| c.remark.is_some()) {
+                self.classes.iter().map(|c| c.remark).collect()
+            } else {
+                Vec::new()
+            },
+            wash: self.wash,
         }
     }
 

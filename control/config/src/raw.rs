@@ -170,6 +170,7 @@ pub(crate) struct RawTree {
     pub mpu: Option<S<i64>>,
     pub malformed: Option<S<String>>,
     pub pool: Option<S<i64>>,
+    pub wash: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +186,8 @@ pub(crate) struct RawClass {
     pub prio: Option<S<i64>>,
     pub quantum: Option<S<StrOrInt>>,
     pub qdisc: Option<S<RawQdisc>>,
+    pub dscp: Option<S<StrOrInt>>,
+    pub remark: Option<S<String>>,
 }
 
 /// Every key any leaf qdisc kind takes; which ones a kind accepts is
@@ -233,6 +236,65 @@ pub(crate) struct RawFilter {
     pub dscp: Option<S<StrOrInt>>,
     pub tos: Option<S<RawTos>>,
     pub vlan: Option<S<i64>>,
+}
+
+/// `[tree.NAME.apps]`: the flow table of a tree's apps (checked in `app`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAppsTable {
+    pub flows: Option<S<i64>>,
+    pub idle_timeout: Option<S<String>>,
+    pub inspect_slots: Option<S<i64>>,
+    pub inspect_packets: Option<S<i64>>,
+    pub bulk_window: Option<S<String>>,
+}
+
+/// `[[tree.NAME.app]]` without its `match` entries (taken out first, each
+/// parsed on its own).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApp {
+    pub name: S<String>,
+    pub class: S<String>,
+    pub dscp: Option<S<StrOrInt>>,
+    pub remark: Option<S<String>>,
+}
+
+/// `[[tree.NAME.app.match]]`: one rule of an app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    pub prio: Option<S<i64>>,
+    pub protocol: Option<S<StrOrInt>>,
+    pub ports: Option<S<Vec<S<StrOrInt>>>>,
+    pub sni: Option<S<Vec<S<String>>>>,
+    pub host: Option<S<Vec<S<String>>>>,
+    pub avg_size: Option<S<StrOrInt>>,
+    pub iat_variance: Option<S<String>>,
+    pub regular: Option<S<bool>>,
+    pub bursty: Option<S<bool>>,
+    pub bulk: Option<S<RawBulk>>,
+    pub long_lived: Option<S<String>>,
+    pub min_packets: Option<S<i64>>,
+}
+
+/// A rule's `bulk = { pps = 2000, rate = "50mbit", hold = "5s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBulk {
+    pub pps: Option<S<i64>>,
+    pub rate: Option<S<StrOrInt>>,
+    pub hold: Option<S<String>>,
+}
+
+/// One `[[tree.NAME.app]]` and its rules.
+#[derive(Debug)]
+pub(crate) struct RawAppEntry {
+    pub span: Span,
+    pub app: RawApp,
+    pub rules: Vec<(Span, RawMatch)>,
+    /// Some rule did not deserialise (reported; it is not in `rules`).
+    pub broken_rules: bool,
 }
 
 /// `[[sla]]`: a threshold rule on one interface or class and what to do
@@ -338,6 +400,10 @@ pub(crate) struct RawTreeEntry {
     pub span: Span,
     pub classes: Vec<(Span, RawClass)>,
     pub filters: Vec<(Span, RawFilter)>,
+    /// `[tree.NAME.apps]`, when present and well-formed.
+    pub apps_table: Option<(Span, RawAppsTable)>,
+    /// `[[tree.NAME.app]]` entries, in file order.
+    pub apps: Vec<RawAppEntry>,
     pub broken: Broken,
     /// Some class or filter entry did not deserialise.
     pub had_errors: bool,
@@ -706,6 +772,8 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
     let span = item.span().or_else(|| name_span.clone());
     let class_item = remove_key(&mut item, "class");
     let filter_item = remove_key(&mut item, "filter");
+    let apps_item = remove_key(&mut item, "apps");
+    let app_item = remove_key(&mut item, "app");
     let mut t = RawTreeEntry {
         name,
         name_span,
@@ -713,6 +781,8 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
         span: span.clone(),
         classes: Vec::new(),
         filters: Vec::new(),
+        apps_table: None,
+        apps: Vec::new(),
         broken: Broken::default(),
         had_errors: false,
     };
@@ -783,7 +853,97 @@ fn parse_tree(cx: &mut Ctx, name: String, name_span: Span, mut item: Item) -> Op
             }
         }
     }
+    if let Some((key_span, ai)) = apps_item {
+        parse_apps_table(cx, &mut t, key_span, ai);
+    }
+    if let Some((key_span, ai)) = app_item {
+        parse_apps(cx, &mut t, key_span, ai);
+    }
     Some(t)
+}
+
+/// `[tree.NAME.apps]`, a standard or an inline table.
+fn parse_apps_table(cx: &mut Ctx, t: &mut RawTreeEntry, key_span: Span, item: Item) {
+    if !matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_))) {
+        t.had_errors = true;
+        cx.error(
+            &key_span,
+            format!(
+                "`apps` must be a table; expected a [tree.{0}.apps] section (the flow table; each app is a [[tree.{0}.app]])",
+                t.name
+            ),
+        );
+        return;
+    }
+    let span = item.span().or_else(|| key_span.clone());
+    match entry_value(item).and_then(|v| entry::<RawAppsTable>(cx, v, &span)) {
+        Some(a) => t.apps_table = Some((span, a)),
+        None => t.had_errors = true,
+    }
+}
+
+/// `[[tree.NAME.app]]` entries and their `[[tree.NAME.app.match]]` rules;
+/// every entry is deserialised on its own, so one bad rule doesn't hide
+/// the problems of the next.
+fn parse_apps(cx: &mut Ctx, t: &mut RawTreeEntry, key_span: Span, item: Item) {
+    let Some(entries) = array_entries(&item) else {
+        t.had_errors = true;
+        cx.error(
+            &key_span,
+            format!(
+                "`app` must be an array of tables; expected [[tree.{}.app]] sections",
+                t.name
+            ),
+        );
+        return;
+    };
+    for (s, mut item) in entries {
+        let fallback = s.or_else(|| key_span.clone());
+        let mut rules = Vec::new();
+        let mut failed = false;
+        if let Some((match_span, mi)) = remove_key(&mut item, "match") {
+            match array_entries(&mi) {
+                None => {
+                    failed = true;
+                    cx.error(
+                        &match_span,
+                        format!(
+                            "`match` must be an array of tables; expected [[tree.{}.app.match]] sections",
+                            t.name
+                        ),
+                    );
+                }
+                Some(ms) => {
+                    for (ms_span, mut m) in ms {
+                        let m_fallback = ms_span.or_else(|| match_span.clone());
+                        let bulk = take_subtable::<RawBulk>(cx, &mut m, "bulk");
+                        let Some(v) = entry_value(m) else { continue };
+                        match (entry::<RawMatch>(cx, v, &m_fallback), bulk) {
+                            (Some(mut r), Sub::Parsed(b)) => {
+                                r.bulk = Some(b);
+                                rules.push((m_fallback, r));
+                            }
+                            (Some(r), Sub::Absent) => rules.push((m_fallback, r)),
+                            (_, _) => failed = true,
+                        }
+                    }
+                }
+            }
+        }
+        // A rule that did not deserialise fails the tree, but the app and
+        // its other rules are still checked, so one run reports them all.
+        t.had_errors |= failed;
+        let Some(v) = entry_value(item) else { continue };
+        match entry::<RawApp>(cx, v, &fallback) {
+            Some(app) => t.apps.push(RawAppEntry {
+                span: fallback,
+                app,
+                rules,
+                broken_rules: failed,
+            }),
+            None => t.had_errors = true,
+        }
+    }
 }
 
 /// The span of a `Spanned` value, as a diagnostic position.

@@ -3,8 +3,10 @@
 
 use std::fmt::Write;
 
+use weir_dataplane::app::RuleSpec;
 use weir_dataplane::classify::{IpPrefix, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
+use weir_dataplane::remark::Remark;
 use weir_dataplane::shaper::MalformedPolicy;
 
 use super::filter::ip_proto_name;
@@ -80,7 +82,7 @@ pub(crate) fn tree(t: &Tree) -> String {
     if t.mpu != 0 {
         let _ = write!(s, " mpu {}", t.mpu);
     }
-    let _ = writeln!(
+    let _ = write!(
         s,
         " malformed {} pool {}",
         match t.malformed {
@@ -89,6 +91,7 @@ pub(crate) fn tree(t: &Tree) -> String {
         },
         t.pool
     );
+    s.push_str(if t.wash { " wash\n" } else { "\n" });
     // Depth-first from the top-level classes, children in index order.
     let n = t.classes.len();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -107,7 +110,140 @@ pub(crate) fn tree(t: &Tree) -> String {
     for f in &t.filters {
         filter_line(&mut s, t, f);
     }
+    if !t.apps.is_empty() {
+        apps(&mut s, t);
+    }
     s
+}
+
+/// ` dscp EF`, ` dscp AF41 if-unmarked`.
+fn remark(s: &mut String, r: &Option<Remark>) {
+    let (d, how) = match *r {
+        Some(Remark::Set(d)) => (d, ""),
+        Some(Remark::IfUnmarked(d)) => (d, " if-unmarked"),
+        Some(Remark::Wash) => (0, " wash"),
+        None => return,
+    };
+    let d = Dscp::new(d).map_or_else(|| d.to_string(), |d| d.to_string());
+    let _ = write!(s, " dscp {d}{how}");
+}
+
+/// A variance in ns² as exact decimal seconds² (`0.1s2`).
+fn variance(ns2: u64) -> String {
+    const S2: u64 = 1_000_000_000_000_000_000;
+    let (int, frac) = (ns2 / S2, ns2 % S2);
+    if frac == 0 {
+        return format!("{int}s2");
+    }
+    let f = format!("{frac:018}");
+    format!("{int}.{}s2", f.trim_end_matches('0'))
+}
+
+fn avg_size((lo, hi): (u32, u32)) -> String {
+    match (lo, hi) {
+        (lo, hi) if lo == hi => lo.to_string(),
+        (lo, u32::MAX) if lo > 0 => format!(">{}", lo - 1),
+        (0, hi) if hi < u32::MAX => format!("<{}", hi + 1),
+        (lo, hi) => format!("{lo}-{hi}"),
+    }
+}
+
+fn apps(s: &mut String, t: &Tree) {
+    let a = &t.apps.spec;
+    let _ = writeln!(
+        s,
+        "  apps flows {} idle_timeout {} inspect_slots {} inspect_packets {} bulk_window {}",
+        a.flows,
+        Time::from_ns(a.idle_timeout),
+        a.inspect_slots,
+        a.inspect_packets,
+        Time::from_ns(a.bulk_window)
+    );
+    for app in &a.apps {
+        let _ = write!(s, "  app {} class {}", app.name, t.label(app.class));
+        remark(s, &app.remark);
+        s.push('\n');
+    }
+    for (r, prio) in a.rules.iter().zip(&t.apps.prios) {
+        rule_line(s, t, *prio, r);
+    }
+}
+
+fn rule_line(s: &mut String, t: &Tree, prio: u16, r: &RuleSpec) {
+    let name = t
+        .apps
+        .spec
+        .apps
+        .get(usize::from(r.app))
+        .map_or("?", |a| a.name.as_str());
+    let _ = write!(s, "  rule prio {prio} app {name}");
+    if let Some(p) = r.protocol {
+        match ip_proto_name(p) {
+            Some(n) => {
+                let _ = write!(s, " protocol {n}");
+            }
+            None => {
+                let _ = write!(s, " protocol {p}");
+            }
+        }
+    }
+    let list = |v: Vec<String>| v.join(",");
+    if !r.ports.is_empty() {
+        let ports = r
+            .ports
+            .iter()
+            .map(|&(lo, hi)| port(&PortMatch::Range { lo, hi }))
+            .collect();
+        let _ = write!(s, " ports {}", list(ports));
+    }
+    if !r.sni.is_empty() {
+        let _ = write!(
+            s,
+            " sni {}",
+            list(r.sni.iter().map(|g| g.as_str().to_string()).collect())
+        );
+    }
+    if !r.host.is_empty() {
+        let _ = write!(
+            s,
+            " host {}",
+            list(r.host.iter().map(|g| g.as_str().to_string()).collect())
+        );
+    }
+    let b = &r.behaviour;
+    if let Some(a) = b.avg_size {
+        let _ = write!(s, " avg_size {}", avg_size(a));
+    }
+    if let Some(v) = b.iat_variance_below {
+        let _ = write!(s, " iat_variance <{}", variance(v));
+    }
+    if let Some(v) = b.regular {
+        let _ = write!(s, " regular {v}");
+    }
+    if let Some(v) = b.bursty {
+        let _ = write!(s, " bursty {v}");
+    }
+    if let Some(bulk) = b.bulk {
+        s.push_str(" bulk");
+        if let Some(p) = bulk.pps {
+            let _ = write!(s, " pps {p}");
+        }
+        if let Some(r) = bulk.bytes_per_sec {
+            let _ = write!(s, " rate {}", Rate::from_bits_per_sec(r.saturating_mul(8)));
+        }
+        let _ = write!(s, " hold {}", Time::from_ns(bulk.hold));
+    }
+    if let Some(l) = b.long_lived {
+        let _ = write!(s, " long_lived {}", Time::from_ns(l));
+    }
+    let stats = b.avg_size.is_some()
+        || b.iat_variance_below.is_some()
+        || b.regular.is_some()
+        || b.bursty.is_some();
+    if stats {
+        let _ = write!(s, " min_packets {}", b.min_packets);
+    }
+    s.push('\n');
 }
 
 fn class_line(s: &mut String, t: &Tree, i: usize, depth: usize) {
@@ -124,11 +260,13 @@ fn class_line(s: &mut String, t: &Tree, i: usize, depth: usize) {
     if c.is_leaf() {
         let _ = write!(s, " prio {} quantum {}", c.prio, c.quantum.bytes());
     }
-    let _ = writeln!(
+    let _ = write!(
         s,
         " rate {} ceil {} burst {} cburst {}",
         c.rate, c.ceil, c.burst, c.cburst
     );
+    remark(s, &c.remark);
+    s.push('\n');
     if let Some(q) = &c.qdisc {
         let _ = writeln!(s, "{pad}  qdisc {}", qdisc(q));
     }

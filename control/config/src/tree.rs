@@ -6,13 +6,17 @@ use std::collections::HashMap;
 use weir_dataplane::htb::MAX_DEPTH;
 use weir_dataplane::shaper::MalformedPolicy;
 
+use weir_dataplane::app::AppSpec;
+use weir_dataplane::remark::Remark;
+
+use super::app;
 use super::check;
-use super::diag::Ctx;
+use super::diag::{Ctx, Span};
 use super::filter;
 use super::qdisc;
 use super::raw::{sp, RawClass, RawTreeEntry, StrOrInt, S};
 use super::units::{ClassId, Rate, Size};
-use super::{Class, Filter, Tree};
+use super::{Apps, Class, Filter, Tree};
 
 /// tc's `r2q` default.
 pub const DEFAULT_R2Q: u32 = 10;
@@ -100,6 +104,7 @@ struct Values {
     prio: Option<u8>,
     quantum: Option<u64>,
     qdisc: Option<weir_dataplane::qdisc::QdiscParams>,
+    remark: Option<Option<Remark>>,
 }
 
 pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
@@ -113,7 +118,11 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
     let mut mpu = 0u32;
     let mut malformed = MalformedPolicy::Default;
     let mut pool = DEFAULT_POOL;
+    let mut wash = false;
     if let Some(t) = &raw.tree {
+        if let Some(v) = &t.wash {
+            wash = *v.get_ref();
+        }
         if let Some(v) = &t.link {
             if matches!(v.get_ref(), StrOrInt::Str(s) if s.trim().ends_with('%')) {
                 cx.error(
@@ -409,6 +418,22 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
     let mut filters = Vec::with_capacity(raw.filters.len());
     for (_, f) in &raw.filters {
         let checked = filter::check(cx, f);
+        // Washing happens before classification (the trust boundary is
+        // where frames enter), so a filter of a washed tree sees DSCP 0.
+        if let (true, Some((_, spec))) = (wash, &checked) {
+            if let Some((v, m)) = spec.tos.filter(|(v, m)| v & m != 0) {
+                let at = f
+                    .dscp
+                    .as_ref()
+                    .map_or_else(|| f.tos.as_ref().and_then(sp), sp);
+                cx.warn(
+                    &at,
+                    format!(
+                        "this filter matches TOS {v:#04x}/{m:#04x}, which can never match: tree `{name}` has `wash = true`, so its filters see DSCP 0; expected no DSCP match in a washed tree (match on the DSCP before the trust boundary, or don't wash)"
+                    ),
+                );
+            }
+        }
         let target = match lookup.find(f.flowid.get_ref()) {
             Ref::Class(i) if has_children[i] => {
                 cx.error(
@@ -440,6 +465,90 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
         if let (Some((prio, spec)), Some(t)) = (checked, target) {
             filters.push((prio, t, spec));
         }
+    }
+
+    // --- apps ----------------------------------------------------------
+    let mut apps_spec = app::table(cx, raw.apps_table.as_ref().map(|(_, t)| t));
+    if let (Some((span, _)), true, false) = (&raw.apps_table, raw.apps.is_empty(), raw.had_errors) {
+        cx.warn(
+            span,
+            format!("[tree.{name}.apps] sizes a flow table, but the tree has no apps, so there is none; expected [[tree.{name}.app]] entries, or no [tree.{name}.apps]"),
+        );
+    }
+    let mut app_names: HashMap<&str, Span> = HashMap::new();
+    // (name, class before reordering, remark); (prio, app, rule).
+    let mut apps: Vec<(String, usize, Option<Remark>)> = Vec::new();
+    let mut rules = Vec::new();
+    for e in &raw.apps {
+        let a = &e.app;
+        let app_name = a.name.get_ref().as_str();
+        if app::name(cx, &a.name) {
+            if let Some(first) = app_names.get(app_name) {
+                let line = cx.line_of(first);
+                cx.error(
+                    &sp(&a.name),
+                    format!("duplicate app name \"{app_name}\" (first used on line {line}); expected each name once per tree (give one app several [[tree.{name}.app.match]] rules instead)"),
+                );
+            } else {
+                app_names.insert(app_name, sp(&a.name));
+            }
+        }
+        let class = match lookup.find(a.class.get_ref()) {
+            Ref::Class(i) if has_children[i] => {
+                cx.error(
+                    &sp(&a.class),
+                    format!(
+                        "app \"{app_name}\" goes to {}, which has children (an inner class); expected a leaf class (only leaves queue packets)",
+                        label(&classes[i].1, ids[i])
+                    ),
+                );
+                None
+            }
+            Ref::Class(i) => Some(i),
+            Ref::Qdisc => {
+                cx.error(
+                    &sp(&a.class),
+                    format!(
+                        "`class` \"{}\" is the qdisc, not a class; expected a leaf class",
+                        a.class.get_ref()
+                    ),
+                );
+                None
+            }
+            Ref::Broken => None,
+            Ref::Unknown(msg) => {
+                cx.error(&sp(&a.class), format!("unknown class: {msg}"));
+                None
+            }
+        };
+        let remark = app::remark(cx, a.dscp.as_ref(), a.remark.as_ref());
+        if e.rules.is_empty() && !e.broken_rules {
+            cx.error(
+                &e.span,
+                format!("app \"{app_name}\" has no rules, so no flow would ever be it; expected at least one [[tree.{name}.app.match]] after its [[tree.{name}.app]]"),
+            );
+        }
+        if apps.len() > usize::from(u16::MAX) {
+            cx.error(
+                &e.span,
+                format!(
+                    "more than {} apps in tree `{name}`; expected at most that many",
+                    u32::from(u16::MAX) + 1
+                ),
+            );
+        }
+        let index = apps.len();
+        for (span, m) in &e.rules {
+            if let Some((prio, spec)) = app::rule(cx, span, m, link) {
+                rules.push((prio, index, spec));
+            }
+        }
+        // Placeholders after an error are never used: the tree fails.
+        apps.push((
+            app_name.to_string(),
+            class.unwrap_or(0),
+            remark.unwrap_or(None),
+        ));
     }
 
     if cx.errors.len() > errors_before || raw.had_errors || raw.tree.is_none() {
@@ -488,6 +597,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
             } else {
                 Some(v.qdisc?)
             },
+            remark: v.remark?,
         });
     }
     // Evaluation order: tc prio, then file order (a stable sort).
@@ -503,6 +613,25 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
             }
         })
         .collect();
+    // Rules too: prio, then file order.
+    rules.sort_by_key(|(prio, _, _)| *prio);
+    apps_spec.apps = apps
+        .into_iter()
+        .map(|(name, class, remark)| AppSpec {
+            name,
+            class: new_index[class],
+            remark,
+        })
+        .collect();
+    let prios = rules.iter().map(|(prio, _, _)| *prio).collect();
+    apps_spec.rules = rules
+        .into_iter()
+        .map(|(_, app, mut spec)| {
+            // At most u16::MAX + 1 apps (checked above).
+            spec.app = app as u16;
+            spec
+        })
+        .collect();
     Some(Tree {
         name: name.to_string(),
         link,
@@ -514,6 +643,11 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
         mpu,
         malformed,
         pool,
+        wash,
+        apps: Apps {
+            spec: apps_spec,
+            prios,
+        },
     })
 }
 
@@ -615,6 +749,21 @@ fn class_values(
         (Some(q), false) => qdisc::resolve(cx, q, link),
         (None, _) => Some(qdisc::DEFAULT_LEAF),
     };
+    let remark = match (&c.dscp, &c.remark, inner) {
+        (None, None, _) => Some(None),
+        (d, r, true) => {
+            let at = d.as_ref().map_or_else(|| r.as_ref().and_then(sp), sp);
+            cx.error(
+                &at,
+                format!(
+                    "class {} has children, so no frame leaves from it; expected `dscp` on leaf classes only",
+                    label(c, id)
+                ),
+            );
+            None
+        }
+        (d, r, false) => app::remark(cx, d.as_ref(), r.as_ref()).ok(),
+    };
     Values {
         rate,
         ceil,
@@ -623,5 +772,6 @@ fn class_values(
         prio,
         quantum,
         qdisc,
+        remark,
     }
 }

@@ -23,7 +23,7 @@ fn simulate(config: &str, traffic: &str, duration: Option<&str>) -> Result<Repor
 }
 
 /// (config, traffic example, a class label the table must show)
-const EXAMPLES: [(&str, &str, &str); 4] = [
+const EXAMPLES: [(&str, &str, &str); 5] = [
     (
         "config/seed-1.2-htb.toml",
         "config/traffic/seed-1.2-default.toml",
@@ -43,6 +43,11 @@ const EXAMPLES: [(&str, &str, &str); 4] = [
         "config/lab.toml",
         "config/traffic/lab-up.toml",
         "1:20 (medium)",
+    ),
+    (
+        "config/seed-2.2-apps.toml",
+        "config/traffic/seed-2.2-apps.toml",
+        "1:50 (backup)",
     ),
 ];
 
@@ -103,15 +108,17 @@ fn bad_inputs_are_errors_not_panics() {
 }
 
 /// The seed-2.2 traffic replays the seed's sample flows exactly (packet
-/// counts, bytes, order of sizes given by `sequence`) and every source
-/// reaches the shaper. Run against seed-2.1's tree, which has the same
-/// shape (tree eth0, classes 1:10..1:40) and no app rules: this checks the
-/// traffic, not the classification, which `config/seed-2.2-apps.toml`'s
-/// own tests do.
+/// counts, bytes, order of sizes given by `sequence`), and against
+/// `config/seed-2.2-apps.toml` every source lands in the class its app
+/// says: the seed's three sample flows as the seed intends (voice by the
+/// RTP range, size and jitter; web from port 80; the database from 3306),
+/// video by TLS SNI, QUIC SNI and HTTP Host on ports that alone would be
+/// web, voice and video by behaviour, backup by port, and an unlisted bulk
+/// flow by the bulk trigger.
 #[test]
 fn seed_2_2_traffic_replays_the_seed_sample_flows() {
     let report = simulate(
-        "config/seed-2.1-dscp.toml",
+        "config/seed-2.2-apps.toml",
         "config/traffic/seed-2.2-apps.toml",
         Some("2s"),
     )
@@ -142,7 +149,7 @@ fn seed_2_2_traffic_replays_the_seed_sample_flows() {
     for name in [
         "tls-video",
         "quic-video",
-        "http-intranet",
+        "http-video",
         "rtp-voice",
         "video-bursts",
         "backup-rsync",
@@ -155,4 +162,24 @@ fn seed_2_2_traffic_replays_the_seed_sample_flows() {
     let rtp = source("rtp-voice");
     assert_eq!(rtp.offered.packets, 10 * 50 * 2);
     assert_eq!(rtp.offered.bytes, rtp.offered.packets * 214);
+    for (name, class) in [
+        ("seed-voice", "1:10 (voice)"),
+        ("seed-web", "1:40 (web)"),
+        ("seed-database", "1:30 (database)"),
+        ("tls-video", "1:20 (video)"),
+        ("quic-video", "1:20 (video)"),
+        ("http-video", "1:20 (video)"),
+        ("rtp-voice", "1:10 (voice)"),
+        ("video-bursts", "1:20 (video)"),
+        ("backup-rsync", "1:50 (backup)"),
+        ("backup-scp", "1:50 (backup)"),
+        ("bulk-unlisted", "1:50 (backup)"),
+    ] {
+        let s = source(name);
+        assert!(
+            s.classes.iter().any(|c| c == class),
+            "{name}: {:?}, not {class}",
+            s.classes
+        );
+    }
 }

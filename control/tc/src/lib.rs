@@ -28,8 +28,9 @@ use std::fmt::Write as _;
 use thiserror::Error;
 use weir_dataplane::classify::{FilterSpec, IpPrefix, L3Match, PortMatch};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
+use weir_dataplane::remark::Remark;
 
-use weir_config::{ClassId, Diagnostic, Tree};
+use weir_config::{ClassId, Diagnostic, Dscp, Tree};
 
 /// What to do with leaf kinds the target kernel may not have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -109,6 +110,61 @@ pub fn cli_tc(
         tree: tree.to_string(),
         source,
     })
+}
+
+/// What weir does that tc can't say, one comment line each: washing,
+/// DSCP remarks and apps (a flow table deciding by ports of either end,
+/// server names and behaviour; u32 sees one packet at a time). The script
+/// still shapes; those flows go where its filters or default send them.
+fn not_in_tc(out: &mut String, tree: &Tree) {
+    if tree.wash {
+        let _ = writeln!(
+            out,
+            "# wash: not expressed in tc (weir clears the DSCP of frames entering this tree)"
+        );
+    }
+    for c in &tree.classes {
+        if let Some(r) = c.remark {
+            let _ = writeln!(
+                out,
+                "# class {}: DSCP remark {} not expressed in tc",
+                c.id,
+                remark_text(r)
+            );
+        }
+    }
+    let goes = if tree.filters.is_empty() {
+        let default = tree
+            .classes
+            .get(tree.default_class as usize)
+            .map_or_else(|| "?".to_string(), |c| c.id.to_string());
+        format!("to the default class {default}")
+    } else {
+        "where the filters above send them, else to the default class".to_string()
+    };
+    for a in &tree.apps.spec.apps {
+        let class = tree
+            .classes
+            .get(a.class as usize)
+            .map_or_else(|| "?".to_string(), |c| c.id.to_string());
+        let remark = a
+            .remark
+            .map_or_else(String::new, |r| format!(", DSCP {}", remark_text(r)));
+        let _ = writeln!(
+            out,
+            "# app {} (class {class}{remark}): apps can't be expressed in tc; its flows go {goes}",
+            a.name
+        );
+    }
+}
+
+fn remark_text(r: Remark) -> String {
+    let name = |d: u8| Dscp::new(d).map_or_else(|| d.to_string(), |d| d.to_string());
+    match r {
+        Remark::Set(d) => name(d),
+        Remark::IfUnmarked(d) => format!("{} if unmarked", name(d)),
+        Remark::Wash => "wash".to_string(),
+    }
 }
 
 /// The tc script for `tree` on `dev`.
@@ -200,6 +256,7 @@ pub fn script(tree: &Tree, dev: &str, fallback: LeafFallback) -> Result<String, 
         let flowid = tree.classes[f.flowid as usize].id;
         filter(&mut out, dev, major, f.prio, index, &f.spec, flowid)?;
     }
+    not_in_tc(&mut out, tree);
     Ok(out)
 }
 
@@ -543,6 +600,39 @@ mod tests {
         assert!(classes.iter().all(|l| l.ends_with(" overhead 24")), "{s}");
         let s = script(&tree_with(""), "k0", LeafFallback::None).expect("ok");
         assert!(!s.contains("overhead") && !s.contains("stab"), "{s}");
+    }
+
+    #[test]
+    fn apps_remarks_and_wash_are_comments() {
+        let base = "[tree.t]\ndefault = \"1:10\"\n[[tree.t.class]]\nid = \"1:1\"\nrate = \"100mbit\"\n\n[[tree.t.class]]\nid = \"1:10\"\nparent = \"1:1\"\nrate = \"50mbit\"\n";
+        let plain = script(&tree_with(""), "k0", LeafFallback::None).expect("ok");
+        assert!(!plain.contains("\n# "), "{plain}");
+        let text = base
+            .replace("default = \"1:10\"", "default = \"1:10\"\nwash = true")
+            .replace("rate = \"50mbit\"", "rate = \"50mbit\"\ndscp = \"CS1\"\nremark = \"if-unmarked\"")
+            + "\n[[tree.t.app]]\nname = \"voice\"\nclass = \"1:10\"\ndscp = \"EF\"\n[[tree.t.app.match]]\nports = [5060]\n\n[[tree.t.app]]\nname = \"web\"\nclass = \"1:10\"\n[[tree.t.app.match]]\nports = [80]\n";
+        let loaded = weir_config::parse_str(&text, "t.toml").expect("valid");
+        let s = script(&loaded.config.trees[0], "k0", LeafFallback::None).expect("ok");
+        // Everything else is as without them.
+        assert_eq!(
+            s.lines()
+                .filter(|l| !l.starts_with("# "))
+                .collect::<Vec<_>>(),
+            plain
+                .lines()
+                .filter(|l| !l.starts_with("# "))
+                .collect::<Vec<_>>()
+        );
+        let comments: Vec<&str> = s.lines().filter(|l| l.starts_with("# ")).skip(1).collect();
+        assert_eq!(
+            comments,
+            vec![
+                "# wash: not expressed in tc (weir clears the DSCP of frames entering this tree)",
+                "# class 1:10: DSCP remark CS1 if unmarked not expressed in tc",
+                "# app voice (class 1:10, DSCP EF): apps can't be expressed in tc; its flows go to the default class 1:10",
+                "# app web (class 1:10): apps can't be expressed in tc; its flows go to the default class 1:10",
+            ]
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@
 //! and replaces a decision of its own only when that rank is better, so the
 //! two directions agree whichever packet arrives first.
 
-use crate::flow::{Decided, Flow, FlowCounters, FlowKey, FlowTable, Slot, Window, NONE};
+use crate::flow::{
+    ns_to_ticks, Decided, Flow, FlowCounters, FlowKey, FlowTable, Rates, Slot, NONE,
+};
 use crate::parse::{Fragment, Headers, L4};
 use crate::remark::Remark;
 
@@ -64,8 +66,13 @@ const SCRATCH: usize = 9216;
 /// [`Flow::base`] of a flow a moving rule took from none: it goes back to
 /// none.
 const NO_RULE: u16 = NONE - 1;
-/// Sets of the flow table swept for idle flows every `SWEEP_EVERY` packets.
-const SWEEP_EVERY: u64 = 32;
+/// One set of the flow table is swept for idle flows every `SWEEP_EVERY`
+/// packets: a set costs a tag line and the first line of each flow held,
+/// so this is under 0.15 misses a packet. Sweeping is not what keeps the
+/// table usable (a new flow takes an idle way where it lands); it returns
+/// reassembly slots and keeps `live` honest, so slow is fine: 65,536 flows
+/// are swept in 524,288 packets.
+const SWEEP_EVERY: u64 = 64;
 
 /// What one direction's engine decided about a flow, for the other
 /// direction's.
@@ -283,22 +290,14 @@ impl Apps {
             })
             .collect();
         let slots = spec.inspect_slots.min(u32::from(NONE)) as usize;
-        let window = Window {
-            length: spec.bulk_window,
-            hold: spec
-                .rules
-                .iter()
-                .filter_map(|r| r.behaviour.bulk.map(|b| b.hold))
-                .max()
-                .unwrap_or(0),
-        };
         Ok(Apps {
             apps: spec.apps.clone(),
             rules: compiled,
             moving,
             first_rule,
             ids: spec.apps.iter().map(|a| app_id(&a.name)).collect(),
-            table: FlowTable::new(spec.flows as usize, spec.idle_timeout).with_window(window),
+            table: FlowTable::new(spec.flows as usize, spec.idle_timeout)
+                .with_window(spec.bulk_window),
             inspect_packets: u64::from(spec.inspect_packets),
             flights: (0..slots).map(|_| Flight::Free).collect(),
             free: (0..slots as u16).rev().collect(),
@@ -438,6 +437,7 @@ impl Apps {
             release(flights, free, old.slot);
         }
         let is_new = seen.new;
+        let closed = seen.window;
         let flow: *mut Flow = seen.flow;
         // SAFETY: `flow` points into `self.table.flows`, which is allocated
         // once and never resized; nothing below touches the table (only
@@ -450,6 +450,9 @@ impl Apps {
                 Some(17) => MAY_QUIC,
                 _ => 0,
             };
+        }
+        if let Some(rates) = closed {
+            self.bulk_window(flow, rates);
         }
         let app = match flow.decided {
             Decided::Undecided => self.undecided(flow, h, bytes),
@@ -466,6 +469,24 @@ impl Apps {
             None => self.engine.unmatched_packets += 1,
         }
         app
+    }
+
+    /// A bulk window closed: the first bulk rule whose trigger its rates
+    /// reach makes the flow bulk (by that rule) for the rule's hold from
+    /// now; none reached, an earlier verdict runs out its hold.
+    fn bulk_window(&self, flow: &mut Flow, r: Rates) {
+        for &i in &self.moving {
+            let Some(b) = self.rules[usize::from(i)].spec.behaviour.bulk else {
+                continue;
+            };
+            let over = b.pps.is_some_and(|t| r.pps >= t)
+                || b.bytes_per_sec.is_some_and(|t| u64::from(r.bps) >= t);
+            if over {
+                flow.bulk_rule = i;
+                flow.bulk_until = r.at.saturating_add(ns_to_ticks(b.hold));
+                return;
+            }
+        }
     }
 
     /// A flow without a decision: look for its name, then ask the rules.
@@ -606,7 +627,7 @@ impl Apps {
                 Answer::No
             };
         }
-        behaviour(&s.behaviour, flow)
+        behaviour(i as u16, &s.behaviour, flow)
     }
 
     /// Run the name parsers on `flow`'s packet; when one finds a name,
@@ -752,12 +773,12 @@ impl Apps {
             free,
             ..
         } = self;
-        table.expire(now, 4, |f| release(flights, free, f.slot));
+        table.expire(now, 1, |f| release(flights, free, f.slot));
     }
 }
 
 /// The statistics-based answer of a behaviour matcher.
-fn behaviour(b: &Behaviour, flow: &Flow) -> Answer {
+fn behaviour(rule: u16, b: &Behaviour, flow: &Flow) -> Answer {
     let mut wait = false;
     let known = flow.packets >= u64::from(b.min_packets);
     let mut check = |ok: Option<bool>| -> bool {
@@ -794,11 +815,11 @@ fn behaviour(b: &Behaviour, flow: &Flow) -> Answer {
     }
     // Signals that take time never wait: they say no until they hold, and
     // a rule with them moves flows when they do.
-    if let Some(bulk) = b.bulk {
-        let (pps, bps) = flow.peak_rate().unwrap_or((0, 0));
-        let over = bulk.pps.is_some_and(|t| pps >= t)
-            || bulk.bytes_per_sec.is_some_and(|t| u64::from(bps) >= t);
-        if !over {
+    // Bulk: this rule's trigger was reached at a window's close within
+    // its hold (`Apps::bulk_window`).
+    if b.bulk.is_some() {
+        let bulk = flow.bulk_rule == rule && flow.ticks_at(flow.last_seen) < flow.bulk_until;
+        if !bulk {
             return Answer::No;
         }
     }

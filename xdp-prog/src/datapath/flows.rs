@@ -58,9 +58,9 @@ pub struct FlowRow {
     /// Since its last packet, ns.
     pub idle_ns: u64,
     pub avg_size: u32,
-    /// Bytes per second: the highest rate of the flow's bulk windows closed
-    /// within the bulk hold (what a `bulk` rule measures), once one has
-    /// closed; before that, bytes over its age (0 for a single packet).
+    /// Bytes per second: the rate of the flow's last closed bulk window
+    /// (what a `bulk` rule measures), once one has closed; before that,
+    /// bytes over its age (0 for a single packet).
     pub rate: u64,
 }
 
@@ -85,10 +85,10 @@ impl FlowRow {
 
 /// [`FlowRow::rate`] of a flow.
 pub fn rate(f: &Flow) -> u64 {
-    match f.peak_rate() {
-        Some((_, bps)) => u64::from(bps),
-        None if f.age() == 0 => 0,
-        None => (u128::from(f.bytes) * 1_000_000_000 / u128::from(f.age())) as u64,
+    match f.last_rate() {
+        0 if f.age() == 0 => 0,
+        0 => (u128::from(f.bytes) * 1_000_000_000 / u128::from(f.age())) as u64,
+        bps => u64::from(bps),
     }
 }
 
