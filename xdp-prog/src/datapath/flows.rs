@@ -353,6 +353,56 @@ mod tests {
         assert_eq!((none.walked, none.matched, none.flows.len()), (30, 0, 0));
     }
 
+    /// The bound that keeps the worker from stalling: a step reads at most
+    /// SETS_PER_STEP sets, so a table of 8192 sets takes 128 steps
+    /// however full it is, and the answer comes with the last.
+    #[test]
+    fn a_big_table_is_walked_in_bounded_steps() {
+        let mut spec = AppsSpec::empty();
+        spec.apps = apps().apps().to_vec();
+        spec.rules = vec![RuleSpec {
+            app: 0,
+            protocol: Some(6),
+            ports: vec![(80, 80)],
+            ..RuleSpec::default()
+        }];
+        spec.flows = 65536;
+        let mut a = Apps::new(&spec).expect("builds");
+        assert_eq!(a.sets(), 8192);
+        for i in 0..3000u16 {
+            send(&mut a, 10000 + i, 80, 1, 100, 0);
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut w = Walk::new(
+            0,
+            FlowQuery {
+                top: 10,
+                app: None,
+                by: FlowOrder::Rate,
+            },
+            tx,
+        );
+        let mut steps = 0;
+        let mut seen = 0;
+        loop {
+            steps += 1;
+            let done = w.step("up", Some(&a), MS);
+            assert!(
+                w.walked - seen <= (SETS_PER_STEP * 8) as u64,
+                "step {steps} read {} flows",
+                w.walked - seen
+            );
+            seen = w.walked;
+            if done {
+                break;
+            }
+            assert!(rx.try_recv().is_err(), "no answer before the last set");
+        }
+        assert_eq!(steps, 8192 / SETS_PER_STEP);
+        let top = rx.try_recv().expect("answered").expect("apps");
+        assert_eq!((top.walked, top.flows.len()), (3000, 10));
+    }
+
     /// By rate: a short fast flow beats a long slow one with more bytes.
     #[test]
     fn rate_ranks_by_bytes_over_age() {
