@@ -14,8 +14,10 @@ use weir_dataplane::flow::{Decided, Flow, FlowKey, NONE};
 use weir_dataplane::remark::Remark;
 
 /// Sets (of 8 flows, 128 bytes each) looked at per worker loop iteration:
-/// 64 KiB of flows read in order, tens of µs, so packets wait no longer
-/// than that for a walk.
+/// at most 64 KiB of flows, read in order (the prefetcher's best case), so
+/// packets wait for one step of a walk at a time, never for a whole one.
+/// (The step's time has not been measured on the release build yet: an
+/// estimate is tens of µs.)
 pub(crate) const SETS_PER_STEP: usize = 64;
 
 /// The most flows one answer may hold.

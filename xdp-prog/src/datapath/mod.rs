@@ -61,8 +61,8 @@ use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long [`DataPath::top_flows`] waits: a walk of a million flows takes
-/// 16,384 steps of the worker's loop (tens of ms when idle, more under
-/// load).
+/// 16,384 steps of the worker's loop, one between two batches (the
+/// worker does not sleep while a walk is under way).
 pub const FLOWS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rate of the tree that forwards a direction configured without one: 100
