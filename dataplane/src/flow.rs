@@ -117,6 +117,8 @@ impl FlowKey {
         let ports = (u64::from(self.lo_port) << 24)
             | (u64::from(self.hi_port) << 8)
             | u64::from(self.protocol);
+        // Fields are multiplied, never XORed together first: correlated
+        // fields (an address and a port that grow together) would cancel.
         let a = mix(
             self.lo_addr[0] ^ 0x243f_6a88_85a3_08d3,
             self.hi_addr[0] ^ 0x1319_8a2e_0370_7344,
@@ -135,6 +137,15 @@ fn split(a: u128) -> [u64; 2] {
 
 fn join(a: [u64; 2]) -> u128 {
     u128::from(a[0]) | u128::from(a[1]) << 64
+}
+
+/// Bit `w` set where way `w`'s tag is `tag`: eight compares the compiler
+/// does as one vector compare and a mask, not a loop with early exits.
+#[inline(always)]
+fn tag_mask(tags: &[u32; WAYS], tag: u32) -> u32 {
+    tags.iter()
+        .enumerate()
+        .fold(0, |m, (w, &t)| m | (u32::from(t == tag) << w))
 }
 
 /// 64x64→128 multiply folded back to 64 bits.
@@ -318,8 +329,9 @@ impl Flow {
             let dev = gap as i64 - mean;
             let sq = dev.unsigned_abs().saturating_mul(dev.unsigned_abs());
             self.iat_mean = (mean + (dev >> EWMA_SHIFT)) as u32;
-            let var = self.iat_var as i128;
-            self.iat_var = (var + ((i128::from(sq) - var) >> EWMA_SHIFT)) as u64;
+            // var += (sq - var) / 8, as var - var/8 + sq/8: no sign, no
+            // 128-bit arithmetic.
+            self.iat_var = self.iat_var - (self.iat_var >> EWMA_SHIFT) + (sq >> EWMA_SHIFT);
         }
         let class = if gap < GAP_SHORT_NS {
             GAP_SHORT
@@ -546,7 +558,10 @@ impl FlowTable {
     #[inline]
     pub fn slot(&self, key: &FlowKey) -> Slot {
         let h = key.hash();
-        let other = mix(h, 0x9e37_79b9_7f4a_7c15);
+        // The second set from other bits of the same hash (they overlap
+        // the tag's low bits for tables above 2^8 sets: harmless, the key
+        // is compared anyway).
+        let other = h >> 24;
         Slot {
             sets: [(h & self.set_mask) as u32, (other & self.set_mask) as u32],
             tag: ((h >> 32) as u32).max(1),
@@ -616,22 +631,25 @@ impl FlowTable {
 
     /// The (set, way) of `key`'s flow.
     fn find(&self, slot: Slot, key: &FlowKey) -> Option<(usize, usize)> {
-        slot.sets.iter().find_map(|&set| {
+        for set in slot.sets {
             let set = set as usize;
-            (0..WAYS)
-                .find(|&w| self.tags[set][w] == slot.tag && self.flows[set][w].key == *key)
-                .map(|w| (set, w))
-        })
+            let mut m = tag_mask(&self.tags[set], slot.tag);
+            while m != 0 {
+                let w = m.trailing_zeros() as usize;
+                if self.flows[set][w].key == *key {
+                    return Some((set, w));
+                }
+                m &= m - 1;
+            }
+        }
+        None
     }
 
     /// The first (set, way) of `slot`'s sets whose tag is `tag`.
     fn find_tag(&self, slot: Slot, tag: u32) -> Option<(usize, usize)> {
         slot.sets.iter().find_map(|&set| {
-            let set = set as usize;
-            self.tags[set]
-                .iter()
-                .position(|&t| t == tag)
-                .map(|w| (set, w))
+            let m = tag_mask(&self.tags[set as usize], tag);
+            (m != 0).then(|| (set as usize, m.trailing_zeros() as usize))
         })
     }
 
