@@ -600,6 +600,23 @@ impl FlowTable {
             .map(|(_, f)| f)
     }
 
+    /// Sets of the table ([`FlowTable::iter_sets`] walks a range of them).
+    pub fn sets(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// The flows of sets `sets` (clamped to the table): a bounded piece of
+    /// a whole-table walk, so a walker can spread one over many batches.
+    pub fn iter_sets(&self, sets: std::ops::Range<usize>) -> impl Iterator<Item = &Flow> {
+        let end = sets.end.min(self.tags.len());
+        let start = sets.start.min(end);
+        self.tags[start..end]
+            .iter()
+            .zip(&self.flows[start..end])
+            .flat_map(|(tags, flows)| tags.iter().zip(flows).filter(|(t, _)| **t != 0))
+            .map(|(_, f)| f)
+    }
+
     /// The flow of `key`, if the table holds it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         let (set, way) = self.find(self.slot(key), key)?;
@@ -786,6 +803,29 @@ mod tests {
         assert!(!s.new);
         assert_eq!(s.flow.packets, 2);
         assert_eq!(s.flow.bytes, 1600);
+    }
+
+    /// A walk in bounded steps of sets sees every flow once, as `iter`
+    /// does; ranges past the end are clamped.
+    #[test]
+    fn set_ranges_cover_the_table_once() {
+        let mut t = FlowTable::new(256, 30_000 * MS);
+        for i in 0..200u16 {
+            let (k, _) = FlowKey::new((v4(0xc612_0001), 1000 + i), (v4(0xc612_0002), 80), 6);
+            t.packet(k, 100 + u32::from(i), MS);
+        }
+        let all: Vec<FlowKey> = t.iter().map(|f| f.key).collect();
+        assert_eq!(all.len() as u64, t.counters().live);
+        let mut walked = Vec::new();
+        let mut set = 0;
+        while set < t.sets() {
+            walked.extend(t.iter_sets(set..set + 3).map(|f| f.key));
+            set += 3;
+        }
+        assert_eq!(walked, all);
+        assert_eq!(t.iter_sets(t.sets()..t.sets() + 9).count(), 0);
+        let (hi, lo) = (5, 2);
+        assert_eq!(t.iter_sets(hi..lo).count(), 0, "an inverted range is empty");
     }
 
     #[test]

@@ -40,13 +40,42 @@ pub enum ShowWhat {
     Class,
     Qdisc,
     Filter,
+    /// Per app: flows, packets, bytes, drops, class, remark; and the flow
+    /// table.
+    Apps,
+}
+
+/// What `weir show flows` ranks by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowsBy {
+    /// The flow's rate (see [`snapshot::FlowStats::rate`]).
+    #[default]
+    Rate,
+    Bytes,
+}
+
+impl FlowsBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowsBy::Rate => "rate",
+            FlowsBy::Bytes => "bytes",
+        }
+    }
+}
+
+/// Flows `weir show flows` shows unless told otherwise.
+pub const DEFAULT_TOP: usize = 10;
+
+fn default_top() -> usize {
+    DEFAULT_TOP
 }
 
 /// One request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// `weir show class|qdisc|filter [-s] [-j] [--tree NAME]`.
+    /// `weir show class|qdisc|filter|apps [-s] [-j] [--tree NAME]`.
     Show {
         what: ShowWhat,
         #[serde(default)]
@@ -74,6 +103,20 @@ pub enum Request {
         prio: Option<u8>,
         #[serde(default)]
         quantum: Option<String>,
+    },
+    /// `weir show flows [--tree T] [--app A] [--top N] [--by rate|bytes]
+    /// [-j]`: the top flows of each tree with apps (or of `tree`).
+    Flows {
+        #[serde(default)]
+        tree: Option<String>,
+        #[serde(default)]
+        app: Option<String>,
+        #[serde(default = "default_top")]
+        top: usize,
+        #[serde(default)]
+        by: FlowsBy,
+        #[serde(default)]
+        json: bool,
     },
     /// `weir reload` (SIGHUP does the same).
     Reload,

@@ -84,6 +84,124 @@ pub struct TreeStats {
     /// How long sent packets waited in the tree.
     pub sojourn: Histogram,
     pub classes: Vec<ClassStats>,
+    /// The tree's apps (`[[tree.T.app]]`); absent for a tree without
+    /// apps, so the stats of such trees are as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps: Option<AppsStats>,
+}
+
+/// A tree's apps: per app, and the engine and flow table behind them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppsStats {
+    /// In configuration order.
+    pub apps: Vec<AppStats>,
+    pub table: FlowTableStats,
+    pub engine: AppEngineStats,
+}
+
+/// One app: its configuration and counters since the tree was built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStats {
+    pub name: String,
+    /// The classid of its class; null when the configuration in force does
+    /// not know the tree.
+    pub class: Option<String>,
+    /// Its class's name, if it has one.
+    pub class_name: Option<String>,
+    /// `ef`, `cs1 if-unmarked`, `wash`, or null: what its packets' DSCP
+    /// becomes on the way out.
+    pub remark: Option<String>,
+    /// Flows that got the app (a flow moved away and back counts twice).
+    pub flows: u64,
+    /// Its flows' packets and bytes as they entered the tree.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Its packets the tree dropped.
+    pub drops: u64,
+}
+
+/// The tree's flow table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowTableStats {
+    /// Flows in the table now, and how many it can hold.
+    pub live: u64,
+    pub capacity: u64,
+    /// Packets of a flow the table held.
+    pub hits: u64,
+    /// Flows started.
+    pub inserted: u64,
+    /// Flows removed after the idle timeout.
+    pub expired: u64,
+    /// Flows whose way a new flow took: idle past the timeout, or live
+    /// (the table is too small for the load).
+    pub evicted_idle: u64,
+    pub evicted_pressure: u64,
+}
+
+/// The apps engine's own counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEngineStats {
+    /// Decisions by how they were made: `port`, `tls-sni`, `quic-sni`,
+    /// `http-host`, `behaviour`, `peer` (learned from the other
+    /// direction), `none` (no rule matched); every one listed.
+    pub decided: BTreeMap<String, u64>,
+    /// Packets of flows without an app (undecided or decided as none).
+    pub unmatched_packets: u64,
+    /// Flows a bulk or long-lived rule moved, and moved back.
+    pub moved: u64,
+    pub returned: u64,
+    /// Decisions of the other direction applied, and ignored (no app of
+    /// that name here, or a better decision of its own).
+    pub learned: u64,
+    pub learn_ignored: u64,
+    /// Server names read (TLS, QUIC, HTTP).
+    pub names: u64,
+    /// First flights that found every reassembly slot taken (the flow was
+    /// decided without its name).
+    pub inspect_full: u64,
+}
+
+/// `weir show flows`: the top flows of one tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeFlows {
+    pub tree: String,
+    /// `rate` or `bytes`.
+    pub by: String,
+    /// Flows in the table when walked, those of the app asked for, and
+    /// how many it can hold.
+    pub walked: u64,
+    pub matched: u64,
+    pub capacity: u64,
+    /// Best first.
+    pub flows: Vec<FlowStats>,
+}
+
+/// One flow: its endpoints in a fixed order (the lower address first),
+/// so both directions of a connection are one flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowStats {
+    /// `tcp`, `udp`, or the IP protocol number.
+    pub protocol: String,
+    pub src: String,
+    pub sport: u16,
+    pub dst: String,
+    pub dport: u16,
+    /// Null while the flow has no app.
+    pub app: Option<String>,
+    pub class: Option<String>,
+    pub class_name: Option<String>,
+    pub remark: Option<String>,
+    /// How its app was decided (`undecided`, `port`, `tls-sni`, …).
+    pub how: String,
+    /// Bytes per second: the rate of the flow's last closed bulk window
+    /// once one has closed, before that bytes over its age.
+    pub rate: u64,
+    /// This tree's direction of the flow.
+    pub packets: u64,
+    pub bytes: u64,
+    pub age_ns: u64,
+    pub idle_ns: u64,
+    pub avg_size: u32,
 }
 
 /// `"upload"`: inside → outside; `"download"`: outside → inside.
@@ -253,6 +371,14 @@ pub struct WorkerCounters {
     pub returns_in: u64,
     pub tx_errors: u64,
     pub bad_descs: u64,
+    /// Frames whose DSCP a remark (per app, per class, or a wash)
+    /// changed on the way out.
+    pub remarked: u64,
+    /// Decisions about flows sent to the other direction's worker,
+    /// received from it, and lost to a full ring.
+    pub decisions_out: u64,
+    pub decisions_in: u64,
+    pub decisions_lost: u64,
 }
 
 /// Where a worker's UMEM frames are.

@@ -1,4 +1,4 @@
-//! `weir history`: statistics per class and interface over a time range
+//! `weir history`: statistics per class, interface and app over a time range
 //! (avg, min, max, median, stddev, p95 of rate and utilization, and the
 //! counters' totals), the SLA violations, or the policy adjustments, from
 //! the history database — read-only, while `weir run` writes it. Exit
@@ -16,7 +16,9 @@ use weir_config::units::{fmt_duration, fmt_rate_decimal as fmt_rate};
 use weir_config::Rate;
 use weir_history::stats::Summary;
 use weir_history::time::{parse_rfc3339, rfc3339, short};
-use weir_history::{ClassStats, Coverage, IfaceStats, Query, QueryResult, Reader, Select};
+use weir_history::{
+    AppStats, ClassStats, Coverage, IfaceStats, Query, QueryResult, Reader, Select,
+};
 
 /// `weir history`'s options.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -36,6 +38,11 @@ pub struct HistoryArgs {
     /// Only this interface.
     #[arg(long)]
     pub interface: Option<String>,
+    /// Only this app (trees with `[[tree.T.app]]`; with --tree, of that
+    /// tree). Apps are shown with the classes and interfaces when no
+    /// --class or --interface is given.
+    #[arg(long, conflicts_with_all = ["class", "interface"])]
+    pub app: Option<String>,
     /// Start of the range: a span back from now (30min, 1h, 7d) or an
     /// RFC 3339 time (2025-03-01T12:00:00Z).
     #[arg(long, default_value = "1h")]
@@ -141,6 +148,7 @@ pub fn cli_history(
         tree: args.tree.clone(),
         class: args.class.clone(),
         interface: args.interface.clone(),
+        app: args.app.clone(),
         select: Select {
             stats: !(args.violations || args.adjustments),
             violations: args.violations,
@@ -243,6 +251,27 @@ fn class_text(c: &ClassStats) -> String {
     s
 }
 
+fn app_text(a: &AppStats) -> String {
+    let class = a
+        .class
+        .as_deref()
+        .map(|c| format!(" (class {c})"))
+        .unwrap_or_default();
+    let mut s = format!(
+        "app {} {}{class}: {}\n",
+        a.tree,
+        a.app,
+        coverage_text(&a.coverage)
+    );
+    s.push_str(HEAD);
+    s.push_str(&stat_line("rate", &a.rate_bps, fmt_rate));
+    s.push_str(&format!(
+        " Sent {} bytes {} pkt (dropped {}) flows {}\n",
+        a.bytes, a.packets, a.drops, a.flows
+    ));
+    s
+}
+
 fn iface_text(i: &IfaceStats) -> String {
     let mut s = format!("interface {}: {}\n", i.name, coverage_text(&i.coverage));
     s.push_str(HEAD);
@@ -274,8 +303,9 @@ pub fn text(db: &str, q: &Query, r: &QueryResult, now_unix_ms: i64) -> String {
     );
     let mut s = format!("history {db}: {range}\n");
     if q.select.stats {
-        if r.classes.is_empty() && r.interfaces.is_empty() {
+        if r.classes.is_empty() && r.interfaces.is_empty() && r.apps.is_empty() {
             let what = match (&q.tree, &q.class, &q.interface) {
+                _ if q.app.is_some() => format!(" for app {}", q.app.as_deref().unwrap_or("")),
                 (_, Some(c), _) => format!(" for class {c}"),
                 (Some(t), None, _) => format!(" for tree {t}"),
                 (None, None, Some(i)) => format!(" for interface {i}"),
@@ -290,6 +320,10 @@ pub fn text(db: &str, q: &Query, r: &QueryResult, now_unix_ms: i64) -> String {
         for i in &r.interfaces {
             s.push('\n');
             s.push_str(&iface_text(i));
+        }
+        for a in &r.apps {
+            s.push('\n');
+            s.push_str(&app_text(a));
         }
     }
     if q.select.violations {
@@ -442,6 +476,27 @@ pub fn to_json(db: &str, q: &Query, r: &QueryResult, now_unix_ms: i64) -> Value 
                 })
             })
             .collect();
+        // Only when there are apps (or one was asked for): the JSON of a
+        // history without apps is as it was.
+        if !r.apps.is_empty() || q.app.is_some() {
+            v["apps"] = r
+                .apps
+                .iter()
+                .map(|a| {
+                    json!({
+                        "tree": a.tree,
+                        "app": a.app,
+                        "class": a.class,
+                        "coverage": coverage_json(&a.coverage),
+                        "rate_bps": summary_json(&a.rate_bps),
+                        "flows": a.flows,
+                        "bytes": a.bytes,
+                        "packets": a.packets,
+                        "drops": a.drops,
+                    })
+                })
+                .collect();
+        }
     }
     if q.select.violations {
         v["violations"] = r

@@ -42,7 +42,8 @@ enum Command {
     /// --stats-interval; the final report on SIGINT/SIGTERM.
     Run(run::Args),
     /// Show the running classes, leaf qdiscs or filters, as `tc class show`
-    /// / `tc qdisc show` / `tc filter show` would (asks a running `weir run`).
+    /// / `tc qdisc show` / `tc filter show` would, or the apps and the top
+    /// flows of trees with apps (asks a running `weir run`).
     Show(remote::ShowArgs),
     /// Change a running class, tc style: `weir class change 1:10 rate 10mbit
     /// ceil 20mbit`. Nothing queued is dropped.

@@ -10,7 +10,8 @@ use crate::{client, exit};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// class, qdisc or filter.
+    /// class, qdisc, filter, apps (per app: flows, packets, bytes, drops,
+    /// class, remark, and the flow table) or flows (the top flows).
     #[arg(value_enum)]
     what: ShowArg,
     /// With statistics (tc's -s).
@@ -22,6 +23,16 @@ pub struct ShowArgs {
     /// Only this tree.
     #[arg(long)]
     tree: Option<String>,
+    /// flows: only the flows of this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// flows: how many, per tree.
+    #[arg(long)]
+    top: Option<usize>,
+    /// flows: ranked by rate (the rate of the flow's last bulk window, see
+    /// docs/operations.md) or by bytes.
+    #[arg(long, value_enum)]
+    by: Option<ByArg>,
     /// The API socket of the `weir run` to ask.
     #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -32,21 +43,57 @@ enum ShowArg {
     Class,
     Qdisc,
     Filter,
+    Apps,
+    Flows,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ByArg {
+    Rate,
+    Bytes,
 }
 
 pub fn show(args: ShowArgs) -> ExitCode {
+    match show_request(args) {
+        Ok((socket, req)) => ask(&socket, &req),
+        Err(e) => {
+            eprintln!("weir show: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The request `weir show` sends, or why its options do not go together.
+fn show_request(args: ShowArgs) -> Result<(PathBuf, weir_api::Request), String> {
     let what = match args.what {
         ShowArg::Class => weir_api::ShowWhat::Class,
         ShowArg::Qdisc => weir_api::ShowWhat::Qdisc,
         ShowArg::Filter => weir_api::ShowWhat::Filter,
+        ShowArg::Apps => weir_api::ShowWhat::Apps,
+        ShowArg::Flows => {
+            let req = weir_api::Request::Flows {
+                tree: args.tree,
+                app: args.app,
+                top: args.top.unwrap_or(weir_api::DEFAULT_TOP),
+                by: match args.by {
+                    Some(ByArg::Bytes) => weir_api::FlowsBy::Bytes,
+                    Some(ByArg::Rate) | None => weir_api::FlowsBy::Rate,
+                },
+                json: args.json,
+            };
+            return Ok((args.socket, req));
+        }
     };
+    if args.app.is_some() || args.top.is_some() || args.by.is_some() {
+        return Err("--app, --top and --by go with `weir show flows`".to_string());
+    }
     let req = weir_api::Request::Show {
         what,
         stats: args.stats,
         json: args.json,
         tree: args.tree,
     };
-    ask(&args.socket, &req)
+    Ok((args.socket, req))
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -125,4 +172,99 @@ fn ask(socket: &std::path::Path, req: &weir_api::Request) -> ExitCode {
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Show {
+        #[command(flatten)]
+        args: ShowArgs,
+    }
+
+    fn request(words: &[&str]) -> Result<weir_api::Request, String> {
+        let cli = Show::try_parse_from(std::iter::once("show").chain(words.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        show_request(cli.args).map(|(_, r)| r)
+    }
+
+    /// `weir show flows` and `weir show apps` as requests, with the
+    /// defaults the API documents.
+    #[test]
+    fn apps_and_flows_requests() {
+        assert_eq!(
+            request(&["flows"]),
+            Ok(weir_api::Request::Flows {
+                tree: None,
+                app: None,
+                top: weir_api::DEFAULT_TOP,
+                by: weir_api::FlowsBy::Rate,
+                json: false,
+            })
+        );
+        assert_eq!(
+            request(&[
+                "flows", "--tree", "up", "--app", "voice", "--top", "3", "--by", "bytes", "-j"
+            ]),
+            Ok(weir_api::Request::Flows {
+                tree: Some("up".into()),
+                app: Some("voice".into()),
+                top: 3,
+                by: weir_api::FlowsBy::Bytes,
+                json: true,
+            })
+        );
+        assert_eq!(
+            request(&["apps", "--tree", "up"]),
+            Ok(weir_api::Request::Show {
+                what: weir_api::ShowWhat::Apps,
+                stats: false,
+                json: false,
+                tree: Some("up".into()),
+            })
+        );
+    }
+
+    /// Flow options with another kind of show are refused, not ignored.
+    #[test]
+    fn flow_options_go_with_flows_only() {
+        for words in [
+            &["class", "--app", "voice"][..],
+            &["apps", "--top", "5"],
+            &["qdisc", "--by", "rate"],
+        ] {
+            let e = request(words).expect_err("refused");
+            assert!(e.contains("go with `weir show flows`"), "{words:?}: {e}");
+        }
+        assert!(request(&["flows", "--by", "speed"]).is_err());
+    }
+
+    /// The request line the API reads: defaults fill what a script leaves
+    /// out.
+    #[test]
+    fn a_flows_request_line_takes_defaults() {
+        let r: weir_api::Request = serde_json::from_str(r#"{"cmd": "flows"}"#).expect("decodes");
+        assert_eq!(
+            r,
+            weir_api::Request::Flows {
+                tree: None,
+                app: None,
+                top: 10,
+                by: weir_api::FlowsBy::Rate,
+                json: false,
+            }
+        );
+        let r: weir_api::Request =
+            serde_json::from_str(r#"{"cmd": "show", "what": "apps"}"#).expect("decodes");
+        assert!(matches!(
+            r,
+            weir_api::Request::Show {
+                what: weir_api::ShowWhat::Apps,
+                ..
+            }
+        ));
+    }
 }

@@ -447,3 +447,63 @@ fn bad_input_says_what_is_wrong() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+/// Per-app rows: shown after the classes and interfaces, alone with
+/// `--app`, in the JSON's `apps` (absent from a history without apps).
+#[test]
+fn apps_are_shown_and_filtered() {
+    let dir = Scratch::new("hist-cli-apps");
+    let db = dir.path("history.db");
+    let h = History::open(&cfg(&db), T0).unwrap();
+    for i in 1..=7 {
+        push(&h, sample(1, i));
+        push(
+            &h,
+            Record::Apps {
+                at_unix_ms: T0 + i * 1000,
+                interval_ms: 1000,
+                apps: vec![weir_history::AppSample {
+                    tree: "up".into(),
+                    app: "voice".into(),
+                    class: Some("1:10".into()),
+                    flows: 1,
+                    bytes: RATES[i as usize - 1] / 8,
+                    packets: 10,
+                    drops: (i == 3) as u64,
+                    rate_bps: RATES[i as usize - 1],
+                }],
+            },
+        );
+    }
+    flush(&h);
+    h.close();
+    let (code, text, err) = history(&db, &["--since", SINCE, "--until", UNTIL]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("class up 1:10 (c0)"), "{text}");
+    assert!(
+        text.contains("app up voice (class 1:10): 7 sample(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" Sent 11562500 bytes 70 pkt (dropped 1) flows 7"),
+        "{text}"
+    );
+    let v = json(&db, &["--since", SINCE, "--until", UNTIL, "--app", "voice"]);
+    assert_eq!(v["classes"], serde_json::json!([]), "{v}");
+    let a = &v["apps"][0];
+    assert_eq!(
+        (a["tree"].as_str(), a["app"].as_str()),
+        (Some("up"), Some("voice"))
+    );
+    assert!(close(&a["rate_bps"]["avg"], PY_RATE[0]), "{a}");
+    assert!(close(&a["rate_bps"]["median"], PY_RATE[2]), "{a}");
+    assert_eq!(a["flows"], 7);
+    let (code, text, _) = history(&db, &["--since", SINCE, "--until", UNTIL, "--app", "video"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("no samples for app video in this range"),
+        "{text}"
+    );
+    let (code, _, err) = history(&db, &["--app", "voice", "--class", "1:10"]);
+    assert_eq!(code, 2, "--app and --class do not go together: {err}");
+}

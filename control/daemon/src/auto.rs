@@ -25,7 +25,7 @@ use weir_xdp::datapath::DataPath;
 
 use weir_config::rules::{Severity, Weekday};
 use weir_config::{Config, Rate};
-use weir_history::{ClassSample, History, IfaceSample, Record};
+use weir_history::{AppSample, ClassSample, History, IfaceSample, Record};
 use weir_policy::{
     ClassMetrics, Decision, Engine, InterfaceMetrics, LocalTime, Metrics, TreeMetrics,
 };
@@ -166,6 +166,34 @@ impl PortCounters {
 /// interface) the new value is the increase.
 fn delta(now: u64, before: u64) -> u64 {
     now.checked_sub(before).unwrap_or(now)
+}
+
+/// Per app of every tree with apps, what it did between `prev` and `snap`
+/// (matched by tree and app name: a reload that renames or reorders apps
+/// starts their counters again, seen as a drop of the counter).
+pub(crate) fn app_samples(snap: &Stats, prev: &Stats, interval_ns: u64) -> Vec<AppSample> {
+    let mut out = Vec::new();
+    for t in &snap.trees {
+        let Some(apps) = &t.apps else { continue };
+        let before = prev.tree(&t.name).and_then(|b| b.apps.as_ref());
+        for a in &apps.apps {
+            let b = before.and_then(|b| b.apps.iter().find(|x| x.name == a.name));
+            let d = |f: fn(&weir_api::snapshot::AppStats) -> u64| delta(f(a), b.map_or(0, f));
+            let bytes = d(|x| x.bytes);
+            out.push(AppSample {
+                tree: t.name.clone(),
+                app: a.name.clone(),
+                class: a.class.clone(),
+                flows: d(|x| x.flows),
+                bytes,
+                packets: d(|x| x.packets),
+                drops: d(|x| x.drops),
+                rate_bps: (u128::from(bytes) * 8_000_000_000 / u128::from(interval_ns.max(1)))
+                    as u64,
+            });
+        }
+    }
+    out
 }
 
 fn per_sec(n: u64, interval_ns: u64) -> u64 {
@@ -455,12 +483,21 @@ impl Automation {
         }
         if let Some(h) = history {
             if interval_ns > 0 {
+                let interval_ms = (interval_ns / 1_000_000).min(u64::from(u32::MAX)) as u32;
                 h.record(Record::Sample {
                     at_unix_ms,
-                    interval_ms: (interval_ns / 1_000_000).min(u64::from(u32::MAX)) as u32,
+                    interval_ms,
                     classes,
                     interfaces: iface_samples,
                 });
+                let apps = prev.map(|p| app_samples(snap, p, interval_ns));
+                if let Some(apps) = apps.filter(|a| !a.is_empty()) {
+                    h.record(Record::Apps {
+                        at_unix_ms,
+                        interval_ms,
+                        apps,
+                    });
+                }
             }
         }
         if !self.active {
@@ -612,6 +649,44 @@ fn class_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The history's app rows: deltas per app between two ticks, matched
+    /// by tree and name, and the rate over the interval.
+    #[test]
+    fn app_samples_are_deltas_of_each_app() {
+        use weir_api::snapshot::StatsKind;
+        let (config, a) = crate::json::tests::sample_apps(1);
+        let (_, b) = crate::json::tests::sample_apps(3);
+        let before = crate::json::stats(&config, &a, None, StatsKind::Stats);
+        let after = crate::json::stats(&config, &b, None, StatsKind::Stats);
+        let s = app_samples(&after, &before, 2_000_000_000);
+        let names: Vec<(&str, &str)> = s
+            .iter()
+            .map(|x| (x.tree.as_str(), x.app.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("up", "voice"),
+                ("up", "bulk"),
+                ("up", "idle"),
+                ("ghost", "voice")
+            ]
+        );
+        let voice = &s[0];
+        assert_eq!((voice.bytes, voice.packets, voice.flows), (32_000, 200, 2));
+        assert_eq!(voice.drops, 0);
+        assert_eq!(voice.rate_bps, 128_000);
+        assert_eq!(voice.class.as_deref(), Some("1:10"));
+        assert_eq!(s[3].class, None, "a tree the configuration does not know");
+        // No earlier tick of an app (a reload added it): its counters as
+        // they are.
+        let mut first = before.clone();
+        first.trees[0].apps = None;
+        assert_eq!(app_samples(&after, &first, 1_000_000_000)[0].bytes, 48_000);
+        let plain = crate::json::tests::sample_stats(1);
+        assert!(app_samples(&plain, &plain, 1_000_000_000).is_empty());
+    }
 
     #[test]
     fn local_time_from_the_clock_file() {

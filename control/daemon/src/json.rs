@@ -218,6 +218,7 @@ fn tree_stats(
         classes: (0..t.classes.len())
             .filter_map(|i| class_stats(cfg, t, i, rate_est(snap, prev, index, i)))
             .collect(),
+        apps: t.apps.as_ref().map(|a| super::apps::apps_stats(cfg, a)),
     }
 }
 
@@ -310,6 +311,10 @@ fn worker_stats(w: &WorkerSnapshot, snap: &Snapshot) -> WorkerStats {
             returns_in: c.returns_in,
             tx_errors: c.tx_errors,
             bad_descs: c.bad_descs,
+            remarked: c.remarked,
+            decisions_out: c.decisions_out,
+            decisions_in: c.decisions_in,
+            decisions_lost: c.decisions_lost,
         },
         frames: WorkerFrames {
             total: f.total,
@@ -477,6 +482,7 @@ pub(crate) mod tests {
                     } else {
                         sojourn.clone()
                     },
+                    apps: None,
                 }
             })
             .collect();
@@ -555,6 +561,66 @@ pub(crate) mod tests {
             workers,
             interfaces,
         };
+        (config, snap)
+    }
+
+    /// [`sample`] with apps on tree `up` (voice in 1:10 remarked EF, bulk
+    /// in 1:30 remarked CS1 if unmarked, an app with no traffic) and on
+    /// `ghost` (a tree the configuration does not know: classes unknown);
+    /// `down` has none. Every counter distinct.
+    pub(crate) fn sample_apps(n: u64) -> (Config, Snapshot) {
+        use weir_dataplane::app::{AppCounters, AppSpec, EngineCounters};
+        use weir_dataplane::flow::FlowCounters;
+        use weir_dataplane::remark::Remark;
+        use weir_xdp::datapath::{AppSnapshot, AppsSnapshot};
+        let (config, mut snap) = sample(n);
+        let app = |name: &str, class: u32, remark: Option<Remark>, k: u64| AppSnapshot {
+            spec: AppSpec {
+                name: name.into(),
+                class,
+                remark,
+            },
+            counters: AppCounters {
+                flows: k * n,
+                packets: 100 * k * n,
+                bytes: 16_000 * k * n,
+                drops: k,
+            },
+        };
+        let mut decided = [0; 8];
+        for (i, d) in decided.iter_mut().enumerate() {
+            *d = 10 * i as u64 + n;
+        }
+        let apps = AppsSnapshot {
+            apps: vec![
+                app("voice", 1, Some(Remark::Set(46)), 1),
+                app("bulk", 3, Some(Remark::IfUnmarked(8)), 2),
+                app("idle", 2, None, 0),
+            ],
+            engine: EngineCounters {
+                unmatched_packets: 33 * n,
+                decided,
+                moved: 2,
+                returned: 1,
+                learned: 4,
+                learn_ignored: 5,
+                names: 6,
+                inspect_full: 7,
+            },
+            table: FlowCounters {
+                live: 12,
+                hits: 1200 * n,
+                inserted: 40 * n,
+                expired: 28,
+                evicted_idle: 3,
+                evicted_pressure: 9,
+            },
+            capacity: 65536,
+        };
+        snap.trees[0].apps = Some(apps.clone());
+        let mut ghost = apps;
+        ghost.apps.truncate(1);
+        snap.trees[2].apps = Some(ghost);
         (config, snap)
     }
 
@@ -639,6 +705,108 @@ pub(crate) mod tests {
             serde_json::from_value::<Stats>(v).is_err(),
             "a missing counter is an error, not 0"
         );
+    }
+
+    /// Apps come out typed under their tree (classes by classid, remarks
+    /// by name, every way of deciding listed), trees without apps have no
+    /// `apps` key, and the JSON decodes back to the same stats.
+    #[test]
+    fn apps_are_in_the_stats_of_their_tree_only() {
+        let (config, snap) = sample_apps(1);
+        let s = stats(&config, &snap, None, StatsKind::Stats);
+        let v = s.to_json();
+        let up = &v["trees"][0]["apps"];
+        assert_eq!(up["apps"][0]["name"], "voice", "{up}");
+        assert_eq!(up["apps"][0]["class"], "1:10");
+        assert_eq!(up["apps"][0]["class_name"], "high");
+        assert_eq!(up["apps"][0]["remark"], "ef");
+        assert_eq!(up["apps"][0]["bytes"], 16_000);
+        assert_eq!(up["apps"][1]["remark"], "cs1 if-unmarked");
+        assert_eq!(up["apps"][1]["class"], "1:30");
+        assert_eq!(up["apps"][1]["drops"], 2);
+        assert!(up["apps"][2]["remark"].is_null());
+        assert_eq!(up["table"]["live"], 12);
+        assert_eq!(up["table"]["capacity"], 65536);
+        assert_eq!(up["table"]["evicted_pressure"], 9);
+        // Decided's index order: port is 1, peer 6, none 7.
+        assert_eq!(up["engine"]["decided"]["port"], 11);
+        assert_eq!(up["engine"]["decided"]["peer"], 61);
+        assert_eq!(up["engine"]["decided"]["none"], 71);
+        assert_eq!(
+            up["engine"]["decided"].as_object().map(|o| o.len()),
+            Some(7)
+        );
+        assert!(up["engine"]["decided"].get("undecided").is_none());
+        assert_eq!(up["engine"]["inspect_full"], 7);
+        assert!(v["trees"][1].get("apps").is_none(), "down has no apps");
+        let ghost = &v["trees"][2]["apps"]["apps"][0];
+        assert!(ghost["class"].is_null() && ghost["class_name"].is_null());
+        let back: Stats = serde_json::from_value(v).expect("decodes");
+        assert_eq!(back, s);
+        let mut v = s.to_json();
+        v["trees"][0]["apps"]["apps"][0]
+            .as_object_mut()
+            .expect("an app")
+            .remove("drops");
+        assert!(
+            serde_json::from_value::<Stats>(v).is_err(),
+            "a missing app counter is an error, not 0"
+        );
+    }
+
+    /// The per-app, flow table and engine families: labelled by tree and
+    /// the configured app names only, absent for trees without apps.
+    #[test]
+    fn apps_metrics_are_labelled_by_tree_and_app() {
+        let (config, snap) = sample_apps(2);
+        let p = crate::metrics::Published::default();
+        p.set(std::sync::Arc::new(stats(
+            &config,
+            &snap,
+            None,
+            StatsKind::Stats,
+        )));
+        let got = crate::metrics::render(&p);
+        for line in [
+            "weir_app_bytes_total{tree=\"up\",app=\"voice\"} 32000",
+            "weir_app_packets_total{tree=\"up\",app=\"bulk\"} 400",
+            "weir_app_flows_total{tree=\"up\",app=\"idle\"} 0",
+            "weir_app_drops_total{tree=\"ghost\",app=\"voice\"} 1",
+            "weir_flow_table_flows{tree=\"up\"} 12",
+            "weir_flow_table_capacity{tree=\"up\"} 65536",
+            "weir_flow_table_inserted_total{tree=\"up\"} 80",
+            "weir_flow_table_evicted_total{tree=\"up\",reason=\"pressure\"} 9",
+            "weir_apps_decisions_total{tree=\"up\",how=\"tls-sni\"} 22",
+            "weir_apps_unmatched_packets_total{tree=\"up\"} 66",
+            "weir_apps_learn_ignored_total{tree=\"ghost\"} 5",
+            "weir_worker_remarked_total{worker=\"0\",pair=\"lab\"} 19",
+            "weir_worker_decisions_lost_total{worker=\"1\",pair=\"lab\"} 22",
+        ] {
+            assert!(got.lines().any(|l| l == line), "no {line} in:\n{got}");
+        }
+        assert!(!got.contains("tree=\"down\",app="), "{got}");
+        assert!(
+            !got.contains("weir_flow_table_flows{tree=\"down\"}"),
+            "{got}"
+        );
+        // Every app family is in docs/metrics.md under its full name.
+        let doc = include_str!("../../../docs/metrics.md");
+        let families = got
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|n| {
+                ["weir_app_", "weir_flow_table_", "weir_apps_"]
+                    .iter()
+                    .any(|p| n.starts_with(p))
+                    || n.starts_with("weir_worker_remarked")
+                    || n.starts_with("weir_worker_decisions")
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(families.len(), 4 + 2 + 3 + 1 + 1 + 7 + 4, "{families:?}");
+        for f in families {
+            assert!(doc.contains(&format!("`{f}")), "docs/metrics.md lacks {f}");
+        }
     }
 
     /// A policy that moved a class between the snapshot and publishing:

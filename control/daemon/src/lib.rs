@@ -24,6 +24,7 @@
 //! on configuration errors, 1 when the data path cannot start or the final
 //! accounting does not add up (the report is still printed and written).
 
+mod apps;
 mod auto;
 mod change;
 mod json;
@@ -312,12 +313,29 @@ impl Control {
                 if let Some(t) = &tree {
                     snap.trees.retain(|s| &s.name == t);
                 }
+                if what == api::ShowWhat::Apps && snap.trees.iter().all(|t| t.apps.is_none()) {
+                    return Response::error(no_apps(tree.as_deref()));
+                }
                 if json {
                     Response::json(text::show_json(&self.config, &snap, what, stats))
                 } else {
                     Response::text(text::show(&self.config, &snap, what, stats))
                 }
             }
+            Request::Flows {
+                tree,
+                app,
+                top,
+                by,
+                json,
+            } => match self.flows(tree.as_deref(), app, top, by) {
+                Ok(trees) if json => match serde_json::to_value(&trees) {
+                    Ok(v) => Response::json(v),
+                    Err(e) => Response::error(format!("unencodable flows: {e}")),
+                },
+                Ok(trees) => Response::text(apps::flows_text(&trees)),
+                Err(e) => Response::error(e),
+            },
             Request::ClassChange {
                 tree,
                 class,
@@ -345,6 +363,82 @@ impl Control {
                 Err(e) => Response::error(e.to_string()),
             },
         }
+    }
+
+    /// `weir show flows`: the top flows of `tree` (or of every tree with
+    /// apps), of app `app` if given. Each tree's worker walks its table
+    /// in bounded steps and answers when done (`DataPath::top_flows`).
+    fn flows(
+        &self,
+        tree: Option<&str>,
+        app: Option<String>,
+        top: usize,
+        by: api::FlowsBy,
+    ) -> Result<Vec<api::snapshot::TreeFlows>, String> {
+        use weir_xdp::datapath::{FlowOrder, FlowQuery, MAX_TOP};
+        if top == 0 || top > MAX_TOP {
+            return Err(format!("--top {top}: expected 1 to {MAX_TOP} flows"));
+        }
+        if let Some(t) = tree {
+            if self.config.tree(t).is_none() {
+                return Err(change::no_tree(&self.config, t).to_string());
+            }
+        }
+        // Which trees have apps, and which have the app asked for: from a
+        // snapshot (counters only; it walks nothing).
+        let snap = self.datapath.snapshot().map_err(|e| e.to_string())?;
+        let with_apps: Vec<&weir_xdp::datapath::TreeSnapshot> = snap
+            .trees
+            .iter()
+            .filter(|t| tree.is_none_or(|n| t.name == n))
+            .filter(|t| t.apps.is_some())
+            .collect();
+        if with_apps.is_empty() {
+            return Err(no_apps(tree));
+        }
+        let wanted: Vec<&str> = with_apps
+            .iter()
+            .filter(|t| {
+                app.as_ref().is_none_or(|a| {
+                    t.apps
+                        .as_ref()
+                        .is_some_and(|x| x.apps.iter().any(|s| &s.spec.name == a))
+                })
+            })
+            .map(|t| t.name.as_str())
+            .collect();
+        if let (Some(a), true) = (&app, wanted.is_empty()) {
+            let mut known: Vec<&str> = with_apps
+                .iter()
+                .filter_map(|t| t.apps.as_ref())
+                .flat_map(|x| x.apps.iter().map(|s| s.spec.name.as_str()))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(format!(
+                "no app named {a}{}; apps: {}",
+                tree.map(|t| format!(" in tree {t}")).unwrap_or_default(),
+                known.join(", ")
+            ));
+        }
+        let query = FlowQuery {
+            top,
+            app,
+            by: match by {
+                api::FlowsBy::Rate => FlowOrder::Rate,
+                api::FlowsBy::Bytes => FlowOrder::Bytes,
+            },
+        };
+        wanted
+            .into_iter()
+            .map(|name| {
+                let top = self
+                    .datapath
+                    .top_flows(name, query.clone())
+                    .map_err(|e| e.to_string())?;
+                Ok(apps::tree_flows(self.config.tree(name), &top, by))
+            })
+            .collect()
     }
 
     /// Read the file again and apply it if it can be applied in place
@@ -474,6 +568,14 @@ impl Control {
             text.push_str(&format!("warning: {w}\n"));
         }
         Response::text(text)
+    }
+}
+
+/// Why `weir show apps` / `weir show flows` have nothing to show.
+fn no_apps(tree: Option<&str>) -> String {
+    match tree {
+        Some(t) => format!("tree {t} has no apps; see docs/apps.md"),
+        None => "no tree has apps; see docs/apps.md".to_string(),
     }
 }
 

@@ -172,6 +172,7 @@ pub(super) fn show(config: &Config, snap: &Stats, what: ShowWhat, stats: bool) -
         ShowWhat::Class => super::tcshow::class_text(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_text(config, snap),
+        ShowWhat::Apps => super::apps::apps_text(snap),
     }
 }
 
@@ -186,6 +187,7 @@ pub(super) fn show_json(
         ShowWhat::Class => super::tcshow::class_json(config, snap, stats),
         ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_json(config, snap),
+        ShowWhat::Apps => super::apps::apps_json(snap),
     }
 }
 
@@ -382,5 +384,129 @@ mod tests {
         }
         let want = std::fs::read_to_string(path).expect("golden file");
         assert!(got == want, "weir show changed:\n{got}");
+    }
+
+    /// Apps do not leak into `weir show class|qdisc|filter`: with apps on
+    /// two trees the output is the recorded one, byte for byte.
+    #[test]
+    fn show_of_classes_is_unchanged_by_apps() {
+        let (config, first) = crate::json::tests::sample(1);
+        let (_, plain) = crate::json::tests::sample(3);
+        let (_, with_apps) = crate::json::tests::sample_apps(3);
+        let a = crate::json::stats(&config, &plain, Some(&first), StatsKind::Stats);
+        let b = crate::json::stats(&config, &with_apps, Some(&first), StatsKind::Stats);
+        for what in [ShowWhat::Class, ShowWhat::Qdisc, ShowWhat::Filter] {
+            for stats in [false, true] {
+                assert_eq!(
+                    show(&config, &a, what, stats),
+                    show(&config, &b, what, stats)
+                );
+                assert_eq!(
+                    show_json(&config, &a, what, stats),
+                    show_json(&config, &b, what, stats)
+                );
+            }
+        }
+        let text = snapshot(&config, &plain, Some(&first));
+        assert_eq!(text, snapshot(&config, &with_apps, Some(&first)));
+    }
+
+    /// Two flows of tree `up` as a worker answers them: a voice flow over
+    /// IPv4 decided by port, an IPv6 flow with no app yet.
+    fn sample_flows() -> weir_xdp::datapath::TopFlows {
+        use weir_dataplane::flow::{Decided, FlowKey};
+        use weir_dataplane::remark::Remark;
+        use weir_xdp::datapath::{FlowRow, TopFlows};
+        let v4 = |a: u32| 0xffff_0000_0000u128 | u128::from(a);
+        let (voice, _) = FlowKey::new((v4(0xc612_0001), 12000), (v4(0xc612_0102), 12001), 17);
+        let (web, _) = FlowKey::new(
+            (0x2001_0db8 << 96 | 1, 443),
+            (0x2001_0db8 << 96 | 2, 50000),
+            6,
+        );
+        TopFlows {
+            tree: "up".into(),
+            at_ns: 5_000_000_000,
+            walked: 12,
+            matched: 12,
+            capacity: 65536,
+            flows: vec![
+                FlowRow {
+                    key: voice,
+                    app: Some("voice".into()),
+                    class: Some(1),
+                    remark: Some(Remark::Set(46)),
+                    decided: Decided::Port,
+                    packets: 500,
+                    bytes: 101_000,
+                    age_ns: 4_990_000_000,
+                    idle_ns: 3_000_000,
+                    avg_size: 202,
+                    rate: 20_200,
+                },
+                FlowRow {
+                    key: web,
+                    app: None,
+                    class: None,
+                    remark: None,
+                    decided: Decided::Undecided,
+                    packets: 2,
+                    bytes: 140,
+                    age_ns: 0,
+                    idle_ns: 1_500_000_000,
+                    avg_size: 70,
+                    rate: 0,
+                },
+            ],
+        }
+    }
+
+    /// `weir show apps` and `weir show flows`, text and JSON, for the
+    /// apps sample and [`sample_flows`].
+    #[test]
+    fn show_apps_and_flows_are_byte_identical_to_the_recorded_ones() {
+        let (config, snap) = crate::json::tests::sample_apps(1);
+        let stats = crate::json::stats(&config, &snap, None, StatsKind::Stats);
+        let mut got = String::from("== apps\n");
+        got += &show(&config, &stats, ShowWhat::Apps, false);
+        got += &serde_json::to_string_pretty(&show_json(&config, &stats, ShowWhat::Apps, false))
+            .expect("encodes");
+        got += "\n== flows\n";
+        let flows = [crate::apps::tree_flows(
+            config.tree("up"),
+            &sample_flows(),
+            weir_api::FlowsBy::Rate,
+        )];
+        got += &crate::apps::flows_text(&flows);
+        got += &serde_json::to_string_pretty(&flows).expect("encodes");
+        got += "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/show-apps.txt");
+        if std::env::var_os("WEIR_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, &got).expect("write golden");
+        }
+        let want = std::fs::read_to_string(path).expect("golden file");
+        assert!(got == want, "weir show apps/flows changed:\n{got}");
+        // What the golden file must say, so recording it cannot hide a
+        // wrong value.
+        for line in [
+            "tree up apps 3",
+            "app voice class 1:10 (high) remark ef",
+            " Sent 16000 bytes 100 pkt (dropped 1) flows 1",
+            "app bulk class 1:30 (low) remark cs1 if-unmarked",
+            "tree ghost apps 1",
+            "app voice class ? remark ef",
+            "flows 12 capacity 65536 inserted 40 expired 28 evicted idle 3 pressure 9 hits 1200",
+            "decided port 11 tls-sni 21 quic-sni 31 http-host 41 behaviour 51 peer 61 none 71",
+            "tree up flows 12 matched 12 capacity 65536 top 2 by rate",
+            "flow udp 198.18.0.1:12000 198.18.1.2:12001 app voice class 1:10 (high) remark ef how port",
+            " rate 161600bit Sent 101000 bytes 500 pkt age 5s idle 3ms avg 202b",
+            "flow tcp [2001:db8::1]:443 [2001:db8::2]:50000 app none how undecided",
+        ] {
+            assert!(got.lines().any(|l| l == line), "no {line:?} in:\n{got}");
+        }
+        assert!(
+            !got.contains("tree down"),
+            "a tree without apps is left out"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The history database (docs/history.md): an embedded SQLite file that
-//! holds a sample per class and per interface about every second, folded
+//! holds a sample per class, per interface and per app about every
+//! second, folded
 //! into 1-minute rows after `keep_seconds` and deleted after
 //! `keep_minutes`, plus the SLA violations (opened, resolved, why) and
 //! every rate/ceil adjustment the policy engine made.
@@ -32,7 +33,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 pub use query::{
-    AdjustmentRow, ClassStats, Coverage, IfaceStats, Query, QueryResult, Reader, Select,
+    AdjustmentRow, AppStats, ClassStats, Coverage, IfaceStats, Query, QueryResult, Reader, Select,
     ViolationRow,
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -90,6 +91,24 @@ pub struct IfaceSample {
     pub utilization: Option<f64>,
 }
 
+/// One app's sample over `interval_ms`: its flows' traffic as it entered
+/// its tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppSample {
+    pub tree: String,
+    /// The app's configured name.
+    pub app: String,
+    /// Its class id (`"1:20"`), when the configuration knows the tree.
+    pub class: Option<String>,
+    /// Deltas over the interval.
+    pub flows: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub drops: u64,
+    /// bits/s over the interval.
+    pub rate_bps: u64,
+}
+
 /// What the control thread stores.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -99,6 +118,14 @@ pub enum Record {
         interval_ms: u32,
         classes: Vec<ClassSample>,
         interfaces: Vec<IfaceSample>,
+    },
+    /// Every app of every tree with apps over the interval ending at
+    /// `at_unix_ms` (a record of its own, so samples without apps are
+    /// stored as they always were).
+    Apps {
+        at_unix_ms: i64,
+        interval_ms: u32,
+        apps: Vec<AppSample>,
     },
     /// An SLA rule opened.
     Violation {
@@ -140,6 +167,7 @@ impl Record {
     pub fn at_unix_ms(&self) -> i64 {
         match self {
             Record::Sample { at_unix_ms, .. }
+            | Record::Apps { at_unix_ms, .. }
             | Record::Violation { at_unix_ms, .. }
             | Record::Resolved { at_unix_ms, .. }
             | Record::ResolveAll { at_unix_ms, .. }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection};
 
-use super::schema::{self, Layout, MinRow, SecRow, CLASS, IFACE};
+use super::schema::{self, Layout, MinRow, SecRow, APP, CLASS, IFACE};
 use super::stats::{summarize, Folded, Summary};
 use super::HistoryError;
 
@@ -34,6 +34,8 @@ pub struct Query {
     pub class: Option<String>,
     /// Only this interface.
     pub interface: Option<String>,
+    /// Only this app (of every tree, or of `tree`).
+    pub app: Option<String>,
     pub select: Select,
 }
 
@@ -74,6 +76,22 @@ pub struct ClassStats {
     /// Rate and ceil in force at the latest row, bytes/s.
     pub rate: u64,
     pub ceil: u64,
+}
+
+/// One app over the range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppStats {
+    pub tree: String,
+    pub app: String,
+    /// Its class id at the latest sample, when known.
+    pub class: Option<String>,
+    pub coverage: Coverage,
+    /// bits/s.
+    pub rate_bps: Option<Summary>,
+    pub flows: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub drops: u64,
 }
 
 /// One interface over the range.
@@ -132,6 +150,8 @@ pub struct AdjustmentRow {
 pub struct QueryResult {
     pub classes: Vec<ClassStats>,
     pub interfaces: Vec<IfaceStats>,
+    /// Empty unless some tree has apps.
+    pub apps: Vec<AppStats>,
     pub violations: Vec<ViolationRow>,
     pub adjustments: Vec<AdjustmentRow>,
 }
@@ -191,8 +211,33 @@ impl Reader {
     fn query_in(&self, q: &Query) -> rusqlite::Result<QueryResult> {
         let mut out = QueryResult::default();
         if q.select.stats {
-            let want_classes = q.class.is_some() || q.tree.is_some() || q.interface.is_none();
-            let want_ifaces = q.interface.is_some() || (q.class.is_none() && q.tree.is_none());
+            let want_classes =
+                q.app.is_none() && (q.class.is_some() || q.tree.is_some() || q.interface.is_none());
+            let want_ifaces = q.app.is_none()
+                && (q.interface.is_some() || (q.class.is_none() && q.tree.is_none()));
+            let want_apps = q.app.is_some() || (q.class.is_none() && q.interface.is_none());
+            if want_apps {
+                for (id, tree, app, class) in self.targets("app")? {
+                    let tree_ok = q.tree.as_ref().is_none_or(|t| *t == tree);
+                    if !tree_ok || q.app.as_ref().is_some_and(|a| *a != app) {
+                        continue;
+                    }
+                    let Some(c) = self.combine(&APP, id, q)? else {
+                        continue;
+                    };
+                    out.apps.push(AppStats {
+                        tree,
+                        app,
+                        class,
+                        coverage: c.coverage,
+                        rate_bps: c.metrics[0],
+                        flows: u(c.ints[1]),
+                        bytes: u(c.ints[2]),
+                        packets: u(c.ints[3]),
+                        drops: u(c.ints[4]),
+                    });
+                }
+            }
             if want_classes {
                 for (id, tree, class, name) in self.targets("class")? {
                     let tree_ok = q.tree.as_ref().is_none_or(|t| *t == tree);

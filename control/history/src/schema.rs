@@ -1,7 +1,8 @@
 //! The database: schema, migrations (`PRAGMA user_version`), and opening
 //! it for the writer or for `weir history`.
 //!
-//! Samples are stored per *target* (a class of a tree, or an interface),
+//! Samples are stored per *target* (a class of a tree, an interface, or
+//! an app of a tree),
 //! named once in `target` and referred to by its id, so a 1-second row
 //! holds numbers only. Sample tables are `WITHOUT ROWID` with the primary
 //! key (target, t): the rows of one target are stored in time order, so a
@@ -19,7 +20,7 @@ use super::HistoryError;
 /// `PRAGMA application_id`: "weir". Tells weir's databases from others.
 pub const APPLICATION_ID: i32 = 0x7765_6972;
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Schema version 1. Never edit a released version: add a migration.
 const V1: &str = "
@@ -159,8 +160,55 @@ CREATE TABLE adjustment (
 CREATE INDEX adjustment_t ON adjustment (t);
 ";
 
+/// Schema version 2: per-app rows. `target` is rebuilt to let its kind be
+/// 'app' (SQLite can't change a CHECK in place; ids are kept, so the
+/// sample tables' references hold), and the app tables are added.
+const V2: &str = "
+CREATE TABLE target_v2 (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('class', 'interface', 'app')),
+    tree TEXT NOT NULL,              -- '' for interfaces
+    name TEXT NOT NULL,              -- class id ('1:20'), interface or app name
+    label TEXT,                      -- the class's name, or the app's class id, as last seen
+    UNIQUE (kind, tree, name)
+);
+INSERT INTO target_v2 (id, kind, tree, name, label)
+    SELECT id, kind, tree, name, label FROM target;
+DROP TABLE target;
+ALTER TABLE target_v2 RENAME TO target;
+
+-- One row per app per sample: its flows' traffic as it entered the tree
+-- (flows: flows that got the app during the interval).
+CREATE TABLE app_sec (
+    target INTEGER NOT NULL REFERENCES target (id),
+    t INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    flows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    packets INTEGER NOT NULL,
+    drops INTEGER NOT NULL,
+    rate_bps INTEGER NOT NULL,       -- bits/s over the interval
+    PRIMARY KEY (target, t)
+) WITHOUT ROWID;
+
+CREATE TABLE app_min (
+    target INTEGER NOT NULL REFERENCES target (id),
+    t INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    flows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    packets INTEGER NOT NULL,
+    drops INTEGER NOT NULL,
+    rate_bps_n INTEGER NOT NULL, rate_bps_mean REAL, rate_bps_m2 REAL,
+    rate_bps_min REAL, rate_bps_max REAL, rate_bps_p25 REAL, rate_bps_p50 REAL,
+    rate_bps_p75 REAL, rate_bps_p95 REAL,
+    PRIMARY KEY (target, t)
+) WITHOUT ROWID;
+";
+
 /// Migrations: entry i takes user_version i to i + 1.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// One kind of target's sample tables, for the code that writes, folds
 /// and reads them generically. Must match the DDL above (a test checks).
@@ -186,6 +234,16 @@ pub(crate) const CLASS: Layout = Layout {
     maxes: &["backlog_bytes", "backlog_packets"],
     lasts: &["rate", "ceil"],
     metrics: &["rate_bps", "utilization"],
+};
+
+pub(crate) const APP: Layout = Layout {
+    kind: "app",
+    sec: "app_sec",
+    min: "app_min",
+    sums: &["interval_ms", "flows", "bytes", "packets", "drops"],
+    maxes: &[],
+    lasts: &[],
+    metrics: &["rate_bps"],
 };
 
 pub(crate) const IFACE: Layout = Layout {
@@ -442,10 +500,30 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), HistoryError> {
             supported: SCHEMA_VERSION,
         });
     }
+    // A migration may rebuild a table others refer to (V2's `target`):
+    // SQLite wants foreign keys off for that, and can only switch them
+    // outside a transaction. Each migration checks them before it commits.
+    if (version as usize) < MIGRATIONS.len() {
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .map_err(err)?;
+    }
     for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let run = || -> rusqlite::Result<()> {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let r = conn.execute_batch(sql).and_then(|()| {
+                let broken: i64 =
+                    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                        r.get(0)
+                    })?;
+                if broken > 0 {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                        Some(format!(
+                            "migration to schema {} left {broken} dangling reference(s)",
+                            v + 1
+                        )),
+                    ));
+                }
                 conn.pragma_update(None, "application_id", APPLICATION_ID)?;
                 conn.pragma_update(None, "user_version", v as i32 + 1)
             });
@@ -459,6 +537,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), HistoryError> {
         };
         run().map_err(err)?;
     }
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
     Ok(())
 }
 
@@ -524,11 +604,68 @@ mod tests {
         rows.map(Result::unwrap).collect()
     }
 
+    /// A database of schema 1 with a class sample: opening it migrates to
+    /// the current schema, the sample stays joined to its target (same
+    /// ids), and `target` now takes apps.
+    #[test]
+    fn a_version_1_database_migrates_with_its_rows() {
+        let path =
+            std::env::temp_dir().join(format!("weir-hist-migrate-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO target (id, kind, tree, name, label) VALUES (7, 'class', 'up', '1:10', 'voice');
+                 INSERT INTO class_sec VALUES (7, 1000, 1000, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10.0);",
+            )
+            .unwrap();
+        }
+        let conn = open_rw(&path, None).unwrap();
+        let get = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(get("PRAGMA user_version"), i64::from(SCHEMA_VERSION));
+        assert_eq!(get("PRAGMA foreign_keys"), 1, "back on after the migration");
+        assert_eq!(
+            get(
+                "SELECT s.bytes FROM class_sec s JOIN target t ON t.id = s.target \
+                 WHERE t.kind = 'class' AND t.name = '1:10' AND t.label = 'voice'"
+            ),
+            1
+        );
+        assert_eq!(get("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        conn.execute(
+            "INSERT INTO target (kind, tree, name) VALUES ('app', 'up', 'voice')",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO target (kind, tree, name) VALUES ('flow', 'up', 'x')",
+                [],
+            )
+            .is_err());
+        // A sample row of a target that does not exist is refused: the
+        // rebuilt table is the one the sample tables refer to.
+        assert!(conn
+            .execute(
+                "INSERT INTO app_sec VALUES (999, 1000, 1000, 0, 0, 0, 0, 0)",
+                [],
+            )
+            .is_err());
+        drop(conn);
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn layouts_match_the_tables() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(V1).unwrap();
-        for l in [&CLASS, &IFACE] {
+        for v in MIGRATIONS {
+            conn.execute_batch(v).unwrap();
+        }
+        for l in [&CLASS, &IFACE, &APP] {
             let sec = columns(&conn, l.sec);
             let want: Vec<String> = std::iter::once("target".to_string())
                 .chain(l.sec_columns().split(", ").map(String::from))

@@ -12,9 +12,9 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, Transaction, TransactionBehavior};
 
-use super::schema::{self, Layout, MinRow, SecRow, CLASS, IFACE};
+use super::schema::{self, Layout, MinRow, SecRow, APP, CLASS, IFACE};
 use super::stats::Folded;
-use super::{time, ClassSample, HistoryCfg, IfaceSample, Msg, Record, Shared};
+use super::{time, AppSample, ClassSample, HistoryCfg, IfaceSample, Msg, Record, Shared};
 
 const MINUTE: i64 = 60_000;
 /// Minutes of one target's 1-second rows a fold step takes: about 3600
@@ -116,10 +116,11 @@ pub(super) struct Writer {
     keep_seconds_ms: i64,
     keep_minutes_ms: i64,
     shared: Arc<Shared>,
-    /// [classes, interfaces].
-    targets: [Targets; 2],
+    /// [classes, interfaces, apps].
+    targets: [Targets; 3],
     class_sql: LayoutSql,
     iface_sql: LayoutSql,
+    app_sql: LayoutSql,
     /// The newest time recorded so far: the writer's only clock.
     now: i64,
     /// When (recorded time) the next retention pass is due.
@@ -150,9 +151,10 @@ impl Writer {
             keep_seconds_ms: ms(cfg.keep_seconds),
             keep_minutes_ms: ms(cfg.keep_minutes),
             shared,
-            targets: [Targets::new(), Targets::new()],
+            targets: [Targets::new(), Targets::new(), Targets::new()],
             class_sql: LayoutSql::new(&CLASS),
             iface_sql: LayoutSql::new(&IFACE),
+            app_sql: LayoutSql::new(&APP),
             now,
             // A pass first: what an earlier run left behind.
             next_pass: now,
@@ -221,6 +223,14 @@ impl Writer {
             } => (
                 "storing a sample",
                 self.sample(*at_unix_ms, *interval_ms, classes, interfaces),
+            ),
+            Record::Apps {
+                at_unix_ms,
+                interval_ms,
+                apps,
+            } => (
+                "storing a sample of apps",
+                self.apps(*at_unix_ms, *interval_ms, apps),
             ),
             Record::Violation {
                 at_unix_ms,
@@ -336,7 +346,7 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let [class_ids, iface_ids] = &mut self.targets;
+        let [class_ids, iface_ids, _] = &mut self.targets;
         {
             let mut st = tx.prepare_cached(&self.class_sql.insert_sec)?;
             for c in classes {
@@ -390,6 +400,31 @@ impl Writer {
         tx.commit()
     }
 
+    /// One transaction for the apps' sample.
+    fn apps(&mut self, at: i64, interval_ms: u32, apps: &[AppSample]) -> rusqlite::Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let [_, _, app_ids] = &mut self.targets;
+        {
+            let mut st = tx.prepare_cached(&self.app_sql.insert_sec)?;
+            for a in apps {
+                let id = target_id(&tx, app_ids, "app", &a.tree, &a.app, a.class.as_deref())?;
+                st.execute(params![
+                    id,
+                    at,
+                    interval_ms,
+                    int(a.flows),
+                    int(a.bytes),
+                    int(a.packets),
+                    int(a.drops),
+                    int(a.rate_bps),
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
     /// Plan a retention pass when one is due and none is under way.
     fn maybe_plan(&mut self) {
         if self.now >= self.next_pass {
@@ -406,7 +441,7 @@ impl Writer {
             let rows = st.query_map([kind], |r| r.get(0))?;
             rows.collect()
         };
-        for layout in [&CLASS, &IFACE] {
+        for layout in [&CLASS, &IFACE, &APP] {
             match ids(&self.conn, layout.kind) {
                 Ok(ids) => {
                     for target in ids {
@@ -451,10 +486,10 @@ impl Writer {
     }
 
     fn sql(&self, layout: &Layout) -> &LayoutSql {
-        if layout.kind == CLASS.kind {
-            &self.class_sql
-        } else {
-            &self.iface_sql
+        match layout.kind {
+            k if k == CLASS.kind => &self.class_sql,
+            k if k == APP.kind => &self.app_sql,
+            _ => &self.iface_sql,
         }
     }
 
@@ -464,10 +499,10 @@ impl Writer {
     /// on a full database too. True when there may be more to fold.
     fn fold(&mut self, layout: &Layout, target: i64, before: i64) -> rusqlite::Result<bool> {
         // Fields apart: the transaction borrows the connection mutably.
-        let sql = if layout.kind == CLASS.kind {
-            &self.class_sql
-        } else {
-            &self.iface_sql
+        let sql = match layout.kind {
+            k if k == CLASS.kind => &self.class_sql,
+            k if k == APP.kind => &self.app_sql,
+            _ => &self.iface_sql,
         };
         let tx = self
             .conn
@@ -538,7 +573,7 @@ impl Writer {
 
     fn failed(&mut self, what: &str, at: i64, e: &rusqlite::Error) {
         // Ids handed out in a transaction that rolled back are not real.
-        self.targets = [Targets::new(), Targets::new()];
+        self.targets = [Targets::new(), Targets::new(), Targets::new()];
         self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
         let (kind, advice) = classify(e);
         if kind == FULL && at.saturating_sub(self.last_forced) >= FORCED_PASS_MS {

@@ -340,6 +340,22 @@ impl Apps {
         self.table.iter()
     }
 
+    /// Flows the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Sets of the flow table, for [`Apps::flows_in`].
+    pub fn sets(&self) -> usize {
+        self.table.sets()
+    }
+
+    /// The flows of table sets `sets` (clamped): a walk of the whole table
+    /// in bounded steps, so the worker never stalls on one.
+    pub fn flows_in(&self, sets: std::ops::Range<usize>) -> impl Iterator<Item = &Flow> {
+        self.table.iter_sets(sets)
+    }
+
     /// The class of app `app` (a leaf index).
     pub fn class_of(&self, app: u16) -> Option<u32> {
         self.apps.get(usize::from(app)).map(|a| a.class)

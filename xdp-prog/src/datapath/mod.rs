@@ -20,6 +20,7 @@
 //! [`DataPath::placement`] shows it.
 
 mod clock;
+mod flows;
 mod handover;
 mod port;
 mod spec;
@@ -42,11 +43,12 @@ use xsk_rs::Umem;
 use crate::prog::{XdpError, XdpMode, XdpProgram};
 
 pub use clock::{now_ns, sched_name, tighten_timer_slack};
+pub use flows::{rate as flow_rate, FlowOrder, FlowQuery, FlowRow, TopFlows, MAX_TOP};
 pub use port::{Kick, Port, PortError};
 pub use spec::{PairSpec, RunSpec, TreeSpec};
 pub use stats::{
-    FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot, SocketStats, TreeSnapshot,
-    WorkerCounters, WorkerPlacement, WorkerSnapshot,
+    AppSnapshot, AppsSnapshot, FramePlaces, InterfaceSnapshot, ShutdownReport, Snapshot,
+    SocketStats, TreeSnapshot, WorkerCounters, WorkerPlacement, WorkerSnapshot,
 };
 
 use handover::{Doorbell, Lane, ReturnRing};
@@ -57,6 +59,11 @@ use worker::{Command, OwnedTree, Route, Worker, WorkerInit, WorkerReport};
 /// look at their commands at least every 10 ms, even when idle; this only
 /// fires when one is stuck.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long [`DataPath::top_flows`] waits: a walk of a million flows takes
+/// 16,384 steps of the worker's loop, one between two batches (the
+/// worker does not sleep while a walk is under way).
+pub const FLOWS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rate of the tree that forwards a direction configured without one: 100
 /// Gbit/s, i.e. no limit this box can reach.
@@ -151,6 +158,8 @@ pub enum RunError {
     WorkerGone { worker: usize },
     #[error("no tree named {tree}")]
     UnknownTree { tree: String },
+    #[error("tree {tree} has no apps: no flows are kept")]
+    NoApps { tree: String },
     #[error("tree {tree}: changing class #{class} failed: {source}")]
     ChangeClass {
         tree: String,
@@ -382,6 +391,41 @@ impl DataPath {
             tree: tree.to_owned(),
             class,
             source,
+        })
+    }
+
+    /// The top flows of tree `tree` (see `flows.rs`): its worker walks its
+    /// flow table a few sets per loop iteration and answers when done, so
+    /// packets are never held up by the walk. Waits up to
+    /// [`FLOWS_TIMEOUT`].
+    pub fn top_flows(&self, tree: &str, query: FlowQuery) -> Result<TopFlows, RunError> {
+        let t =
+            self.trees
+                .iter()
+                .find(|t| t.name == tree)
+                .ok_or_else(|| RunError::UnknownTree {
+                    tree: tree.to_owned(),
+                })?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(
+            t.worker,
+            Command::TopFlows {
+                tree: t.local,
+                query,
+                reply,
+            },
+        )?;
+        let top = answer.recv_timeout(FLOWS_TIMEOUT).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => RunError::WorkerTimeout {
+                worker: t.worker,
+                what: "the top flows",
+            },
+            crossbeam_channel::RecvTimeoutError::Disconnected => {
+                RunError::WorkerGone { worker: t.worker }
+            }
+        })?;
+        top.ok_or_else(|| RunError::NoApps {
+            tree: tree.to_owned(),
         })
     }
 

@@ -2,6 +2,8 @@
 //! boundary (so they are consistent with its shapers), gathered by the
 //! [`super::DataPath`] handle, and the report of a stop.
 
+use weir_dataplane::app::{AppCounters, AppSpec, Apps, EngineCounters};
+use weir_dataplane::flow::FlowCounters;
 use weir_dataplane::histogram::LogHistogram;
 use weir_dataplane::htb::ClassStats;
 use weir_dataplane::qdisc::QdiscStats;
@@ -170,6 +172,49 @@ pub struct TreeSnapshot {
     pub qdiscs: Vec<Option<QdiscStats>>,
     /// How long sent packets waited in the tree.
     pub sojourn: weir_dataplane::shaper::Sojourn,
+    /// The tree's apps; None when it has none (no flow table is kept).
+    pub apps: Option<AppsSnapshot>,
+}
+
+/// One app of a tree: what it is and what it counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSnapshot {
+    /// Name, class (a class index of the tree) and remark.
+    pub spec: AppSpec,
+    pub counters: AppCounters,
+}
+
+/// A tree's apps engine at one moment: counters only (a copy per app and
+/// three small structs), never a walk of the flow table, so it is taken
+/// with every snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppsSnapshot {
+    /// In configuration order.
+    pub apps: Vec<AppSnapshot>,
+    pub engine: EngineCounters,
+    /// The flow table's counters (`live` is its flows now).
+    pub table: FlowCounters,
+    /// Flows the table can hold.
+    pub capacity: u64,
+}
+
+impl AppsSnapshot {
+    pub(crate) fn of(apps: &Apps) -> AppsSnapshot {
+        AppsSnapshot {
+            apps: apps
+                .apps()
+                .iter()
+                .zip(apps.counters())
+                .map(|(spec, counters)| AppSnapshot {
+                    spec: spec.clone(),
+                    counters: *counters,
+                })
+                .collect(),
+            engine: apps.engine_counters(),
+            table: apps.flow_counters(),
+            capacity: apps.capacity() as u64,
+        }
+    }
 }
 
 /// Kernel-side statistics of AF_XDP sockets (`XDP_STATISTICS`), summed over

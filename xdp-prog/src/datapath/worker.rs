@@ -37,9 +37,12 @@ use weir_dataplane::shaper::Shaper;
 use xsk_rs::{FrameDesc, Umem};
 
 use super::clock::{self, Sched};
+use super::flows::{FlowQuery, TopFlows, Walk};
 use super::handover::{Doorbell, Handover, Home, Lane, Peers, ReturnRing};
 use super::port::Port;
-use super::stats::{FramePlaces, SocketStats, TreeSnapshot, WorkerCounters, WorkerSnapshot};
+use super::stats::{
+    AppsSnapshot, FramePlaces, SocketStats, TreeSnapshot, WorkerCounters, WorkerSnapshot,
+};
 
 /// The longest a worker sleeps without looking at its command channel:
 /// bounds how late a snapshot is answered when idle.
@@ -71,6 +74,14 @@ pub(crate) enum Command {
         shaper: Box<Shaper>,
         map: Vec<Option<u32>>,
         reply: Sender<()>,
+    },
+    /// The top flows of tree `tree`'s flow table: walked a few sets per
+    /// loop iteration (`flows.rs`), answered when done (None: the tree has
+    /// no apps).
+    TopFlows {
+        tree: usize,
+        query: FlowQuery,
+        reply: Sender<Option<TopFlows>>,
     },
     /// Stop receiving (after one last pass over the rx rings).
     Quiesce(Sender<()>),
@@ -190,6 +201,8 @@ pub(crate) struct Worker {
     sched: Sched,
     stats: Stats,
     scratch: Scratch,
+    /// `weir show flows` walks under way.
+    walks: Vec<Walk>,
 }
 
 /// The worker's share of its pair's UMEM, and where each of its frames is
@@ -325,6 +338,7 @@ impl Worker {
                 pollfds: Vec::with_capacity(8),
                 decisions: Vec::with_capacity(batch * 4),
             },
+            walks: Vec::new(),
         };
         // Fill the rings before the sockets are registered in the XSKMAP,
         // so the first frames find room.
@@ -361,6 +375,7 @@ impl Worker {
                 work |= self.receive(now);
             }
             work |= self.take_handed(now);
+            work |= self.walk_flows(now);
             self.release_drops();
             if self.state != State::Flushed {
                 work |= self.transmit(now);
@@ -417,7 +432,12 @@ impl Worker {
                     self.release_drops();
                     let _ = reply.send(());
                 }
+                Command::TopFlows { tree, query, reply } => {
+                    // The first step answers None for a tree without apps.
+                    self.walks.push(Walk::new(tree, query, reply));
+                }
                 Command::Quiesce(reply) => {
+                    self.walks.clear();
                     if self.state == State::Running {
                         // The sockets are out of the XSKMAP already: take
                         // what the kernel delivered before, then stop.
@@ -968,6 +988,17 @@ impl Worker {
         }
     }
 
+    /// One step of each `weir show flows` walk; true while any is under
+    /// way, so the worker does not sleep until they are done.
+    fn walk_flows(&mut self, now: u64) -> bool {
+        let trees = &self.trees;
+        self.walks.retain_mut(|w| match trees.get(w.tree) {
+            Some(t) => !w.step(&t.name, t.shaper.apps(), now),
+            None => false,
+        });
+        !self.walks.is_empty()
+    }
+
     fn report(&self) -> WorkerReport {
         let worker = WorkerSnapshot {
             index: self.index,
@@ -999,6 +1030,7 @@ impl Worker {
                         classes: (0..n).map(|c| htb.class_stats(c)).collect(),
                         qdiscs: (0..n).map(|c| htb.qdisc_stats(c)).collect(),
                         sojourn: t.shaper.sojourn().clone(),
+                        apps: t.shaper.apps().map(AppsSnapshot::of),
                     },
                 )
             })

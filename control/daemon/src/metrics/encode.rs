@@ -1,14 +1,15 @@
 //! The OpenMetrics families of one [`Stats`], in the order a scrape lists
-//! them: classes, leaf qdiscs, trees, workers, interfaces, then what the
-//! control thread adds (open SLA rules, the history's health).
+//! them: classes, leaf qdiscs, trees, apps (trees with apps only),
+//! workers, interfaces, then what the control thread adds (open SLA rules,
+//! the history's health).
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use weir_api::snapshot::{
-    ClassStats, ControlStats, Histogram, InterfaceStats, KernelCounters, QdiscStats, Stats,
-    TreeStats, WorkerStats,
+    AppStats, AppsStats, ClassStats, ControlStats, Histogram, InterfaceStats, KernelCounters,
+    QdiscStats, Stats, TreeStats, WorkerStats,
 };
 use weir_dataplane::histogram::LogHistogram;
 
@@ -21,6 +22,7 @@ pub(super) fn stats(enc: &mut DescriptorEncoder, stats: &Stats) -> Result {
     class_families(enc, &classes)?;
     qdisc_families(enc, &classes)?;
     tree_families(enc, &stats.trees)?;
+    app_families(enc, &stats.trees)?;
     worker_families(enc, &stats.workers)?;
     interface_families(enc, &stats.interfaces)?;
     if let Some(control) = &stats.control {
@@ -302,9 +304,164 @@ fn tree_families(enc: &mut DescriptorEncoder, trees: &[TreeStats]) -> Result {
     )
 }
 
+type AppCounter = (&'static str, &'static str, fn(&AppStats) -> u64);
+
+const APP_COUNTERS: [AppCounter; 4] = [
+    (
+        "flows",
+        "Flows that got the app (a flow moved away and back counts twice).",
+        |a| a.flows,
+    ),
+    (
+        "packets",
+        "Packets of the app's flows as they entered the tree.",
+        |a| a.packets,
+    ),
+    (
+        "bytes",
+        "Bytes of the app's flows as they entered the tree.",
+        |a| a.bytes,
+    ),
+    ("drops", "Packets of the app the tree dropped.", |a| a.drops),
+];
+
+type AppsCounter = (&'static str, &'static str, fn(&AppsStats) -> u64);
+
+const FLOW_TABLE_COUNTERS: [AppsCounter; 3] = [
+    ("hits", "Packets of a flow the table held.", |a| {
+        a.table.hits
+    }),
+    ("inserted", "Flows the table started.", |a| a.table.inserted),
+    ("expired", "Flows removed after the idle timeout.", |a| {
+        a.table.expired
+    }),
+];
+
+const APPS_ENGINE_COUNTERS: [AppsCounter; 7] = [
+    (
+        "unmatched_packets",
+        "Packets of flows without an app (undecided, or no rule matched).",
+        |a| a.engine.unmatched_packets,
+    ),
+    (
+        "moved",
+        "Flows a bulk or long-lived rule moved to its app.",
+        |a| a.engine.moved,
+    ),
+    (
+        "returned",
+        "Flows moved back when a bulk or long-lived rule stopped holding.",
+        |a| a.engine.returned,
+    ),
+    (
+        "learned",
+        "Decisions of the other direction's tree applied.",
+        |a| a.engine.learned,
+    ),
+    (
+        "learn_ignored",
+        "Decisions of the other direction's tree ignored (no such app here, or a better own one).",
+        |a| a.engine.learn_ignored,
+    ),
+    (
+        "names",
+        "Server names read (TLS SNI, QUIC SNI, HTTP Host).",
+        |a| a.engine.names,
+    ),
+    (
+        "inspect_full",
+        "First flights that found every reassembly slot taken (decided without the name).",
+        |a| a.engine.inspect_full,
+    ),
+];
+
+/// Per app (labels tree and app: configured names only, so the series are
+/// bounded by the configuration), then per tree its flow table and engine.
+fn app_families(enc: &mut DescriptorEncoder, trees: &[TreeStats]) -> Result {
+    let with_apps: Vec<(&TreeStats, &AppsStats)> = trees
+        .iter()
+        .filter_map(|t| Some((t, t.apps.as_ref()?)))
+        .collect();
+    let tree = |t: &TreeStats| vec![("tree", t.name.clone())];
+    for (key, help, value) in APP_COUNTERS {
+        let mut series = Vec::new();
+        for (t, a) in &with_apps {
+            for app in &a.apps {
+                let mut l = tree(t);
+                l.push(("app", app.name.clone()));
+                series.push((l, value(app)));
+            }
+        }
+        counters(enc, &format!("weir_app_{key}"), help, series)?;
+    }
+    gauges(
+        enc,
+        "weir_flow_table_flows",
+        "Flows in the tree's flow table now.",
+        with_apps
+            .iter()
+            .map(|(t, a)| (tree(t), a.table.live as i64))
+            .collect(),
+    )?;
+    gauges(
+        enc,
+        "weir_flow_table_capacity",
+        "Flows the tree's flow table can hold.",
+        with_apps
+            .iter()
+            .map(|(t, a)| (tree(t), a.table.capacity as i64))
+            .collect(),
+    )?;
+    for (key, help, value) in FLOW_TABLE_COUNTERS {
+        let series = with_apps.iter().map(|(t, a)| (tree(t), value(a)));
+        counters(
+            enc,
+            &format!("weir_flow_table_{key}"),
+            help,
+            series.collect(),
+        )?;
+    }
+    let mut evicted = Vec::new();
+    for (t, a) in &with_apps {
+        for (reason, n) in [
+            ("idle", a.table.evicted_idle),
+            ("pressure", a.table.evicted_pressure),
+        ] {
+            let mut l = tree(t);
+            l.push(("reason", reason.to_string()));
+            evicted.push((l, n));
+        }
+    }
+    counters(
+        enc,
+        "weir_flow_table_evicted",
+        "Flows whose way a new flow took: idle past the timeout, or live (pressure: the table is too small).",
+        evicted,
+    )?;
+    let mut decided = Vec::new();
+    for (t, a) in &with_apps {
+        for (how, &n) in &a.engine.decided {
+            let mut l = tree(t);
+            l.push(("how", how.clone()));
+            decided.push((l, n));
+        }
+    }
+    counters(
+        enc,
+        "weir_apps_decisions",
+        "Flows decided, by how (port, tls-sni, quic-sni, http-host, behaviour, peer, none).",
+        decided,
+    )?;
+    for (key, help, value) in APPS_ENGINE_COUNTERS {
+        let series = with_apps.iter().map(|(t, a)| (tree(t), value(a)));
+        counters(enc, &format!("weir_apps_{key}"), help, series.collect())?;
+    }
+    Ok(())
+}
+
 type WorkerCounter = (&'static str, &'static str, fn(&WorkerStats) -> u64);
 
-const WORKER_COUNTERS: [WorkerCounter; 8] = [
+const WORKER_COUNTERS: [WorkerCounter; 12] = [
     ("rx_packets", "Frames the worker received.", |w| {
         w.counters.rx_packets
     }),
@@ -336,6 +493,26 @@ const WORKER_COUNTERS: [WorkerCounter; 8] = [
         "handover_full_drops",
         "Frames dropped because a hand-over ring was full.",
         |w| w.counters.handover_full_drops,
+    ),
+    (
+        "remarked",
+        "Frames whose DSCP a remark (per app, per class, or a wash) changed on the way out.",
+        |w| w.counters.remarked,
+    ),
+    (
+        "decisions_out",
+        "Flow decisions sent to the worker of the other direction's tree.",
+        |w| w.counters.decisions_out,
+    ),
+    (
+        "decisions_in",
+        "Flow decisions received from the worker of the other direction's tree.",
+        |w| w.counters.decisions_in,
+    ),
+    (
+        "decisions_lost",
+        "Flow decisions lost because the decision ring was full.",
+        |w| w.counters.decisions_lost,
     ),
 ];
 
