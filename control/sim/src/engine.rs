@@ -25,6 +25,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use weir_dataplane::app::Apps;
 use weir_dataplane::htb::ClassStats;
 use weir_dataplane::packet::{DropReason, Dropped, Frame, Packet};
 use weir_dataplane::rate::RateCfg;
@@ -49,6 +50,10 @@ pub(crate) trait Core {
     /// Packets queued anywhere in the tree.
     fn queued(&self) -> u64;
     fn class_stats(&self, class: u32) -> Option<ClassStats>;
+    /// The tree's apps engine, when it has apps.
+    fn apps(&self) -> Option<&Apps> {
+        None
+    }
 }
 
 impl Core for Shaper {
@@ -76,6 +81,9 @@ impl Core for Shaper {
     }
     fn class_stats(&self, class: u32) -> Option<ClassStats> {
         (class < self.htb().class_count()).then(|| self.htb().class_stats(class))
+    }
+    fn apps(&self) -> Option<&Apps> {
+        Shaper::apps(self)
     }
 }
 

@@ -30,8 +30,8 @@ use weir_dataplane::shaper::{Shaper, ShaperError, ShaperSpec};
 use weir_config::Config;
 
 pub use report::{
-    ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport, Table,
-    TcpReport, Timeline, Volume,
+    AppReport, ClassReport, EngineReport, FrameReport, HtbClassReport, Report, Sojourn,
+    SourceReport, Table, TcpReport, Timeline, Volume,
 };
 pub use traffic::{
     Pace, Payload, PayloadKind, Sizes, Source, SourceKind, TcpParams, Traffic, TrafficError, Vary,

@@ -21,6 +21,9 @@ pub struct Report {
     pub timeline_bucket_ns: u64,
     pub classes: Vec<ClassReport>,
     pub sources: Vec<SourceReport>,
+    /// Per app of the tree (none: the key is left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<AppReport>,
     pub frames: FrameReport,
     pub engine: EngineReport,
 }
@@ -30,6 +33,20 @@ pub struct Volume {
     pub packets: u64,
     /// Frame bytes (L2 header included, FCS excluded).
     pub bytes: u64,
+}
+
+/// One app over the whole run (its counters from the shaper's apps engine:
+/// flows that got the app, and their packets and bytes as they entered the
+/// tree, warm-up included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppReport {
+    pub name: String,
+    /// The class label.
+    pub class: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
 }
 
 /// Time from enqueue to dequeue, over packets dequeued in the measured
@@ -308,6 +325,28 @@ impl fmt::Display for Table<'_> {
         }
         write_rows(out, &rows, 3)?;
         writeln!(out)?;
+        if !report.apps.is_empty() {
+            let mut rows = vec![vec![
+                "app".to_string(),
+                "class".to_string(),
+                "flows".to_string(),
+                "packets".to_string(),
+                "bytes".to_string(),
+                "drops".to_string(),
+            ]];
+            for a in &report.apps {
+                rows.push(vec![
+                    a.name.clone(),
+                    a.class.clone(),
+                    a.flows.to_string(),
+                    a.packets.to_string(),
+                    a.bytes.to_string(),
+                    a.drops.to_string(),
+                ]);
+            }
+            write_rows(out, &rows, 2)?;
+            writeln!(out)?;
+        }
         let f = &report.frames;
         let reasons: Vec<String> = f.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(

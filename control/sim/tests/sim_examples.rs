@@ -182,4 +182,29 @@ fn seed_2_2_traffic_replays_the_seed_sample_flows() {
             s.classes
         );
     }
+    // The apps table: flows per app. Voice is the seed's flow and the 10
+    // RTP calls; streaming the 4 TLS, 2 QUIC and 2 HTTP flows; the seed's
+    // web and database flows one each; bulk the one unlisted flow.
+    let app = |name: &str| {
+        report
+            .apps
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("no app {name}: {:?}", report.apps))
+    };
+    for (name, flows) in [
+        ("voice", 11),
+        ("streaming", 8),
+        ("video", 1),
+        ("database", 1),
+        ("web", 1),
+        ("backup", 3),
+        ("bulk", 1),
+    ] {
+        assert_eq!(app(name).flows, flows, "{name}");
+    }
+    assert!(report
+        .table()
+        .to_string()
+        .contains("streaming  1:20 (video)"));
 }

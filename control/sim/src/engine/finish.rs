@@ -7,7 +7,8 @@ use weir_dataplane::shaper::ShaperSpec;
 
 use super::{Core, State, NONE, N_REASONS};
 use crate::report::{
-    ClassReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport, TcpReport, Timeline,
+    AppReport, ClassReport, FrameReport, HtbClassReport, Report, Sojourn, SourceReport, TcpReport,
+    Timeline,
 };
 use crate::traffic::{SourceKind, Traffic};
 use crate::SimError;
@@ -192,6 +193,23 @@ pub(super) fn finish<C: Core>(
             seen_dropped: st.dropped.iter().sum(),
         });
     }
+    let apps = core
+        .apps()
+        .map(|a| {
+            a.apps()
+                .iter()
+                .zip(a.counters())
+                .map(|(spec, c)| AppReport {
+                    name: spec.name.clone(),
+                    class: label(spec.class as usize),
+                    flows: c.flows,
+                    packets: c.packets,
+                    bytes: c.bytes,
+                    drops: c.drops,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Report {
         tree: tree.to_string(),
         seed: p.seed,
@@ -200,6 +218,7 @@ pub(super) fn finish<C: Core>(
         timeline_bucket_ns: p.bucket_ns,
         classes,
         sources,
+        apps,
         frames,
         engine: st.engine,
     })
