@@ -311,6 +311,7 @@ impl Flow {
     /// Count one more packet of `bytes` at `now`; `window` is the bulk
     /// window, ns.
     /// Returns the rates of a bulk window it closed, if it closed one.
+    #[inline]
     fn update(&mut self, bytes: u32, now: u64, window: u64) -> Option<Rates> {
         let gap = now.saturating_sub(self.last_seen).min(IAT_MAX_NS);
         self.last_seen = self.last_seen.max(now);
@@ -346,6 +347,7 @@ impl Flow {
 
     /// The bulk window: count the packet; when the window is over, its
     /// rates.
+    #[inline]
     fn window(&mut self, bytes: u32, now: u64, length: u64) -> Option<Rates> {
         let at = ticks_since(self.first_seen, now);
         let elapsed = at.saturating_sub(self.win_start);
@@ -630,6 +632,7 @@ impl FlowTable {
     }
 
     /// The (set, way) of `key`'s flow.
+    #[inline]
     fn find(&self, slot: Slot, key: &FlowKey) -> Option<(usize, usize)> {
         for set in slot.sets {
             let set = set as usize;
@@ -655,12 +658,14 @@ impl FlowTable {
 
     /// Count a packet of `bytes` on `key`'s flow at `now`,
     /// starting the flow if the table does not hold it.
+    #[inline]
     pub fn packet(&mut self, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
         let slot = self.slot(&key);
         self.packet_in(slot, key, bytes, now)
     }
 
     /// [`FlowTable::packet`] with `key`'s [`Slot`] already computed.
+    #[inline]
     pub fn packet_in(&mut self, slot: Slot, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
         if let Some((set, way)) = self.find(slot, &key) {
             self.counters.hits += 1;

@@ -409,6 +409,7 @@ impl Apps {
     }
 
     /// [`Apps::packet`] with the flow located ([`Apps::locate`]).
+    #[inline]
     pub fn packet_at(
         &mut self,
         h: &Headers,
@@ -553,6 +554,7 @@ impl Apps {
     /// A decided flow: has the moving rule that holds it stopped holding
     /// (move it back), or does a moving rule ranked before its own hold
     /// now (move it)?
+    #[inline]
     fn recheck_moving(&mut self, flow: &mut Flow) {
         if self.moving.is_empty() {
             return;
@@ -606,6 +608,7 @@ impl Apps {
     }
 
     /// Rule `i`'s answer for `flow` now.
+    #[inline]
     fn answer(&self, i: usize, flow: &Flow) -> Answer {
         let r = &self.rules[i];
         let s = &r.spec;
