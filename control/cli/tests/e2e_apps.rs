@@ -717,13 +717,19 @@ fn an_unlisted_tcp_flow_becomes_bulk_and_leaves_as_cs1() {
 /// be than when idle, at the median and at the 99th percentile.
 const VOICE_MARGIN_NS: u64 = 1_000_000;
 
-/// One irtt run from A to B's server, `secs` long at the rate of a voice
-/// call (a 172-byte packet every 20 ms, unmarked); returns its JSON.
-fn irtt(lab: &Lab, name: &str, secs: u32) -> Value {
+/// UDP ports of B's irtt server: the voice app's (irtt's default), and one
+/// no app lists, whose flow stays in the default class with the bulk flow.
+const VOICE_PORT: u16 = 2112;
+const CONTROL_PORT: u16 = 2113;
+
+/// Starts an irtt client on A towards B's server on `port`, `secs` long at
+/// the rate of a voice call (a 172-byte packet every 20 ms, unmarked),
+/// writing its JSON to the scratch file `name`.
+fn irtt_start(lab: &Lab, port: u16, name: &str, secs: u32) -> Child {
     let path = lab.path(name);
     let d = format!("{secs}s");
-    let server = format!("{}:2112", lab::ADDR_B);
-    lab.run(
+    let server = format!("{}:{port}", lab::ADDR_B);
+    lab.spawn(
         Host::A,
         &[
             "irtt",
@@ -732,8 +738,7 @@ fn irtt(lab: &Lab, name: &str, secs: u32) -> Value {
             "20ms",
             "-l",
             "172",
-            "--dscp",
-            "0",
+            "--dscp=0",
             "-d",
             &d,
             "-Q",
@@ -742,7 +747,19 @@ fn irtt(lab: &Lab, name: &str, secs: u32) -> Value {
             &server,
         ],
         Duration::from_secs(u64::from(secs) + 15),
+    )
+}
+
+/// Waits for an irtt client of [`irtt_start`] and returns its JSON.
+fn irtt_finish(lab: &Lab, child: Child, name: &str) -> Value {
+    let out = finish(child, "irtt client");
+    assert!(
+        out.status.success(),
+        "irtt client ({name}) failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
+    let path = lab.path(name);
     let text = fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("irtt wrote no {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("irtt's {name} is not JSON: {e}"))
@@ -781,40 +798,40 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
     let mut lab = Lab::up("av");
     let cfg = config(&lab, "1:30");
     lab.start_weir(&cfg);
-    let bind = format!("{}:2112", lab::ADDR_B);
+    let bind = format!("{0}:{VOICE_PORT},{0}:{CONTROL_PORT}", lab::ADDR_B);
     let mut irtt_server = lab.spawn(
         Host::B,
         &["irtt", "server", "-b", &bind],
         Duration::from_secs(90),
     );
-    wait_udp(&lab, Host::B, 2112);
+    wait_udp(&lab, Host::B, VOICE_PORT);
+    wait_udp(&lab, Host::B, CONTROL_PORT);
 
-    let idle = irtt(&lab, "idle.json", 5);
+    let idle = irtt_finish(
+        &lab,
+        irtt_start(&lab, VOICE_PORT, "idle.json", 5),
+        "idle.json",
+    );
 
     let bulk_secs = 14;
     let limit = Duration::from_secs(bulk_secs + 20);
-    let at_b = Capture::start(
-        &lab,
-        Host::B,
-        "voice-b.pcap",
-        "udp port 2112",
-        20_000,
-        limit,
-    );
-    let at_a = Capture::start(
-        &lab,
-        Host::A,
-        "voice-a.pcap",
-        "udp port 2112",
-        20_000,
-        limit,
-    );
+    let filter = format!("udp portrange {VOICE_PORT}-{CONTROL_PORT}");
+    let at_b = Capture::start(&lab, Host::B, "voice-b.pcap", &filter, 20_000, limit);
+    let at_a = Capture::start(&lab, Host::A, "voice-a.pcap", &filter, 20_000, limit);
     let server = lab.iperf3_server(Host::B, 5201, limit);
     let t = bulk_secs.to_string();
-    let client = lab.iperf3_client(Host::A, 5201, &["-t", &t], limit);
-    // Time for the bulk flow to fill the root and its class's queue.
+    // Four streams: together they keep a standing queue of several ms in
+    // the default class (one stream's window stays small on this path).
+    let client = lab.iperf3_client(Host::A, 5201, &["-t", &t, "-P", "4"], limit);
+    // Time for the bulk flows to fill the root and their class's queue.
     thread::sleep(Duration::from_secs(3));
-    let loaded = irtt(&lab, "loaded.json", 8);
+    // The voice flow and, beside it, the same traffic on a port no app
+    // lists: that one waits in the bulk flows' queue, and shows how much
+    // a voice packet would have waited there.
+    let voice = irtt_start(&lab, VOICE_PORT, "loaded.json", 8);
+    let control = irtt_start(&lab, CONTROL_PORT, "control.json", 8);
+    let loaded = irtt_finish(&lab, voice, "loaded.json");
+    let control = irtt_finish(&lab, control, "control.json");
     let out = finish(client, "iperf3 client");
     let _ = server.finish();
     let bulk: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -828,41 +845,43 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
     let from_a = at_a.stop();
     let report = lab.stop_weir();
 
-    // The bulk flow saturated the root (goodput of 1448-byte segments in
-    // 1514-byte frames) and queued deep in its own class: a voice packet
-    // in that queue would have waited as long.
+    // The bulk flows saturated the root (goodput of 1448-byte segments in
+    // 1514-byte frames).
     let goodput = bulk["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or_else(|| panic!("no sum_received in iperf3's report: {bulk}"))
         / 1e6;
-    let bulk_rtt_ms = bulk["end"]["streams"][0]["sender"]["mean_rtt"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no sender mean_rtt in iperf3's report: {bulk}"))
-        / 1e3;
     let (idle_d, idle_lost) = send_delays(&idle);
     let (loaded_d, loaded_lost) = send_delays(&loaded);
+    let (control_d, control_lost) = send_delays(&control);
     let ms = |ns: u64| ns as f64 / 1e6;
-    let (idle_med, idle_p99) = (quantile(&idle_d, 0.5), quantile(&idle_d, 0.99));
-    let (loaded_med, loaded_p99) = (quantile(&loaded_d, 0.5), quantile(&loaded_d, 0.99));
+    let stats = |d: &[u64], lost: usize| {
+        format!(
+            "median {:.3} ms p99 {:.3} ms ({lost} lost of {})",
+            ms(quantile(d, 0.5)),
+            ms(quantile(d, 0.99)),
+            d.len() + lost
+        )
+    };
     lab::say(&format!(
-        "voice: bulk {goodput:.1} Mbit/s goodput, mean RTT {bulk_rtt_ms:.1} ms; irtt A→B one-way delay idle median {:.3} ms p99 {:.3} ms ({} lost of {}), under bulk median {:.3} ms p99 {:.3} ms ({} lost of {})",
-        ms(idle_med),
-        ms(idle_p99),
-        idle_lost,
-        idle_d.len() + idle_lost,
-        ms(loaded_med),
-        ms(loaded_p99),
-        loaded_lost,
-        loaded_d.len() + loaded_lost,
+        "voice: bulk {goodput:.1} Mbit/s goodput; irtt one-way delay A→B: idle {}; under bulk: voice {}, unlisted port {}",
+        stats(&idle_d, idle_lost),
+        stats(&loaded_d, loaded_lost),
+        stats(&control_d, control_lost),
     ));
     let full = ROOT_MBIT * 1448.0 / 1514.0;
     assert!(
         goodput > 0.9 * full,
-        "the bulk flow did not saturate the {ROOT_MBIT} Mbit/s root: {goodput:.1} Mbit/s of goodput (full is {full:.1})"
+        "the bulk flows did not saturate the {ROOT_MBIT} Mbit/s root: {goodput:.1} Mbit/s of goodput (full is {full:.1})"
     );
+    let (idle_med, idle_p99) = (quantile(&idle_d, 0.5), quantile(&idle_d, 0.99));
+    let (loaded_med, loaded_p99) = (quantile(&loaded_d, 0.5), quantile(&loaded_d, 0.99));
+    let control_med = quantile(&control_d, 0.5);
     assert!(
-        bulk_rtt_ms > 10.0,
-        "the bulk flow's queue stayed short (mean RTT {bulk_rtt_ms:.1} ms): the test would not show voice skipping it"
+        control_med > idle_med + 2 * VOICE_MARGIN_NS,
+        "the unlisted flow beside the bulk flows waited only {:.3} ms (idle {:.3}): the queue is too short to show voice skipping it",
+        ms(control_med),
+        ms(idle_med)
     );
     assert!(
         loaded_d.len() >= 350 && loaded_lost <= 4,
@@ -879,37 +898,39 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
         ms(VOICE_MARGIN_NS)
     );
 
-    // Both directions of irtt's flow left weir as EF, in 1:10 of each
-    // tree.
+    // Both directions of the voice flow left weir as EF, the unlisted one
+    // as it came (0), each with a valid IPv4 header checksum.
     let (a, b) = (ip(lab::ADDR_A), ip(lab::ADDR_B));
-    // irtt's packets to its server (port 2112) at B, and the replies at A.
     for (what, got, src, dst) in [("A→B at B", &from_b, a, b), ("B→A at A", &from_a, b, a)] {
-        let flow: Vec<&Packet> = got
-            .iter()
-            .filter(|p| {
-                p.proto == 17
-                    && p.src == src
-                    && p.dst == dst
-                    && (p.sport == 2112 || p.dport == 2112)
-            })
-            .collect();
-        let wrong: Vec<String> = flow
-            .iter()
-            .filter(|p| p.tos != TOS_EF || !p.cksum_ok)
-            .take(5)
-            .map(|p| format!("tos {:#04x} checksum ok {}", p.tos, p.cksum_ok))
-            .collect();
-        assert!(
-            flow.len() >= 350,
-            "irtt {what}: only {} packets captured",
-            flow.len()
-        );
-        assert!(
-            wrong.is_empty(),
-            "irtt {what}: packets not EF with a valid checksum: {wrong:?} (of {})",
-            flow.len()
-        );
+        for (port, tos, name) in [(VOICE_PORT, TOS_EF, "voice"), (CONTROL_PORT, 0, "unlisted")] {
+            let flow: Vec<&Packet> = got
+                .iter()
+                .filter(|p| {
+                    p.proto == 17
+                        && p.src == src
+                        && p.dst == dst
+                        && (p.sport == port || p.dport == port)
+                })
+                .collect();
+            let wrong: Vec<String> = flow
+                .iter()
+                .filter(|p| p.tos != tos || !p.cksum_ok)
+                .take(5)
+                .map(|p| format!("tos {:#04x} checksum ok {}", p.tos, p.cksum_ok))
+                .collect();
+            assert!(
+                flow.len() >= 350,
+                "irtt {name} {what}: only {} packets captured",
+                flow.len()
+            );
+            assert!(
+                wrong.is_empty(),
+                "irtt {name} {what}: packets not tos {tos:#04x} with a valid checksum: {wrong:?} (of {})",
+                flow.len()
+            );
+        }
     }
+    // Both voice runs (idle and loaded, ~650 packets each way) in 1:10.
     for tree in ["up", "down"] {
         let voice = packets_of(&report, tree, "1:10");
         assert!(
