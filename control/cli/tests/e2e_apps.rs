@@ -1059,3 +1059,47 @@ fn a_washed_tree_clears_dscp_keeps_ecn_and_a_valid_checksum() {
     );
     assert_eq!(report["accounting"]["balanced"], true);
 }
+
+/// [`read_pcap`] itself: the checks above rely on it reading TOS and
+/// telling a good IPv4 header checksum from a bad one. No root needed.
+#[test]
+fn read_pcap_reads_tos_and_checks_the_ipv4_header_checksum() {
+    // An ICMP echo request 198.18.0.1 → 198.18.0.2, TOS 0xb8, as sent
+    // (checksum 0xadc9, worked out by hand), then the same with TOS 0 and
+    // the checksum left as it was (what a remark that forgot it sends).
+    let frame = |tos: u8| {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14..34].copy_from_slice(&[
+            0x45, tos, 0x00, 0x54, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01, 0xad, 0xc9, 198, 18, 0, 1,
+            198, 18, 0, 2,
+        ]);
+        f
+    };
+    // The global header: magic (µs), version 2.4, zone, sigfigs,
+    // snaplen, link type 1 (Ethernet); little-endian, as tcpdump writes
+    // it on this machine.
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for w in [0u32, 0, 65535, 1] {
+        pcap.extend_from_slice(&w.to_le_bytes());
+    }
+    for (i, f) in [frame(TOS_EF), frame(0)].iter().enumerate() {
+        for w in [1_000 + i as u32, 500_000, f.len() as u32, f.len() as u32] {
+            pcap.extend_from_slice(&w.to_le_bytes());
+        }
+        pcap.extend_from_slice(f);
+    }
+    let path = std::env::temp_dir().join(format!("weir-e2e-apps-{}.pcap", std::process::id()));
+    fs::write(&path, &pcap).expect("write the test pcap");
+    let got = read_pcap(&path);
+    let _ = fs::remove_file(&path);
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].tos, got[0].cksum_ok), (TOS_EF, true));
+    assert_eq!((got[1].tos, got[1].cksum_ok), (0, false));
+    assert_eq!(got[0].src, ip(lab::ADDR_A));
+    assert_eq!(got[1].dst, ip(lab::ADDR_B));
+    assert!((got[1].ts - 1_001.5).abs() < 1e-9);
+}
