@@ -178,6 +178,8 @@ struct Packet {
     /// Seconds (capture clock).
     ts: f64,
     tos: u8,
+    /// The IPv4 identification: tells the packets of one flow apart.
+    id: u16,
     proto: u8,
     src: [u8; 4],
     dst: [u8; 4],
@@ -263,6 +265,7 @@ fn read_pcap(path: &Path) -> Vec<Packet> {
         out.push(Packet {
             ts: secs + frac,
             tos: f[15],
+            id: be16(f, 18),
             proto,
             src: [f[26], f[27], f[28], f[29]],
             dst: [f[30], f[31], f[32], f[33]],
@@ -282,13 +285,15 @@ struct Capture {
 }
 
 impl Capture {
-    /// Starts tcpdump on `host`'s lab port with the BPF `filter`, at most
+    /// Starts tcpdump on `host`'s lab port, frames in direction `dir`
+    /// (`in`: received, `out`: sent) that match the BPF `filter`, at most
     /// `packets` packets and `limit` long, and waits until it listens.
     /// 128 bytes of each frame are enough for every header read here.
     fn start(
         lab: &Lab,
         host: Host,
         name: &str,
+        dir: &str,
         filter: &str,
         packets: u32,
         limit: Duration,
@@ -314,9 +319,12 @@ impl Capture {
                 // Keep root: the scratch directory is root's.
                 "-Z",
                 "root",
-                // What the host received only, not what it sent.
                 "-Q",
-                "in",
+                dir,
+                // Nanosecond timestamps: transit times through weir are
+                // tenths of a millisecond.
+                "--time-stamp-precision",
+                "nano",
                 "-s",
                 "128",
                 "-c",
@@ -442,10 +450,11 @@ fn packets_of(report: &Value, tree: &str, classid: &str) -> u64 {
 // 1. TLS SNI, both directions
 // ---------------------------------------------------------------------
 
-/// Bytes of the file B serves: more than the 20 Mbit/s class carries in
-/// the download's whole `DOWNLOAD_SECS`, so it is still running when the
-/// window closes.
-const FILE_BYTES: usize = 40 << 20;
+/// Bytes of the file B serves: more than even the 50 Mbit/s root carries
+/// in the download's whole `DOWNLOAD_SECS`, so the download is still
+/// running when the window closes, also when it was not shaped to 1:20
+/// (and the rate, not curl's exit, says what went wrong).
+const FILE_BYTES: usize = 64 << 20;
 /// How long the download runs (curl --max-time).
 const DOWNLOAD_SECS: u64 = 10;
 /// The measured window, seconds after curl starts: after the handshake
@@ -632,6 +641,7 @@ fn an_unlisted_tcp_flow_becomes_bulk_and_leaves_as_cs1() {
         &lab,
         Host::B,
         "bulk.pcap",
+        "in",
         "tcp and dst port 5201",
         400_000,
         limit,
@@ -713,8 +723,13 @@ fn an_unlisted_tcp_flow_becomes_bulk_and_leaves_as_cs1() {
 // 3. Voice → EF, low delay under bulk
 // ---------------------------------------------------------------------
 
-/// How much more irtt's one-way delay through the saturated direction may
-/// be than when idle, at the median and at the 99th percentile.
+/// The voice flow's 99th percentile of time through weir under bulk, and
+/// how much more irtt's median one-way delay may be than when idle.
+///
+/// Runs on this 2-vCPU VM put the voice p99 through weir at 0.12 ms (max
+/// 0.18 ms) with the unlisted flow at 15 ms: weir's worker runs SCHED_FIFO,
+/// so the busy host does not delay it, and the p99 of ~400 packets leaves
+/// room for three that a burst of hypervisor steal might hold up.
 const VOICE_MARGIN_NS: u64 = 1_000_000;
 
 /// UDP ports of B's irtt server: the voice app's (irtt's default), and one
@@ -780,6 +795,31 @@ fn send_delays(run: &Value) -> (Vec<u64>, usize) {
     (d, lost)
 }
 
+/// How long the packets to B's UDP `port` took through weir, ns, sorted:
+/// from leaving A's a0 (`sent`, captured there) to arriving at B's b0
+/// (`arrived`), matched by IPv4 identification (irtt's client socket is
+/// connected, so Linux numbers its packets one after another). These
+/// timestamps are the kernel's as the frames pass each port, so unlike
+/// irtt's own (taken in irtt, a process that waits for a CPU like any
+/// other), they hold the time in weir and next to nothing else.
+fn transits(sent: &[Packet], arrived: &[Packet], port: u16) -> Vec<u64> {
+    let mut at_a = std::collections::HashMap::new();
+    for p in sent.iter().filter(|p| p.proto == 17 && p.dport == port) {
+        assert!(
+            at_a.insert(p.id, p.ts).is_none(),
+            "two packets to port {port} with IPv4 id {} at A: cannot match them",
+            p.id
+        );
+    }
+    let mut d: Vec<u64> = arrived
+        .iter()
+        .filter(|p| p.proto == 17 && p.dport == port)
+        .filter_map(|p| at_a.get(&p.id).map(|t| ((p.ts - t) * 1e9).max(0.0) as u64))
+        .collect();
+    d.sort_unstable();
+    d
+}
+
 /// The `q` quantile of sorted values (nearest rank).
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     assert!(!sorted.is_empty(), "no values");
@@ -816,8 +856,17 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
     let bulk_secs = 14;
     let limit = Duration::from_secs(bulk_secs + 20);
     let filter = format!("udp portrange {VOICE_PORT}-{CONTROL_PORT}");
-    let at_b = Capture::start(&lab, Host::B, "voice-b.pcap", &filter, 20_000, limit);
-    let at_a = Capture::start(&lab, Host::A, "voice-a.pcap", &filter, 20_000, limit);
+    let at_b = Capture::start(&lab, Host::B, "voice-b.pcap", "in", &filter, 20_000, limit);
+    let at_a = Capture::start(&lab, Host::A, "voice-a.pcap", "in", &filter, 20_000, limit);
+    let out_a = Capture::start(
+        &lab,
+        Host::A,
+        "voice-a-out.pcap",
+        "out",
+        &filter,
+        20_000,
+        limit,
+    );
     let server = lab.iperf3_server(Host::B, 5201, limit);
     let t = bulk_secs.to_string();
     // Four streams: together they keep a standing queue of several ms in
@@ -841,6 +890,7 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
         )
     });
     terminate(&mut irtt_server);
+    let sent_a = out_a.stop();
     let from_b = at_b.stop();
     let from_a = at_a.stop();
     let report = lab.stop_weir();
@@ -874,27 +924,56 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
         goodput > 0.9 * full,
         "the bulk flows did not saturate the {ROOT_MBIT} Mbit/s root: {goodput:.1} Mbit/s of goodput (full is {full:.1})"
     );
-    let (idle_med, idle_p99) = (quantile(&idle_d, 0.5), quantile(&idle_d, 0.99));
-    let (loaded_med, loaded_p99) = (quantile(&loaded_d, 0.5), quantile(&loaded_d, 0.99));
-    let control_med = quantile(&control_d, 0.5);
+    // Through weir, by the kernel's timestamps at A's and B's ports.
+    let voice_t = transits(&sent_a, &from_b, VOICE_PORT);
+    let control_t = transits(&sent_a, &from_b, CONTROL_PORT);
     assert!(
-        control_med > idle_med + 2 * VOICE_MARGIN_NS,
-        "the unlisted flow beside the bulk flows waited only {:.3} ms (idle {:.3}): the queue is too short to show voice skipping it",
-        ms(control_med),
-        ms(idle_med)
+        voice_t.len() >= 350 && control_t.len() >= 350,
+        "only {} voice and {} unlisted packets matched between A's and B's captures",
+        voice_t.len(),
+        control_t.len()
     );
+    let (voice_med, voice_p99) = (quantile(&voice_t, 0.5), quantile(&voice_t, 0.99));
+    let control_med = quantile(&control_t, 0.5);
+    lab::say(&format!(
+        "voice: through weir under bulk: voice median {:.3} ms p99 {:.3} ms max {:.3} ms; unlisted port median {:.3} ms",
+        ms(voice_med),
+        ms(voice_p99),
+        ms(voice_t[voice_t.len() - 1]),
+        ms(control_med)
+    ));
+    // The same traffic beside the bulk flows waits in their queue: the
+    // check below can tell a voice flow that skips it from one that does
+    // not.
+    assert!(
+        control_med > 2 * VOICE_MARGIN_NS,
+        "the unlisted flow beside the bulk flows took only {:.3} ms through weir: the bulk queue is too short to show voice skipping it",
+        ms(control_med)
+    );
+    assert!(
+        voice_p99 <= VOICE_MARGIN_NS,
+        "voice waited under bulk: through weir median {:.3} ms, p99 {:.3} ms; allowed {:.1} ms",
+        ms(voice_med),
+        ms(voice_p99),
+        ms(VOICE_MARGIN_NS)
+    );
+    // End to end, as irtt sees it: its median stays where it was idle.
+    // Its tail is not judged: irtt takes its timestamps in its own
+    // processes, which on this 2-vCPU VM wait for a CPU behind iperf3's
+    // four streams and the kernel's softirq work (runs with weir's
+    // transit p99 at 0.12 ms had irtt's p99 at 3.2 and 10.5 ms, and 1.5
+    // and 2.3 ms idle).
+    let (idle_med, loaded_med) = (quantile(&idle_d, 0.5), quantile(&loaded_d, 0.5));
     assert!(
         loaded_d.len() >= 350 && loaded_lost <= 4,
         "irtt under bulk: {} round trips, {loaded_lost} lost",
         loaded_d.len()
     );
     assert!(
-        loaded_med <= idle_med + VOICE_MARGIN_NS && loaded_p99 <= idle_p99 + VOICE_MARGIN_NS,
-        "voice waited under bulk: one-way delay median {:.3} ms (idle {:.3}), p99 {:.3} ms (idle {:.3}); allowed {:.1} ms more",
+        loaded_med <= idle_med + VOICE_MARGIN_NS,
+        "voice waited under bulk: irtt's one-way delay median {:.3} ms (idle {:.3}); allowed {:.1} ms more",
         ms(loaded_med),
         ms(idle_med),
-        ms(loaded_p99),
-        ms(idle_p99),
         ms(VOICE_MARGIN_NS)
     );
 
@@ -994,6 +1073,7 @@ fn pings_marked_ef(lab: &Lab, from: Host, name: &str) -> Vec<Packet> {
         lab,
         to,
         name,
+        "in",
         "icmp[icmptype] == icmp-echo",
         100,
         Duration::from_secs(30),
