@@ -14,9 +14,11 @@
 //! - **Bulk → CS1**: an iperf3 TCP flow on a port no rule lists becomes
 //!   `bulk` within 2 s and leaves remarked CS1 (captured at B).
 //! - **Voice → EF, low delay under bulk**: irtt's UDP port goes to the
-//!   voice class 1:10 and is remarked EF (captured at both ends); while an
-//!   iperf3 TCP flow saturates the root, irtt's one-way delay through the
-//!   shaped direction stays within 1 ms of an idle baseline.
+//!   voice class 1:10 and is remarked EF (captured at both ends); while
+//!   iperf3 TCP streams saturate the root, its packets take at most 1 ms
+//!   through weir (99th percentile, by the kernel's timestamps at A's and
+//!   B's ports) and irtt's median stays within 1 ms of idle, while the
+//!   same irtt traffic on a port no app lists waits in the bulk queue.
 //! - **Wash**: a tree with `wash = true` clears the DSCP of a frame sent
 //!   as EF (ECN bits kept, IPv4 header checksum valid); the other tree
 //!   (not washed) passes it as it came.
