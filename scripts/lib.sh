@@ -17,6 +17,7 @@
 WEIR_DEB_PACKAGES=(
     clang llvm libelf-dev libpcap-dev pkg-config zlib1g-dev m4
     iproute2 iputils-ping iperf3 netsniff-ng irtt tcpreplay fping ethtool jq procps
+    tcpdump curl openssl
 )
 
 # What bench/run.sh needs on top: perf, for the profile of weir's worker.
