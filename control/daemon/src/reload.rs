@@ -11,7 +11,8 @@
 //!   per class, each at a batch boundary of the owning worker, nothing
 //!   queued dropped;
 //! - anything else in a tree (classes added or removed, a leaf's qdisc
-//!   changed, filters, default class, tree keys): the tree is **rebuilt**:
+//!   changed, filters, apps, wash or a class's DSCP remark, default class,
+//!   tree keys): the tree is **rebuilt**:
 //!   a new shaper is compiled off the packet path and the owning worker
 //!   swaps it in at a batch boundary, moving the queue of every leaf that
 //!   still exists (same class id, still a leaf) into its new self; only
@@ -148,9 +149,20 @@ fn structural_difference(old: &Tree, new: &Tree) -> Option<String> {
         if o.qdisc != n.qdisc {
             return Some(format!("class {}: its leaf qdisc changed", n.id));
         }
+        if o.remark != n.remark {
+            return Some(format!("class {}: its dscp remark changed", n.id));
+        }
     }
     if old.filters != new.filters {
         return Some("its filters changed".into());
+    }
+    // The apps engine is built with the tree; the rebuild carries its flows
+    // and their decisions over (`Shaper::migrate_into`).
+    if old.apps != new.apps {
+        return Some("its apps changed".into());
+    }
+    if old.wash != new.wash {
+        return Some("wash changed".into());
     }
     if old.default_class != new.default_class {
         return Some("its default class changed".into());
@@ -287,6 +299,26 @@ mod tests {
             (
                 lab_text().replacen("name = \"high\"", "name = \"hi\"", 1),
                 "renamed",
+            ),
+            (
+                lab_text().replacen(
+                    "[tree.down]",
+                    "[[tree.up.app]]\nname = \"voice\"\nclass = \"1:10\"\n[[tree.up.app.match]]\nports = [5060]\n\n[tree.down]",
+                    1,
+                ),
+                "apps changed",
+            ),
+            (
+                lab_text().replacen("r2q = 100", "r2q = 100\nwash = true", 1),
+                "wash changed",
+            ),
+            (
+                lab_text().replacen(
+                    "qdisc = { kind = \"pfifo\" }",
+                    "dscp = \"CS1\"\nqdisc = { kind = \"pfifo\" }",
+                    1,
+                ),
+                "dscp remark changed",
             ),
         ];
         for (text, needle) in cases {
