@@ -338,13 +338,7 @@ impl DataPath {
         spec: &ShaperSpec,
         map: Vec<Option<u32>>,
     ) -> Result<(), RunError> {
-        let t =
-            self.trees
-                .iter()
-                .find(|t| t.name == tree)
-                .ok_or_else(|| RunError::UnknownTree {
-                    tree: tree.to_owned(),
-                })?;
+        let t = self.tree_ref(tree)?;
         let shaper = Shaper::new(spec, now_ns()).map_err(|source| RunError::Shaper {
             tree: tree.to_owned(),
             source,
@@ -362,6 +356,16 @@ impl DataPath {
         wait(t.worker, "a tree replacement", &answer)
     }
 
+    /// The tree called `tree`.
+    fn tree_ref(&self, tree: &str) -> Result<&TreeRef, RunError> {
+        self.trees
+            .iter()
+            .find(|t| t.name == tree)
+            .ok_or_else(|| RunError::UnknownTree {
+                tree: tree.to_owned(),
+            })
+    }
+
     /// Change a class's rate, ceil, burst, cburst, prio or quantum. Applied
     /// by the tree's owner at a batch boundary; nothing queued is dropped.
     pub fn change_class(
@@ -370,13 +374,7 @@ impl DataPath {
         class: u32,
         change: ClassChange,
     ) -> Result<(), RunError> {
-        let t =
-            self.trees
-                .iter()
-                .find(|t| t.name == tree)
-                .ok_or_else(|| RunError::UnknownTree {
-                    tree: tree.to_owned(),
-                })?;
+        let t = self.tree_ref(tree)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(
             t.worker,
@@ -399,13 +397,7 @@ impl DataPath {
     /// packets are never held up by the walk. Waits up to
     /// [`FLOWS_TIMEOUT`].
     pub fn top_flows(&self, tree: &str, query: FlowQuery) -> Result<TopFlows, RunError> {
-        let t =
-            self.trees
-                .iter()
-                .find(|t| t.name == tree)
-                .ok_or_else(|| RunError::UnknownTree {
-                    tree: tree.to_owned(),
-                })?;
+        let t = self.tree_ref(tree)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(
             t.worker,
