@@ -285,12 +285,7 @@ const TICK_SHIFT: u32 = 20;
 
 /// Ticks from `since` to `now`, saturated to u32 (52 days).
 fn ticks_since(since: u64, now: u64) -> u32 {
-    u32::try_from(now.saturating_sub(since) >> TICK_SHIFT).unwrap_or(u32::MAX)
-}
-
-/// `ns` in ticks, rounded down, saturated.
-fn ticks(ns: u64) -> u32 {
-    u32::try_from(ns >> TICK_SHIFT).unwrap_or(u32::MAX)
+    ns_to_ticks(now.saturating_sub(since))
 }
 
 impl Flow {
@@ -351,7 +346,7 @@ impl Flow {
     fn window(&mut self, bytes: u32, now: u64, length: u64) -> Option<Rates> {
         let at = ticks_since(self.first_seen, now);
         let elapsed = at.saturating_sub(self.win_start);
-        if elapsed < ticks(length).max(1) {
+        if elapsed < ns_to_ticks(length).max(1) {
             self.win_packets = self.win_packets.saturating_add(1);
             self.win_bytes = self.win_bytes.saturating_add(bytes);
             return None;
@@ -449,9 +444,9 @@ pub struct Rates {
     pub at: u32,
 }
 
-/// `ns` in the ticks of [`Flow::ticks_at`].
+/// `ns` in the ticks of [`Flow::ticks_at`], rounded down, saturated.
 pub fn ns_to_ticks(ns: u64) -> u32 {
-    ticks(ns)
+    u32::try_from(ns >> TICK_SHIFT).unwrap_or(u32::MAX)
 }
 
 /// qosify's bulk window: 1 s.

@@ -280,10 +280,7 @@ impl Shaper {
                     break;
                 };
                 let headers = parse_frame(bytes);
-                let located = match (&headers, self.apps.as_ref()) {
-                    (Ok(h), Some(apps)) => apps.locate(h),
-                    _ => None,
-                };
+                let located = self.locate(&headers);
                 if let (Some(l), Some(apps)) = (located, self.apps.as_ref()) {
                     apps.prefetch(l);
                 }
@@ -332,10 +329,7 @@ impl Shaper {
     /// The remark is the app's, else the class's, else a wash.
     fn classify(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<(u32, Packet)> {
         let headers = parse_frame(bytes);
-        let located = match (&headers, self.apps.as_ref()) {
-            (Ok(h), Some(apps)) => apps.locate(h),
-            _ => None,
-        };
+        let located = self.locate(&headers);
         self.classify_parsed(
             Parsed {
                 frame,
@@ -346,6 +340,16 @@ impl Shaper {
             },
             now,
         )
+    }
+
+    /// Where a parsed frame's flow lives in the apps' table (None: no apps,
+    /// not parsed, or not a flow).
+    #[inline]
+    fn locate(&self, headers: &Result<Headers, ParseError>) -> Option<Located> {
+        match (headers, self.apps.as_ref()) {
+            (Ok(h), Some(apps)) => apps.locate(h),
+            _ => None,
+        }
     }
 
     /// The filters' class for parsed headers (or the default), seeing DSCP

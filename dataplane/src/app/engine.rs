@@ -536,11 +536,17 @@ impl Apps {
     /// Give `flow` rule `rule`'s app, and tell the other direction.
     fn decide(&mut self, flow: &mut Flow, rule: u16, how: Decided) {
         let app = self.rules[usize::from(rule)].spec.app;
+        self.stop_inspecting(flow);
+        self.engine.decided[how as usize] += 1;
+        self.assign(flow, rule, app, how);
+    }
+
+    /// Put `flow` in `app` by `rule`, count the app's flow and queue the
+    /// decision for the other direction.
+    fn assign(&mut self, flow: &mut Flow, rule: u16, app: u16, how: Decided) {
         flow.rule = rule;
         flow.app = app;
         flow.decided = how;
-        self.stop_inspecting(flow);
-        self.engine.decided[how as usize] += 1;
         if let Some(c) = self.counters.get_mut(usize::from(app)) {
             c.flows += 1;
         }
@@ -594,17 +600,7 @@ impl Apps {
             Some(r) => (base, r.spec.app, self.how(usize::from(base), flow)),
             None => (NONE, NONE, Decided::Nothing),
         };
-        flow.rule = rule;
-        flow.app = app;
-        flow.decided = how;
-        if let Some(c) = self.counters.get_mut(usize::from(app)) {
-            c.flows += 1;
-        }
-        self.decisions.push(Decision {
-            key: flow.key,
-            app: self.ids.get(usize::from(app)).copied().unwrap_or(0),
-            how,
-        });
+        self.assign(flow, rule, app, how);
     }
 
     /// Rule `i`'s answer for `flow` now.
@@ -612,14 +608,8 @@ impl Apps {
     fn answer(&self, i: usize, flow: &Flow) -> Answer {
         let r = &self.rules[i];
         let s = &r.spec;
-        if s.protocol.is_some_and(|p| p != flow.key.protocol) {
+        if !protocol_and_ports(s, &flow.key) {
             return Answer::No;
-        }
-        if !s.ports.is_empty() {
-            let hit = |p: u16| s.ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&p));
-            if !hit(flow.key.lo_port) && !hit(flow.key.hi_port) {
-                return Answer::No;
-            }
         }
         if r.named {
             return if flow.inspect & MAY_ANY != 0 {
@@ -847,16 +837,17 @@ fn first_named(rules: &[Rule], flow: &Flow, kind: u8, name: &[u8]) -> u16 {
         .position(|r| {
             let s = &r.spec;
             let globs = if sni { &s.sni } else { &s.host };
-            r.named
-                && s.protocol.is_none_or(|p| p == flow.key.protocol)
-                && (s.ports.is_empty()
-                    || s.ports.iter().any(|&(lo, hi)| {
-                        (lo..=hi).contains(&flow.key.lo_port)
-                            || (lo..=hi).contains(&flow.key.hi_port)
-                    }))
-                && globs.iter().any(|g| g.matches(name))
+            r.named && protocol_and_ports(s, &flow.key) && globs.iter().any(|g| g.matches(name))
         })
         .map_or(NONE, |p| p as u16)
+}
+
+/// Whether a rule's protocol and ports (either endpoint's) allow `key`.
+#[inline]
+fn protocol_and_ports(s: &RuleSpec, key: &FlowKey) -> bool {
+    let hit = |p: u16| s.ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&p));
+    s.protocol.is_none_or(|p| p == key.protocol)
+        && (s.ports.is_empty() || hit(key.lo_port) || hit(key.hi_port))
 }
 
 /// A TCP segment's payload: TLS (reassembled in a slot when the hello is
