@@ -55,6 +55,24 @@ summary() {
 }
 trap summary EXIT
 
+# `cargo test` with its output also kept in a file: when tests fail, each
+# failing test's panic message is repeated at the end of the log, where a
+# CI log that keeps only its head and tail still shows why.
+cargo_test() {
+    local log rc=0
+    log="$(mktemp)"
+    tmp_files+=("$log")
+    cargo test "$@" 2>&1 | tee "$log" || rc=$?
+    if ((rc != 0)); then
+        echo
+        weir_banner "why tests failed (repeated from above, backtraces left out)"
+        grep -A 12 -E "panicked at" "$log" |
+            grep -v -E '^ +([0-9]+: |at )|^note: |^stack backtrace:' |
+            head -n 300 || true
+    fi
+    return "$rc"
+}
+
 step() {
     step_no=$((step_no + 1))
     step_name="$1"
@@ -75,10 +93,10 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test --release"
-cargo test --workspace --release --locked --no-fail-fast
+cargo_test --workspace --release --locked --no-fail-fast
 
 step "cargo test (debug)"
-cargo test --workspace --locked --no-fail-fast
+cargo_test --workspace --locked --no-fail-fast
 
 step "benches compile"
 cargo bench -p weir-bench --no-run --locked

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use lab::{Host, Lab, Rate};
+use weir_testkit::host::{self, CpuTimes};
 
 /// Bound of a short command (ip, ss, openssl req, ping).
 const T: Duration = Duration::from_secs(20);
@@ -763,7 +764,9 @@ fn an_unlisted_tcp_flow_becomes_bulk_and_leaves_as_cs1() {
 /// Runs on this 2-vCPU VM put the voice p99 through weir at 0.12 ms (max
 /// 0.18 ms) with the unlisted flow at 15 ms: weir's worker runs SCHED_FIFO,
 /// so the busy host does not delay it, and the p99 of ~400 packets leaves
-/// room for three that a burst of hypervisor steal might hold up.
+/// room for three that a burst of hypervisor steal might hold up. A CI
+/// run had it at 1.17 ms (max 1.51 ms) in one attempt: a longer burst than
+/// that is retried when the attempt shows the host held weir up.
 const VOICE_MARGIN_NS: u64 = 1_000_000;
 
 /// UDP ports of B's irtt server: the voice app's (irtt's default), and one
@@ -869,6 +872,76 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
     lab::require_root();
     let _serial = lab::serialize();
+    for attempt in 1..=lab::HOST_ATTEMPTS {
+        let start = CpuTimes::now();
+        let run = voice_attempt();
+        let steal = start.and_then(|s| s.worst_steal_pct_since());
+        let late = worst_wake_late_ns(&run.report);
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let host = format!(
+            "steal {}, weir's worker woke up to {:.3} ms late for a deadline",
+            steal.map_or("unknown".to_string(), |p| format!("{p:.1} % of a CPU")),
+            ms(late)
+        );
+        let verdict = format!(
+            "voice: attempt {attempt}: through weir under bulk, voice p99 {:.3} ms (allowed {:.1} ms), max {:.3} ms ({host})",
+            ms(run.voice_p99),
+            ms(VOICE_MARGIN_NS),
+            ms(run.voice_max)
+        );
+        lab::say(&verdict);
+        if run.voice_p99 <= VOICE_MARGIN_NS {
+            lab::say(&format!("voice: PASS on attempt {attempt}"));
+            return;
+        }
+        // A miss is measured again only when the host held weir up: the
+        // hypervisor took a CPU, or the worker (SCHED_FIFO, so no process
+        // here delays it) woke later than the whole margin. A miss on a
+        // host that ran weir on time is weir's, and fails at once.
+        let disturbed = steal.is_some_and(|p| p > lab::STEAL_RETRY_PCT) || late > VOICE_MARGIN_NS;
+        assert!(
+            disturbed && attempt < lab::HOST_ATTEMPTS,
+            "voice waited under bulk: {verdict}{}\n{}",
+            if disturbed {
+                "; every attempt was disturbed"
+            } else {
+                "; the host ran weir on time"
+            },
+            lab::wake_note(&run.report)
+        );
+        let quiet = host::wait_for_quiet_host(lab::STEAL_RETRY_PCT, Duration::from_secs(30));
+        lab::say(&format!(
+            "voice: attempt {attempt} missed on a disturbed host; host steal now {}; running it again",
+            quiet.map_or("unknown".to_string(), |q| format!("{q:.1} %"))
+        ));
+    }
+}
+
+/// What one attempt of the voice test measured through weir, ns, and
+/// weir's report.
+struct VoiceRun {
+    voice_p99: u64,
+    voice_max: u64,
+    report: Value,
+}
+
+/// The largest deadline wake-up lateness of any worker in a `weir run`
+/// report, ns (the upper bound of its histogram bucket).
+fn worst_wake_late_ns(report: &Value) -> u64 {
+    report["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| w["wake_late"]["max_ns_at_most"].as_u64())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// One attempt: a lab, weir, the bulk flows and the two irtt flows; every
+/// check but the voice transit p99, which the caller judges.
+fn voice_attempt() -> VoiceRun {
     let mut lab = Lab::up("av");
     let cfg = config(&lab, "1:30");
     lab.start_weir(&cfg);
@@ -984,13 +1057,6 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
         "the unlisted flow beside the bulk flows took only {:.3} ms through weir: the bulk queue is too short to show voice skipping it",
         ms(control_med)
     );
-    assert!(
-        voice_p99 <= VOICE_MARGIN_NS,
-        "voice waited under bulk: through weir median {:.3} ms, p99 {:.3} ms; allowed {:.1} ms",
-        ms(voice_med),
-        ms(voice_p99),
-        ms(VOICE_MARGIN_NS)
-    );
     // End to end, as irtt sees it: its median stays where it was idle.
     // Its tail is not judged: irtt takes its timestamps in its own
     // processes, which on this 2-vCPU VM wait for a CPU behind iperf3's
@@ -1050,6 +1116,11 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
             voice >= 600,
             "tree {tree}: 1:10 counted only {voice} packets of irtt's ~650"
         );
+    }
+    VoiceRun {
+        voice_p99,
+        voice_max: voice_t[voice_t.len() - 1],
+        report,
     }
 }
 
