@@ -139,8 +139,33 @@ fn join(a: [u64; 2]) -> u128 {
     u128::from(a[0]) | u128::from(a[1]) << 64
 }
 
-/// Bit `w` set where way `w`'s tag is `tag`: eight compares the compiler
-/// does as one vector compare and a mask, not a loop with early exits.
+/// Bit `w` set where way `w`'s tag is `tag`: on x86_64, two vector
+/// compares and two masks (the compiler made a mix of scalar and vector
+/// compares of the portable form, twice per packet).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tag_mask(tags: &[u32; WAYS], tag: u32) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_ps,
+        _mm_set1_epi32,
+    };
+    const _: () = assert!(WAYS == 8, "two 4-lane compares cover a set");
+    let p = tags.as_ptr().cast::<__m128i>();
+    // SAFETY: SSE2 is part of x86_64's baseline, so the intrinsics run on
+    // every x86_64 CPU; the two unaligned loads read the 32 bytes of
+    // `tags` (8 u32) and nothing past them.
+    unsafe {
+        let want = _mm_set1_epi32(tag as i32);
+        let lo = _mm_cmpeq_epi32(_mm_loadu_si128(p), want);
+        let hi = _mm_cmpeq_epi32(_mm_loadu_si128(p.add(1)), want);
+        let lo = _mm_movemask_ps(_mm_castsi128_ps(lo)) as u32;
+        let hi = _mm_movemask_ps(_mm_castsi128_ps(hi)) as u32;
+        lo | hi << 4
+    }
+}
+
+/// Bit `w` set where way `w`'s tag is `tag` (portable form).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn tag_mask(tags: &[u32; WAYS], tag: u32) -> u32 {
     tags.iter()
@@ -676,6 +701,15 @@ impl FlowTable {
                 window,
             };
         }
+        self.insert(slot, key, bytes, now)
+    }
+
+    /// A flow the table does not hold, started in the way
+    /// [`FlowTable::victim`] picks: out of line, so the per-packet path of
+    /// a held flow stays small.
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, slot: Slot, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
         let (set, way, evicted) = self.victim(slot, now);
         if let Some((_, why)) = evicted {
             match why {
@@ -792,6 +826,17 @@ mod tests {
     #[test]
     fn a_flow_is_two_cache_lines() {
         assert_eq!(std::mem::size_of::<Flow>(), 128);
+    }
+
+    #[test]
+    fn tag_masks_mark_exactly_the_ways_with_the_tag() {
+        let tags = [7, 0, 7, 9, u32::MAX, 7, 0, 1];
+        for tag in [0, 1, 7, 9, 8, u32::MAX] {
+            let want = (0..WAYS).fold(0, |m, w| m | u32::from(tags[w] == tag) << w);
+            assert_eq!(tag_mask(&tags, tag), want, "tag {tag}");
+        }
+        assert_eq!(tag_mask(&tags, 7), 0b0010_0101);
+        assert_eq!(tag_mask(&[u32::MAX; WAYS], u32::MAX), 0xff);
     }
 
     #[test]
