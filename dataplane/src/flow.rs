@@ -112,22 +112,105 @@ impl FlowKey {
     }
 
     /// A 64-bit hash: the set is its low bits, the tag its high 32 (never
-    /// 0, which marks an empty way).
+    /// 0, which marks an empty way). The same as [`Ends::hash`] of a
+    /// packet of either direction.
     pub fn hash(&self) -> u64 {
-        let ports = (u64::from(self.lo_port) << 24)
-            | (u64::from(self.hi_port) << 8)
-            | u64::from(self.protocol);
-        // Fields are multiplied, never XORed together first: correlated
-        // fields (an address and a port that grow together) would cancel.
-        let a = mix(
-            self.lo_addr[0] ^ 0x243f_6a88_85a3_08d3,
-            self.hi_addr[0] ^ 0x1319_8a2e_0370_7344,
-        );
-        let b = mix(
-            self.lo_addr[1] ^ ports ^ 0xa409_3822_299f_31d0,
-            self.hi_addr[1] ^ 0x082e_fa98_ec4e_6c89,
-        );
-        mix(a, b)
+        pair_hash(
+            endpoint_hash(self.lo_addr, self.lo_port),
+            endpoint_hash(self.hi_addr, self.hi_port),
+            self.protocol,
+        )
+    }
+}
+
+/// One endpoint's part of a flow's hash. The address's halves are
+/// multiplied, never XORed together first: correlated fields (an address
+/// and a port that grow together) would cancel. The port goes into the
+/// top bits of the upper half, which IPv4 leaves 0 and IPv6 fills with
+/// its first hextet (2001, fd00), the bits least likely to vary with it.
+#[inline(always)]
+fn endpoint_hash(addr: [u64; 2], port: u16) -> u64 {
+    mix(
+        addr[0] ^ 0x243f_6a88_85a3_08d3,
+        addr[1] ^ (u64::from(port) << 48) ^ 0x1319_8a2e_0370_7344,
+    )
+}
+
+/// The two endpoints' parts combined so that their order does not
+/// matter (a sum and an XOR, both symmetric), with the protocol: a packet
+/// and its reply hash alike without ordering their endpoints first.
+#[inline(always)]
+fn pair_hash(a: u64, b: u64, protocol: u8) -> u64 {
+    mix(
+        a.wrapping_add(b) ^ 0xa409_3822_299f_31d0,
+        a ^ b ^ u64::from(protocol) ^ 0x082e_fa98_ec4e_6c89,
+    )
+}
+
+/// A packet's endpoints as parsed, in its own direction: what a lookup
+/// hashes and compares with a flow's key without ordering them into a
+/// [`FlowKey`] first (ordered only when the flow is new).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ends {
+    src: [u64; 2],
+    dst: [u64; 2],
+    sport: u16,
+    dport: u16,
+    protocol: u8,
+}
+
+impl Ends {
+    /// The endpoints of a parsed frame (ports 0 as in [`FlowKey::of`]);
+    /// None for frames without an IP header.
+    #[inline]
+    pub fn of(h: &Headers) -> Option<Ends> {
+        let ip = h.ip.as_ref()?;
+        let (sport, dport) = match (ip.fragment, ip.l4) {
+            (Fragment::None, L4::Ports { sport, dport }) => (sport, dport),
+            _ => (0, 0),
+        };
+        Some(Ends {
+            src: split(ip.src),
+            dst: split(ip.dst),
+            sport,
+            dport,
+            protocol: ip.protocol,
+        })
+    }
+
+    /// [`FlowKey::hash`] of the flow these endpoints belong to.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        pair_hash(
+            endpoint_hash(self.src, self.sport),
+            endpoint_hash(self.dst, self.dport),
+            self.protocol,
+        )
+    }
+
+    /// Whether `key` is the key of the flow these endpoints belong to
+    /// (either way round).
+    #[inline]
+    fn is(&self, key: &FlowKey) -> bool {
+        key.protocol == self.protocol
+            && ((key.lo_addr == self.src
+                && key.lo_port == self.sport
+                && key.hi_addr == self.dst
+                && key.hi_port == self.dport)
+                || (key.lo_addr == self.dst
+                    && key.lo_port == self.dport
+                    && key.hi_addr == self.src
+                    && key.hi_port == self.sport))
+    }
+
+    /// The flow's key.
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(
+            (join(self.src), self.sport),
+            (join(self.dst), self.dport),
+            self.protocol,
+        )
+        .0
     }
 }
 
@@ -579,7 +662,18 @@ impl FlowTable {
     /// [`FlowTable::packet_in`]).
     #[inline]
     pub fn slot(&self, key: &FlowKey) -> Slot {
-        let h = key.hash();
+        self.slot_of(key.hash())
+    }
+
+    /// [`FlowTable::slot`] of the flow a packet with these endpoints
+    /// belongs to.
+    #[inline]
+    pub fn locate(&self, ends: &Ends) -> Slot {
+        self.slot_of(ends.hash())
+    }
+
+    #[inline]
+    fn slot_of(&self, h: u64) -> Slot {
         // The second set from other bits of the same hash (they overlap
         // the tag's low bits for tables above 2^8 sets: harmless, the key
         // is compared anyway).
@@ -657,12 +751,19 @@ impl FlowTable {
     /// The (set, way) of `key`'s flow.
     #[inline]
     fn find(&self, slot: Slot, key: &FlowKey) -> Option<(usize, usize)> {
+        self.find_by(slot, |k| k == key)
+    }
+
+    /// The (set, way) of the flow in `slot` whose key `is` says is the
+    /// one.
+    #[inline(always)]
+    fn find_by(&self, slot: Slot, is: impl Fn(&FlowKey) -> bool) -> Option<(usize, usize)> {
         for set in slot.sets {
             let set = set as usize;
             let mut m = tag_mask(&self.tags[set], slot.tag);
             while m != 0 {
                 let w = m.trailing_zeros() as usize;
-                if self.flows[set][w].key == *key {
+                if is(&self.flows[set][w].key) {
                     return Some((set, w));
                 }
                 m &= m - 1;
@@ -690,18 +791,35 @@ impl FlowTable {
     /// [`FlowTable::packet`] with `key`'s [`Slot`] already computed.
     #[inline]
     pub fn packet_in(&mut self, slot: Slot, key: FlowKey, bytes: u32, now: u64) -> Seen<'_> {
-        if let Some((set, way)) = self.find(slot, &key) {
-            self.counters.hits += 1;
-            let flow = &mut self.flows[set][way];
-            let window = flow.update(bytes, now, self.window);
-            return Seen {
-                flow,
-                new: false,
-                evicted: None,
-                window,
-            };
+        match self.find(slot, &key) {
+            Some((set, way)) => self.hit(set, way, bytes, now),
+            None => self.insert(slot, key, bytes, now),
         }
-        self.insert(slot, key, bytes, now)
+    }
+
+    /// [`FlowTable::packet`] for a packet with endpoints `ends`, whose
+    /// [`Slot`] ([`FlowTable::locate`]) is already computed: the key is
+    /// built only if the flow is new.
+    #[inline]
+    pub fn packet_of(&mut self, slot: Slot, ends: &Ends, bytes: u32, now: u64) -> Seen<'_> {
+        match self.find_by(slot, |k| ends.is(k)) {
+            Some((set, way)) => self.hit(set, way, bytes, now),
+            None => self.insert(slot, ends.key(), bytes, now),
+        }
+    }
+
+    /// Count a packet on the flow held in (`set`, `way`).
+    #[inline(always)]
+    fn hit(&mut self, set: usize, way: usize, bytes: u32, now: u64) -> Seen<'_> {
+        self.counters.hits += 1;
+        let flow = &mut self.flows[set][way];
+        let window = flow.update(bytes, now, self.window);
+        Seen {
+            flow,
+            new: false,
+            evicted: None,
+            window,
+        }
     }
 
     /// A flow the table does not hold, started in the way
@@ -837,6 +955,63 @@ mod tests {
         }
         assert_eq!(tag_mask(&tags, 7), 0b0010_0101);
         assert_eq!(tag_mask(&[u32::MAX; WAYS], u32::MAX), 0xff);
+    }
+
+    #[test]
+    fn endpoints_find_the_flow_either_way_round() {
+        let ends = |src: u32, sport: u16, dst: u32, dport: u16, protocol: u8| Ends {
+            src: split(v4(src)),
+            dst: split(v4(dst)),
+            sport,
+            dport,
+            protocol,
+        };
+        let out = ends(0xc612_0001, 40000, 0xc613_0002, 443, 6);
+        let back = ends(0xc613_0002, 443, 0xc612_0001, 40000, 6);
+        let key = out.key();
+        assert_eq!(key, back.key());
+        assert_eq!(out.hash(), key.hash());
+        assert_eq!(back.hash(), key.hash());
+        assert!(out.is(&key) && back.is(&key));
+        for other in [
+            ends(0xc612_0001, 40001, 0xc613_0002, 443, 6),
+            ends(0xc612_0001, 40000, 0xc613_0002, 443, 17),
+            ends(0xc612_0001, 443, 0xc613_0002, 40000, 6),
+        ] {
+            assert!(!other.is(&key), "{other:?}");
+        }
+        let mut t = FlowTable::new(64, 30_000 * MS);
+        assert!(t.packet_of(t.locate(&out), &out, 100, 0).new);
+        let s = t.packet_of(t.locate(&back), &back, 1500, MS);
+        assert!(!s.new);
+        assert_eq!((s.flow.packets, s.flow.key), (2, key));
+        assert_eq!(t.get(&key).map(|f| f.bytes), Some(1600));
+    }
+
+    #[test]
+    fn keys_whose_fields_grow_together_spread_over_the_table() {
+        // A generator's flows: address, port and the peer's port all step
+        // together (what made an XOR of the fields collapse). Each should
+        // land where uniform hashing would put it: no set holds many more
+        // than the mean.
+        let t = FlowTable::new(1 << 16, 30_000 * MS);
+        let mut per_set = vec![0u32; t.sets()];
+        let mut tags = std::collections::HashSet::new();
+        for i in 0..(1u32 << 15) {
+            let (k, _) = FlowKey::new(
+                (v4(0xc612_0000 + i), 1024 + i as u16),
+                (v4(0xc613_0000 + i), 2048 + i as u16),
+                17,
+            );
+            let slot = t.slot(&k);
+            per_set[slot.sets[0] as usize] += 1;
+            tags.insert((slot.sets[0], slot.tag));
+        }
+        // 32,768 keys in 8,192 sets: a mean of 4; a Poisson tail of 16 or
+        // more is about 1e-5 per set.
+        let most = per_set.iter().max().copied().unwrap_or(0);
+        assert!(most < 16, "a set got {most} of 32768 keys");
+        assert!(tags.len() > 32_700, "only {} distinct slots", tags.len());
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //! two directions agree whichever packet arrives first.
 
 use crate::flow::{
-    ns_to_ticks, Decided, Flow, FlowCounters, FlowKey, FlowTable, Rates, Slot, NONE,
+    ns_to_ticks, Decided, Ends, Flow, FlowCounters, FlowKey, FlowTable, Rates, Slot, NONE,
 };
 use crate::parse::{Fragment, Headers, L4};
 use crate::remark::Remark;
@@ -93,11 +93,12 @@ pub fn app_id(name: &str) -> u64 {
     h.max(1)
 }
 
-/// A packet's flow and its place in the table, found before the table is
-/// touched (for batches).
+/// Where a packet's flow lives in the table (its two sets and tag), found
+/// before the table is touched (for batches). The endpoints are read from
+/// the headers again when the table is: they cost less to read twice than
+/// to carry through a batch's stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Located {
-    key: FlowKey,
     slot: Slot,
 }
 
@@ -389,10 +390,9 @@ impl Apps {
     /// ARP): the first stage of a batched lookup.
     #[inline]
     pub fn locate(&self, h: &Headers) -> Option<Located> {
-        let (key, _) = FlowKey::of(h)?;
+        let ends = Ends::of(h)?;
         Some(Located {
-            key,
-            slot: self.table.slot(&key),
+            slot: self.table.locate(&ends),
         })
     }
 
@@ -422,7 +422,7 @@ impl Apps {
             self.since_sweep = 0;
             self.sweep(now);
         }
-        let Some(Located { key, slot }) = located else {
+        let (Some(Located { slot }), Some(ends)) = (located, Ends::of(h)) else {
             self.engine.unmatched_packets += 1;
             return NONE;
         };
@@ -433,7 +433,7 @@ impl Apps {
             free,
             ..
         } = self;
-        let seen = table.packet_in(slot, key, len, now);
+        let seen = table.packet_of(slot, &ends, len, now);
         if let Some((old, _)) = seen.evicted {
             release(flights, free, old.slot);
         }
