@@ -29,6 +29,7 @@ mod qdisc;
 mod raw;
 pub mod rules;
 mod show;
+pub mod subscribers;
 mod tree;
 pub mod units;
 pub mod xdp;

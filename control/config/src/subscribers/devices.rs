@@ -1,0 +1,996 @@
+//! LibreQoS's `ShapedDevices.csv`, read into checked [`Circuit`]s.
+//!
+//! One row is one device; rows with the same circuit id are one circuit
+//! (one queue in each direction), and a row without a circuit id is a
+//! circuit of its own. The columns are found by their header names
+//! (LibreQoS's, any case), so their order and extra columns do not matter:
+//!
+//! `Circuit ID, Circuit Name, Device ID, Device Name, Parent Node, MAC,
+//! IPv4, IPv6, Download Min Mbps, Upload Min Mbps, Download Max Mbps,
+//! Upload Max Mbps, Comment` and, optionally, `sqm`.
+//!
+//! Every problem is reported at its cell as `FILE:LINE:COL`, like the
+//! TOML's: a malformed cell, a duplicate device or address, min above max,
+//! rows of one circuit that disagree. A parent node is kept as a name here;
+//! whether it exists is checked against the hierarchy
+//! ([`super::unknown_parents`]).
+//!
+//! The reader is written here rather than taken from the `csv` crate
+//! because its errors must point at a cell's line and column in the file,
+//! which a record reader that unquotes fields in place does not keep.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use crate::diag::{self, Ctx, Span};
+use crate::units::Rate;
+use crate::Diagnostic;
+
+/// The columns a ShapedDevices.csv must have, in LibreQoS's order.
+pub const COLUMNS: [&str; 13] = [
+    "Circuit ID",
+    "Circuit Name",
+    "Device ID",
+    "Device Name",
+    "Parent Node",
+    "MAC",
+    "IPv4",
+    "IPv6",
+    "Download Min Mbps",
+    "Upload Min Mbps",
+    "Download Max Mbps",
+    "Upload Max Mbps",
+    "Comment",
+];
+
+/// The optional per-circuit queue override column (LibreQoS 1.5).
+pub const SQM_COLUMN: &str = "sqm";
+
+/// A circuit: a subscriber's plan, shaped as one class per direction, and
+/// the devices whose addresses it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Circuit {
+    /// The circuit id of its rows, or for a row without one `device:` and
+    /// its device id.
+    pub id: String,
+    pub name: String,
+    /// The node (site or access point) it hangs under; None: the root.
+    pub parent: Option<String>,
+    /// Where its first row names the parent (line, column), for errors
+    /// about it.
+    pub parent_at: (u32, u32),
+    pub download: Plan,
+    pub upload: Plan,
+    pub sqm: Sqm,
+    pub devices: Vec<Device>,
+    /// The line of its first row.
+    pub line: u32,
+}
+
+/// One direction of a circuit's plan: `min` becomes the class's rate and
+/// `max` its ceil.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub min: Rate,
+    pub max: Rate,
+}
+
+/// A device of a circuit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    pub ipv4: Vec<Prefix4>,
+    pub ipv6: Vec<Prefix6>,
+    pub comment: String,
+    /// Its row's line.
+    pub line: u32,
+}
+
+/// An IPv4 address or network: `addr` has no bits set past `len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix4 {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+/// An IPv6 address or network: `addr` has no bits set past `len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix6 {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+/// A circuit's leaf queue override per direction (LibreQoS's `sqm`
+/// column: `cake`, `fq_codel`, `none`, or `DOWN/UP` with either side
+/// empty). None on a side: the template's leaf.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sqm {
+    pub download: Option<Leaf>,
+    pub upload: Option<Leaf>,
+}
+
+/// A leaf queue LibreQoS names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf {
+    FqCodel,
+    Cake,
+    /// No AQM: the class's plain queue.
+    None,
+}
+
+/// What [`read_shaped_devices`] gives: the circuits in file order (by the
+/// line of their first row), and warnings (columns it does not know).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapedDevices {
+    pub circuits: Vec<Circuit>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Read a ShapedDevices.csv (`file` names it in diagnostics). Every error
+/// in the file is reported, sorted by position.
+pub fn read_shaped_devices(file: &str, text: &str) -> Result<ShapedDevices, Vec<Diagnostic>> {
+    let mut cx = Ctx::new(file, text);
+    let circuits = Reader::new(&mut cx, text).read();
+    let mut errors = std::mem::take(&mut cx.errors);
+    if !errors.is_empty() {
+        diag::sort(&mut errors);
+        return Err(errors);
+    }
+    let mut warnings = std::mem::take(&mut cx.warnings);
+    diag::sort(&mut warnings);
+    Ok(ShapedDevices { circuits, warnings })
+}
+
+/// One cell: its text (unquoted) and where it is in the file.
+struct Cell {
+    text: String,
+    at: Range<usize>,
+}
+
+/// One row's cells and where the row starts.
+struct Row {
+    cells: Vec<Cell>,
+    start: usize,
+}
+
+/// Split `text` into rows of cells (RFC 4180: `,` between cells, `"` to
+/// quote a cell, `""` for a quote inside one, CRLF or LF between rows).
+/// Lines whose first character is `#` are comments and blank lines are
+/// skipped, as LibreQoS's example file has both. A quote left open is an
+/// error at the quote.
+fn rows(cx: &mut Ctx<'_>, text: &str) -> Vec<Row> {
+    let bytes = text.as_bytes();
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let line_end = text[i..].find('\n').map_or(text.len(), |n| i + n);
+        let line = text[i..line_end].trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            i = line_end + 1;
+            continue;
+        }
+        let start = i;
+        let mut cells = Vec::new();
+        let mut bad = false;
+        loop {
+            let (cell, next) = match bytes.get(i) {
+                Some(b'"') => match quoted(text, i) {
+                    Some(found) => found,
+                    None => {
+                        cx.error(
+                            &Some(i..i + 1),
+                            "this quote is never closed: a quoted cell ends with a `\"` (a quote inside one is written `\"\"`)",
+                        );
+                        return rows;
+                    }
+                },
+                _ => {
+                    let end = text[i..].find([',', '\n']).map_or(text.len(), |n| i + n);
+                    let raw = text[i..end].trim_end_matches('\r');
+                    (
+                        Cell {
+                            text: raw.to_string(),
+                            at: i..i + raw.len(),
+                        },
+                        end,
+                    )
+                }
+            };
+            cells.push(cell);
+            match bytes.get(next) {
+                Some(b',') => i = next + 1,
+                Some(b'\r') if bytes.get(next + 1) == Some(&b'\n') => {
+                    i = next + 2;
+                    break;
+                }
+                Some(b'\n') => {
+                    i = next + 1;
+                    break;
+                }
+                None => {
+                    i = next;
+                    break;
+                }
+                Some(_) => {
+                    cx.error(
+                        &Some(next..next + 1),
+                        "text after a quoted cell: a cell that starts with `\"` ends at the closing quote, before the next `,`",
+                    );
+                    i = text[next..].find('\n').map_or(text.len(), |n| next + n + 1);
+                    bad = true;
+                    break;
+                }
+            }
+        }
+        if !bad {
+            rows.push(Row { cells, start });
+        }
+    }
+    rows
+}
+
+/// The quoted cell whose opening quote is at `open`, and the offset just
+/// past its closing quote; None if it is never closed.
+fn quoted(text: &str, open: usize) -> Option<(Cell, usize)> {
+    let bytes = text.as_bytes();
+    let mut s = String::new();
+    let mut i = open + 1;
+    let mut from = i;
+    loop {
+        let q = text[i..].find('"')? + i;
+        if bytes.get(q + 1) == Some(&b'"') {
+            s.push_str(&text[from..=q]);
+            i = q + 2;
+            from = i;
+            continue;
+        }
+        s.push_str(&text[from..q]);
+        return Some((
+            Cell {
+                text: s,
+                at: open..q + 1,
+            },
+            q + 1,
+        ));
+    }
+}
+
+/// Where each column is in a row.
+struct Columns {
+    /// Index of each of [`COLUMNS`], in that order.
+    index: [usize; COLUMNS.len()],
+    sqm: Option<usize>,
+    count: usize,
+}
+
+const CIRCUIT_ID: usize = 0;
+const CIRCUIT_NAME: usize = 1;
+const DEVICE_ID: usize = 2;
+const DEVICE_NAME: usize = 3;
+const PARENT: usize = 4;
+const MAC: usize = 5;
+const IPV4: usize = 6;
+const IPV6: usize = 7;
+const DOWN_MIN: usize = 8;
+const UP_MIN: usize = 9;
+const DOWN_MAX: usize = 10;
+const UP_MAX: usize = 11;
+const COMMENT: usize = 12;
+
+/// A circuit being gathered from its rows, with where its shared cells
+/// were first given (to point at the first row when a later one differs).
+struct Gathering {
+    circuit: Circuit,
+    first: [Span; COLUMNS.len()],
+    sqm_first: Span,
+}
+
+struct Reader<'c, 'a> {
+    cx: &'c mut Ctx<'a>,
+    text: &'a str,
+}
+
+impl<'c, 'a> Reader<'c, 'a> {
+    fn new(cx: &'c mut Ctx<'a>, text: &'a str) -> Reader<'c, 'a> {
+        Reader { cx, text }
+    }
+
+    fn read(&mut self) -> Vec<Circuit> {
+        let rows = rows(self.cx, self.text);
+        let Some((header, rows)) = rows.split_first() else {
+            self.cx.error(
+                &None,
+                format!(
+                    "no header row: a ShapedDevices.csv starts with the column names ({})",
+                    COLUMNS.join(",")
+                ),
+            );
+            return Vec::new();
+        };
+        let Some(columns) = self.columns(header) else {
+            return Vec::new();
+        };
+        let mut circuits: Vec<Gathering> = Vec::new();
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut devices: HashMap<String, Span> = HashMap::new();
+        let mut addresses: HashMap<Address, Span> = HashMap::new();
+        for row in rows {
+            if row.cells.len() != columns.count {
+                let at = row
+                    .cells
+                    .get(columns.count)
+                    .map_or(Some(row.start..row.start), |c| Some(c.at.clone()));
+                self.cx.error(
+                    &at,
+                    format!(
+                        "this row has {} cells and the header {}: a cell with a `,` in it is quoted (\"a, b\")",
+                        row.cells.len(),
+                        columns.count
+                    ),
+                );
+                continue;
+            }
+            let cell = |c: usize| &row.cells[columns.index[c]];
+            let Some(device) = self.device(row, &columns, &mut devices, &mut addresses) else {
+                continue;
+            };
+            let plans = (
+                self.plan(cell(DOWN_MIN), cell(DOWN_MAX), "Download"),
+                self.plan(cell(UP_MIN), cell(UP_MAX), "Upload"),
+            );
+            let sqm = match columns.sqm {
+                Some(c) => self.sqm(&row.cells[c]),
+                None => Some(Sqm::default()),
+            };
+            let (Some(download), Some(upload), Some(sqm)) = (plans.0, plans.1, sqm) else {
+                continue;
+            };
+            let id_cell = cell(CIRCUIT_ID);
+            let id = id_cell.text.trim();
+            let parent = Some(cell(PARENT).text.trim())
+                .filter(|p| !p.is_empty())
+                .map(str::to_string);
+            let line = self.cx.line_of(&Some(row.start..row.start));
+            let p = self
+                .cx
+                .diagnostic(&Some(cell(PARENT).at.clone()), String::new());
+            let circuit = Circuit {
+                id: if id.is_empty() {
+                    format!("device:{}", device.id)
+                } else {
+                    id.to_string()
+                },
+                name: cell(CIRCUIT_NAME).text.trim().to_string(),
+                parent,
+                parent_at: (p.line, p.col),
+                download,
+                upload,
+                sqm,
+                devices: Vec::new(),
+                line,
+            };
+            let k = match by_id.get(&circuit.id) {
+                Some(&k) => {
+                    self.same_circuit(&circuits[k], &circuit, row, &columns);
+                    k
+                }
+                None => {
+                    by_id.insert(circuit.id.clone(), circuits.len());
+                    let mut first: [Span; COLUMNS.len()] = Default::default();
+                    for (c, span) in first.iter_mut().enumerate() {
+                        *span = Some(cell(c).at.clone());
+                    }
+                    circuits.push(Gathering {
+                        circuit,
+                        first,
+                        sqm_first: columns.sqm.map(|c| row.cells[c].at.clone()),
+                    });
+                    circuits.len() - 1
+                }
+            };
+            circuits[k].circuit.devices.push(device);
+        }
+        circuits.into_iter().map(|g| g.circuit).collect()
+    }
+
+    /// Find the columns by name in the header row.
+    fn columns(&mut self, header: &Row) -> Option<Columns> {
+        let mut index = [usize::MAX; COLUMNS.len()];
+        let mut sqm = None;
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for (i, cell) in header.cells.iter().enumerate() {
+            let name = cell.text.trim().to_ascii_lowercase();
+            let at = Some(cell.at.clone());
+            if let Some(first) = seen.insert(name.clone(), at.clone()) {
+                let line = self.cx.line_of(&first);
+                self.cx.error(
+                    &at,
+                    format!(
+                        "column `{}` is named twice (first on line {line})",
+                        cell.text.trim()
+                    ),
+                );
+                continue;
+            }
+            match COLUMNS.iter().position(|c| c.to_ascii_lowercase() == name) {
+                Some(c) => index[c] = i,
+                None if name == SQM_COLUMN => sqm = Some(i),
+                None => self.cx.warn(
+                    &at,
+                    format!(
+                        "column `{}` is not one weir reads: ignored",
+                        cell.text.trim()
+                    ),
+                ),
+            }
+        }
+        let missing: Vec<&str> = COLUMNS
+            .iter()
+            .zip(index)
+            .filter(|&(_, i)| i == usize::MAX)
+            .map(|(c, _)| *c)
+            .collect();
+        if !missing.is_empty() {
+            self.cx.error(
+                &Some(header.start..header.start),
+                format!(
+                    "the header lacks the column{} {}: a ShapedDevices.csv has {}",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", "),
+                    COLUMNS.join(",")
+                ),
+            );
+            return None;
+        }
+        Some(Columns {
+            index,
+            sqm,
+            count: header.cells.len(),
+        })
+    }
+
+    /// The device of a row, its addresses checked against every other
+    /// row's.
+    fn device(
+        &mut self,
+        row: &Row,
+        columns: &Columns,
+        devices: &mut HashMap<String, Span>,
+        addresses: &mut HashMap<Address, Span>,
+    ) -> Option<Device> {
+        let cell = |c: usize| &row.cells[columns.index[c]];
+        let id_cell = cell(DEVICE_ID);
+        let id = id_cell.text.trim();
+        let at = Some(id_cell.at.clone());
+        if id.is_empty() {
+            self.cx.error(&at, "a device needs an id (`Device ID`)");
+            return None;
+        }
+        if let Some(first) = devices.insert(id.to_string(), at.clone()) {
+            let line = self.cx.line_of(&first);
+            self.cx.error(
+                &at,
+                format!("device id `{id}` again (first on line {line}): each row is one device"),
+            );
+            return None;
+        }
+        let mac = self.mac(cell(MAC));
+        let mut ok = mac.is_some();
+        let mut ipv4 = Vec::new();
+        let mut ipv6 = Vec::new();
+        for (text, at) in items(cell(IPV4)) {
+            match parse_prefix4(text) {
+                Ok(p) => {
+                    ok &= self.unique(addresses, Address::V4(p), &at, text);
+                    ipv4.push(p);
+                }
+                Err(why) => {
+                    self.cx.error(&at, format!("`{text}` in IPv4: {why}"));
+                    ok = false;
+                }
+            }
+        }
+        for (text, at) in items(cell(IPV6)) {
+            match parse_prefix6(text) {
+                Ok(p) => {
+                    ok &= self.unique(addresses, Address::V6(p), &at, text);
+                    ipv6.push(p);
+                }
+                Err(why) => {
+                    self.cx.error(&at, format!("`{text}` in IPv6: {why}"));
+                    ok = false;
+                }
+            }
+        }
+        if ok && ipv4.is_empty() && ipv6.is_empty() {
+            self.cx.error(
+                &Some(cell(IPV4).at.clone()),
+                format!("device `{id}` has no address: nothing of it could be shaped (IPv4 and IPv6 are both empty)"),
+            );
+            return None;
+        }
+        ok.then(|| Device {
+            id: id.to_string(),
+            name: cell(DEVICE_NAME).text.trim().to_string(),
+            mac: mac.flatten(),
+            ipv4,
+            ipv6,
+            comment: cell(COMMENT).text.trim().to_string(),
+            line: self.cx.line_of(&Some(row.start..row.start)),
+        })
+    }
+
+    /// False (and an error) when `addr` was given before.
+    fn unique(
+        &mut self,
+        seen: &mut HashMap<Address, Span>,
+        addr: Address,
+        at: &Span,
+        text: &str,
+    ) -> bool {
+        match seen.insert(addr, at.clone()) {
+            None => true,
+            Some(first) => {
+                let first = self.cx.diagnostic(&first, String::new());
+                self.cx.error(
+                    at,
+                    format!(
+                        "`{text}` again (first at {}:{}): an address belongs to one device",
+                        first.line, first.col
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// A MAC cell: empty, or six hex bytes separated by `:` or `-`. The
+    /// outer None is an error (reported).
+    fn mac(&mut self, cell: &Cell) -> Option<Option<[u8; 6]>> {
+        let t = cell.text.trim();
+        if t.is_empty() {
+            return Some(None);
+        }
+        let parts: Vec<&str> = t.split([':', '-']).collect();
+        let mut mac = [0u8; 6];
+        let ok = parts.len() == 6
+            && parts
+                .iter()
+                .zip(mac.iter_mut())
+                .all(|(p, b)| p.len() == 2 && u8::from_str_radix(p, 16).map(|v| *b = v).is_ok());
+        if !ok {
+            self.cx.error(
+                &Some(cell.at.clone()),
+                format!("`{t}` is not a MAC address: expected six hex bytes, as 00:1b:21:3a:4f:5c"),
+            );
+            return None;
+        }
+        Some(Some(mac))
+    }
+
+    /// One direction's plan from its min and max cells (fractional Mbps).
+    fn plan(&mut self, min: &Cell, max: &Cell, what: &str) -> Option<Plan> {
+        let min_rate = self.mbps(min, &format!("{what} Min Mbps"));
+        let max_rate = self.mbps(max, &format!("{what} Max Mbps"));
+        let (min_rate, max_rate) = (min_rate?, max_rate?);
+        if min_rate > max_rate {
+            self.cx.error(
+                &Some(min.at.clone()),
+                format!(
+                    "{what} Min Mbps ({}) is above {what} Max Mbps ({}): the guaranteed rate cannot exceed the most the circuit may use",
+                    min.text.trim(),
+                    max.text.trim()
+                ),
+            );
+            return None;
+        }
+        Some(Plan {
+            min: min_rate,
+            max: max_rate,
+        })
+    }
+
+    /// A rate cell in Mbps, decimals allowed (`2.5` is 2,500,000 bit/s).
+    fn mbps(&mut self, cell: &Cell, column: &str) -> Option<Rate> {
+        let t = cell.text.trim();
+        let at = Some(cell.at.clone());
+        let valid = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        match valid.then(|| Rate::parse(&format!("{t}mbit"), None)) {
+            Some(Ok(r)) if r.bits_per_sec() > 0 => Some(r),
+            Some(Ok(_)) => {
+                self.cx.error(
+                    &at,
+                    format!("{column} is 0: a circuit with no rate would have everything it sends dropped"),
+                );
+                None
+            }
+            Some(Err(e)) => {
+                self.cx.error(&at, format!("{column} `{t}`: {e}"));
+                None
+            }
+            None => {
+                self.cx.error(
+                    &at,
+                    format!("{column} `{t}` is not a number of Mbps: expected digits with an optional decimal point, as 25 or 2.5"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The `sqm` cell.
+    fn sqm(&mut self, cell: &Cell) -> Option<Sqm> {
+        let t = cell.text.trim().to_ascii_lowercase();
+        let (down, up) = match t.split_once('/') {
+            Some((d, u)) => (d.trim(), u.trim()),
+            None => (t.as_str(), t.as_str()),
+        };
+        let leaf = |s: &str| match s {
+            "" => Ok(None),
+            "fq_codel" => Ok(Some(Leaf::FqCodel)),
+            "cake" => Ok(Some(Leaf::Cake)),
+            "none" => Ok(Some(Leaf::None)),
+            _ => Err(()),
+        };
+        match (leaf(down), leaf(up)) {
+            (Ok(download), Ok(upload)) => Some(Sqm { download, upload }),
+            _ => {
+                self.cx.error(
+                    &Some(cell.at.clone()),
+                    format!("sqm `{}`: expected cake, fq_codel, none, or DOWN/UP with either side empty (cake/fq_codel, /none)", cell.text.trim()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A later row of a circuit must agree with its first on the circuit's
+    /// own cells.
+    fn same_circuit(&mut self, first: &Gathering, now: &Circuit, row: &Row, columns: &Columns) {
+        let c = &first.circuit;
+        let checks: [(usize, bool); 6] = [
+            (CIRCUIT_NAME, c.name == now.name),
+            (PARENT, c.parent == now.parent),
+            (DOWN_MIN, c.download.min == now.download.min),
+            (DOWN_MAX, c.download.max == now.download.max),
+            (UP_MIN, c.upload.min == now.upload.min),
+            (UP_MAX, c.upload.max == now.upload.max),
+        ];
+        for (col, same) in checks {
+            if !same {
+                let line = self.cx.line_of(&first.first[col]);
+                self.cx.error(
+                    &Some(row.cells[columns.index[col]].at.clone()),
+                    format!(
+                        "circuit `{}` has {} `{}` on line {line} and `{}` here: the rows of one circuit give it once",
+                        now.id,
+                        COLUMNS[col],
+                        shown(self.cx_text(&first.first[col])),
+                        shown(row.cells[columns.index[col]].text.trim())
+                    ),
+                );
+            }
+        }
+        if let (Some(sqm), false) = (columns.sqm, c.sqm == now.sqm) {
+            let line = self.cx.line_of(&first.sqm_first);
+            self.cx.error(
+                &Some(row.cells[sqm].at.clone()),
+                format!(
+                    "circuit `{}` has another sqm on line {line}: the rows of one circuit give it once",
+                    now.id
+                ),
+            );
+        }
+    }
+
+    /// The source text of a span (a cell as written, quotes and all).
+    fn cx_text(&self, span: &Span) -> &'a str {
+        span.as_ref()
+            .and_then(|r| self.text.get(r.clone()))
+            .unwrap_or("")
+            .trim()
+    }
+}
+
+/// A cell's text for a message, `(empty)` when it is.
+fn shown(t: &str) -> &str {
+    if t.is_empty() {
+        "(empty)"
+    } else {
+        t
+    }
+}
+
+/// An address or network of either family, for duplicate checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Address {
+    V4(Prefix4),
+    V6(Prefix6),
+}
+
+/// The addresses of an IPv4 or IPv6 cell: separated by `,` or spaces
+/// (LibreQoS writes `"100.64.0.1, 100.64.0.14"`), each with its span.
+fn items(cell: &Cell) -> Vec<(&str, Span)> {
+    // The cell's text is the file's text when unquoted; when quoted (and
+    // without `""` inside, which an address list never has), it starts one
+    // byte after the opening quote.
+    let base = if cell.at.len() == cell.text.len() {
+        cell.at.start
+    } else {
+        cell.at.start + 1
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    for part in cell.text.split([',', ' ', '\t']) {
+        if !part.is_empty() {
+            out.push((part, Some(base + at..base + at + part.len())));
+        }
+        at += part.len() + 1;
+    }
+    out
+}
+
+/// `a.b.c.d` or `a.b.c.d/len`, with no host bits set past `len`.
+fn parse_prefix4(s: &str) -> Result<Prefix4, String> {
+    let (addr, len) = split_len(s, 32)?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| "not an IPv4 address (a.b.c.d or a.b.c.d/len)".to_string())?;
+    let bits = u32::from(addr);
+    let net = if len == 0 {
+        0
+    } else {
+        bits & (u32::MAX << (32 - len))
+    };
+    if net != bits {
+        return Err(format!(
+            "host bits set past /{len}: the network is {}/{len}",
+            Ipv4Addr::from(net)
+        ));
+    }
+    Ok(Prefix4 { addr, len })
+}
+
+/// An IPv6 address or network, with no host bits set past `len`.
+fn parse_prefix6(s: &str) -> Result<Prefix6, String> {
+    let (addr, len) = split_len(s, 128)?;
+    let addr: Ipv6Addr = addr
+        .parse()
+        .map_err(|_| "not an IPv6 address (as 2001:db8::1 or 2001:db8::/48)".to_string())?;
+    let bits = u128::from(addr);
+    let net = if len == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - len))
+    };
+    if net != bits {
+        return Err(format!(
+            "host bits set past /{len}: the network is {}/{len}",
+            Ipv6Addr::from(net)
+        ));
+    }
+    Ok(Prefix6 { addr, len })
+}
+
+/// An address and its prefix length (`max` when there is none).
+fn split_len(s: &str, max: u8) -> Result<(&str, u8), String> {
+    match s.split_once('/') {
+        None => Ok((s, max)),
+        Some((a, l)) => match l.parse::<u8>() {
+            Ok(len) if len <= max => Ok((a, len)),
+            _ => Err(format!("the prefix length `{l}` is not 0 to {max}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n";
+
+    fn read(body: &str) -> Result<ShapedDevices, Vec<String>> {
+        read_shaped_devices("ShapedDevices.csv", &format!("{HEADER}{body}"))
+            .map_err(|e| e.iter().map(ToString::to_string).collect())
+    }
+
+    fn mbit(m: u64) -> Rate {
+        Rate::from_bits_per_sec(m * 1_000_000)
+    }
+
+    #[test]
+    fn rows_become_circuits_with_their_devices() {
+        let got = read(concat!(
+            "# a comment, and a blank line next\n",
+            "\n",
+            "1,\"968 Circle St., Gurnee\",1,Device 1,AP_A,00:1b:21:3a:4f:5c,\"100.64.0.1, 100.64.0.14\",fdd7:b724:0:100::/56,1,1,155,20,Standard\n",
+            "2794,Littleton,5,Device 5,AP_11,,100.64.0.5,,1,1,105,18,\n",
+            "2794,Littleton,6,Device 6,AP_11,,100.64.0.6 100.64.1.0/24,,1,1,105,18,second device\r\n",
+            ",,7,Lone,,,198.18.0.7,,0.5,0.25,2.5,1.5,no circuit id",
+        ))
+        .expect("reads");
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        let c = &got.circuits;
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            (c[0].id.as_str(), c[0].name.as_str()),
+            ("1", "968 Circle St., Gurnee")
+        );
+        assert_eq!(c[0].parent.as_deref(), Some("AP_A"));
+        assert_eq!(
+            c[0].download,
+            Plan {
+                min: mbit(1),
+                max: mbit(155)
+            }
+        );
+        assert_eq!(
+            c[0].upload,
+            Plan {
+                min: mbit(1),
+                max: mbit(20)
+            }
+        );
+        assert_eq!(c[0].line, 4);
+        let d = &c[0].devices[0];
+        assert_eq!(d.mac, Some([0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x5c]));
+        assert_eq!(
+            d.ipv4,
+            vec![
+                Prefix4 {
+                    addr: Ipv4Addr::new(100, 64, 0, 1),
+                    len: 32
+                },
+                Prefix4 {
+                    addr: Ipv4Addr::new(100, 64, 0, 14),
+                    len: 32
+                },
+            ]
+        );
+        assert_eq!(d.ipv6[0].len, 56);
+        assert_eq!(c[1].id, "2794");
+        assert_eq!(c[1].devices.len(), 2);
+        assert_eq!(
+            c[1].devices[1].ipv4[1],
+            Prefix4 {
+                addr: Ipv4Addr::new(100, 64, 1, 0),
+                len: 24
+            }
+        );
+        assert_eq!(c[1].devices[1].comment, "second device");
+        assert_eq!(c[2].id, "device:7");
+        assert_eq!(c[2].parent, None);
+        assert_eq!(c[2].download.min, Rate::from_bits_per_sec(500_000));
+        assert_eq!(
+            c[2].upload,
+            Plan {
+                min: Rate::from_bits_per_sec(250_000),
+                max: Rate::from_bits_per_sec(1_500_000)
+            }
+        );
+    }
+
+    #[test]
+    fn columns_are_found_by_name_and_sqm_is_read() {
+        let text = concat!(
+            "ipv4,Device ID,circuit id,Circuit Name,Device Name,Parent Node,MAC,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment,sqm,Extra\n",
+            "198.18.0.1,d1,c1,One,Dev,,,,10,5,100,50,,cake/fq_codel,x\n",
+            "198.18.0.2,d2,c2,Two,Dev,,,,10,5,100,50,,/none,x\n",
+        );
+        let got = read_shaped_devices("s.csv", text).expect("reads");
+        assert_eq!(got.warnings.len(), 1);
+        assert_eq!(
+            got.warnings[0].to_string(),
+            "s.csv:1:153: column `Extra` is not one weir reads: ignored"
+        );
+        assert_eq!(
+            got.circuits[0].sqm,
+            Sqm {
+                download: Some(Leaf::Cake),
+                upload: Some(Leaf::FqCodel)
+            }
+        );
+        assert_eq!(
+            got.circuits[1].sqm,
+            Sqm {
+                download: None,
+                upload: Some(Leaf::None)
+            }
+        );
+        assert_eq!(
+            got.circuits[0].devices[0].ipv4[0].addr,
+            Ipv4Addr::new(198, 18, 0, 1)
+        );
+    }
+
+    #[test]
+    fn errors_point_at_their_cells() {
+        let errors = read(concat!(
+            "1,A,d1,D,,,198.18.0.1,,10,5,100,50,\n",
+            "2,B,d2,D,,,198.18.0.1,,10,5,100,50,\n",
+            "3,C,d1,D,,,198.18.0.3,,10,5,100,50,\n",
+            "4,D,d4,D,,zz:1b,198.18.0.4/24,2001:db8::1/200,10,5,100,50,\n",
+            "5,E,d5,D,,,198.18.0.5,,100,5,10,x,\n",
+            "6,F,d6,D,,,198.18.0.6,,10,5,100,50,a, b\n",
+            "7,G,d7,D,,,,,10,5,100,50,\n",
+            "1,A,d8,D,AP,,198.18.0.8,,10,5,90,50,\n",
+        ))
+        .expect_err("bad rows");
+        let want = [
+            "ShapedDevices.csv:3:12: `198.18.0.1` again (first at 2:12): an address belongs to one device",
+            "ShapedDevices.csv:4:5: device id `d1` again (first on line 2): each row is one device",
+            "ShapedDevices.csv:5:11: `zz:1b` is not a MAC address: expected six hex bytes, as 00:1b:21:3a:4f:5c",
+            "ShapedDevices.csv:5:17: `198.18.0.4/24` in IPv4: host bits set past /24: the network is 198.18.0.0/24",
+            "ShapedDevices.csv:5:31: `2001:db8::1/200` in IPv6: the prefix length `200` is not 0 to 128",
+            "ShapedDevices.csv:6:24: Download Min Mbps (100) is above Download Max Mbps (10): the guaranteed rate cannot exceed the most the circuit may use",
+            "ShapedDevices.csv:6:33: Upload Max Mbps `x` is not a number of Mbps: expected digits with an optional decimal point, as 25 or 2.5",
+            "ShapedDevices.csv:7:38: this row has 14 cells and the header 13: a cell with a `,` in it is quoted (\"a, b\")",
+            "ShapedDevices.csv:8:12: device `d7` has no address: nothing of it could be shaped (IPv4 and IPv6 are both empty)",
+            "ShapedDevices.csv:9:10: circuit `1` has Parent Node `(empty)` on line 2 and `AP` here: the rows of one circuit give it once",
+            "ShapedDevices.csv:9:31: circuit `1` has Download Max Mbps `100` on line 2 and `90` here: the rows of one circuit give it once",
+        ];
+        assert_eq!(errors, want);
+    }
+
+    #[test]
+    fn a_bad_header_or_an_open_quote_is_reported() {
+        let e =
+            read_shaped_devices("s.csv", "Circuit ID,Device ID\n1,2\n").expect_err("no columns");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].to_string()
+                .starts_with("s.csv:1:1: the header lacks the columns Circuit Name, Device Name,"),
+            "{}",
+            e[0]
+        );
+        let e = read_shaped_devices("s.csv", "").expect_err("empty");
+        assert!(
+            e[0].to_string().starts_with("s.csv:1:1: no header row"),
+            "{}",
+            e[0]
+        );
+        let e = read(",\"open,d,D,,,198.18.0.1,,1,1,1,1,\n").expect_err("open quote");
+        assert_eq!(e[0].to_string(), "ShapedDevices.csv:2:2: this quote is never closed: a quoted cell ends with a `\"` (a quote inside one is written `\"\"`)");
+        let e = read("1,\"A\"x,d,D,,,198.18.0.1,,1,1,1,1,\n").expect_err("text after quote");
+        assert_eq!(e[0].to_string(), "ShapedDevices.csv:2:6: text after a quoted cell: a cell that starts with `\"` ends at the closing quote, before the next `,`");
+        let e = read("1,A,d,D,,,198.18.0.1,,0,1,1,1,\n").expect_err("zero");
+        assert_eq!(e[0].to_string(), "ShapedDevices.csv:2:23: Download Min Mbps is 0: a circuit with no rate would have everything it sends dropped");
+    }
+
+    #[test]
+    fn quotes_inside_quoted_cells_are_kept() {
+        let got = read("1,\"The \"\"Big\"\" One\",d,D,,,198.18.0.1,,1,1,2,2,\"say \"\"hi\"\"\"\n")
+            .expect("reads");
+        assert_eq!(got.circuits[0].name, "The \"Big\" One");
+        assert_eq!(got.circuits[0].devices[0].comment, "say \"hi\"");
+    }
+
+    #[test]
+    fn ten_thousand_generated_circuits_read_back() {
+        let mut body = String::new();
+        for i in 0..10_000u32 {
+            body.push_str(&format!(
+                "c{i},Circuit {i},d{i},Device {i},AP_{},,198.{}.{}.{},2001:db8:{:x}::/64,{}.5,1,{},{},\n",
+                i % 50,
+                18 + i / 65_536,
+                (i / 256) % 256,
+                i % 256,
+                i,
+                1 + i % 10,
+                20 + i % 100,
+                5 + i % 20,
+            ));
+        }
+        let got = read(&body).expect("reads");
+        assert_eq!(got.circuits.len(), 10_000);
+        assert_eq!(got.circuits[9_999].id, "c9999");
+        assert_eq!(
+            got.circuits[9_999].download.min,
+            Rate::from_bits_per_sec(10_500_000)
+        );
+        assert_eq!(got.circuits[9_999].line, 10_001);
+    }
+}
