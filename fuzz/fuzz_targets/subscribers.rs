@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let devices = read_shaped_devices("fuzz.csv", text);
     let network = read_network("fuzz.json", text);
     if let (Ok(d), Ok(n)) = (devices, network) {
-        let _ = unknown_parents("fuzz.csv", &d.circuits, &n);
+        let _ = unknown_parents("fuzz.csv", &d.circuits, Some(&n));
+        let _ = unknown_parents("fuzz.csv", &d.circuits, None);
     }
 });

@@ -21,6 +21,7 @@ mod man;
 mod remote;
 mod run;
 mod simulate;
+mod subscribers;
 mod tc;
 
 #[derive(Parser, Debug)]
@@ -84,6 +85,12 @@ enum Command {
     /// Validate a configuration file and print its trees. Exit 0 when valid,
     /// 2 with FILE:LINE:COL diagnostics otherwise.
     Check(check::Args),
+    /// The subscriber files ISPs keep: `weir subscribers check
+    /// ShapedDevices.csv --network network.json`.
+    Subscribers {
+        #[command(subcommand)]
+        cmd: subscribers::Cmd,
+    },
     /// Run the shaping core in virtual time on generated traffic and print
     /// what each class achieves (offered, achieved, drops, marks, sojourn).
     Simulate(simulate::Cmd),
@@ -126,5 +133,6 @@ fn main() -> ExitCode {
         Command::Tc(args) => tc::main(args),
         Command::Check(args) => check::main(args),
         Command::Simulate(cmd) => simulate::main(cmd),
+        Command::Subscribers { cmd } => subscribers::main(cmd),
     }
 }

@@ -14,33 +14,187 @@ pub use devices::{
 };
 pub use network::{read_network, Network, Node};
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::units::Rate;
 use crate::Diagnostic;
 
 /// The circuits whose parent node the hierarchy does not have, as errors
-/// at their `Parent Node` cells of `file` (the CSV).
-pub fn unknown_parents(file: &str, circuits: &[Circuit], network: &Network) -> Vec<Diagnostic> {
+/// at their `Parent Node` cells of `file` (the CSV). `network` None: no
+/// hierarchy was given, so every circuit must hang under the root.
+pub fn unknown_parents(
+    file: &str,
+    circuits: &[Circuit],
+    network: Option<&Network>,
+) -> Vec<Diagnostic> {
     circuits
         .iter()
         .filter_map(|c| {
             let parent = c.parent.as_deref()?;
-            if network.find(parent).is_some() {
-                return None;
-            }
+            let why = match network {
+                Some(n) if n.find(parent).is_some() => return None,
+                Some(n) if n.nodes.is_empty() => {
+                    "which the network hierarchy does not have (it is empty: leave Parent Node empty for a flat network)"
+                }
+                Some(_) => "which the network hierarchy does not have",
+                None => "but no network hierarchy was given (leave Parent Node empty for a flat network, or give its network.json)",
+            };
             Some(Diagnostic {
                 file: file.to_string(),
                 line: c.parent_at.0,
                 col: c.parent_at.1,
-                message: format!(
-                    "circuit `{}` hangs under `{parent}`, which the network hierarchy does not have{}",
-                    c.id,
-                    match network.nodes.len() {
-                        0 => " (it is empty: leave Parent Node empty for a flat network)".to_string(),
-                        _ => String::new(),
-                    }
-                ),
+                message: format!("circuit `{}` hangs under `{parent}`, {why}", c.id),
             })
         })
         .collect()
+}
+
+/// `weir subscribers check DEVICES [--network NETWORK]`: 0 when both
+/// files are good (a summary on `out`: circuits, devices and addresses;
+/// per node of the hierarchy its limits, the circuits directly under it
+/// and how far their plans oversubscribe it; warnings on `err`), 2 on any
+/// error (one diagnostic per line on `err`).
+pub fn cli_check(
+    devices: &Path,
+    network: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic {
+                file: path.display().to_string(),
+                line: 0,
+                col: 0,
+                message: format!("can't read the file: {e}"),
+            }]
+        })
+    };
+    let devices_file = devices.display().to_string();
+    let shaped = read(devices).and_then(|t| read_shaped_devices(&devices_file, &t));
+    let hierarchy =
+        network.map(|p| read(p).and_then(|t| read_network(&p.display().to_string(), &t)));
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    match &shaped {
+        Ok(s) => warnings.extend(s.warnings.iter().cloned()),
+        Err(e) => errors.extend(e.iter().cloned()),
+    }
+    match &hierarchy {
+        Some(Ok(n)) => warnings.extend(n.warnings.iter().cloned()),
+        Some(Err(e)) => errors.extend(e.iter().cloned()),
+        None => {}
+    }
+    match (&shaped, &hierarchy) {
+        (Ok(s), Some(Ok(n))) => errors.extend(unknown_parents(&devices_file, &s.circuits, Some(n))),
+        (Ok(s), None) => errors.extend(unknown_parents(&devices_file, &s.circuits, None)),
+        _ => {}
+    }
+    for w in &warnings {
+        let _ = writeln!(
+            err,
+            "{}:{}:{}: warning: {}",
+            w.file, w.line, w.col, w.message
+        );
+    }
+    if !errors.is_empty() {
+        for d in &errors {
+            let _ = writeln!(err, "{d}");
+        }
+        let _ = writeln!(err, "{} error(s)", errors.len());
+        return 2;
+    }
+    let Ok(shaped) = shaped else {
+        return 2;
+    };
+    let network = match hierarchy {
+        Some(Ok(n)) => n,
+        _ => Network::default(),
+    };
+    let _ = write!(
+        out,
+        "{}",
+        summary(&devices_file, &shaped.circuits, &network)
+    );
+    let _ = writeln!(out, "OK: {} warning(s)", warnings.len());
+    0
+}
+
+/// What `weir subscribers check` prints for files that are good.
+fn summary(file: &str, circuits: &[Circuit], network: &Network) -> String {
+    let devices: usize = circuits.iter().map(|c| c.devices.len()).sum();
+    let v4: usize = circuits
+        .iter()
+        .flat_map(|c| &c.devices)
+        .map(|d| d.ipv4.len())
+        .sum();
+    let v6: usize = circuits
+        .iter()
+        .flat_map(|c| &c.devices)
+        .map(|d| d.ipv6.len())
+        .sum();
+    let mut s = format!(
+        "{file}: {} circuit(s), {devices} device(s), {v4} IPv4 and {v6} IPv6 address(es) or prefix(es)\n",
+        circuits.len()
+    );
+    // Per node: the circuits directly under it and the sums of their plans.
+    let mut under: HashMap<Option<&str>, (usize, u64, u64)> = HashMap::new();
+    for c in circuits {
+        let e = under.entry(c.parent.as_deref()).or_default();
+        e.0 += 1;
+        e.1 += c.download.max.bits_per_sec();
+        e.2 += c.upload.max.bits_per_sec();
+    }
+    let line = |s: &mut String,
+                indent: usize,
+                name: &str,
+                limits: Option<(Rate, Rate)>,
+                n: Option<&(usize, u64, u64)>| {
+        let (count, down, up) = n.copied().unwrap_or_default();
+        s.push_str(&format!("{:indent$}{name}", ""));
+        if let Some((d, u)) = limits {
+            s.push_str(&format!(" down {d} up {u}"));
+        }
+        s.push_str(&format!(": {count} circuit(s)"));
+        if count > 0 {
+            s.push_str(&format!(
+                ", plans' max {} down {} up",
+                Rate::from_bits_per_sec(down),
+                Rate::from_bits_per_sec(up)
+            ));
+            if let Some((d, u)) = limits {
+                // How many times over the plans add up to the node's limit.
+                let ratio = |sum: u64, limit: Rate| sum as f64 / limit.bits_per_sec().max(1) as f64;
+                s.push_str(&format!(
+                    " ({:.2}x and {:.2}x its limits)",
+                    ratio(down, d),
+                    ratio(up, u)
+                ));
+            }
+        }
+        s.push('\n');
+    };
+    line(&mut s, 2, "(root)", None, under.get(&None));
+    let mut stack: Vec<(usize, usize)> = network.roots().map(|i| (i, 4)).collect();
+    stack.reverse();
+    while let Some((i, indent)) = stack.pop() {
+        let n = &network.nodes[i];
+        let name = match &n.kind {
+            Some(k) => format!("{} ({k})", n.name),
+            None => n.name.clone(),
+        };
+        line(
+            &mut s,
+            indent,
+            &name,
+            Some((n.download, n.upload)),
+            under.get(&Some(n.name.as_str())),
+        );
+        stack.extend(n.children.iter().rev().map(|&c| (c, indent + 2)));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -81,7 +235,7 @@ mod tests {
                 if json {
                     if let Ok(n) = read_network("p.json", &text) {
                         let d = read_shaped_devices("p.csv", CSV).expect("the sample reads");
-                        let _ = unknown_parents("p.csv", &d.circuits, &n);
+                        let _ = unknown_parents("p.csv", &d.circuits, Some(&n));
                     }
                 } else {
                     let _ = read_shaped_devices("p.csv", &text);
@@ -97,7 +251,7 @@ mod tests {
         assert_eq!(d.circuits[0].devices.len(), 2);
         assert_eq!(d.circuits[0].devices[0].comment, "a \"b\"");
         let n = read_network("p.json", JSON).expect("reads");
-        assert!(unknown_parents("p.csv", &d.circuits, &n).is_empty());
+        assert!(unknown_parents("p.csv", &d.circuits, Some(&n)).is_empty());
     }
 
     #[test]
@@ -114,7 +268,7 @@ mod tests {
             r#"{"AP_A": {"downloadBandwidthMbps": 100, "uploadBandwidthMbps": 100}}"#,
         )
         .expect("reads");
-        let e: Vec<String> = unknown_parents("s.csv", &devices.circuits, &network)
+        let e: Vec<String> = unknown_parents("s.csv", &devices.circuits, Some(&network))
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -123,10 +277,17 @@ mod tests {
             ["s.csv:3:12: circuit `2` hangs under `AP_X`, which the network hierarchy does not have"]
         );
         let flat = read_network("n.json", "{}").expect("flat");
-        let e = unknown_parents("s.csv", &devices.circuits, &flat);
+        let e = unknown_parents("s.csv", &devices.circuits, Some(&flat));
         assert_eq!(e.len(), 2);
         assert!(e[0]
             .message
             .ends_with("(it is empty: leave Parent Node empty for a flat network)"));
+        let e = unknown_parents("s.csv", &devices.circuits, None);
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[1].message.contains("but no network hierarchy was given"),
+            "{}",
+            e[1]
+        );
     }
 }
