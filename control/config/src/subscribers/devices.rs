@@ -19,6 +19,7 @@
 //! because its errors must point at a cell's line and column in the file,
 //! which a record reader that unquotes fields in place does not keep.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -144,113 +145,131 @@ pub fn read_shaped_devices(file: &str, text: &str) -> Result<ShapedDevices, Vec<
     Ok(ShapedDevices { circuits, warnings })
 }
 
-/// One cell: its text (unquoted) and where it is in the file.
-struct Cell {
-    text: String,
+/// One cell: its text (unquoted; borrowed from the file unless it had
+/// `""` in it) and where it is in the file.
+struct Cell<'a> {
+    text: Cow<'a, str>,
     at: Range<usize>,
 }
 
 /// One row's cells and where the row starts.
-struct Row {
-    cells: Vec<Cell>,
+struct Row<'a> {
+    cells: Vec<Cell<'a>>,
     start: usize,
 }
 
-/// Split `text` into rows of cells (RFC 4180: `,` between cells, `"` to
-/// quote a cell, `""` for a quote inside one, CRLF or LF between rows).
-/// Lines whose first character is `#` are comments and blank lines are
-/// skipped, as LibreQoS's example file has both. A quote left open is an
-/// error at the quote.
-fn rows(cx: &mut Ctx<'_>, text: &str) -> Vec<Row> {
-    let bytes = text.as_bytes();
-    let mut rows = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let line_end = text[i..].find('\n').map_or(text.len(), |n| i + n);
-        let line = text[i..line_end].trim_end_matches('\r');
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            i = line_end + 1;
-            continue;
-        }
-        let start = i;
-        let mut cells = Vec::new();
-        let mut bad = false;
-        loop {
-            let (cell, next) = match bytes.get(i) {
-                Some(b'"') => match quoted(text, i) {
-                    Some(found) => found,
-                    None => {
-                        cx.error(
-                            &Some(i..i + 1),
-                            "this quote is never closed: a quoted cell ends with a `\"` (a quote inside one is written `\"\"`)",
-                        );
-                        return rows;
+/// The rows of a CSV text, one at a time (RFC 4180: `,` between cells,
+/// `"` to quote a cell, `""` for a quote inside one, CRLF or LF between
+/// rows). Lines whose first character is `#` are comments and blank lines
+/// are skipped, as LibreQoS's example file has both. A quote left open is
+/// an error at the quote and ends the rows; text after a closing quote is
+/// an error and skips its row.
+struct Rows<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(text: &'a str) -> Rows<'a> {
+        Rows { text, at: 0 }
+    }
+
+    fn next(&mut self, cx: &mut Ctx<'_>) -> Option<Row<'a>> {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        'rows: while self.at < bytes.len() {
+            let mut i = self.at;
+            let line_end = text[i..].find('\n').map_or(text.len(), |n| i + n);
+            let line = text[i..line_end].trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                self.at = line_end + 1;
+                continue;
+            }
+            let start = i;
+            let mut cells = Vec::new();
+            loop {
+                let (cell, next) = match bytes.get(i) {
+                    Some(b'"') => match quoted(text, i) {
+                        Some(found) => found,
+                        None => {
+                            cx.error(
+                                &Some(i..i + 1),
+                                "this quote is never closed: a quoted cell ends with a `\"` (a quote inside one is written `\"\"`)",
+                            );
+                            self.at = text.len();
+                            return None;
+                        }
+                    },
+                    _ => {
+                        let end = text[i..].find([',', '\n']).map_or(text.len(), |n| i + n);
+                        let raw = text[i..end].trim_end_matches('\r');
+                        (
+                            Cell {
+                                text: Cow::Borrowed(raw),
+                                at: i..i + raw.len(),
+                            },
+                            end,
+                        )
                     }
-                },
-                _ => {
-                    let end = text[i..].find([',', '\n']).map_or(text.len(), |n| i + n);
-                    let raw = text[i..end].trim_end_matches('\r');
-                    (
-                        Cell {
-                            text: raw.to_string(),
-                            at: i..i + raw.len(),
-                        },
-                        end,
-                    )
-                }
-            };
-            cells.push(cell);
-            match bytes.get(next) {
-                Some(b',') => i = next + 1,
-                Some(b'\r') if bytes.get(next + 1) == Some(&b'\n') => {
-                    i = next + 2;
-                    break;
-                }
-                Some(b'\n') => {
-                    i = next + 1;
-                    break;
-                }
-                None => {
-                    i = next;
-                    break;
-                }
-                Some(_) => {
-                    cx.error(
-                        &Some(next..next + 1),
-                        "text after a quoted cell: a cell that starts with `\"` ends at the closing quote, before the next `,`",
-                    );
-                    i = text[next..].find('\n').map_or(text.len(), |n| next + n + 1);
-                    bad = true;
-                    break;
+                };
+                cells.push(cell);
+                match bytes.get(next) {
+                    Some(b',') => i = next + 1,
+                    Some(b'\r') if bytes.get(next + 1) == Some(&b'\n') => {
+                        self.at = next + 2;
+                        break;
+                    }
+                    Some(b'\n') => {
+                        self.at = next + 1;
+                        break;
+                    }
+                    None => {
+                        self.at = next;
+                        break;
+                    }
+                    Some(_) => {
+                        cx.error(
+                            &Some(next..next + 1),
+                            "text after a quoted cell: a cell that starts with `\"` ends at the closing quote, before the next `,`",
+                        );
+                        self.at = text[next..].find('\n').map_or(text.len(), |n| next + n + 1);
+                        continue 'rows;
+                    }
                 }
             }
+            return Some(Row { cells, start });
         }
-        if !bad {
-            rows.push(Row { cells, start });
-        }
+        None
     }
-    rows
 }
 
 /// The quoted cell whose opening quote is at `open`, and the offset just
 /// past its closing quote; None if it is never closed.
-fn quoted(text: &str, open: usize) -> Option<(Cell, usize)> {
+fn quoted(text: &str, open: usize) -> Option<(Cell<'_>, usize)> {
     let bytes = text.as_bytes();
-    let mut s = String::new();
+    let mut owned: Option<String> = None;
     let mut i = open + 1;
     let mut from = i;
     loop {
         let q = text[i..].find('"')? + i;
         if bytes.get(q + 1) == Some(&b'"') {
-            s.push_str(&text[from..=q]);
+            owned
+                .get_or_insert_with(String::new)
+                .push_str(&text[from..=q]);
             i = q + 2;
             from = i;
             continue;
         }
-        s.push_str(&text[from..q]);
+        let text = match owned {
+            None => Cow::Borrowed(&text[from..q]),
+            Some(mut s) => {
+                s.push_str(&text[from..q]);
+                Cow::Owned(s)
+            }
+        };
         return Some((
             Cell {
-                text: s,
+                text,
                 at: open..q + 1,
             },
             q + 1,
@@ -280,14 +299,6 @@ const DOWN_MAX: usize = 10;
 const UP_MAX: usize = 11;
 const COMMENT: usize = 12;
 
-/// A circuit being gathered from its rows, with where its shared cells
-/// were first given (to point at the first row when a later one differs).
-struct Gathering {
-    circuit: Circuit,
-    first: [Span; COLUMNS.len()],
-    sqm_first: Span,
-}
-
 struct Reader<'c, 'a> {
     cx: &'c mut Ctx<'a>,
     text: &'a str,
@@ -299,8 +310,8 @@ impl<'c, 'a> Reader<'c, 'a> {
     }
 
     fn read(&mut self) -> Vec<Circuit> {
-        let rows = rows(self.cx, self.text);
-        let Some((header, rows)) = rows.split_first() else {
+        let mut rows = Rows::new(self.text);
+        let Some(header) = rows.next(self.cx) else {
             self.cx.error(
                 &None,
                 format!(
@@ -310,14 +321,15 @@ impl<'c, 'a> Reader<'c, 'a> {
             );
             return Vec::new();
         };
-        let Some(columns) = self.columns(header) else {
+        let Some(columns) = self.columns(&header) else {
             return Vec::new();
         };
-        let mut circuits: Vec<Gathering> = Vec::new();
+        let mut circuits: Vec<Circuit> = Vec::new();
         let mut by_id: HashMap<String, usize> = HashMap::new();
         let mut devices: HashMap<String, Span> = HashMap::new();
         let mut addresses: HashMap<Address, Span> = HashMap::new();
-        for row in rows {
+        while let Some(row) = rows.next(self.cx) {
+            let row = &row;
             if row.cells.len() != columns.count {
                 let at = row
                     .cells
@@ -379,21 +391,13 @@ impl<'c, 'a> Reader<'c, 'a> {
                 }
                 None => {
                     by_id.insert(circuit.id.clone(), circuits.len());
-                    let mut first: [Span; COLUMNS.len()] = Default::default();
-                    for (c, span) in first.iter_mut().enumerate() {
-                        *span = Some(cell(c).at.clone());
-                    }
-                    circuits.push(Gathering {
-                        circuit,
-                        first,
-                        sqm_first: columns.sqm.map(|c| row.cells[c].at.clone()),
-                    });
+                    circuits.push(circuit);
                     circuits.len() - 1
                 }
             };
-            circuits[k].circuit.devices.push(device);
+            circuits[k].devices.push(device);
         }
-        circuits.into_iter().map(|g| g.circuit).collect()
+        circuits
     }
 
     /// Find the columns by name in the header row.
@@ -649,49 +653,56 @@ impl<'c, 'a> Reader<'c, 'a> {
 
     /// A later row of a circuit must agree with its first on the circuit's
     /// own cells.
-    fn same_circuit(&mut self, first: &Gathering, now: &Circuit, row: &Row, columns: &Columns) {
-        let c = &first.circuit;
-        let checks: [(usize, bool); 6] = [
-            (CIRCUIT_NAME, c.name == now.name),
-            (PARENT, c.parent == now.parent),
-            (DOWN_MIN, c.download.min == now.download.min),
-            (DOWN_MAX, c.download.max == now.download.max),
-            (UP_MIN, c.upload.min == now.upload.min),
-            (UP_MAX, c.upload.max == now.upload.max),
+    fn same_circuit(&mut self, first: &Circuit, now: &Circuit, row: &Row<'_>, columns: &Columns) {
+        let text = |s: Option<&str>| shown(s.unwrap_or("")).to_string();
+        let checks: [(usize, String, String); 6] = [
+            (CIRCUIT_NAME, text(Some(&first.name)), text(Some(&now.name))),
+            (
+                PARENT,
+                text(first.parent.as_deref()),
+                text(now.parent.as_deref()),
+            ),
+            (
+                DOWN_MIN,
+                first.download.min.to_string(),
+                now.download.min.to_string(),
+            ),
+            (
+                DOWN_MAX,
+                first.download.max.to_string(),
+                now.download.max.to_string(),
+            ),
+            (
+                UP_MIN,
+                first.upload.min.to_string(),
+                now.upload.min.to_string(),
+            ),
+            (
+                UP_MAX,
+                first.upload.max.to_string(),
+                now.upload.max.to_string(),
+            ),
         ];
-        for (col, same) in checks {
-            if !same {
-                let line = self.cx.line_of(&first.first[col]);
+        for (col, was, is) in checks {
+            if was != is {
                 self.cx.error(
                     &Some(row.cells[columns.index[col]].at.clone()),
                     format!(
-                        "circuit `{}` has {} `{}` on line {line} and `{}` here: the rows of one circuit give it once",
-                        now.id,
-                        COLUMNS[col],
-                        shown(self.cx_text(&first.first[col])),
-                        shown(row.cells[columns.index[col]].text.trim())
+                        "circuit `{}` has {} `{was}` on line {} and `{is}` here: the rows of one circuit give it once",
+                        now.id, COLUMNS[col], first.line
                     ),
                 );
             }
         }
-        if let (Some(sqm), false) = (columns.sqm, c.sqm == now.sqm) {
-            let line = self.cx.line_of(&first.sqm_first);
+        if let (Some(sqm), false) = (columns.sqm, first.sqm == now.sqm) {
             self.cx.error(
                 &Some(row.cells[sqm].at.clone()),
                 format!(
-                    "circuit `{}` has another sqm on line {line}: the rows of one circuit give it once",
-                    now.id
+                    "circuit `{}` has another sqm on line {}: the rows of one circuit give it once",
+                    now.id, first.line
                 ),
             );
         }
-    }
-
-    /// The source text of a span (a cell as written, quotes and all).
-    fn cx_text(&self, span: &Span) -> &'a str {
-        span.as_ref()
-            .and_then(|r| self.text.get(r.clone()))
-            .unwrap_or("")
-            .trim()
     }
 }
 
@@ -713,7 +724,7 @@ enum Address {
 
 /// The addresses of an IPv4 or IPv6 cell: separated by `,` or spaces
 /// (LibreQoS writes `"100.64.0.1, 100.64.0.14"`), each with its span.
-fn items(cell: &Cell) -> Vec<(&str, Span)> {
+fn items<'c>(cell: &'c Cell<'_>) -> Vec<(&'c str, Span)> {
     // The cell's text is the file's text when unquoted; when quoted (and
     // without `""` inside, which an address list never has), it starts one
     // byte after the opening quote.
@@ -930,7 +941,7 @@ mod tests {
             "ShapedDevices.csv:7:38: this row has 14 cells and the header 13: a cell with a `,` in it is quoted (\"a, b\")",
             "ShapedDevices.csv:8:12: device `d7` has no address: nothing of it could be shaped (IPv4 and IPv6 are both empty)",
             "ShapedDevices.csv:9:10: circuit `1` has Parent Node `(empty)` on line 2 and `AP` here: the rows of one circuit give it once",
-            "ShapedDevices.csv:9:31: circuit `1` has Download Max Mbps `100` on line 2 and `90` here: the rows of one circuit give it once",
+            "ShapedDevices.csv:9:31: circuit `1` has Download Max Mbps `100Mbit` on line 2 and `90Mbit` here: the rows of one circuit give it once",
         ];
         assert_eq!(errors, want);
     }
