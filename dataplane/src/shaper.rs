@@ -336,6 +336,7 @@ impl Shaper {
     /// Order: the filters (or the default) give a class; the apps engine,
     /// when the tree has apps, overrides it for a flow whose app is known.
     /// The remark is the app's, else the class's, else a wash.
+    #[inline(always)]
     fn classify(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<(u32, Packet)> {
         let headers = parse_frame(bytes);
         let located = self.locate(&headers);
