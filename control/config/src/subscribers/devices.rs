@@ -746,44 +746,47 @@ fn items<'c>(cell: &'c Cell<'_>) -> Vec<(&'c str, Span)> {
 
 /// `a.b.c.d` or `a.b.c.d/len`, with no host bits set past `len`.
 fn parse_prefix4(s: &str) -> Result<Prefix4, String> {
-    let (addr, len) = split_len(s, 32)?;
-    let addr: Ipv4Addr = addr
+    let (text, len) = split_len(s, 32)?;
+    let addr: Ipv4Addr = text
         .parse()
         .map_err(|_| "not an IPv4 address (a.b.c.d or a.b.c.d/len)".to_string())?;
-    let bits = u32::from(addr);
-    let net = if len == 0 {
-        0
-    } else {
-        bits & (u32::MAX << (32 - len))
-    };
-    if net != bits {
-        return Err(format!(
-            "host bits set past /{len}: the network is {}/{len}",
-            Ipv4Addr::from(net)
-        ));
-    }
+    no_host_bits(u128::from(u32::from(addr)), len, 32, |n| {
+        Ipv4Addr::from(n as u32).to_string()
+    })?;
     Ok(Prefix4 { addr, len })
 }
 
 /// An IPv6 address or network, with no host bits set past `len`.
 fn parse_prefix6(s: &str) -> Result<Prefix6, String> {
-    let (addr, len) = split_len(s, 128)?;
-    let addr: Ipv6Addr = addr
+    let (text, len) = split_len(s, 128)?;
+    let addr: Ipv6Addr = text
         .parse()
         .map_err(|_| "not an IPv6 address (as 2001:db8::1 or 2001:db8::/48)".to_string())?;
-    let bits = u128::from(addr);
-    let net = if len == 0 {
-        0
-    } else {
-        bits & (u128::MAX << (128 - len))
-    };
-    if net != bits {
-        return Err(format!(
-            "host bits set past /{len}: the network is {}/{len}",
-            Ipv6Addr::from(net)
-        ));
-    }
+    no_host_bits(u128::from(addr), len, 128, |n| {
+        Ipv6Addr::from(n).to_string()
+    })?;
     Ok(Prefix6 { addr, len })
+}
+
+/// An error when `bits` (an address `width` bits wide) has bits set past
+/// `len`, naming the network that was probably meant (`show` prints one).
+fn no_host_bits(
+    bits: u128,
+    len: u8,
+    width: u8,
+    show: impl Fn(u128) -> String,
+) -> Result<(), String> {
+    let net = match len {
+        0 => 0,
+        _ => bits & (u128::MAX << (width - len)) & (u128::MAX >> (128 - width)),
+    };
+    if net == bits {
+        return Ok(());
+    }
+    Err(format!(
+        "host bits set past /{len}: the network is {}/{len}",
+        show(net)
+    ))
 }
 
 /// An address and its prefix length (`max` when there is none).
