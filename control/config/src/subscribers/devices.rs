@@ -483,32 +483,22 @@ impl<'c, 'a> Reader<'c, 'a> {
         }
         let mac = self.mac(cell(MAC));
         let mut ok = mac.is_some();
-        let mut ipv4 = Vec::new();
-        let mut ipv6 = Vec::new();
-        for (text, at) in items(cell(IPV4)) {
-            match parse_prefix4(text) {
-                Ok(p) => {
-                    ok &= self.unique(addresses, Address::V4(p), &at, text);
-                    ipv4.push(p);
-                }
-                Err(why) => {
-                    self.cx.error(&at, format!("`{text}` in IPv4: {why}"));
-                    ok = false;
-                }
-            }
-        }
-        for (text, at) in items(cell(IPV6)) {
-            match parse_prefix6(text) {
-                Ok(p) => {
-                    ok &= self.unique(addresses, Address::V6(p), &at, text);
-                    ipv6.push(p);
-                }
-                Err(why) => {
-                    self.cx.error(&at, format!("`{text}` in IPv6: {why}"));
-                    ok = false;
-                }
-            }
-        }
+        let ipv4 = self.addresses(
+            cell(IPV4),
+            "IPv4",
+            parse_prefix4,
+            Address::V4,
+            addresses,
+            &mut ok,
+        );
+        let ipv6 = self.addresses(
+            cell(IPV6),
+            "IPv6",
+            parse_prefix6,
+            Address::V6,
+            addresses,
+            &mut ok,
+        );
         if ok && ipv4.is_empty() && ipv6.is_empty() {
             self.cx.error(
                 &Some(cell(IPV4).at.clone()),
@@ -525,6 +515,33 @@ impl<'c, 'a> Reader<'c, 'a> {
             comment: cell(COMMENT).text.trim().to_string(),
             line: self.cx.line_of(&Some(row.start..row.start)),
         })
+    }
+
+    /// The addresses or prefixes of an IPv4 or IPv6 cell (`column`), each
+    /// checked against every other row's; `ok` is cleared on any error.
+    fn addresses<P: Copy>(
+        &mut self,
+        cell: &Cell<'_>,
+        column: &str,
+        parse: fn(&str) -> Result<P, String>,
+        address: fn(P) -> Address,
+        seen: &mut HashMap<Address, Span>,
+        ok: &mut bool,
+    ) -> Vec<P> {
+        let mut out = Vec::new();
+        for (text, at) in items(cell) {
+            match parse(text) {
+                Ok(p) => {
+                    *ok &= self.unique(seen, address(p), &at, text);
+                    out.push(p);
+                }
+                Err(why) => {
+                    self.cx.error(&at, format!("`{text}` in {column}: {why}"));
+                    *ok = false;
+                }
+            }
+        }
+        out
     }
 
     /// False (and an error) when `addr` was given before.
