@@ -133,6 +133,9 @@ pub struct ShapedDevices {
 /// Read a ShapedDevices.csv (`file` names it in diagnostics). Every error
 /// in the file is reported, sorted by position.
 pub fn read_shaped_devices(file: &str, text: &str) -> Result<ShapedDevices, Vec<Diagnostic>> {
+    // A spreadsheet's export may start with a byte order mark, which
+    // editors do not show: positions are counted after it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut cx = Ctx::new(file, text);
     let circuits = Reader::new(&mut cx, text).read();
     let mut errors = std::mem::take(&mut cx.errors);
@@ -989,6 +992,16 @@ mod tests {
         assert_eq!(e[0].to_string(), "ShapedDevices.csv:2:6: text after a quoted cell: a cell that starts with `\"` ends at the closing quote, before the next `,`");
         let e = read("1,A,d,D,,,198.18.0.1,,0,1,1,1,\n").expect_err("zero");
         assert_eq!(e[0].to_string(), "ShapedDevices.csv:2:23: Download Min Mbps is 0: a circuit with no rate would have everything it sends dropped");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_column() {
+        let got = read_shaped_devices(
+            "s.csv",
+            &format!("\u{feff}{HEADER}1,A,d,D,,,198.18.0.1,,1,1,2,2,\n"),
+        )
+        .expect("reads");
+        assert_eq!(got.circuits[0].id, "1");
     }
 
     #[test]

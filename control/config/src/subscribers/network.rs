@@ -73,6 +73,8 @@ impl Network {
 /// Read a network.json (`file` names it in diagnostics). Every error is
 /// reported, sorted by position.
 pub fn read_network(file: &str, text: &str) -> Result<Network, Vec<Diagnostic>> {
+    // JSON has no byte order mark, but editors on some systems write one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut cx = Ctx::new(file, text);
     let mut network = Network::default();
     match json::parse(text) {
