@@ -890,18 +890,21 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
             ms(run.voice_max)
         );
         lab::say(&verdict);
-        if run.voice_p99 <= VOICE_MARGIN_NS {
+        if run.misses.is_empty() {
             lab::say(&format!("voice: PASS on attempt {attempt}"));
             return;
         }
-        // A miss is measured again only when the host held weir up: the
-        // hypervisor took a CPU, or the worker (SCHED_FIFO, so no process
-        // here delays it) woke later than the whole margin. A miss on a
-        // host that ran weir on time is weir's, and fails at once.
+        // A miss (the voice delay, or bulk flows that did not fill the
+        // queue it must skip) is measured again only when the host held
+        // weir up: the hypervisor took a CPU, or the worker (SCHED_FIFO,
+        // so no process here delays it) woke later than the whole margin.
+        // A miss on a host that ran weir on time is weir's, and fails at
+        // once.
         let disturbed = steal.is_some_and(|p| p > lab::STEAL_RETRY_PCT) || late > VOICE_MARGIN_NS;
         assert!(
             disturbed && attempt < lab::HOST_ATTEMPTS,
-            "voice waited under bulk: {verdict}{}\n{}",
+            "{}\n{verdict}{}\n{}",
+            run.misses.join("\n"),
             if disturbed {
                 "; every attempt was disturbed"
             } else {
@@ -911,7 +914,8 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
         );
         let quiet = host::wait_for_quiet_host(lab::STEAL_RETRY_PCT, Duration::from_secs(30));
         lab::say(&format!(
-            "voice: attempt {attempt} missed on a disturbed host; host steal now {}; running it again",
+            "voice: attempt {attempt} missed on a disturbed host ({}); host steal now {}; running it again",
+            run.misses.join("; "),
             quiet.map_or("unknown".to_string(), |q| format!("{q:.1} %"))
         ));
     }
@@ -920,6 +924,8 @@ fn voice_is_marked_ef_and_keeps_its_delay_under_a_saturating_bulk_flow() {
 /// What one attempt of the voice test measured through weir, ns, and
 /// weir's report.
 struct VoiceRun {
+    /// What missed (empty: the attempt passed).
+    misses: Vec<String>,
     voice_p99: u64,
     voice_max: u64,
     report: Value,
@@ -1026,11 +1032,16 @@ fn voice_attempt() -> VoiceRun {
         stats(&loaded_d, loaded_lost),
         stats(&control_d, control_lost),
     ));
+    // What the host can disturb is collected as misses for the caller to
+    // judge (measure again on a disturbed host, fail on a quiet one); the
+    // rest is asserted here.
+    let mut misses = Vec::new();
     let full = ROOT_MBIT * 1448.0 / 1514.0;
-    assert!(
-        goodput > 0.9 * full,
-        "the bulk flows did not saturate the {ROOT_MBIT} Mbit/s root: {goodput:.1} Mbit/s of goodput (full is {full:.1})"
-    );
+    if goodput <= 0.9 * full {
+        misses.push(format!(
+            "the bulk flows did not saturate the {ROOT_MBIT} Mbit/s root: {goodput:.1} Mbit/s of goodput (full is {full:.1})"
+        ));
+    }
     // Through weir, by the kernel's timestamps at A's and B's ports.
     let voice_t = transits(&sent_a, &from_b, VOICE_PORT);
     let control_t = transits(&sent_a, &from_b, CONTROL_PORT);
@@ -1052,11 +1063,20 @@ fn voice_attempt() -> VoiceRun {
     // The same traffic beside the bulk flows waits in their queue: the
     // check below can tell a voice flow that skips it from one that does
     // not.
-    assert!(
-        control_med > 2 * VOICE_MARGIN_NS,
-        "the unlisted flow beside the bulk flows took only {:.3} ms through weir: the bulk queue is too short to show voice skipping it",
-        ms(control_med)
-    );
+    if control_med <= 2 * VOICE_MARGIN_NS {
+        misses.push(format!(
+            "the unlisted flow beside the bulk flows took only {:.3} ms through weir: the bulk queue is too short to show voice skipping it",
+            ms(control_med)
+        ));
+    }
+    if voice_p99 > VOICE_MARGIN_NS {
+        misses.push(format!(
+            "voice waited under bulk: through weir p99 {:.3} ms (median {:.3} ms), allowed {:.1} ms",
+            ms(voice_p99),
+            ms(voice_med),
+            ms(VOICE_MARGIN_NS)
+        ));
+    }
     // End to end, as irtt sees it: its median stays where it was idle.
     // Its tail is not judged: irtt takes its timestamps in its own
     // processes, which on this 2-vCPU VM wait for a CPU behind iperf3's
@@ -1069,13 +1089,14 @@ fn voice_attempt() -> VoiceRun {
         "irtt under bulk: {} round trips, {loaded_lost} lost",
         loaded_d.len()
     );
-    assert!(
-        loaded_med <= idle_med + VOICE_MARGIN_NS,
-        "voice waited under bulk: irtt's one-way delay median {:.3} ms (idle {:.3}); allowed {:.1} ms more",
-        ms(loaded_med),
-        ms(idle_med),
-        ms(VOICE_MARGIN_NS)
-    );
+    if loaded_med > idle_med + VOICE_MARGIN_NS {
+        misses.push(format!(
+            "voice waited under bulk: irtt's one-way delay median {:.3} ms (idle {:.3}); allowed {:.1} ms more",
+            ms(loaded_med),
+            ms(idle_med),
+            ms(VOICE_MARGIN_NS)
+        ));
+    }
 
     // Both directions of the voice flow left weir as EF, the unlisted one
     // as it came (0), each with a valid IPv4 header checksum.
@@ -1118,6 +1139,7 @@ fn voice_attempt() -> VoiceRun {
         );
     }
     VoiceRun {
+        misses,
         voice_p99,
         voice_max: voice_t[voice_t.len() - 1],
         report,
