@@ -76,12 +76,7 @@ impl FlowKey {
     /// The key and direction of a parsed frame; None for frames without an
     /// IP header (ARP and the like are not flows).
     pub fn of(h: &Headers) -> Option<(FlowKey, Direction)> {
-        let ip = h.ip?;
-        let (sport, dport) = match (ip.fragment, ip.l4) {
-            (Fragment::None, L4::Ports { sport, dport }) => (sport, dport),
-            _ => (0, 0),
-        };
-        Some(FlowKey::new((ip.src, sport), (ip.dst, dport), ip.protocol))
+        Ends::of(h).map(|e| e.key_and_direction())
     }
 
     /// The key of a packet from `src` to `dst` (address, port).
@@ -160,7 +155,8 @@ pub struct Ends {
 }
 
 impl Ends {
-    /// The endpoints of a parsed frame (ports 0 as in [`FlowKey::of`]);
+    /// The endpoints of a parsed frame (ports 0 for protocols without them
+    /// and for fragments);
     /// None for frames without an IP header.
     #[inline]
     pub fn of(h: &Headers) -> Option<Ends> {
@@ -205,12 +201,16 @@ impl Ends {
 
     /// The flow's key.
     pub fn key(&self) -> FlowKey {
+        self.key_and_direction().0
+    }
+
+    /// The flow's key, and which way these endpoints go along it.
+    pub fn key_and_direction(&self) -> (FlowKey, Direction) {
         FlowKey::new(
             (join(self.src), self.sport),
             (join(self.dst), self.dport),
             self.protocol,
         )
-        .0
     }
 }
 

@@ -25,6 +25,26 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// A file that could not be read: one diagnostic at line 0.
+    pub fn unreadable(file: String, e: &std::io::Error) -> Diagnostic {
+        Diagnostic {
+            file,
+            line: 0,
+            col: 0,
+            message: format!("can't read the file: {e}"),
+        }
+    }
+
+    /// As `weir check` prints a warning: `FILE:LINE:COL: warning: …`.
+    pub fn warning_line(&self) -> String {
+        format!(
+            "{}:{}:{}: warning: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
 /// Where a diagnostic goes: a byte range of the source text. `None` is the
 /// start of the file (used only when the parser gave no position at all).
 pub(crate) type Span = Option<Range<usize>>;

@@ -319,12 +319,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let file = path.display().to_string();
     match std::fs::read(path) {
         Ok(bytes) => parse_bytes(&bytes, &file),
-        Err(e) => Err(vec![Diagnostic {
-            file,
-            line: 0,
-            col: 0,
-            message: format!("can't read the file: {e}"),
-        }]),
+        Err(e) => Err(vec![Diagnostic::unreadable(file, &e)]),
     }
 }
 
@@ -336,11 +331,7 @@ pub fn cli_check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             // Output errors (a closed pipe) don't change the verdict.
             let _ = write!(out, "{}", show::config(&loaded.config));
             for w in &loaded.warnings {
-                let _ = writeln!(
-                    err,
-                    "{}:{}:{}: warning: {}",
-                    w.file, w.line, w.col, w.message
-                );
+                let _ = writeln!(err, "{}", w.warning_line());
             }
             let c = &loaded.config;
             let _ = writeln!(

@@ -63,14 +63,8 @@ pub fn cli_check(
     err: &mut dyn Write,
 ) -> i32 {
     let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic {
-                file: path.display().to_string(),
-                line: 0,
-                col: 0,
-                message: format!("can't read the file: {e}"),
-            }]
-        })
+        std::fs::read_to_string(path)
+            .map_err(|e| vec![Diagnostic::unreadable(path.display().to_string(), &e)])
     };
     let devices_file = devices.display().to_string();
     let shaped = read(devices).and_then(|t| read_shaped_devices(&devices_file, &t));
@@ -93,11 +87,7 @@ pub fn cli_check(
         _ => {}
     }
     for w in &warnings {
-        let _ = writeln!(
-            err,
-            "{}:{}:{}: warning: {}",
-            w.file, w.line, w.col, w.message
-        );
+        let _ = writeln!(err, "{}", w.warning_line());
     }
     if !errors.is_empty() {
         for d in &errors {

@@ -52,7 +52,7 @@ pub struct Network {
 impl Network {
     /// The node named `name`.
     pub fn find(&self, name: &str) -> Option<&Node> {
-        self.by_name.get(name).map(|&i| &self.nodes[i])
+        self.index(name).map(|i| &self.nodes[i])
     }
 
     /// The index of the node named `name` in [`Network::nodes`].
