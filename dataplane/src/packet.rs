@@ -125,10 +125,13 @@ pub enum DropReason {
     /// Its class was removed or rebuilt by a configuration change, or the
     /// shaper was torn down.
     Flushed,
+    /// Its leaf already held as many packets as the tree's shared pool had
+    /// free: its share of the pool (see `Htb::enqueue`).
+    BufferShare,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::NoBuffer,
         DropReason::QueueLimit,
@@ -138,6 +141,7 @@ impl DropReason {
         DropReason::FqCodelOverlimit,
         DropReason::FqCodelOverMemory,
         DropReason::Flushed,
+        DropReason::BufferShare,
     ];
 
     pub fn index(self) -> usize {
@@ -156,6 +160,7 @@ impl DropReason {
             DropReason::FqCodelOverlimit => "fq_codel_overlimit",
             DropReason::FqCodelOverMemory => "fq_codel_overmemory",
             DropReason::Flushed => "flushed",
+            DropReason::BufferShare => "buffer_share",
         }
     }
 }

@@ -477,20 +477,35 @@ impl Shaper {
 
     /// Hand everything over to `next`, a shaper built for a new
     /// configuration of this tree, and return it (a reload that adds or
-    /// removes classes). Every queued packet of leaf `c` is queued again in
-    /// `next`'s leaf `map[c]`, in its old queue order, or dropped as
-    /// `Flushed` when `map[c]` is None or not a leaf of `next` (its class is
-    /// gone); drops not yet taken move along. The frame counters carry
+    /// removes classes). `map[c]` is class `c`'s index in `next`, None when
+    /// it is gone. Every class kept keeps its buckets (tokens and ctokens
+    /// go on from where they were, so a rebuild for another class's sake
+    /// changes nothing of its shaping), and every queued packet of leaf `c`
+    /// is queued again in `next`'s leaf `map[c]`, in its old queue order,
+    /// or dropped as `Flushed` when `map[c]` is None or not a leaf of
+    /// `next`; drops not yet taken move along. The frame counters carry
     /// over, so `received == sent + dropped + queued` keeps holding across
     /// the swap; class and qdisc statistics start from zero, as a new tc
-    /// class's do. Re-queued packets count their sojourn from `now`.
+    /// class's do, and so does the leaves' AQM state (CoDel's, the flow
+    /// queues'). Re-queued packets count their sojourn from `now`.
     pub fn migrate_into(&mut self, mut next: Shaper, map: &[Option<u32>], now: u64) -> Shaper {
         // `next` is fresh: nothing in its drops yet. Everything the move
         // drops lands there and is counted once, below.
         next.drops.clear();
         let mut moved = Drops::with_capacity(256);
+        // First every kept class's buckets, so the packets moved below
+        // activate their classes in the modes those buckets mean. A class
+        // whose buckets are full is as a new one starts: nothing to carry,
+        // and a tree of idle subscribers is a quick pass.
         for class in 0..self.htb.class_count() {
-            if !self.htb.is_leaf(class) {
+            if let (Some(Some(to)), Some(b)) =
+                (map.get(class as usize), self.htb.buckets(class, now))
+            {
+                next.htb.carry_buckets(*to, b, now);
+            }
+        }
+        for class in 0..self.htb.class_count() {
+            if self.htb.queued(class) == 0 {
                 continue;
             }
             moved.clear();
@@ -639,6 +654,27 @@ mod tests {
         sp.htb.classes = vec![root, leaf.clone(), leaf];
         sp.default_class = default;
         sp
+    }
+
+    #[test]
+    fn migration_carries_the_buckets_of_kept_classes() {
+        let arp = eth_arp();
+        let mut old = Shaper::new(&two_leaves(10, 1), 0).unwrap();
+        for i in 0..4 {
+            old.enqueue(Frame { addr: i, len: 60 }, &arp, 0);
+        }
+        let sent = (0..4).filter_map(|_| old.dequeue(0)).count();
+        assert_eq!(sent, 4);
+        // Leaf 1 and the root it charged are below full; leaf 2 is idle.
+        let leaf = old.htb().buckets(1, 10).expect("leaf 1 spent tokens");
+        let root = old.htb().buckets(0, 10).expect("the root was charged");
+        assert_eq!(old.htb().buckets(2, 10), None);
+        let next = Shaper::new(&two_leaves(10, 1), 0).unwrap();
+        assert_eq!(next.htb().buckets(1, 10), None, "a new class starts full");
+        let new = old.migrate_into(next, &[Some(0), Some(1), Some(2)], 10);
+        assert_eq!(new.htb().buckets(1, 10), Some(leaf));
+        assert_eq!(new.htb().buckets(0, 10), Some(root));
+        assert_eq!(new.htb().buckets(2, 10), None);
     }
 
     #[test]

@@ -77,6 +77,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The file being read, as given to [`Ctx::new`].
+    pub(crate) fn file(&self) -> &'a str {
+        self.file
+    }
+
     pub(crate) fn diagnostic(&self, span: &Span, message: String) -> Diagnostic {
         let offset = span.as_ref().map_or(0, |r| r.start).min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);

@@ -83,6 +83,9 @@ pub struct Config {
     pub sla: Vec<SlaRule>,
     /// `[[policy]]` entries, in file order; at most one per class.
     pub policies: Vec<Policy>,
+    /// `[subscribers]`: the circuits and nodes whose classes and filters
+    /// are in `trees`, and where each went.
+    pub subscribers: Option<subscribers::Subscribers>,
 }
 
 /// A bump-in-the-wire port pair: frames from `inside` go out of `outside`
@@ -392,6 +395,11 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
             "no trees; expected at least one [tree.NAME] section with classes",
         );
     }
+    // Before the rules: an [[sla]] or [[policy]] may name a circuit's class.
+    let subscribers = doc
+        .subscribers
+        .as_ref()
+        .and_then(|(span, raw)| subscribers::build(cx, span, raw, &mut trees, &tree_index));
 
     let mut pairs = Vec::new();
     let mut pair_names: HashMap<&str, Span> = HashMap::new();
@@ -554,6 +562,8 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         || doc.broken_xdp
         || doc.broken_history
         || doc.broken_rule_count > 0
+        || doc.broken_subscribers
+        || (doc.subscribers.is_some() && subscribers.is_none())
     {
         return None;
     }
@@ -564,5 +574,6 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
         history,
         sla,
         policies,
+        subscribers,
     })
 }

@@ -158,6 +158,23 @@ pub(crate) struct RawHistory {
     pub max_size: Option<S<StrOrInt>>,
 }
 
+/// `[subscribers]`: circuits from a ShapedDevices.csv (and its
+/// network.json) compiled into a pair of trees (checked in
+/// `subscribers::compile`). `leaf` written as a `[subscribers.leaf]`
+/// section is taken out first to keep its spans.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscribers {
+    pub devices: S<String>,
+    pub network: Option<S<String>>,
+    pub download: Option<S<String>>,
+    pub upload: Option<S<String>>,
+    pub parent: Option<S<String>>,
+    pub first_id: Option<S<String>>,
+    pub prio: Option<S<i64>>,
+    pub leaf: Option<S<RawQdisc>>,
+}
+
 /// A tree's own keys (`class` and `filter` are taken out first and parsed
 /// entry by entry).
 #[derive(Debug, Deserialize)]
@@ -435,6 +452,10 @@ pub(crate) struct RawDoc {
     /// The source text, so a check can point inside a string value (the
     /// bad token of an SLA `when` expression).
     pub source: String,
+    /// `[subscribers]`, when present and well-formed, with its key's span.
+    pub subscribers: Option<(Span, RawSubscribers)>,
+    /// `[subscribers]` was present but did not deserialise.
+    pub broken_subscribers: bool,
 }
 
 /// Deserialise one entry; on failure report at the error's own span, or
@@ -700,6 +721,32 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     None => out.broken_history = true,
                 }
             }
+            "subscribers" => {
+                let fallback = key_span.clone();
+                let mut item = item.clone();
+                let parsed = if matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_))) {
+                    let leaf = take_subtable::<RawQdisc>(cx, &mut item, "leaf");
+                    let s = entry_value(item).and_then(|v| entry::<RawSubscribers>(cx, v, &fallback));
+                    match (s, leaf) {
+                        (Some(mut s), Sub::Parsed(l)) => {
+                            s.leaf = Some(l);
+                            Some(s)
+                        }
+                        (s, Sub::Absent) => s,
+                        _ => None,
+                    }
+                } else {
+                    cx.error(
+                        &key_span,
+                        "`subscribers` must be a table; expected a [subscribers] section",
+                    );
+                    None
+                };
+                match parsed {
+                    Some(s) => out.subscribers = Some((fallback, s)),
+                    None => out.broken_subscribers = true,
+                }
+            }
             "sla" | "policy" => {
                 let Some(entries) = array_entries(item) else {
                     cx.error(
@@ -749,7 +796,7 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
             }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]], [xdp], [history], [tree.NAME], [[sla]] or [[policy]]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [xdp], [history], [tree.NAME], [subscribers], [[sla]] or [[policy]]"),
             ),
         }
     }

@@ -57,6 +57,25 @@ pub(crate) fn config(c: &Config) -> String {
             d.pass().len()
         );
     }
+    if let Some(sub) = &c.subscribers {
+        let tree = |p: &Option<crate::subscribers::Placement>| {
+            p.as_ref()
+                .and_then(|p| c.trees.get(p.tree as usize))
+                .map_or_else(|| "-".to_string(), |t| t.name.clone())
+        };
+        let _ = writeln!(
+            s,
+            "subscribers: {} circuit(s) from {}, {} node(s) from {}; download {} upload {}",
+            sub.circuits.len(),
+            sub.devices.display(),
+            sub.nodes.nodes.len(),
+            sub.network
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |p| p.display().to_string()),
+            tree(&sub.download),
+            tree(&sub.upload),
+        );
+    }
     for t in &c.trees {
         if !s.is_empty() {
             s.push('\n');

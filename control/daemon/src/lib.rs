@@ -494,16 +494,25 @@ impl Control {
         if failure.is_none() {
             for r in &rebuilds {
                 let spec = new.trees[r.tree_index].shaper_spec(seed ^ r.tree_index as u64);
-                if let Err(e) = self.datapath.replace_tree(&r.tree, &spec, r.map.clone()) {
-                    failure = Some((format!("rebuilding tree {}", r.tree), e));
-                    break;
-                }
+                let took = match self.datapath.replace_tree(&r.tree, &spec, r.map.clone()) {
+                    Ok(took) => took,
+                    Err(e) => {
+                        failure = Some((format!("rebuilding tree {}", r.tree), e));
+                        break;
+                    }
+                };
+                let leaves = self.config.trees[r.tree_index]
+                    .classes
+                    .iter()
+                    .filter(|c| c.is_leaf())
+                    .count();
+                let kept = leaves - r.dropped.len();
                 self.config.trees[r.tree_index] = new.trees[r.tree_index].clone();
-                let kept = r.map.iter().filter(|m| m.is_some()).count();
                 text.push_str(&format!(
-                    "rebuilt: tree {} ({}): queues of {kept} leaf class(es) kept{}\n",
+                    "rebuilt: tree {} ({}): queues of {kept} leaf class(es) kept, swapped in {:.2} ms{}\n",
                     r.tree,
                     r.why,
+                    took.as_secs_f64() * 1e3,
                     if r.dropped.is_empty() {
                         String::new()
                     } else {

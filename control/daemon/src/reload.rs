@@ -25,7 +25,9 @@
 
 use weir_dataplane::htb::ClassChange;
 
-use weir_config::{Class, Config, Tree};
+use std::collections::HashMap;
+
+use weir_config::{Class, ClassId, Config, Tree};
 
 /// One class change of an incremental reload.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,7 +47,8 @@ pub struct Rebuild {
     pub tree_index: usize,
     /// Why it can't be changed in place.
     pub why: String,
-    /// Old class index → new class index, for leaves that stay leaves.
+    /// Old class index → new class index of the class with the same id
+    /// (its buckets carry over; its packets too, if both are leaves).
     pub map: Vec<Option<u32>>,
     /// Old leaves whose queues are dropped (their class is gone or is no
     /// longer a leaf), by id.
@@ -67,19 +70,20 @@ pub enum Plan {
 
 fn rebuild(ti: usize, old: &Tree, new: &Tree, why: String) -> Rebuild {
     let mut dropped = Vec::new();
+    // By id, once: a tree of subscribers has tens of thousands of classes.
+    let by_id: HashMap<ClassId, u32> = new
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id, i as u32))
+        .collect();
     let map = old
         .classes
         .iter()
         .map(|c| {
-            if !c.is_leaf() {
-                return None;
-            }
-            let kept = new
-                .classes
-                .iter()
-                .position(|n| n.id == c.id && n.is_leaf())
-                .map(|p| p as u32);
-            if kept.is_none() {
+            let kept = by_id.get(&c.id).copied();
+            let still_leaf = kept.is_some_and(|k| new.classes[k as usize].is_leaf());
+            if c.is_leaf() && !still_leaf {
                 dropped.push(c.id.to_string());
             }
             kept
@@ -327,7 +331,7 @@ mod tests {
                     assert_eq!(rebuilds.len(), 1, "{needle}: {rebuilds:?}");
                     let r = &rebuilds[0];
                     assert!(r.why.contains(needle), "{needle}: {}", r.why);
-                    assert_eq!(r.map, vec![None, Some(1), Some(2), Some(3)], "{needle}");
+                    assert_eq!(r.map, vec![Some(0), Some(1), Some(2), Some(3)], "{needle}");
                     assert!(r.dropped.is_empty());
                 }
                 other => panic!("{needle}: expected a rebuild, got {other:?}"),
@@ -353,8 +357,9 @@ mod tests {
             Plan::Apply { rebuilds, .. } => {
                 let r = &rebuilds[0];
                 assert_eq!(r.tree, "up");
-                // 1:1 inner, 1:10 kept at 1, 1:20 gone, 1:30 now at 2.
-                assert_eq!(r.map, vec![None, Some(1), None, Some(2)]);
+                // 1:1 kept at 0 (inner: buckets only), 1:10 at 1, 1:20
+                // gone, 1:30 now at 2.
+                assert_eq!(r.map, vec![Some(0), Some(1), None, Some(2)]);
                 assert_eq!(r.dropped, vec!["1:20".to_string()]);
             }
             other => panic!("expected a rebuild, got {other:?}"),

@@ -200,6 +200,15 @@ pub struct ClassChange {
     pub quantum: Option<u32>,
 }
 
+/// A class's two buckets as of its last charge: what a rebuilt tree carries
+/// over for a class it keeps ([`Htb::buckets`], [`Htb::carry_buckets`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buckets {
+    tokens: i64,
+    ctokens: i64,
+    t_c: u64,
+}
+
 /// Tag of an inner class in [`Htb::slot`]; the other bits index `inners`.
 /// A leaf's slot is its index in `leaves`.
 const INNER: u32 = 1 << 31;
@@ -343,8 +352,21 @@ impl Htb {
         // holds packets, so the qdisc's backlog, which the enqueue reads
         // anyway, says whether this packet activates it: the class's own
         // line is only needed then (with 100,000 classes it is a miss).
-        let was_empty = q.backlog().packets == 0;
+        let held = q.backlog().packets;
+        let was_empty = held == 0;
         debug_assert_eq!(was_empty, self.hot[class as usize].prio_activity == 0);
+        // Every leaf queues in one pool. A leaf may hold at most as many
+        // packets as the pool has free, a dynamic threshold as switches
+        // share a buffer (Choudhury and Hahne): one flooded leaf can take
+        // half the pool, N of them a 1/(N+1) share each, and a leaf with a
+        // short queue always finds room, so a flood toward one subscriber
+        // cannot take the buffer of the others. Linux has no shared pool
+        // (each qdisc has its own limit, bounded by memory): this only
+        // bites where the pool would otherwise run out.
+        if held >= self.pool.capacity() - self.pool.in_use() {
+            drops.push(packet, DropReason::BufferShare);
+            return;
+        }
         #[cfg(debug_assertions)]
         let before = q.backlog();
         q.enqueue(&mut self.pool, packet, now, drops);
@@ -565,6 +587,47 @@ impl Htb {
     /// Queued packets stay queued; the buckets keep their credit (clipped to
     /// the new bucket sizes) so the new rate takes effect from the next
     /// charge.
+    /// Packets queued in class `class` (0 for an inner class).
+    pub fn queued(&self, class: u32) -> u32 {
+        self.leaf_index(class)
+            .map_or(0, |leaf| self.leaves[leaf].qdisc.backlog().packets)
+    }
+
+    /// Class `class`'s buckets, or None when they are full at `now`: a new
+    /// class of the same rates starts full, so there is nothing to carry.
+    pub fn buckets(&self, class: u32, now: u64) -> Option<Buckets> {
+        let h = self.hot.get(class as usize)?;
+        let diff = credit(now, h.t_c);
+        let full = h.tokens.saturating_add(diff) >= h.buffer
+            && h.ctokens.saturating_add(diff) >= h.cbuffer;
+        (!full).then_some(Buckets {
+            tokens: h.tokens,
+            ctokens: h.ctokens,
+            t_c: h.t_c,
+        })
+    }
+
+    /// Give class `class` the buckets of its namesake in the tree this one
+    /// replaces (clamped to its own bucket sizes, which a change of burst
+    /// may have made smaller), and the mode they mean at `now`, as
+    /// [`Htb::change_class`] re-evaluates it. A class out of range is left
+    /// alone.
+    pub fn carry_buckets(&mut self, class: u32, b: Buckets, now: u64) {
+        self.now = self.now.max(now);
+        let Some(h) = self.hot.get_mut(class as usize) else {
+            return;
+        };
+        h.tokens = b.tokens.min(h.buffer);
+        h.ctokens = b.ctokens.min(h.cbuffer);
+        h.t_c = b.t_c;
+        let (mode, wait) = class_mode(h, credit(now, h.t_c));
+        self.set_mode(class, mode);
+        self.wait.remove(class);
+        if mode != Mode::CanSend {
+            self.wait.push(class, now.saturating_add(wait));
+        }
+    }
+
     pub fn change_class(
         &mut self,
         class: u32,

@@ -367,6 +367,44 @@ fn non_leaf_enqueue_is_a_counted_drop_not_a_panic_in_release() {
         .all(|d| d.reason == DropReason::Flushed));
 }
 
+/// A flood into one leaf cannot take the pool from the others: a leaf may
+/// hold at most as many packets as the pool has free.
+#[test]
+fn a_flooded_leaf_leaves_the_pool_to_the_others() {
+    let mut s = spec(vec![
+        class(None, 100, 100, 0, false),
+        class(Some(0), 10, 100, 0, true),
+        class(Some(0), 10, 100, 0, true),
+        class(Some(0), 10, 100, 0, true),
+    ]);
+    s.pool_capacity = 300;
+    let mut htb = Htb::new(&s, 0).expect("valid");
+    let mut drops = Drops::default();
+    let mut addr = 0;
+    let mut offer = |htb: &mut Htb, class: u32, n: usize, drops: &mut Drops| {
+        for _ in 0..n {
+            addr += 1;
+            htb.enqueue(class, Packet::new(Frame { addr, len: 1000 }, 0), 0, drops);
+        }
+    };
+    // Nothing is dequeued: leaf 1 alone stops at half the pool.
+    offer(&mut htb, 1, 1000, &mut drops);
+    assert_eq!(htb.class_stats(1).backlog.packets, 150);
+    assert!(drops
+        .as_slice()
+        .iter()
+        .all(|d| d.reason == DropReason::BufferShare));
+    // A second flooded leaf gets what is free while it holds less.
+    offer(&mut htb, 2, 1000, &mut drops);
+    assert_eq!(htb.class_stats(2).backlog.packets, 75);
+    // A leaf with a short queue still finds room, and nothing queued was
+    // lost to make it.
+    offer(&mut htb, 3, 10, &mut drops);
+    assert_eq!(htb.class_stats(3).backlog.packets, 10);
+    assert_eq!(htb.class_stats(1).backlog.packets, 150);
+    assert_eq!(drops.len(), 1000 - 150 + 1000 - 75);
+}
+
 /// The three-level tree the property tests share: root 100 Mbit/s, two
 /// inner classes, five leaves of all prios (pfifo 1000; tests swap leaves).
 fn three_level() -> Vec<ClassSpec> {

@@ -330,14 +330,16 @@ impl DataPath {
     /// here, off the packet path; the owning worker swaps it in at a batch
     /// boundary, moving the queue of every old leaf `c` to new class
     /// `map[c]` (None: the class is gone, its packets are dropped as
-    /// `flushed`). Frame accounting carries over; class statistics of the
-    /// tree start again from zero.
+    /// `flushed`), and every class kept keeps its buckets. Frame
+    /// accounting carries over; class statistics of the tree start again
+    /// from zero. Returns how long the swap held the worker; the old tree
+    /// is freed here, not on the worker.
     pub fn replace_tree(
         &self,
         tree: &str,
         spec: &ShaperSpec,
         map: Vec<Option<u32>>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Duration, RunError> {
         let t = self.tree_ref(tree)?;
         let shaper = Shaper::new(spec, now_ns()).map_err(|source| RunError::Shaper {
             tree: tree.to_owned(),
@@ -353,7 +355,9 @@ impl DataPath {
                 reply,
             },
         )?;
-        wait(t.worker, "a tree replacement", &answer)
+        let replaced = wait(t.worker, "a tree replacement", &answer)?;
+        drop(replaced.old);
+        Ok(replaced.took)
     }
 
     /// The tree called `tree`.

@@ -25,6 +25,7 @@
 //! checked by reading the steps side by side.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use weir_dataplane::app::Decision;
@@ -56,6 +57,13 @@ const MIN_SLEEP_NS: u64 = 20_000;
 /// How long `Flush` waits for frames on the tx rings to complete.
 const DRAIN_NS: u64 = 100_000_000;
 
+/// What a worker answers to [`Command::ReplaceTree`]: the tree it
+/// replaced (None: no such tree), and how long the swap held the worker.
+pub(crate) struct Replaced {
+    pub old: Option<Box<Shaper>>,
+    pub took: Duration,
+}
+
 /// A request from the [`super::DataPath`] handle, answered at the worker's
 /// next batch boundary.
 pub(crate) enum Command {
@@ -73,7 +81,7 @@ pub(crate) enum Command {
         tree: usize,
         shaper: Box<Shaper>,
         map: Vec<Option<u32>>,
-        reply: Sender<()>,
+        reply: Sender<Replaced>,
     },
     /// The top flows of tree `tree`'s flow table: walked a few sets per
     /// loop iteration (`flows.rs`), answered when done (None: the tree has
@@ -424,13 +432,20 @@ impl Worker {
                     map,
                     reply,
                 } => {
-                    if let Some(t) = self.trees.get_mut(tree) {
+                    let started = Instant::now();
+                    let old = self.trees.get_mut(tree).map(|t| {
                         let next = t.shaper.migrate_into(*shaper, &map, now);
-                        t.shaper = next;
                         t.shaped = true;
-                    }
+                        Box::new(std::mem::replace(&mut t.shaper, next))
+                    });
                     self.release_drops();
-                    let _ = reply.send(());
+                    // The old tree goes back to be freed off the packet
+                    // path: unmapping the tables of 100,000 classes takes
+                    // milliseconds.
+                    let _ = reply.send(Replaced {
+                        old,
+                        took: started.elapsed(),
+                    });
                 }
                 Command::TopFlows { tree, query, reply } => {
                     // The first step answers None for a tree without apps.
@@ -932,7 +947,7 @@ impl Worker {
             if !busy || clock::now_ns() >= until {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(200));
         }
         self.peers.ring_bells();
         queued

@@ -18,18 +18,22 @@
 //! by hand, `cargo test -p weir --release --test e2e_shaping`.
 //!
 //! This file has the lab itself; `weir.rs` the `weir run` process and its
-//! reports, `iperf.rs` the iperf3 flows, `rate.rs` how rate tests end.
+//! reports, `iperf.rs` the iperf3 flows, `capture.rs` tcpdump captures
+//! read back from pcap, `rate.rs` how rate tests end.
 //! What is not particular to this lab (namespaces, bounded commands,
 //! waiting for a listener, host steal readings) is in weir-testkit.
 
 // Each e2e test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+mod capture;
 mod iperf;
 mod rate;
 mod weir;
 
 // The harness's whole interface, as `lab::…`; each test binary uses part.
+#[allow(unused_imports)]
+pub use capture::{ip, read_pcap, terminate, Capture, Packet};
 #[allow(unused_imports)]
 pub use iperf::{window_frame_mbit, Iperf3Server, UdpFlow, STAGGER};
 #[allow(unused_imports)]

@@ -2,17 +2,23 @@
 //! `ShapedDevices.csv` (the circuits and their devices, `devices`) and
 //! `network.json` (the sites and access points they hang under, each with
 //! its own limits, `network`), read into checked types with every problem
-//! at its `FILE:LINE:COL`.
+//! at its `FILE:LINE:COL`, and compiled into the classes and filters of
+//! the trees a `[subscribers]` table names (`compile`).
 
+mod compile;
 mod devices;
 mod json;
 mod network;
+mod synth;
 
+pub(crate) use compile::build;
+pub use compile::{Placement, Subscribers, DEFAULT_FIRST_MINOR, DEFAULT_LEAF_FLOWS};
 pub use devices::{
     read_shaped_devices, Circuit, Device, Leaf, Plan, Prefix4, Prefix6, ShapedDevices, Sqm,
     COLUMNS, SQM_COLUMN,
 };
 pub use network::{read_network, Network, Node};
+pub use synth::{Synth, TIERS};
 
 use std::collections::HashMap;
 use std::io::Write;
