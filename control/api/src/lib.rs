@@ -120,9 +120,61 @@ pub enum Request {
     },
     /// `weir reload` (SIGHUP does the same).
     Reload,
+    /// `weir circuit add|change|del ID …`: one circuit of `[subscribers]`
+    /// added, changed or removed in the running configuration (not in its
+    /// files: a reload reads them again). Rates are Mbps, decimals
+    /// allowed, as in ShapedDevices.csv; a min left out is the max.
+    Circuit {
+        action: CircuitAction,
+        id: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        parent: Option<String>,
+        #[serde(default)]
+        download_min: Option<String>,
+        #[serde(default)]
+        download_max: Option<String>,
+        #[serde(default)]
+        upload_min: Option<String>,
+        #[serde(default)]
+        upload_max: Option<String>,
+        /// Addresses or prefixes of the new circuit's device (add only).
+        #[serde(default)]
+        ipv4: Vec<String>,
+        #[serde(default)]
+        ipv6: Vec<String>,
+    },
+    /// `weir whois ADDRESS [-j]`: the circuit of `[subscribers]` that
+    /// holds the address, and its class, rates and counters in each
+    /// direction.
+    Whois {
+        address: String,
+        #[serde(default)]
+        json: bool,
+    },
     /// The full stats object (`weir run --json`'s schema), for `weir top`
     /// and scripts.
     Stats,
+}
+
+/// What `weir circuit` does to a circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitAction {
+    Add,
+    Change,
+    Del,
+}
+
+impl CircuitAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            CircuitAction::Add => "add",
+            CircuitAction::Change => "change",
+            CircuitAction::Del => "del",
+        }
+    }
 }
 
 /// One answer: `ok` with a text and/or JSON body, or an error message that

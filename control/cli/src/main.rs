@@ -5,7 +5,7 @@
 //! - `check` ([`check`]): validate a configuration and print its trees;
 //! - `simulate`: run the real shaping core in virtual time;
 //! - `tc` ([`tc`]): the equivalent kernel tc script;
-//! - `show`, `class change`, `reload`, `top` ([`remote`]): ask a running
+//! - `show`, `class change`, `reload`, `whois`, `top` ([`remote`]): ask a running
 //!   `weir run` over its API socket;
 //! - `history` ([`history`]): statistics from the history database;
 //! - `man` ([`man`]): the man pages.
@@ -64,6 +64,18 @@ enum Command {
     /// of trees (that needs a restart). Prints every change and rebuild, or
     /// why nothing was applied.
     Reload(remote::ReloadArgs),
+    /// Which subscriber circuit holds an address (from the [subscribers]
+    /// files), and its class, rates and counters in each direction (asks a
+    /// running `weir run`).
+    Whois(remote::WhoisArgs),
+    /// Add, change or remove one circuit of [subscribers] in the running
+    /// weir (its files are not written: a reload reads them again).
+    /// Changed plans apply in place; an added or removed circuit rebuilds
+    /// its trees, every other class keeping its queue and tokens.
+    Circuit {
+        #[command(subcommand)]
+        cmd: remote::CircuitCmd,
+    },
     /// A live view of every class: rate, share of ceil, drops, backlog.
     Top(remote::TopArgs),
     /// Statistics from the history database: per class and interface
@@ -116,6 +128,8 @@ fn main() -> ExitCode {
         Command::Show(args) => remote::show(args),
         Command::Class { cmd } => remote::class(cmd),
         Command::Reload(args) => remote::reload(args),
+        Command::Whois(args) => remote::whois(args),
+        Command::Circuit { cmd } => remote::circuit(cmd),
         Command::Top(args) => remote::top(args),
         Command::History(args) => {
             // The one clock read: what `--since 1h` counts back from.

@@ -1,5 +1,5 @@
 //! The subcommands that ask a running `weir run` over its API socket:
-//! `show`, `class change`, `reload` and `top` (the socket client and the
+//! `show`, `class change`, `reload`, `whois` and `top` (the socket client and the
 //! screens are in [`crate::client`]).
 
 use std::path::PathBuf;
@@ -140,6 +140,142 @@ pub struct ReloadArgs {
 
 pub fn reload(args: ReloadArgs) -> ExitCode {
     ask(&args.socket, &weir_api::Request::Reload)
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CircuitCmd {
+    /// A new circuit: its id, plan and addresses (one device).
+    Add {
+        /// Circuit id (unique, as in ShapedDevices.csv).
+        id: String,
+        #[command(flatten)]
+        c: CircuitOpts,
+        /// An IPv4 or IPv6 address or prefix of its device; repeat for more.
+        #[arg(long = "ip", required = true)]
+        ip: Vec<String>,
+    },
+    /// Change a circuit's plan, name or parent node (what is not given
+    /// stays; addresses change by `del` and `add`).
+    Change {
+        id: String,
+        #[command(flatten)]
+        c: CircuitOpts,
+    },
+    /// Remove a circuit: its queued packets are dropped as `flushed`.
+    Del {
+        id: String,
+        /// The API socket of the `weir run` to ask.
+        #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CircuitOpts {
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The node (site or access point) it hangs under; "" for the top.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Download plan, Mbps: MIN:MAX, or MAX alone (min = max).
+    #[arg(long)]
+    download: Option<String>,
+    /// Upload plan, Mbps: MIN:MAX, or MAX alone (min = max).
+    #[arg(long)]
+    upload: Option<String>,
+    /// The API socket of the `weir run` to ask.
+    #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+/// `MIN:MAX` or `MAX` as (min, max).
+fn min_max(v: &Option<String>) -> (Option<String>, Option<String>) {
+    match v.as_deref().map(|t| t.split_once(':')) {
+        None => (None, None),
+        Some(Some((min, max))) => (Some(min.to_string()), Some(max.to_string())),
+        Some(None) => (None, v.clone()),
+    }
+}
+
+pub fn circuit(cmd: CircuitCmd) -> ExitCode {
+    let (action, id, c, ip, del_socket) = match cmd {
+        CircuitCmd::Add { id, c, ip } => (weir_api::CircuitAction::Add, id, Some(c), ip, None),
+        CircuitCmd::Change { id, c } => (
+            weir_api::CircuitAction::Change,
+            id,
+            Some(c),
+            Vec::new(),
+            None,
+        ),
+        CircuitCmd::Del { id, socket } => (
+            weir_api::CircuitAction::Del,
+            id,
+            None,
+            Vec::new(),
+            Some(socket),
+        ),
+    };
+    let (ipv6, ipv4): (Vec<String>, Vec<String>) = ip.into_iter().partition(|a| a.contains(':'));
+    let (socket, req) = match c {
+        Some(c) => {
+            let (download_min, download_max) = min_max(&c.download);
+            let (upload_min, upload_max) = min_max(&c.upload);
+            (
+                c.socket,
+                weir_api::Request::Circuit {
+                    action,
+                    id,
+                    name: c.name,
+                    parent: c.parent,
+                    download_min,
+                    download_max,
+                    upload_min,
+                    upload_max,
+                    ipv4,
+                    ipv6,
+                },
+            )
+        }
+        None => (
+            del_socket.unwrap_or_else(|| PathBuf::from(weir_api::DEFAULT_SOCKET)),
+            weir_api::Request::Circuit {
+                action,
+                id,
+                name: None,
+                parent: None,
+                download_min: None,
+                download_max: None,
+                upload_min: None,
+                upload_max: None,
+                ipv4,
+                ipv6,
+            },
+        ),
+    };
+    ask(&socket, &req)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WhoisArgs {
+    /// An IPv4 or IPv6 address of a subscriber.
+    address: String,
+    /// JSON.
+    #[arg(short = 'j', long)]
+    json: bool,
+    /// The API socket of the `weir run` to ask.
+    #[arg(long, default_value = weir_api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+pub fn whois(args: WhoisArgs) -> ExitCode {
+    ask(
+        &args.socket,
+        &weir_api::Request::Whois {
+            address: args.address,
+            json: args.json,
+        },
+    )
 }
 
 #[derive(clap::Args, Debug)]

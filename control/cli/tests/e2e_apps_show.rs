@@ -27,16 +27,7 @@ ports = [5311]
 "#;
 
 fn weir_cli(lab: &Lab, args: &[&str]) -> (i32, String, String) {
-    let sock = lab.path("weir.sock");
-    let mut all = vec![lab::weir_bin()];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--socket", sock.to_str().expect("UTF-8 path")]);
-    let out = lab::run_limited(&all, Duration::from_secs(20));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    lab.cli(args)
 }
 
 fn scrape(lab: &Lab) -> String {

@@ -65,6 +65,9 @@ use raw::sp;
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
+    /// The text it was read from (a change of its subscribers is compiled
+    /// from it again: [`parse_with`]).
+    pub source: String,
 }
 
 /// The whole file.
@@ -280,14 +283,26 @@ impl Tree {
 /// Parse and check a whole configuration. `file` is only used in
 /// diagnostics.
 pub fn parse_str(text: &str, file: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    parse_with(text, file, None)
+}
+
+/// [`parse_str`] with the subscriber files' texts given (`weir circuit`
+/// changes them in memory) instead of read from the files `[subscribers]`
+/// names.
+pub fn parse_with(
+    text: &str,
+    file: &str,
+    given: Option<&subscribers::Given>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let mut cx = Ctx::new(file, text);
-    let config = raw::parse(&mut cx, text).and_then(|doc| build(&mut cx, &doc));
+    let config = raw::parse(&mut cx, text).and_then(|doc| build(&mut cx, &doc, given));
     diag::sort(&mut cx.errors);
     diag::sort(&mut cx.warnings);
     match config {
         Some(config) if cx.errors.is_empty() => Ok(Loaded {
             config,
             warnings: cx.warnings,
+            source: text.to_string(),
         }),
         _ => {
             if cx.errors.is_empty() {
@@ -379,7 +394,7 @@ fn check_ifname(cx: &mut Ctx, v: &raw::S<String>, what: &str) -> bool {
     !bad
 }
 
-fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
+fn build(cx: &mut Ctx, doc: &raw::RawDoc, given: Option<&subscribers::Given>) -> Option<Config> {
     let errors_before = cx.errors.len();
     let mut trees = Vec::new();
     let mut tree_index: HashMap<&str, Option<u32>> = HashMap::new();
@@ -399,7 +414,7 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc) -> Option<Config> {
     let subscribers = doc
         .subscribers
         .as_ref()
-        .and_then(|(span, raw)| subscribers::build(cx, span, raw, &mut trees, &tree_index));
+        .and_then(|(span, raw)| subscribers::build(cx, span, raw, &mut trees, &tree_index, given));
 
     let mut pairs = Vec::new();
     let mut pair_names: HashMap<&str, Span> = HashMap::new();

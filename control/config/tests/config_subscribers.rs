@@ -362,6 +362,56 @@ fn mistakes_are_reported_where_they_are() {
     );
 }
 
+/// A reload compares trees by class id: a circuit keeps its id when
+/// circuits before it are removed, and a new one takes an id no class had.
+#[test]
+fn circuits_keep_their_class_ids_across_a_reload() {
+    let first = Case::new(
+        "ids1",
+        concat!(
+            "a,A,d1,D,,,198.18.5.1,,1,1,10,10,,\n",
+            "b,B,d2,D,,,198.18.5.2,,1,1,10,10,,\n",
+            "c,C,d3,D,,,198.18.5.3,,1,1,10,10,,\n",
+        ),
+        None,
+        "parent = \"1:1\"",
+    );
+    let old = first.load();
+    let second = Case::new(
+        "ids2",
+        concat!(
+            "a,A,d1,D,,,198.18.5.1,,1,1,10,10,,\n",
+            "c,C,d3,D,,,198.18.5.3,,1,1,10,10,,\n",
+            "n,N,d4,D,,,198.18.5.4,,1,1,10,10,,\n",
+        ),
+        None,
+        "parent = \"1:1\"",
+    );
+    let mut new = second.load();
+    let id =
+        |c: &config::Config, tree: &str, name: &str| class(c.tree(tree).expect("tree"), name).id;
+    // As loaded, ids follow the file: c took b's.
+    assert_eq!(id(&new, "down", "c"), id(&old, "down", "b"));
+    config::subscribers::keep_ids(&old, &mut new);
+    for tree in ["down", "up"] {
+        assert_eq!(id(&new, tree, "a"), id(&old, tree, "a"));
+        assert_eq!(id(&new, tree, "c"), id(&old, tree, "c"));
+        let fresh = id(&new, tree, "n");
+        assert!(
+            old.tree(tree)
+                .expect("tree")
+                .classes
+                .iter()
+                .all(|k| k.id != fresh),
+            "{tree}: {fresh} is new"
+        );
+        // Filters still point at the same classes (by index).
+        let t = new.tree(tree).expect("tree");
+        let c = t.class_index("c").expect("c");
+        assert!(t.filters.iter().any(|f| f.flowid == c));
+    }
+}
+
 #[test]
 fn ten_thousand_generated_circuits_load_and_build() {
     let dir = std::env::temp_dir().join(format!(

@@ -27,11 +27,13 @@
 mod apps;
 mod auto;
 mod change;
+mod circuit;
 mod json;
 pub mod metrics;
 mod reload;
 pub mod tcshow;
 mod text;
+mod whois;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -160,7 +162,7 @@ enum Event {
     /// Once a second: the rate estimates (and, later, history and
     /// policies) are taken on this beat.
     Tick,
-    Api(Pending),
+    Api(Box<Pending>),
 }
 
 fn signal_events(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
@@ -210,6 +212,9 @@ struct Control {
     /// The configuration in force: the file as loaded plus every
     /// `class change` applied since.
     config: Config,
+    /// The text `config` was compiled from: `weir circuit` compiles it
+    /// again with the circuits changed.
+    config_text: String,
     datapath: DataPath,
     /// The snapshots of the last two ticks: rates over the last second.
     ticks: (Option<Snapshot>, Option<Snapshot>),
@@ -362,6 +367,36 @@ impl Control {
                 Ok(text) => Response::text(text),
                 Err(e) => Response::error(e.to_string()),
             },
+            Request::Circuit {
+                action,
+                id,
+                name,
+                parent,
+                download_min,
+                download_max,
+                upload_min,
+                upload_max,
+                ipv4,
+                ipv6,
+            } => self.circuit(&circuit::CircuitArgs {
+                action,
+                id,
+                name,
+                parent,
+                download_min,
+                download_max,
+                upload_min,
+                upload_max,
+                ipv4,
+                ipv6,
+            }),
+            Request::Whois { address, json } => match self.fresh() {
+                Ok((snap, prev)) => {
+                    let stats = json::stats(&self.config, &snap, prev, StatsKind::Stats);
+                    whois::answer(&self.config, &stats.trees, &address, json)
+                }
+                Err(e) => Response::error(e.to_string()),
+            },
         }
     }
 
@@ -459,7 +494,20 @@ impl Control {
 
     fn reload_inner(&mut self) -> Result<String, ReloadError> {
         let loaded = config::load(&self.config_path).map_err(ReloadError::Config)?;
+        self.apply(loaded, "reloaded")
+    }
+
+    /// Make `loaded` (the file read again, or the running file with
+    /// changed circuits) the configuration in force: classes changed in
+    /// place where only their rates differ, trees rebuilt where their
+    /// structure does (see `reload.rs`). Err: nothing was changed (or, for
+    /// `Partly`, what was).
+    fn apply(&mut self, loaded: config::Loaded, what: &str) -> Result<String, ReloadError> {
+        let source = loaded.source;
         let mut new = loaded.config;
+        // Circuits and nodes keep their class ids, wherever they moved in
+        // the files: the plan matches classes by id.
+        config::subscribers::keep_ids(&self.config, &mut new);
         let (steps, rebuilds) = match reload::plan(&self.config, &new) {
             reload::Plan::NeedsRestart(why) => {
                 return Err(ReloadError::NeedsRestart {
@@ -540,21 +588,58 @@ impl Control {
         // engine starts over from the file's values, which the steps above
         // just restored.
         std::mem::swap(&mut self.config, &mut new);
-        self.auto.reset(
-            &self.config,
-            self.history.as_ref(),
-            "configuration reloaded",
-        );
+        let why = if what == "reloaded" {
+            "configuration reloaded".to_string()
+        } else {
+            what.to_string()
+        };
+        self.auto.reset(&self.config, self.history.as_ref(), &why);
         for w in &loaded.warnings {
             text.push_str(&format!("warning: {w}\n"));
         }
+        self.config_text = source;
         text.push_str(&format!(
-            "{}: reloaded: {} class change(s) in place, {} tree(s) rebuilt\n",
+            "{}: {what}: {} class change(s) in place, {} tree(s) rebuilt\n",
             self.config_path.display(),
             steps.len(),
             rebuilds.len()
         ));
         Ok(text)
+    }
+
+    /// `weir circuit add|change|del`: the running file compiled again with
+    /// the circuit changed, and applied as a reload is.
+    fn circuit(&mut self, a: &circuit::CircuitArgs) -> Response {
+        let Some(subs) = &self.config.subscribers else {
+            return Response::error(
+                "the configuration has no [subscribers]; `weir circuit` changes its circuits",
+            );
+        };
+        let given = match circuit::given(subs, a) {
+            Ok(g) => g,
+            Err(e) => return Response::error(format!("weir circuit {}: {e}", a.action.name())),
+        };
+        let file = self.config_path.display().to_string();
+        let loaded = match config::parse_with(&self.config_text, &file, Some(&given)) {
+            Ok(l) => l,
+            Err(diags) => {
+                return Response::error(
+                    diags
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
+        };
+        let what = format!("circuit {} {}", a.action.name(), a.id);
+        match self.apply(loaded, &what) {
+            Ok(text) => {
+                tracing::info!("{what}: {}", text.trim_end().replace('\n', "; "));
+                Response::text(text)
+            }
+            Err(e) => Response::error(e.to_string()),
+        }
     }
 
     fn class_change(&mut self, args: &ChangeArgs) -> Response {
@@ -604,6 +689,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         tracing::warn!("{}:{}:{}: {}", w.file, w.line, w.col, w.message);
     }
     let config = loaded.config;
+    let config_text = loaded.source;
     if config.pairs.is_empty() {
         let _ = writeln!(
             err,
@@ -705,6 +791,7 @@ pub fn cli_run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> i
         config_path: opts.config.clone(),
         auto: auto::Automation::new(&config, clock),
         config,
+        config_text,
         datapath,
         ticks: (None, None),
         last_stats: None,
@@ -814,7 +901,7 @@ fn forwarder(tx: &mpsc::Sender<Event>) -> impl Fn(Pending) -> bool + Send + Sync
     let tx = std::sync::Mutex::new(tx.clone());
     move |p: Pending| {
         tx.lock()
-            .map(|t| t.send(Event::Api(p)).is_ok())
+            .map(|t| t.send(Event::Api(Box::new(p))).is_ok())
             .unwrap_or(false)
     }
 }

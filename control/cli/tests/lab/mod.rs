@@ -328,6 +328,21 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot start `{}` in {ns}: {e}", args.join(" ")))
     }
 
+    /// Runs `weir ARGS --socket <this lab's API socket>` (show, whois, …)
+    /// against the lab's `weir run`: its exit code, stdout and stderr.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let sock = self.path("weir.sock");
+        let mut all = vec![weir_bin()];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--socket", sock.to_str().expect("UTF-8 path")]);
+        let out = run_limited(&all, Duration::from_secs(20));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// The id of the XDP program attached to `dev` of the gw namespace, if
     /// any (`ip -j link` has an "xdp" object only while one is attached).
     pub fn xdp_prog(&self, dev: &str) -> Option<u64> {

@@ -49,6 +49,16 @@ pub const DEFAULT_FIRST_MINOR: u32 = 0x1_0000;
 /// direction (1.4 GB for 10,000 circuits), 64 are 4.3 KiB.
 pub const DEFAULT_LEAF_FLOWS: u32 = 64;
 
+/// The texts of the subscriber files, given instead of read (`weir
+/// circuit` changes the circuits in memory and compiles them again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Given {
+    /// A ShapedDevices.csv.
+    pub devices: String,
+    /// The network.json, when `[subscribers]` names one.
+    pub network: Option<String>,
+}
+
 /// The subscribers of a configuration: what the files held and where each
 /// node and circuit went in each direction's tree.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +71,8 @@ pub struct Subscribers {
     pub circuits: Vec<Circuit>,
     /// The hierarchy (empty: every circuit under `parent`).
     pub nodes: Network,
+    /// The network.json as read, to compile changed circuits against.
+    pub network_text: Option<String>,
     pub download: Option<Placement>,
     pub upload: Option<Placement>,
 }
@@ -114,6 +126,7 @@ pub(crate) fn build(
     raw: &RawSubscribers,
     trees: &mut [Tree],
     tree_index: &HashMap<&str, Option<u32>>,
+    given: Option<&Given>,
 ) -> Option<Subscribers> {
     let errors_before = cx.errors.len();
     // Relative paths are the configuration's neighbours, wherever weir
@@ -136,12 +149,23 @@ pub(crate) fn build(
             })
             .ok()
     };
-    let devices_text = read(cx, &raw.devices, &devices_path, "`devices`");
-    let network_text = match (&raw.network, &network_path) {
-        (Some(v), Some(p)) => read(cx, v, p, "`network`"),
-        _ => None,
+    let (devices_text, network_text) = match given {
+        Some(g) => (Some(g.devices.clone()), g.network.clone()),
+        None => (
+            read(cx, &raw.devices, &devices_path, "`devices`"),
+            match (&raw.network, &network_path) {
+                (Some(v), Some(p)) => read(cx, v, p, "`network`"),
+                _ => None,
+            },
+        ),
     };
-    let devices_file = devices_path.display().to_string();
+    let kept_network_text = network_text.clone();
+    // Given texts are the files as changed in memory: their line numbers
+    // are not the file's.
+    let devices_file = match given {
+        Some(_) => format!("{} (as changed by weir circuit)", devices_path.display()),
+        None => devices_path.display().to_string(),
+    };
     let shaped = devices_text.and_then(|t| {
         read_shaped_devices(&devices_file, &t)
             .map_err(|e| cx.errors.extend(e))
@@ -285,6 +309,7 @@ pub(crate) fn build(
         network: network_path,
         circuits: shaped.circuits,
         nodes,
+        network_text: kept_network_text,
         download: placements.0,
         upload: placements.1,
     })

@@ -820,8 +820,133 @@ fn split_len(s: &str, max: u8) -> Result<(&str, u8), String> {
     }
 }
 
+/// `circuits` as a ShapedDevices.csv that reads back to them: one row per
+/// device, LibreQoS's columns and `sqm`, cells quoted where they need it,
+/// rates as exact decimal Mbps. For `weir circuit`, which changes the
+/// circuits in memory and compiles them again through the same checks.
+pub fn write_shaped_devices(circuits: &[Circuit]) -> String {
+    let mut s = COLUMNS.join(",");
+    s.push(',');
+    s.push_str(SQM_COLUMN);
+    s.push('\n');
+    for c in circuits {
+        let leaf = |l: Option<Leaf>| match l {
+            None => "",
+            Some(Leaf::FqCodel) => "fq_codel",
+            Some(Leaf::Cake) => "cake",
+            Some(Leaf::None) => "none",
+        };
+        let sqm = match (c.sqm.download, c.sqm.upload) {
+            (None, None) => String::new(),
+            (d, u) => format!("{}/{}", leaf(d), leaf(u)),
+        };
+        for d in &c.devices {
+            let mac = d.mac.map_or_else(String::new, |m| {
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            });
+            let v4: Vec<String> = d
+                .ipv4
+                .iter()
+                .map(|p| {
+                    if p.len == 32 {
+                        p.addr.to_string()
+                    } else {
+                        format!("{}/{}", p.addr, p.len)
+                    }
+                })
+                .collect();
+            let v6: Vec<String> = d
+                .ipv6
+                .iter()
+                .map(|p| {
+                    if p.len == 128 {
+                        p.addr.to_string()
+                    } else {
+                        format!("{}/{}", p.addr, p.len)
+                    }
+                })
+                .collect();
+            let cells = [
+                c.id.clone(),
+                c.name.clone(),
+                d.id.clone(),
+                d.name.clone(),
+                c.parent.clone().unwrap_or_default(),
+                mac,
+                v4.join(", "),
+                v6.join(", "),
+                mbps(c.download.min),
+                mbps(c.upload.min),
+                mbps(c.download.max),
+                mbps(c.upload.max),
+                d.comment.clone(),
+                sqm.clone(),
+            ];
+            let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+            s.push_str(&row.join(","));
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A rate as exact decimal Mbps (`2.5`, `0.25`, `100`).
+fn mbps(r: Rate) -> String {
+    let bits = r.bits_per_sec();
+    let (whole, frac) = (bits / 1_000_000, bits % 1_000_000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// A CSV cell, quoted when it holds a comma, a quote, a line break, a `#`
+/// at its start or spaces at its ends.
+fn csv_cell(s: &str) -> String {
+    let needs = s.contains([',', '"', '\n', '\r'])
+        || s.starts_with('#')
+        || s.starts_with(' ')
+        || s.ends_with(' ');
+    if needs {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn written_circuits_read_back_the_same() {
+        let text = concat!(
+            "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment,sqm\n",
+            "1,\"One, \"\"Inc\"\"\",d1,D,AP_A,00:1b:21:3a:4f:5c,\"198.18.0.1, 198.18.1.0/24\",2001:db8::/48,1.5,0.25,10,10,\"a, b\",cake/\n",
+            "1,\"One, \"\"Inc\"\"\",d2,D,AP_A,,198.18.0.2,,1.5,0.25,10,10,,cake/\n",
+            ",,d3,# not a comment,,,198.18.0.3,2001:db8:1::1,0.001,1,2,3, padded ,none\n",
+        );
+        let first = read_shaped_devices("a.csv", text).expect("reads").circuits;
+        let written = write_shaped_devices(&first);
+        let again = read_shaped_devices("b.csv", &written)
+            .expect("reads back")
+            .circuits;
+        // Lines differ (the file's rows), everything else is the same.
+        let strip = |cs: Vec<Circuit>| {
+            cs.into_iter()
+                .map(|mut c| {
+                    c.line = 0;
+                    c.parent_at = (0, 0);
+                    c.devices.iter_mut().for_each(|d| d.line = 0);
+                    c
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(again), strip(first), "{written}");
+    }
     use super::*;
 
     const HEADER: &str = "Circuit ID,Circuit Name,Device ID,Device Name,Parent Node,MAC,IPv4,IPv6,Download Min Mbps,Upload Min Mbps,Download Max Mbps,Upload Max Mbps,Comment\n";

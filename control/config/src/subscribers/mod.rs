@@ -7,16 +7,18 @@
 
 mod compile;
 mod devices;
+mod ids;
 mod json;
 mod network;
 mod synth;
 
 pub(crate) use compile::build;
-pub use compile::{Placement, Subscribers, DEFAULT_FIRST_MINOR, DEFAULT_LEAF_FLOWS};
+pub use compile::{Given, Placement, Subscribers, DEFAULT_FIRST_MINOR, DEFAULT_LEAF_FLOWS};
 pub use devices::{
-    read_shaped_devices, Circuit, Device, Leaf, Plan, Prefix4, Prefix6, ShapedDevices, Sqm,
-    COLUMNS, SQM_COLUMN,
+    read_shaped_devices, write_shaped_devices, Circuit, Device, Leaf, Plan, Prefix4, Prefix6,
+    ShapedDevices, Sqm, COLUMNS, SQM_COLUMN,
 };
+pub use ids::keep_ids;
 pub use network::{read_network, Network, Node};
 pub use synth::{Synth, TIERS};
 
