@@ -173,6 +173,7 @@ pub(crate) struct RawSubscribers {
     pub first_id: Option<S<String>>,
     pub prio: Option<S<i64>>,
     pub leaf: Option<S<RawQdisc>>,
+    pub circuit_metrics: Option<S<bool>>,
 }
 
 /// A tree's own keys (`class` and `filter` are taken out first and parsed

@@ -73,6 +73,10 @@ pub struct Subscribers {
     pub nodes: Network,
     /// The network.json as read, to compile changed circuits against.
     pub network_text: Option<String>,
+    /// `circuit_metrics = true`: /metrics has a series per circuit class
+    /// (about 22 per circuit and direction); off, only the nodes' and the
+    /// file's own classes.
+    pub circuit_metrics: bool,
     pub download: Option<Placement>,
     pub upload: Option<Placement>,
 }
@@ -90,6 +94,12 @@ pub struct Placement {
 }
 
 impl Subscribers {
+    /// Whether class `class` of tree `tree` is a circuit's.
+    pub fn is_circuit(&self, tree: u32, class: u32) -> bool {
+        self.placement(tree)
+            .is_some_and(|p| p.circuits.binary_search(&class).is_ok())
+    }
+
     /// The placement of the direction whose tree is `tree`.
     pub fn placement(&self, tree: u32) -> Option<&Placement> {
         [&self.download, &self.upload]
@@ -310,6 +320,7 @@ pub(crate) fn build(
         circuits: shaped.circuits,
         nodes,
         network_text: kept_network_text,
+        circuit_metrics: raw.circuit_metrics.as_ref().is_some_and(|v| *v.get_ref()),
         download: placements.0,
         upload: placements.1,
     })
