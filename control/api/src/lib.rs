@@ -75,7 +75,8 @@ fn default_top() -> usize {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// `weir show class|qdisc|filter|apps [-s] [-j] [--tree NAME]`.
+    /// `weir show class|qdisc|filter|apps [-s] [-j] [--tree NAME]
+    /// [--class ID] [--top N]`.
     Show {
         what: ShowWhat,
         #[serde(default)]
@@ -84,6 +85,13 @@ pub enum Request {
         json: bool,
         #[serde(default)]
         tree: Option<String>,
+        /// `class`: only this class (id or name) and the classes under it.
+        #[serde(default)]
+        class: Option<String>,
+        /// `class`: only the N classes sending the most now (rate
+        /// estimate), per tree, busiest first.
+        #[serde(default)]
+        top: Option<usize>,
     },
     /// `weir class change CLASSID [rate R] [ceil C] [burst B] [cburst B]
     /// [prio P] [quantum Q]`; values in tc units, as in the config file.

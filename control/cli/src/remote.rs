@@ -26,9 +26,14 @@ pub struct ShowArgs {
     /// flows: only the flows of this app.
     #[arg(long)]
     app: Option<String>,
-    /// flows: how many, per tree.
+    /// flows: how many, per tree; class: only the N classes sending the
+    /// most now, per tree.
     #[arg(long)]
     top: Option<usize>,
+    /// class: only this class (id or name, e.g. a circuit id or a site)
+    /// and the classes under it.
+    #[arg(long)]
+    class: Option<String>,
     /// flows: ranked by rate (the rate of the flow's last bulk window, see
     /// docs/operations.md) or by bytes.
     #[arg(long, value_enum)]
@@ -71,6 +76,9 @@ fn show_request(args: ShowArgs) -> Result<(PathBuf, weir_api::Request), String> 
         ShowArg::Filter => weir_api::ShowWhat::Filter,
         ShowArg::Apps => weir_api::ShowWhat::Apps,
         ShowArg::Flows => {
+            if args.class.is_some() {
+                return Err("--class goes with `weir show class`, not flows".to_string());
+            }
             let req = weir_api::Request::Flows {
                 tree: args.tree,
                 app: args.app,
@@ -84,14 +92,23 @@ fn show_request(args: ShowArgs) -> Result<(PathBuf, weir_api::Request), String> 
             return Ok((args.socket, req));
         }
     };
-    if args.app.is_some() || args.top.is_some() || args.by.is_some() {
-        return Err("--app, --top and --by go with `weir show flows`".to_string());
+    if args.app.is_some() || args.by.is_some() {
+        return Err("--app and --by go with `weir show flows`".to_string());
+    }
+    let is_class = matches!(what, weir_api::ShowWhat::Class);
+    if !is_class && (args.top.is_some() || args.class.is_some()) {
+        return Err(
+            "--top and --class go with `weir show class` (and --top with `weir show flows`)"
+                .to_string(),
+        );
     }
     let req = weir_api::Request::Show {
         what,
         stats: args.stats,
         json: args.json,
         tree: args.tree,
+        class: args.class,
+        top: args.top,
     };
     Ok((args.socket, req))
 }
@@ -360,6 +377,19 @@ mod tests {
                 stats: false,
                 json: false,
                 tree: Some("up".into()),
+                class: None,
+                top: None,
+            })
+        );
+        assert_eq!(
+            request(&["class", "--class", "AP_A", "--top", "5", "-s"]),
+            Ok(weir_api::Request::Show {
+                what: weir_api::ShowWhat::Class,
+                stats: true,
+                json: false,
+                tree: None,
+                class: Some("AP_A".into()),
+                top: Some(5),
             })
         );
     }
@@ -371,9 +401,11 @@ mod tests {
             &["class", "--app", "voice"][..],
             &["apps", "--top", "5"],
             &["qdisc", "--by", "rate"],
+            &["flows", "--class", "1:10"],
+            &["qdisc", "--class", "1:10"],
         ] {
             let e = request(words).expect_err("refused");
-            assert!(e.contains("go with `weir show flows`"), "{words:?}: {e}");
+            assert!(e.contains("with `weir show"), "{words:?}: {e}");
         }
         assert!(request(&["flows", "--by", "speed"]).is_err());
     }

@@ -335,6 +335,17 @@ fn two_hundred_forty_circuits_get_their_plans() {
         let (code, _, err) = lab.cli(&["whois", "198.18.99.1"]);
         assert_ne!(code, 0, "an address of no circuit is an error");
         assert!(err.contains("no circuit holds 198.18.99.1"), "{err}");
+        // The classes of one circuit, and the busiest ones.
+        let (code, out, err) = lab.cli(&["show", "class", "--class", "c4", "-s"]);
+        assert_eq!(code, 0, "weir show class --class: {err}");
+        assert_eq!(
+            out.matches("class htb ").count(),
+            2,
+            "c4 in each tree: {out}"
+        );
+        let (code, out, err) = lab.cli(&["show", "class", "--top", "3", "--tree", "up"]);
+        assert_eq!(code, 0, "weir show class --top: {err}");
+        assert_eq!(out.matches("class htb ").count(), 3, "{out}");
         circuit_changes(&lab);
         let report = lab.stop_weir();
         assert_eq!(report["accounting"]["balanced"], true);

@@ -304,11 +304,24 @@ impl Control {
                 stats,
                 json,
                 tree,
+                class,
+                top,
             } => {
                 if let Some(t) = &tree {
                     if self.config.tree(t).is_none() {
                         return Response::error(change::no_tree(&self.config, t).to_string());
                     }
+                }
+                let select = tcshow::Select { class, top };
+                if (select.class.is_some() || select.top.is_some()) && what != api::ShowWhat::Class
+                {
+                    return Response::error("--class and --top go with `weir show class`");
+                }
+                if !select.known(&self.config) {
+                    return Response::error(format!(
+                        "no class {} in any tree; expected a class id like 1:10 or a class's name",
+                        select.class.as_deref().unwrap_or_default()
+                    ));
                 }
                 let (snap, prev) = match self.fresh() {
                     Ok(x) => x,
@@ -322,9 +335,9 @@ impl Control {
                     return Response::error(no_apps(tree.as_deref()));
                 }
                 if json {
-                    Response::json(text::show_json(&self.config, &snap, what, stats))
+                    Response::json(text::show_json(&self.config, &snap, what, stats, &select))
                 } else {
-                    Response::text(text::show(&self.config, &snap, what, stats))
+                    Response::text(text::show(&self.config, &snap, what, stats, &select))
                 }
             }
             Request::Flows {

@@ -49,6 +49,55 @@ fn ticks(ns: i64) -> i64 {
 }
 
 /// The qdisc handle `weir tc` gives leaf number `n` (0-based, class order).
+/// Which classes `weir show class` lists: every class, or a class and
+/// the classes under it (`--class`), or the busiest N (`--top`); with
+/// 100,000 subscriber classes the whole list is rarely what is wanted.
+#[derive(Clone, Debug, Default)]
+pub struct Select {
+    pub class: Option<String>,
+    pub top: Option<usize>,
+}
+
+impl Select {
+    /// The indexes to list of `tree` (whose live stats are `t`), in tree
+    /// order, or busiest first with `top`.
+    fn classes(&self, tree: &Tree, t: &weir_api::snapshot::TreeStats) -> Vec<usize> {
+        let mut keep: Vec<usize> = match &self.class {
+            None => (0..tree.classes.len()).collect(),
+            Some(name) => match tree.class_index(name) {
+                None => Vec::new(),
+                Some(root) => {
+                    // Parents come first, so one pass finds the subtree.
+                    let mut inside = vec![false; tree.classes.len()];
+                    inside[root as usize] = true;
+                    for (i, c) in tree.classes.iter().enumerate() {
+                        if let Some(p) = c.parent {
+                            if inside[p as usize] {
+                                inside[i] = true;
+                            }
+                        }
+                    }
+                    (0..tree.classes.len()).filter(|&i| inside[i]).collect()
+                }
+            },
+        };
+        if let Some(n) = self.top {
+            let rate = |i: usize| t.classes.get(i).and_then(|c| c.rate_est).unwrap_or(0);
+            // Busiest first; ties in tree order (a stable sort).
+            keep.sort_by_key(|&i| std::cmp::Reverse(rate(i)));
+            keep.truncate(n);
+        }
+        keep
+    }
+
+    /// Whether `class` names a class of some tree of `config`.
+    pub fn known(&self, config: &Config) -> bool {
+        self.class
+            .as_deref()
+            .is_none_or(|c| config.trees.iter().any(|t| t.class_index(c).is_some()))
+    }
+}
+
 fn leaf_handles(tree: &Tree) -> Vec<Option<u32>> {
     let major = tree.classes.first().map_or(1, |c| c.id.major);
     let mut next = major.max(0xff) + 1;
@@ -71,14 +120,15 @@ fn parent_of(tree: &Tree, i: usize) -> String {
 }
 
 /// `tc [-s] class show` for every tree in `snap`.
-pub fn class_text(config: &Config, snap: &Stats, stats: bool) -> String {
+pub fn class_text(config: &Config, snap: &Stats, stats: bool, select: &Select) -> String {
     let mut s = String::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
             continue;
         };
         let handles = leaf_handles(tree);
-        for (i, c) in tree.classes.iter().enumerate() {
+        for i in select.classes(tree, t) {
+            let c = &tree.classes[i];
             let leaf = handles[i]
                 .map(|h| format!(" leaf {h:x}:"))
                 .unwrap_or_default();
@@ -353,14 +403,15 @@ pub fn filter_text(config: &Config, snap: &Stats) -> String {
 }
 
 /// `-j`: classes as tc's JSON would name them.
-pub fn class_json(config: &Config, snap: &Stats, stats: bool) -> Value {
+pub fn class_json(config: &Config, snap: &Stats, stats: bool, select: &Select) -> Value {
     let mut out = Vec::new();
     for t in &snap.trees {
         let Some(tree) = config.tree(&t.name) else {
             continue;
         };
         let handles = leaf_handles(tree);
-        for (i, c) in tree.classes.iter().enumerate() {
+        for i in select.classes(tree, t) {
+            let c = &tree.classes[i];
             let mut v = json!({
                 "class": "htb",
                 "handle": c.id.to_string(),
@@ -520,4 +571,57 @@ pub fn filter_json(config: &Config, snap: &Stats) -> Value {
         }
     }
     Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// lab.toml's up tree (1:1 over 1:10, 1:20, 1:30) and recorded stats of
+    /// it, with rate estimates set per class.
+    fn lab() -> (Config, weir_api::snapshot::TreeStats) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lab.toml");
+        let config = weir_config::load(std::path::Path::new(path))
+            .expect("lab.toml")
+            .config;
+        let line = include_str!("../tests/data/stats-lines.json")
+            .lines()
+            .next()
+            .expect("a line");
+        let stats: Stats = serde_json::from_str(line).expect("stats");
+        let mut t = stats
+            .trees
+            .into_iter()
+            .find(|t| t.name == "up")
+            .expect("up");
+        for (c, bits) in t.classes.iter_mut().zip([90, 10, 50, 30]) {
+            c.rate_est = Some(bits);
+        }
+        (config, t)
+    }
+
+    #[test]
+    fn a_subtree_or_the_busiest_classes() {
+        let (config, t) = lab();
+        let tree = config.tree("up").expect("up");
+        let all = Select::default();
+        assert_eq!(all.classes(tree, &t), vec![0, 1, 2, 3]);
+        let high = Select {
+            class: Some("high".into()),
+            top: None,
+        };
+        assert_eq!(high.classes(tree, &t), vec![1]);
+        let root = Select {
+            class: Some("1:1".into()),
+            top: Some(2),
+        };
+        assert_eq!(root.classes(tree, &t), vec![0, 2], "busiest first");
+        let none = Select {
+            class: Some("nope".into()),
+            top: None,
+        };
+        assert!(none.classes(tree, &t).is_empty());
+        assert!(!none.known(&config));
+        assert!(high.known(&config));
+    }
 }

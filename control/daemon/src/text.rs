@@ -167,9 +167,15 @@ fn umem_text(report: &ShutdownReport) -> String {
 }
 
 /// `weir show` as text: tc's layout (see `tcshow.rs`).
-pub(super) fn show(config: &Config, snap: &Stats, what: ShowWhat, stats: bool) -> String {
+pub(super) fn show(
+    config: &Config,
+    snap: &Stats,
+    what: ShowWhat,
+    stats: bool,
+    select: &super::tcshow::Select,
+) -> String {
     match what {
-        ShowWhat::Class => super::tcshow::class_text(config, snap, stats),
+        ShowWhat::Class => super::tcshow::class_text(config, snap, stats, select),
         ShowWhat::Qdisc => super::tcshow::qdisc_text(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_text(config, snap),
         ShowWhat::Apps => super::apps::apps_text(snap),
@@ -182,9 +188,10 @@ pub(super) fn show_json(
     snap: &Stats,
     what: ShowWhat,
     stats: bool,
+    select: &super::tcshow::Select,
 ) -> serde_json::Value {
     match what {
-        ShowWhat::Class => super::tcshow::class_json(config, snap, stats),
+        ShowWhat::Class => super::tcshow::class_json(config, snap, stats, select),
         ShowWhat::Qdisc => super::tcshow::qdisc_json(config, snap, stats),
         ShowWhat::Filter => super::tcshow::filter_json(config, snap),
         ShowWhat::Apps => super::apps::apps_json(snap),
@@ -372,8 +379,8 @@ mod tests {
         for what in [ShowWhat::Class, ShowWhat::Qdisc, ShowWhat::Filter] {
             for stats in [false, true] {
                 got += &format!("== {what:?} stats={stats}\n");
-                got += &show(&config, &snap, what, stats);
-                let v = show_json(&config, &snap, what, stats);
+                got += &show(&config, &snap, what, stats, &Default::default());
+                let v = show_json(&config, &snap, what, stats, &Default::default());
                 got += &serde_json::to_string_pretty(&v).expect("encodes");
                 got += "\n";
             }
@@ -398,12 +405,12 @@ mod tests {
         for what in [ShowWhat::Class, ShowWhat::Qdisc, ShowWhat::Filter] {
             for stats in [false, true] {
                 assert_eq!(
-                    show(&config, &a, what, stats),
-                    show(&config, &b, what, stats)
+                    show(&config, &a, what, stats, &Default::default()),
+                    show(&config, &b, what, stats, &Default::default())
                 );
                 assert_eq!(
-                    show_json(&config, &a, what, stats),
-                    show_json(&config, &b, what, stats)
+                    show_json(&config, &a, what, stats, &Default::default()),
+                    show_json(&config, &b, what, stats, &Default::default())
                 );
             }
         }
@@ -468,9 +475,15 @@ mod tests {
         let (config, snap) = crate::json::tests::sample_apps(1);
         let stats = crate::json::stats(&config, &snap, None, StatsKind::Stats);
         let mut got = String::from("== apps\n");
-        got += &show(&config, &stats, ShowWhat::Apps, false);
-        got += &serde_json::to_string_pretty(&show_json(&config, &stats, ShowWhat::Apps, false))
-            .expect("encodes");
+        got += &show(&config, &stats, ShowWhat::Apps, false, &Default::default());
+        got += &serde_json::to_string_pretty(&show_json(
+            &config,
+            &stats,
+            ShowWhat::Apps,
+            false,
+            &Default::default(),
+        ))
+        .expect("encodes");
         got += "\n== flows\n";
         let flows = [crate::apps::tree_flows(
             config.tree("up"),
