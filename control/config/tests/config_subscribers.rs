@@ -446,3 +446,81 @@ fn ten_thousand_generated_circuits_load_and_build() {
     }
     assert!(Path::new(&s.devices).ends_with("ShapedDevices.csv"));
 }
+
+mod ids_over_changes {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    /// A ShapedDevices.csv of the circuits `ids` (circuit n at 198.18.6.n).
+    fn csv(ids: &[u8]) -> String {
+        let mut s = HEADER.to_string();
+        for n in ids {
+            s.push_str(&format!("k{n},K,d{n},D,,,198.18.6.{n},,1,1,10,10,,\n"));
+        }
+        s
+    }
+
+    const TOML: &str = "[subscribers]\ndevices = \"d.csv\"\ndownload = \"down\"\nupload = \"up\"\nparent = \"1:1\"\n\
+        [tree.down]\ndefault = \"1:ffff\"\n[[tree.down.class]]\nid = \"1:1\"\nrate = \"1gbit\"\n[[tree.down.class]]\nid = \"1:ffff\"\nparent = \"1:1\"\nrate = \"1mbit\"\n\
+        [tree.up]\ndefault = \"1:ffff\"\n[[tree.up.class]]\nid = \"1:1\"\nrate = \"1gbit\"\n[[tree.up.class]]\nid = \"1:ffff\"\nparent = \"1:1\"\nrate = \"1mbit\"\n";
+
+    fn compile(ids: &[u8]) -> config::Config {
+        let given = config::subscribers::Given {
+            devices: csv(ids),
+            network: None,
+        };
+        config::parse_with(TOML, "w.toml", Some(&given))
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .config
+    }
+
+    fn ids_of(c: &config::Config, tree: &str) -> HashMap<String, ClassId> {
+        let t = c.tree(tree).expect("tree");
+        t.classes
+            .iter()
+            .filter_map(|k| k.name.clone().map(|n| (n, k.id)))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any sequence of files (circuits added, removed, reordered):
+        /// after `keep_ids`, a circuit that stays keeps its class id, a new
+        /// one takes an id that no class of the running tree has, and no
+        /// two classes of a tree share an id.
+        #[test]
+        fn circuits_keep_their_ids_through_any_sequence_of_files(
+            files in proptest::collection::vec(proptest::collection::btree_set(1u8..60, 0..12), 1..8),
+            shuffle in any::<u64>(),
+        ) {
+            let mut running = compile(&[]);
+            for (step, set) in files.iter().enumerate() {
+                let mut order: Vec<u8> = set.iter().copied().collect();
+                // Reordered in the file, as an operator's export may be.
+                let r = order.len().max(1);
+                order.rotate_left((shuffle as usize + step) % r);
+                let mut new = compile(&order);
+                config::subscribers::keep_ids(&running, &mut new);
+                for tree in ["down", "up"] {
+                    let before = ids_of(&running, tree);
+                    let after = ids_of(&new, tree);
+                    let all_before: HashSet<ClassId> =
+                        running.tree(tree).expect("tree").classes.iter().map(|k| k.id).collect();
+                    for (name, id) in &after {
+                        match before.get(name) {
+                            Some(old) => prop_assert_eq!(old, id, "{} moved", name),
+                            None => prop_assert!(!all_before.contains(id), "{} took a used id {}", name, id),
+                        }
+                    }
+                    let t = new.tree(tree).expect("tree");
+                    let unique: HashSet<ClassId> = t.classes.iter().map(|k| k.id).collect();
+                    prop_assert_eq!(unique.len(), t.classes.len());
+                    prop_assert!(weir_dataplane::shaper::Shaper::new(&t.shaper_spec(1), 0).is_ok());
+                }
+                running = new;
+            }
+        }
+    }
+}

@@ -19,15 +19,15 @@ type Wanted = (usize, Option<u32>);
 
 /// Renumber the subscriber classes of `new` (a configuration just loaded)
 /// so that every node and circuit the running `old` has keeps its class
-/// id, in both directions; new ones take the lowest minors above every id
-/// their tree has used. Nothing else changes: filters and parents point at
-/// classes by index, not by id.
+/// id, in both directions; new ones take minors above every id their tree
+/// has now or had in `old` (never a removed one's). Nothing else changes:
+/// filters and parents point at classes by index, not by id.
 pub fn keep_ids(old: &Config, new: &mut Config) {
     let (Some(os), Some(ns)) = (&old.subscribers, &new.subscribers) else {
         return;
     };
     let pairs = [(&os.download, &ns.download), (&os.upload, &ns.upload)];
-    let mut plans: Vec<(u32, Vec<Wanted>)> = Vec::new();
+    let mut plans: Vec<(u32, Vec<Wanted>, HashSet<u32>)> = Vec::new();
     for (op, np) in pairs {
         let (Some(op), Some(np)) = (op, np) else {
             continue;
@@ -52,9 +52,12 @@ pub fn keep_ids(old: &Config, new: &mut Config) {
             .chain(ns.circuits.iter().map(|c| c.id.as_str()).zip(&np.circuits))
             .map(|(name, &k)| (k as usize, by_name.get(name).copied()))
             .collect();
-        plans.push((np.tree, wanted));
+        // A new circuit must not take the id of one just removed: the
+        // reload would move the removed one's queue into it.
+        let old_minors = old_tree.classes.iter().map(|c| c.id.minor).collect();
+        plans.push((np.tree, wanted, old_minors));
     }
-    for (tree, wanted) in plans {
+    for (tree, wanted, old_minors) in plans {
         let t = &mut new.trees[tree as usize];
         let ours: HashSet<usize> = wanted.iter().map(|(k, _)| *k).collect();
         // Minors the tree's own classes use; then the kept ones, unless a
@@ -75,8 +78,10 @@ pub fn keep_ids(old: &Config, new: &mut Config) {
             .iter()
             .copied()
             .chain(t.classes.iter().map(|c| c.id.minor))
+            .chain(old_minors.iter().copied())
             .max()
             .unwrap_or(0);
+        taken.extend(old_minors);
         let major = t.classes.first().map_or(1, |c| c.id.major);
         for (k, kept) in wanted {
             let m = match kept {
