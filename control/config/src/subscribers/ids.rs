@@ -6,7 +6,7 @@
 //! its neighbour's id, and their queues and buckets with it. Before a
 //! reload is planned, [`keep_ids`] gives every node and circuit that the
 //! running configuration has the id it has there, and new ones ids no
-//! class of the tree uses.
+//! class of the tree uses or used.
 
 use std::collections::{HashMap, HashSet};
 
