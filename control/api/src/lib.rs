@@ -130,29 +130,8 @@ pub enum Request {
     Reload,
     /// `weir circuit add|change|del ID …`: one circuit of `[subscribers]`
     /// added, changed or removed in the running configuration (not in its
-    /// files: a reload reads them again). Rates are Mbps, decimals
-    /// allowed, as in ShapedDevices.csv; a min left out is the max.
-    Circuit {
-        action: CircuitAction,
-        id: String,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        parent: Option<String>,
-        #[serde(default)]
-        download_min: Option<String>,
-        #[serde(default)]
-        download_max: Option<String>,
-        #[serde(default)]
-        upload_min: Option<String>,
-        #[serde(default)]
-        upload_max: Option<String>,
-        /// Addresses or prefixes of the new circuit's device (add only).
-        #[serde(default)]
-        ipv4: Vec<String>,
-        #[serde(default)]
-        ipv6: Vec<String>,
-    },
+    /// files: a reload reads them again).
+    Circuit(CircuitRequest),
     /// `weir whois ADDRESS [-j]`: the circuit of `[subscribers]` that
     /// holds the address, and its class, rates and counters in each
     /// direction.
@@ -166,10 +145,37 @@ pub enum Request {
     Stats,
 }
 
+/// `weir circuit`'s request. Rates are Mbps, decimals allowed, as in
+/// ShapedDevices.csv; for `add`, a min left out is the max.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitRequest {
+    pub action: CircuitAction,
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub download_min: Option<String>,
+    #[serde(default)]
+    pub download_max: Option<String>,
+    #[serde(default)]
+    pub upload_min: Option<String>,
+    #[serde(default)]
+    pub upload_max: Option<String>,
+    /// Addresses or prefixes of the new circuit's device (add only).
+    #[serde(default)]
+    pub ipv4: Vec<String>,
+    #[serde(default)]
+    pub ipv6: Vec<String>,
+}
+
 /// What `weir circuit` does to a circuit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitAction {
+    #[default]
     Add,
     Change,
     Del,
@@ -269,4 +275,29 @@ pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response
         path: shown,
         why: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod circuit_tests {
+    use super::*;
+
+    /// The request line a script sends for `weir circuit`.
+    #[test]
+    fn a_circuit_request_line_decodes() {
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"circuit","action":"add","id":"42","download_max":"100","ipv4":["198.18.1.9"]}"#,
+        )
+        .expect("decodes");
+        let Request::Circuit(c) = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((c.action, c.id.as_str()), (CircuitAction::Add, "42"));
+        assert_eq!(c.download_max.as_deref(), Some("100"));
+        let line = serde_json::to_string(&r).expect("encodes");
+        assert_eq!(serde_json::from_str::<Request>(&line).expect("again"), r);
+        assert!(serde_json::from_str::<Request>(
+            r#"{"cmd":"circuit","action":"add","id":"1","colour":"x"}"#
+        )
+        .is_err());
+    }
 }

@@ -216,61 +216,40 @@ fn min_max(v: &Option<String>) -> (Option<String>, Option<String>) {
 }
 
 pub fn circuit(cmd: CircuitCmd) -> ExitCode {
-    let (action, id, c, ip, del_socket) = match cmd {
-        CircuitCmd::Add { id, c, ip } => (weir_api::CircuitAction::Add, id, Some(c), ip, None),
-        CircuitCmd::Change { id, c } => (
-            weir_api::CircuitAction::Change,
-            id,
-            Some(c),
-            Vec::new(),
-            None,
-        ),
-        CircuitCmd::Del { id, socket } => (
-            weir_api::CircuitAction::Del,
-            id,
-            None,
-            Vec::new(),
-            Some(socket),
-        ),
-    };
-    let (ipv6, ipv4): (Vec<String>, Vec<String>) = ip.into_iter().partition(|a| a.contains(':'));
-    let (socket, req) = match c {
-        Some(c) => {
-            let (download_min, download_max) = min_max(&c.download);
-            let (upload_min, upload_max) = min_max(&c.upload);
+    let (action, id, c, ip, socket) = match cmd {
+        CircuitCmd::Add { id, c, ip } => {
+            let socket = c.socket.clone();
+            (weir_api::CircuitAction::Add, id, Some(c), ip, socket)
+        }
+        CircuitCmd::Change { id, c } => {
+            let socket = c.socket.clone();
             (
-                c.socket,
-                weir_api::Request::Circuit {
-                    action,
-                    id,
-                    name: c.name,
-                    parent: c.parent,
-                    download_min,
-                    download_max,
-                    upload_min,
-                    upload_max,
-                    ipv4,
-                    ipv6,
-                },
+                weir_api::CircuitAction::Change,
+                id,
+                Some(c),
+                Vec::new(),
+                socket,
             )
         }
-        None => (
-            del_socket.unwrap_or_else(|| PathBuf::from(weir_api::DEFAULT_SOCKET)),
-            weir_api::Request::Circuit {
-                action,
-                id,
-                name: None,
-                parent: None,
-                download_min: None,
-                download_max: None,
-                upload_min: None,
-                upload_max: None,
-                ipv4,
-                ipv6,
-            },
-        ),
+        CircuitCmd::Del { id, socket } => {
+            (weir_api::CircuitAction::Del, id, None, Vec::new(), socket)
+        }
     };
-    ask(&socket, &req)
+    let (ipv6, ipv4): (Vec<String>, Vec<String>) = ip.into_iter().partition(|a| a.contains(':'));
+    let mut req = weir_api::CircuitRequest {
+        action,
+        id,
+        ipv4,
+        ipv6,
+        ..weir_api::CircuitRequest::default()
+    };
+    if let Some(c) = c {
+        (req.download_min, req.download_max) = min_max(&c.download);
+        (req.upload_min, req.upload_max) = min_max(&c.upload);
+        req.name = c.name;
+        req.parent = c.parent;
+    }
+    ask(&socket, &weir_api::Request::Circuit(req))
 }
 
 #[derive(clap::Args, Debug)]

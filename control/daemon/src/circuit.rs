@@ -10,28 +10,14 @@
 //! rebuilding its trees, every other class keeping its queue and buckets.
 //! Nothing is written to the files: a reload reads them again.
 
-use weir_api::CircuitAction;
+use weir_api::{CircuitAction, CircuitRequest};
 use weir_config::subscribers::{write_shaped_devices, Given, Subscribers};
 use weir_config::Rate;
-
-/// What the API asked for.
-pub(crate) struct CircuitArgs {
-    pub action: CircuitAction,
-    pub id: String,
-    pub name: Option<String>,
-    pub parent: Option<String>,
-    pub download_min: Option<String>,
-    pub download_max: Option<String>,
-    pub upload_min: Option<String>,
-    pub upload_max: Option<String>,
-    pub ipv4: Vec<String>,
-    pub ipv6: Vec<String>,
-}
 
 /// The subscriber files' texts with the change made, to compile the
 /// running configuration against. Err: what is wrong with the request
 /// (the checks of the files themselves come after, in the compile).
-pub(crate) fn given(subs: &Subscribers, a: &CircuitArgs) -> Result<Given, String> {
+pub(crate) fn given(subs: &Subscribers, a: &CircuitRequest) -> Result<Given, String> {
     let mut circuits = subs.circuits.clone();
     let at = circuits.iter().position(|c| c.id == a.id);
     let mut extra_row = None;
@@ -125,7 +111,7 @@ pub(crate) fn given(subs: &Subscribers, a: &CircuitArgs) -> Result<Given, String
     })
 }
 
-fn plan_given(a: &CircuitArgs) -> bool {
+fn plan_given(a: &CircuitRequest) -> bool {
     a.download_min.is_some()
         || a.download_max.is_some()
         || a.upload_min.is_some()
@@ -167,23 +153,16 @@ mod tests {
         (loaded.source, loaded.config)
     }
 
-    fn args(action: CircuitAction, id: &str) -> CircuitArgs {
-        CircuitArgs {
+    fn args(action: CircuitAction, id: &str) -> CircuitRequest {
+        CircuitRequest {
             action,
             id: id.to_string(),
-            name: None,
-            parent: None,
-            download_min: None,
-            download_max: None,
-            upload_min: None,
-            upload_max: None,
-            ipv4: Vec::new(),
-            ipv6: Vec::new(),
+            ..CircuitRequest::default()
         }
     }
 
     /// The running file compiled again with `a`'s change.
-    fn changed(a: &CircuitArgs) -> Result<Config, String> {
+    fn changed(a: &CircuitRequest) -> Result<Config, String> {
         let (text, config) = example();
         let subs = config.subscribers.as_ref().expect("[subscribers]");
         let given = given(subs, a)?;

@@ -380,29 +380,7 @@ impl Control {
                 Ok(text) => Response::text(text),
                 Err(e) => Response::error(e.to_string()),
             },
-            Request::Circuit {
-                action,
-                id,
-                name,
-                parent,
-                download_min,
-                download_max,
-                upload_min,
-                upload_max,
-                ipv4,
-                ipv6,
-            } => self.circuit(&circuit::CircuitArgs {
-                action,
-                id,
-                name,
-                parent,
-                download_min,
-                download_max,
-                upload_min,
-                upload_max,
-                ipv4,
-                ipv6,
-            }),
+            Request::Circuit(req) => self.circuit(&req),
             Request::Whois { address, json } => match self.fresh() {
                 Ok((snap, prev)) => {
                     let stats = json::stats(&self.config, &snap, prev, StatsKind::Stats);
@@ -622,7 +600,7 @@ impl Control {
 
     /// `weir circuit add|change|del`: the running file compiled again with
     /// the circuit changed, and applied as a reload is.
-    fn circuit(&mut self, a: &circuit::CircuitArgs) -> Response {
+    fn circuit(&mut self, a: &api::CircuitRequest) -> Response {
         let Some(subs) = &self.config.subscribers else {
             return Response::error(
                 "the configuration has no [subscribers]; `weir circuit` changes its circuits",
