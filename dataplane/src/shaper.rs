@@ -517,7 +517,7 @@ impl Shaper {
                 .filter(|&c| next.htb.is_leaf(c));
             for d in moved.drain() {
                 match target {
-                    Some(c) => next.htb.enqueue(c, d.packet, now, &mut next.drops),
+                    Some(c) => next.htb.requeue(c, d.packet, now, &mut next.drops),
                     None => next.drops.push(d.packet, DropReason::Flushed),
                 }
             }

@@ -195,10 +195,12 @@ pub struct CircuitOpts {
     /// The node (site or access point) it hangs under; "" for the top.
     #[arg(long)]
     parent: Option<String>,
-    /// Download plan, Mbps: MIN:MAX, or MAX alone (min = max).
+    /// Download plan, Mbps: MIN:MAX, or MAX alone (add: min = max;
+    /// change: the min stays).
     #[arg(long)]
     download: Option<String>,
-    /// Upload plan, Mbps: MIN:MAX, or MAX alone (min = max).
+    /// Upload plan, Mbps: MIN:MAX, or MAX alone (add: min = max; change:
+    /// the min stays).
     #[arg(long)]
     upload: Option<String>,
     /// The API socket of the `weir run` to ask.

@@ -257,8 +257,26 @@ fn sqm_cells_and_the_leaf_template_choose_each_circuits_queue() {
     );
 }
 
+/// Seven nested nodes N1 > … > N7: with `parent` 1:1 at depth 1, a circuit
+/// under N7 is at depth 9.
+fn deep_json() -> String {
+    let mut s = String::new();
+    for n in (1..=7).rev() {
+        let children = if s.is_empty() {
+            String::new()
+        } else {
+            format!(", \"children\": {{{s}}}")
+        };
+        s = format!(
+            "\"N{n}\": {{\"downloadBandwidthMbps\": 9, \"uploadBandwidthMbps\": 9{children}}}"
+        );
+    }
+    format!("{{{s}}}")
+}
+
 #[test]
 fn mistakes_are_reported_where_they_are() {
+    let deep = deep_json();
     let good = "a,A,d1,D,AP,,198.18.5.1,,1,1,10,10,,\n";
     let net = r#"{"AP": {"downloadBandwidthMbps": 100, "uploadBandwidthMbps": 100}}"#;
     let cases: &[(&str, &str, Option<&str>, &str, &str)] = &[
@@ -338,6 +356,20 @@ fn mistakes_are_reported_where_they_are() {
             Some(net),
             "prio = 0",
             "`prio` = 0 is out of range",
+        ),
+        (
+            "tiny",
+            "a,A,d1,D,,,198.18.5.1,,0.000005,1,10,10,,\n",
+            None,
+            "",
+            "is below 1 byte/s",
+        ),
+        (
+            "deep",
+            "a,A,d1,D,N7,,198.18.5.1,,1,1,10,10,,\n",
+            Some(deep.as_str()),
+            "parent = \"1:1\"",
+            "would be 9 levels deep",
         ),
     ];
     for (name, csv, json, extra, want) in cases {

@@ -562,6 +562,13 @@ impl Control {
             }
         }
         if let Some((step, source)) = failure {
+            // Some trees are the new file's and some the old one's: the
+            // circuits' placement matches neither set. Without it, whois
+            // and weir circuit refuse, and the next reload numbers
+            // circuits afresh, rather than read classes that moved.
+            if done > 0 && self.config.subscribers.take().is_some() {
+                tracing::warn!("{what} applied in part: the subscribers' placement is dropped until a reload or restart applies a whole file");
+            }
             return Err(ReloadError::Partly {
                 path: self.config_path.clone(),
                 done,

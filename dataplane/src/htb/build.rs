@@ -104,6 +104,7 @@ impl Htb {
                         quantum,
                         deficit: [0; MAX_DEPTH],
                         borrows: 0,
+                        share_drops: 0,
                     },
                 ));
                 0

@@ -269,6 +269,9 @@ struct Leaf {
     deficit: [i32; MAX_DEPTH],
     qdisc: Qdisc,
     borrows: u64,
+    /// Packets refused for the pool's share rule before they reached the
+    /// qdisc (see `Htb::enqueue`): the class's drops count them too.
+    share_drops: u64,
 }
 
 /// An inner class's feeds and counters.
@@ -340,6 +343,25 @@ impl Htb {
     /// `Flushed` rather than panicking.
     #[inline]
     pub fn enqueue(&mut self, class: u32, packet: Packet, now: u64, drops: &mut Drops) {
+        self.enqueue_with(class, packet, now, drops, true);
+    }
+
+    /// [`Htb::enqueue`] without the pool's share rule: for packets that were
+    /// queued already, moved from the tree this one replaces
+    /// (`Shaper::migrate_into`), which the order of the move must not drop.
+    pub fn requeue(&mut self, class: u32, packet: Packet, now: u64, drops: &mut Drops) {
+        self.enqueue_with(class, packet, now, drops, false);
+    }
+
+    #[inline(always)]
+    fn enqueue_with(
+        &mut self,
+        class: u32,
+        packet: Packet,
+        now: u64,
+        drops: &mut Drops,
+        share: bool,
+    ) {
         self.now = self.now.max(now);
         let Some(leaf) = self.leaf_index(class) else {
             debug_assert!(false, "enqueue on class {class} which is not a leaf");
@@ -361,9 +383,11 @@ impl Htb {
         // half the pool, N of them a 1/(N+1) share each, and a leaf with a
         // short queue always finds room, so a flood toward one subscriber
         // cannot take the buffer of the others. Linux has no shared pool
-        // (each qdisc has its own limit, bounded by memory): this only
-        // bites where the pool would otherwise run out.
-        if held >= self.pool.capacity() - self.pool.in_use() {
+        // (each qdisc has its own limit, bounded by memory); with the
+        // default pool of 65,536 packets a leaf reaches half of it only
+        // past every default limit (pfifo 1,000, fq_codel 10,240 packets).
+        if share && held >= self.pool.capacity() - self.pool.in_use() {
+            self.leaves[leaf].share_drops += 1;
             drops.push(packet, DropReason::BufferShare);
             return;
         }
@@ -528,7 +552,7 @@ impl Htb {
             (
                 q.bytes,
                 q.packets,
-                q.drops,
+                q.drops + leaf.share_drops,
                 q.backlog,
                 q.packets - leaf.borrows,
                 leaf.borrows,
@@ -583,10 +607,6 @@ impl Htb {
         }
     }
 
-    /// Change a class's shaping parameters in place (`tc class change`).
-    /// Queued packets stay queued; the buckets keep their credit (clipped to
-    /// the new bucket sizes) so the new rate takes effect from the next
-    /// charge.
     /// Packets queued in class `class` (0 for an inner class).
     pub fn queued(&self, class: u32) -> u32 {
         self.leaf_index(class)
@@ -610,8 +630,9 @@ impl Htb {
     /// Give class `class` the buckets of its namesake in the tree this one
     /// replaces (clamped to its own bucket sizes, which a change of burst
     /// may have made smaller), and the mode they mean at `now`, as
-    /// [`Htb::change_class`] re-evaluates it. A class out of range is left
-    /// alone.
+    /// [`Htb::change_class`] re-evaluates it. For a tree that holds no
+    /// packets yet (`Shaper::migrate_into` carries buckets first). A class
+    /// out of range is left alone.
     pub fn carry_buckets(&mut self, class: u32, b: Buckets, now: u64) {
         self.now = self.now.max(now);
         let Some(h) = self.hot.get_mut(class as usize) else {
@@ -621,13 +642,21 @@ impl Htb {
         h.ctokens = b.ctokens.min(h.cbuffer);
         h.t_c = b.t_c;
         let (mode, wait) = class_mode(h, credit(now, h.t_c));
-        self.set_mode(class, mode);
+        // Carried before any packet reaches the tree, so the class hangs in
+        // no row or feed yet, and arriving in CantSend is not an overlimit
+        // of its own (`set_mode` would count one).
+        debug_assert_eq!(h.prio_activity, 0, "buckets are carried into an idle class");
+        h.mode = mode;
         self.wait.remove(class);
         if mode != Mode::CanSend {
             self.wait.push(class, now.saturating_add(wait));
         }
     }
 
+    /// Change a class's shaping parameters in place (`tc class change`).
+    /// Queued packets stay queued; the buckets keep their credit (clipped to
+    /// the new bucket sizes) so the new rate takes effect from the next
+    /// charge.
     pub fn change_class(
         &mut self,
         class: u32,

@@ -403,6 +403,22 @@ fn a_flooded_leaf_leaves_the_pool_to_the_others() {
     assert_eq!(htb.class_stats(3).backlog.packets, 10);
     assert_eq!(htb.class_stats(1).backlog.packets, 150);
     assert_eq!(drops.len(), 1000 - 150 + 1000 - 75);
+    // The class counts its refused packets as drops, as Linux counts every
+    // drop of a leaf in its class.
+    assert_eq!(htb.class_stats(1).drops, 850);
+    // Moved into a new tree in the other order (a reload), every queued
+    // packet stays: the share rule is for arrivals.
+    let mut next = Htb::new(&s, 0).expect("valid");
+    let mut moved = Drops::default();
+    for class in [2, 1, 3] {
+        let mut out = Drops::default();
+        htb.flush_class(class, &mut out);
+        for d in out.drain() {
+            next.requeue(class, d.packet, 0, &mut moved);
+        }
+    }
+    assert_eq!(moved.len(), 0);
+    assert_eq!(next.backlog().packets, 150 + 75 + 10);
 }
 
 /// The three-level tree the property tests share: root 100 Mbit/s, two

@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use weir_dataplane::classify::{FilterSpec, IpPrefix, L3Match};
+use weir_dataplane::htb::MAX_DEPTH;
 use weir_dataplane::qdisc::{FqCodelParams, QdiscParams};
 
 use super::{read_network, read_shaped_devices, unknown_parents, Circuit, Leaf, Network};
@@ -516,6 +517,28 @@ fn place(
         );
     }
 
+    // The core's trees are at most MAX_DEPTH levels deep: the parent's
+    // depth, the hierarchy's, and the circuits' own level.
+    let depth_of = |mut k: Option<u32>| {
+        let mut d = 0;
+        while let Some(i) = k {
+            d += 1;
+            k = tree.classes[i as usize].parent;
+        }
+        d
+    };
+    let mut node_depth = vec![0usize; network.nodes.len()];
+    for (i, n) in network.nodes.iter().enumerate() {
+        node_depth[i] = n.parent.map_or(depth_of(parent), |p| node_depth[p]) + 1;
+    }
+    let deepest = node_depth.iter().copied().max().unwrap_or(depth_of(parent)) + 1;
+    if deepest > MAX_DEPTH {
+        cx.error(
+            &sp(tree_key),
+            format!("the circuits of tree `{}` would be {deepest} levels deep (its parent class's depth, the network hierarchy's, and their own), more than HTB's {MAX_DEPTH}; expected a flatter network.json or a `parent` nearer the top", tree.name),
+        );
+        return None;
+    }
     let base = tree.classes.len() as u32;
     let node_class = |i: usize| base + i as u32;
     let r2q = tree.r2q;

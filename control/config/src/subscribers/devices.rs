@@ -623,7 +623,14 @@ impl<'c, 'a> Reader<'c, 'a> {
         let at = Some(cell.at.clone());
         let valid = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
         match valid.then(|| Rate::parse(&format!("{t}mbit"), None)) {
-            Some(Ok(r)) if r.bits_per_sec() > 0 => Some(r),
+            Some(Ok(r)) if r.bytes_per_sec() > 0 => Some(r),
+            Some(Ok(r)) if r.bits_per_sec() > 0 => {
+                self.cx.error(
+                    &at,
+                    format!("{column} `{t}` is below 1 byte/s, the least a class can be given; expected at least 0.000008"),
+                );
+                None
+            }
             Some(Ok(_)) => {
                 self.cx.error(
                     &at,
