@@ -176,10 +176,10 @@ fn config(lab: &Lab, down_default: &str) -> PathBuf {
 /// Frame bytes `dev` of `host` received so far (veth counts whole
 /// Ethernet frames, the bytes HTB charges).
 fn rx_bytes(lab: &Lab, host: Host, dev: &str) -> u64 {
-    let text = lab.run(host, &["ip", "-s", "-j", "link", "show", "dev", dev], T);
-    let v: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("ip -j link show {dev} is not JSON ({e}): {text}"));
-    lab::num(&v[0]["stats64"]["rx"]["bytes"], "stats64.rx.bytes")
+    lab::num(
+        &lab.link_stats(host, dev)["rx"]["bytes"],
+        "stats64.rx.bytes",
+    )
 }
 
 /// Waits until something on `host` listens on UDP `port`.

@@ -28,7 +28,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lab::{num, Host, Lab};
-use serde_json::Value;
 use weir_testkit::frame;
 
 const T: Duration = Duration::from_secs(30);
@@ -318,14 +317,6 @@ fn trafgen_packet(k: &Kind) -> String {
     s
 }
 
-/// `ip -s -j link show dev DEV` on `host`: its stats64.
-fn link_stats(lab: &Lab, host: Host, dev: &str) -> Value {
-    let text = lab.run(host, &["ip", "-s", "-j", "link", "show", "dev", dev], T);
-    let v: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("ip -j link show {dev} is not JSON ({e}): {text}"));
-    v[0]["stats64"].clone()
-}
-
 /// The counters of every hop that the test compares, at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Counts {
@@ -371,7 +362,7 @@ impl Counts {
         let dropped_total = num(&up["dropped_total"], "dropped_total");
         let dropped_malformed = num(&up["dropped"]["malformed"], "dropped.malformed");
         Counts {
-            a0_tx: num(&link_stats(lab, Host::A, "a0")["tx"]["packets"], "a0 tx"),
+            a0_tx: num(&lab.link_stats(Host::A, "a0")["tx"]["packets"], "a0 tx"),
             redirected: num(&xdp["redirected"], "xdp.redirected"),
             passed: num(&xdp["passed_no_socket"], "xdp.passed_no_socket")
                 + num(&xdp["passed_by_rule"], "xdp.passed_by_rule")
@@ -385,7 +376,7 @@ impl Counts {
             queued: num(&up["queued"], "queued"),
             malformed_seen: num(&up["malformed_seen"], "malformed_seen"),
             down_received: num(&down["received"], "down received"),
-            b0_rx: num(&link_stats(lab, Host::B, "b0")["rx"]["packets"], "b0 rx"),
+            b0_rx: num(&lab.link_stats(Host::B, "b0")["rx"]["packets"], "b0 rx"),
         }
     }
 

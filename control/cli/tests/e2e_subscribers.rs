@@ -269,18 +269,8 @@ fn circuit_changes(lab: &Lab) {
 
 /// Frames `host`'s lab port has sent so far.
 fn tx_packets(lab: &Lab, host: Host) -> u64 {
-    let dev = match host {
-        Host::A | Host::A2 => "a0",
-        Host::B | Host::B2 => "b0",
-    };
-    let text = lab.run(
-        host,
-        &["ip", "-s", "-j", "link", "show", "dev", dev],
-        Duration::from_secs(20),
-    );
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("ip -j link show {dev} is not JSON ({e}): {text}"));
-    lab::num(&v[0]["stats64"]["tx"]["packets"], "stats64.tx.packets")
+    let stats = lab.link_stats(host, host.dev());
+    lab::num(&stats["tx"]["packets"], "stats64.tx.packets")
 }
 
 #[test]

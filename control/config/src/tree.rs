@@ -39,6 +39,13 @@ pub fn default_burst(rate: Rate) -> u64 {
     rate.bytes_per_sec() / PSCHED_HZ + HTB_MTU
 }
 
+/// tc's quantum for a class without one: `rate / r2q` bytes, and that
+/// clamped to what Linux HTB accepts.
+pub(crate) fn default_quantum(rate: Rate, r2q: u32) -> (u64, u64) {
+    let q = rate.bytes_per_sec() / u64::from(r2q);
+    (q, q.clamp(QUANTUM_MIN, QUANTUM_MAX))
+}
+
 /// What a reference to a class (`parent`, `default`, `flowid`) found.
 enum Ref {
     Class(usize),
@@ -717,8 +724,7 @@ fn class_values(
     let quantum = match &c.quantum {
         Some(v) => check::size_in(cx, v, "quantum", 1, i32::MAX as u64),
         None => rate.map(|r| {
-            let q = r.bytes_per_sec() / u64::from(r2q);
-            let clamped = q.clamp(QUANTUM_MIN, QUANTUM_MAX);
+            let (q, clamped) = default_quantum(r, r2q);
             // Linux computes (and complains about) quanta of leaves only:
             // inner classes don't run DRR.
             if clamped != q && !inner {

@@ -11,7 +11,7 @@
 //! Nothing is written to the files: a reload reads them again.
 
 use weir_api::{CircuitAction, CircuitRequest};
-use weir_config::subscribers::{write_shaped_devices, Given, Subscribers};
+use weir_config::subscribers::{csv_row, write_shaped_devices, Given, Subscribers};
 use weir_config::Rate;
 
 /// The subscriber files' texts with the change made, to compile the
@@ -91,13 +91,7 @@ pub(crate) fn given(subs: &Subscribers, a: &CircuitRequest) -> Result<Given, Str
                 "added by weir circuit".to_string(),
                 String::new(),
             ];
-            extra_row = Some(
-                cells
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            extra_row = Some(csv_row(&cells));
         }
     }
     let mut devices = write_shaped_devices(&circuits);

@@ -139,10 +139,7 @@ impl Capture {
         packets: u32,
         limit: Duration,
     ) -> Capture {
-        let dev = match host {
-            Host::A | Host::A2 => "a0",
-            Host::B | Host::B2 => "b0",
-        };
+        let dev = host.dev();
         let path = lab.path(name);
         let count = packets.to_string();
         let mut child = lab.spawn(

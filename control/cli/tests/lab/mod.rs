@@ -143,6 +143,14 @@ impl Host {
         }
     }
 
+    /// Its lab port, in its namespace.
+    pub fn dev(self) -> &'static str {
+        match self {
+            Host::A | Host::A2 => "a0",
+            Host::B | Host::B2 => "b0",
+        }
+    }
+
     /// The same end of the kernel twin.
     pub fn twin(self) -> Host {
         match self {
@@ -328,6 +336,19 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot start `{}` in {ns}: {e}", args.join(" ")))
     }
 
+    /// The `stats64` counters of `dev` in `host`'s namespace, as `ip -s -j
+    /// link show` gives them (`rx`/`tx` `bytes`, `packets`, `dropped`, …).
+    pub fn link_stats(&self, host: Host, dev: &str) -> Value {
+        let text = self.run(
+            host,
+            &["ip", "-s", "-j", "link", "show", "dev", dev],
+            Duration::from_secs(20),
+        );
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ip -j link show {dev} is not JSON ({e}): {text}"));
+        v[0]["stats64"].clone()
+    }
+
     /// Runs `weir ARGS --socket <this lab's API socket>` (show, whois, …)
     /// against the lab's `weir run`: its exit code, stdout and stderr.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
@@ -426,10 +447,7 @@ impl Lab {
         extra: &[&str],
         limit: Duration,
     ) -> Result<String, String> {
-        let dev = match host {
-            Host::A | Host::A2 => "a0",
-            Host::B | Host::B2 => "b0",
-        };
+        let dev = host.dev();
         let n = count.to_string();
         let cfg = config.to_str().expect("scratch path is UTF-8");
         // -P 1: one sender process (the VM has two cores and weir needs

@@ -35,7 +35,7 @@ use weir_dataplane::qdisc::{FqCodelParams, QdiscParams};
 use super::{read_network, read_shaped_devices, unknown_parents, Circuit, Leaf, Network};
 use crate::diag::{Ctx, Span};
 use crate::raw::{sp, RawSubscribers};
-use crate::tree::{default_burst, QUANTUM_MAX, QUANTUM_MIN};
+use crate::tree::{default_burst, default_quantum};
 use crate::units::{ClassId, Rate, Size};
 use crate::{qdisc, Class, Filter, Tree, DEFAULT_FILTER_PRIO};
 
@@ -327,16 +327,12 @@ pub(crate) fn build(
     })
 }
 
-/// A hexadecimal minor id, with or without `0x`, or `MAJOR:MINOR` (its
-/// minor).
+/// A hexadecimal minor id as tc reads one (`10000`, `0x10000`), or
+/// `MAJOR:MINOR` (its minor).
 fn parse_minor(s: &str) -> Option<u32> {
     let t = s.trim();
     let minor = t.rsplit_once(':').map_or(t, |(_, m)| m);
-    let digits = minor
-        .strip_prefix("0x")
-        .or_else(|| minor.strip_prefix("0X"))
-        .unwrap_or(minor);
-    u32::from_str_radix(digits, 16).ok()
+    crate::units::parse_hex_part(t, minor).ok()
 }
 
 /// fq_codel with tc's defaults but [`DEFAULT_LEAF_FLOWS`] flow queues.
@@ -553,9 +549,7 @@ fn place(
         prio: 0,
         // tc's quantum, clamped as Linux clamps it; not warned about per
         // circuit (most plans are above r2q × 200,000 bytes/s).
-        quantum: Size::from_bytes(
-            (rate.bytes_per_sec() / u64::from(r2q)).clamp(QUANTUM_MIN, QUANTUM_MAX),
-        ),
+        quantum: Size::from_bytes(default_quantum(rate, r2q).1),
         qdisc,
         remark: None,
     };

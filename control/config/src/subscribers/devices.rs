@@ -892,8 +892,7 @@ pub fn write_shaped_devices(circuits: &[Circuit]) -> String {
                 d.comment.clone(),
                 sqm.clone(),
             ];
-            let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-            s.push_str(&row.join(","));
+            s.push_str(&csv_row(&cells));
             s.push('\n');
         }
     }
@@ -909,6 +908,15 @@ fn mbps(r: Rate) -> String {
     }
     let digits = format!("{frac:06}");
     format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// One row of a CSV file (no line end), each cell quoted as it needs.
+pub fn csv_row(cells: &[String]) -> String {
+    cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A CSV cell, quoted when it holds a comma, a quote, a line break, a `#`

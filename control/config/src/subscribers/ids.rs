@@ -74,14 +74,13 @@ pub fn keep_ids(old: &Config, new: &mut Config) {
             .into_iter()
             .map(|(k, m)| (k, m.filter(|m| taken.insert(*m))))
             .collect();
+        taken.extend(old_minors);
         let mut next = taken
             .iter()
             .copied()
             .chain(t.classes.iter().map(|c| c.id.minor))
-            .chain(old_minors.iter().copied())
             .max()
             .unwrap_or(0);
-        taken.extend(old_minors);
         let major = t.classes.first().map_or(1, |c| c.id.major);
         for (k, kept) in wanted {
             let m = match kept {

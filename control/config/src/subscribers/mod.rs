@@ -15,8 +15,8 @@ mod synth;
 pub(crate) use compile::build;
 pub use compile::{Given, Placement, Subscribers, DEFAULT_FIRST_MINOR, DEFAULT_LEAF_FLOWS};
 pub use devices::{
-    read_shaped_devices, write_shaped_devices, Circuit, Device, Leaf, Plan, Prefix4, Prefix6,
-    ShapedDevices, Sqm, COLUMNS, SQM_COLUMN,
+    csv_row, read_shaped_devices, write_shaped_devices, Circuit, Device, Leaf, Plan, Prefix4,
+    Prefix6, ShapedDevices, Sqm, COLUMNS, SQM_COLUMN,
 };
 pub use ids::keep_ids;
 pub use network::{read_network, Network, Node};

@@ -20,7 +20,7 @@ impl ClassId {
     }
 }
 
-fn parse_hex_part(input: &str, part: &str) -> Result<u32, UnitError> {
+pub(crate) fn parse_hex_part(input: &str, part: &str) -> Result<u32, UnitError> {
     let digits = part
         .strip_prefix("0x")
         .or_else(|| part.strip_prefix("0X"))

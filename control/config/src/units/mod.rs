@@ -24,6 +24,7 @@ mod tos;
 use std::fmt;
 use std::str::FromStr;
 
+pub(crate) use classid::parse_hex_part;
 pub use classid::ClassId;
 pub use duration::{
     parse_duration, DurationError, DurationUnits, HISTORY_SPAN, RULE_DURATION, TRAFFIC_DURATION,
