@@ -158,6 +158,7 @@ fn tree(apps: AppsSpec) -> ShaperSpec {
             mpu: 0,
             pool_capacity: 8192,
             seed: 1,
+            spare_leaves: 0,
         },
         filters: vec![],
         default_class: 1,

@@ -13,13 +13,18 @@
 //! process's resident set while the shapers are built and touched, per
 //! circuit (both directions).
 //!
-//! Then the worker's share of a reload that adds one circuit: the
-//! download tree of N + 1 circuits is built (off the packet path, as the
-//! daemon does) and the running tree of N circuits, idle, then with
-//! 1,000 busy circuits holding 5 to 10 packets each and spent tokens, is
-//! swapped into it
-//! (`Shaper::migrate_into`, what the worker runs between two batches):
-//! every kept class keeps its buckets and queue.
+//! Then the worker's share of live changes, on the download tree of N
+//! circuits, idle and with 1,000 busy circuits holding 5 packets each and
+//! spent tokens: the files changed (one circuit added, one removed, 1,000
+//! plans changed), planned as `weir reload` plans them
+//! (`weir_daemon::reload::plan` after `keep_ids`), and applied as the
+//! worker applies them: the tree changed in place (`Shaper::edit`), then
+//! each class change (`Htb::change_class`, one command each). The worker
+//! time is the sum, and the longest single command is how long the worker
+//! paused at most. For comparison, the rebuild that weir did before it
+//! changed trees in place: the tree of N + 1 circuits swapped in
+//! (`Shaper::migrate_into`). LibreQoS's figure (its issue #515): about
+//! 0.73 ms per subscriber, seconds for 10,000.
 
 use std::path::Path;
 use std::time::Instant;
@@ -28,8 +33,9 @@ use std::collections::HashMap;
 
 use weir_config::subscribers::Synth;
 use weir_config::Tree;
+use weir_daemon::reload::Plan;
 use weir_dataplane::packet::Frame;
-use weir_dataplane::shaper::Shaper;
+use weir_dataplane::shaper::{Shaper, TreeEdit};
 
 /// The configuration of `config/subscribers.toml`, pointed at `dir`'s
 /// generated files.
@@ -116,6 +122,9 @@ fn run(circuits: u32) {
         m1 / 1024.0
     );
     for busy in [0, 1000] {
+        for change in [Change::AddOne, Change::RemoveOne, Change::Plans(1000)] {
+            live_change(&dir, circuits, aps, busy, change);
+        }
         swap_for_one_more(&dir, circuits, aps, busy);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -147,6 +156,174 @@ fn load_down(dir: &Path, circuits: u32, aps: u32) -> Tree {
     loaded.config.tree("down").expect("tree down").clone()
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    AddOne,
+    RemoveOne,
+    /// This many circuits' plans changed (spread over the file).
+    Plans(u32),
+}
+
+/// The ShapedDevices.csv of `circuits` circuits with `change` made.
+fn changed_csv(circuits: u32, aps: u32, change: Change) -> String {
+    match change {
+        Change::AddOne => Synth::new(circuits + 1, aps).devices_csv(),
+        Change::RemoveOne => {
+            let gone = format!("c{},", circuits / 2);
+            Synth::new(circuits, aps)
+                .devices_csv()
+                .lines()
+                .filter(|l| !l.starts_with(&gone))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        }
+        Change::Plans(n) => {
+            let every = (circuits / n).max(1);
+            Synth::new(circuits, aps)
+                .devices_csv()
+                .lines()
+                .enumerate()
+                .map(|(row, l)| {
+                    // Row 0 is the header; circuit i is row i + 1. A
+                    // changed plan: every rate cell one tier up, by
+                    // doubling the min and max columns (8 to 11).
+                    let i = row as u32;
+                    if row == 0 || !(i - 1).is_multiple_of(every) || (i - 1) / every >= n {
+                        return format!("{l}\n");
+                    }
+                    let mut cells: Vec<String> = l.split(',').map(str::to_string).collect();
+                    for c in &mut cells[8..12] {
+                        let v: f64 = c.parse().expect("a rate cell");
+                        *c = format!("{}", v * 2.0);
+                    }
+                    format!("{}\n", cells.join(","))
+                })
+                .collect()
+        }
+    }
+}
+
+/// The packets a shaper of `tree` holds, and its busy circuits' spent
+/// tokens: 10 packets into each busy circuit at t = 0, 5 of them sent.
+fn busy_shaper(tree: &Tree, busy: &[Vec<u8>]) -> Shaper {
+    let mut s = Shaper::new(&tree.shaper_spec(1), 0).expect("builds");
+    let mut addr = 0;
+    for _ in 0..10 {
+        for f in busy {
+            addr += 1;
+            s.enqueue(Frame { addr, len: 1442 }, f, 0);
+        }
+    }
+    for _ in 0..busy.len() * 5 {
+        let _ = s.dequeue(1_000_000);
+    }
+    s
+}
+
+fn busy_frames(circuits: u32, aps: u32, busy: u32) -> Vec<Vec<u8>> {
+    let g = Synth::new(circuits, aps);
+    let stride = (circuits / busy.max(1)).max(1);
+    (0..circuits.min(busy))
+        .map(|i| frame_to(g.address(i * stride).expect("in range")))
+        .collect()
+}
+
+fn live_change(dir: &Path, circuits: u32, aps: u32, busy: u32, change: Change) {
+    let g = Synth::new(circuits, aps);
+    std::fs::write(dir.join("ShapedDevices.csv"), g.devices_csv()).expect("write the CSV");
+    std::fs::write(dir.join("network.json"), g.network_json()).expect("write the JSON");
+    let cfg = dir.join("weir.toml");
+    let old = weir_config::load(&cfg).expect("loads").config;
+    std::fs::write(
+        dir.join("ShapedDevices.csv"),
+        changed_csv(circuits, aps, change),
+    )
+    .expect("write the changed CSV");
+    let t = Instant::now();
+    let mut new = weir_config::load(&cfg)
+        .expect("the changed files load")
+        .config;
+    weir_config::subscribers::keep_ids(&old, &mut new);
+    let plan = weir_daemon::reload::plan(&old, &new);
+    let planned = t.elapsed();
+    let Plan::Apply {
+        steps,
+        edits,
+        rebuilds,
+    } = plan
+    else {
+        panic!("{change:?}: the reload is refused");
+    };
+    assert!(rebuilds.is_empty(), "{change:?}: {rebuilds:?}");
+    let ti = old
+        .trees
+        .iter()
+        .position(|t| t.name == "down")
+        .expect("down");
+    let edit = edits.iter().find(|e| e.tree_index == ti);
+    let busy = busy_frames(circuits, aps, busy);
+    let mut worker = Vec::new();
+    let mut longest = Vec::new();
+    let mut queued = 0;
+    let mut changes = 0;
+    for _ in 0..3 {
+        let mut s = busy_shaper(&old.trees[ti], &busy);
+        queued = s.counters().queued;
+        let mut commands = Vec::new();
+        let prepared = edit.map(|e| {
+            let spec = e.after.shaper_spec(1);
+            TreeEdit::new(&spec, e.remove.clone(), e.added).expect("the edit builds")
+        });
+        if let Some(te) = prepared {
+            let t = Instant::now();
+            s.edit(te, 1_000_000)
+                .expect("the tree takes the edit in place");
+            commands.push(t.elapsed());
+        }
+        let tree_steps = steps
+            .iter()
+            .chain(edit.iter().flat_map(|e| e.steps.iter()))
+            .filter(|st| st.tree_index == ti);
+        changes = 0;
+        for st in tree_steps {
+            let t = Instant::now();
+            s.htb_mut()
+                .change_class(st.class, &st.change, 1_000_000)
+                .expect("a valid change");
+            commands.push(t.elapsed());
+            changes += 1;
+        }
+        let kept = s.counters().queued;
+        let removed = s.take_drops().count() as u64;
+        assert_eq!(
+            kept + removed,
+            queued,
+            "{change:?}: every packet kept or counted"
+        );
+        worker.push(commands.iter().sum::<std::time::Duration>().as_secs_f64());
+        longest.push(
+            commands
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+    }
+    let lo = worker.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = worker.iter().copied().fold(0.0, f64::max);
+    let top = longest.iter().copied().fold(0.0, f64::max);
+    println!(
+        "subscribers {circuits:>7} circuits: {change:?}, {queued} packets queued in {} circuits: planned in {:.1} ms; worker {:.3}-{:.3} ms ({} in place, {changes} class changes), longest command {:.3} ms",
+        busy.len(),
+        planned.as_secs_f64() * 1e3,
+        lo * 1e3,
+        hi * 1e3,
+        if edit.is_some() { "tree changed" } else { "nothing" },
+        top * 1e3,
+    );
+}
+
 fn swap_for_one_more(dir: &Path, circuits: u32, aps: u32, busy: u32) {
     let old_tree = load_down(dir, circuits, aps);
     let new_tree = load_down(dir, circuits + 1, aps);
@@ -161,27 +338,11 @@ fn swap_for_one_more(dir: &Path, circuits: u32, aps: u32, busy: u32) {
         .iter()
         .map(|c| by_id.get(&c.id).copied())
         .collect();
-    let g = Synth::new(circuits, aps);
-    let stride = (circuits / busy.max(1)).max(1);
-    let busy: Vec<Vec<u8>> = (0..circuits.min(busy))
-        .map(|i| frame_to(g.address(i * stride).expect("in range")))
-        .collect();
+    let busy = busy_frames(circuits, aps, busy);
     let mut took = Vec::new();
     let mut queued = 0;
     for _ in 0..3 {
-        let mut old = Shaper::new(&old_tree.shaper_spec(1), 0).expect("builds");
-        // 10 packets into each busy circuit at t = 0, 5 of them sent: spent
-        // tokens and a queue.
-        let mut addr = 0;
-        for _ in 0..10 {
-            for f in &busy {
-                addr += 1;
-                old.enqueue(Frame { addr, len: 1442 }, f, 0);
-            }
-        }
-        for _ in 0..busy.len() * 5 {
-            let _ = old.dequeue(1_000_000);
-        }
+        let mut old = busy_shaper(&old_tree, &busy);
         queued = old.counters().queued;
         let next = Shaper::new(&new_tree.shaper_spec(1), 0).expect("builds");
         let t = Instant::now();
@@ -193,7 +354,7 @@ fn swap_for_one_more(dir: &Path, circuits: u32, aps: u32, busy: u32) {
     let lo = took.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = took.iter().copied().fold(0.0, f64::max);
     println!(
-        "subscribers {circuits:>7} circuits: one circuit added, the worker's swap (migrate_into, {queued} packets queued in {} circuits): {:.3}-{:.3} ms",
+        "subscribers {circuits:>7} circuits: one circuit added by a rebuild instead (migrate_into, {queued} packets queued in {} circuits): {:.3}-{:.3} ms",
         busy.len(),
         lo * 1e3,
         hi * 1e3

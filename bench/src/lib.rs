@@ -58,6 +58,7 @@ pub fn flat_tree_prios(leaves: u32, flows: u32, prios: u8) -> HtbSpec {
         mpu: 0,
         pool_capacity: leaves.saturating_mul(4).max(1 << 16),
         seed: 7,
+        spare_leaves: 0,
     }
 }
 

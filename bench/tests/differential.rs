@@ -6,7 +6,7 @@
 //! active class of weir must be within 1 point of the root's rate of the
 //! kernel and of the simulator. A tree that differs while the host was
 //! disturbed (hypervisor steal, weir's worker woken late) is measured
-//! again, at most three times in all; a difference on a quiet host, or on
+//! again, at most four times in all; a difference on a quiet host, or on
 //! every attempt, fails. About 5 minutes here.
 //!
 //! The longer run: `weir-bench differential --trees N --seed S` (bench/run.sh).
@@ -77,7 +77,10 @@ fn weir_matches_kernel_htb_on_random_trees() {
         // class ~1.7 % short; docs/performance.md, "Rate accuracy against
         // the kernel") does not decide a class, and the table shows it.
         repeat: 3,
-        attempts: 3,
+        // A fourth attempt: in one CI run a host stole 11-18 % of a CPU
+        // through three attempts of one tree (about 90 s) and was quiet for
+        // the next trees.
+        attempts: 4,
         tolerance_pts: 1.0,
         tcp_tolerance_pts: differential::TCP_TOLERANCE_PTS,
         sim_s: 6,

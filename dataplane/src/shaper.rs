@@ -14,9 +14,11 @@ use crate::app::{Apps, AppsError, AppsSpec, Decision, Located};
 use crate::classify::{Classifier, ClassifyError, FilterSpec};
 use crate::flow::NONE;
 use crate::histogram::{LogHistogram, LOG_BUCKETS};
-use crate::htb::{Htb, HtbSpec, SpecError};
+use crate::htb::{edit_layout, leaf_seed, ClassSpec, Htb, HtbSpec, InPlaceError, SpecError};
 use crate::packet::{flags, DropReason, Dropped, Drops, Frame, Packet};
 use crate::parse::{parse_frame, Headers, ParseError};
+use crate::pool::NIL;
+use crate::qdisc::Qdisc;
 use crate::remark::Remark;
 
 /// What to do with frames the parser rejects.
@@ -114,6 +116,79 @@ impl FrameCounters {
     }
 }
 
+/// A tree changed in place ([`Shaper::edit`]): leaves removed and added,
+/// and the filters and remarks of the tree as it will be. Built off the
+/// packet path by [`TreeEdit::new`].
+pub struct TreeEdit {
+    /// Leaves to remove, by index in the running tree.
+    remove: Vec<u32>,
+    /// Leaves to add, in index order, each with its queue; parents are
+    /// indexes of the tree after the removals.
+    add: Vec<(ClassSpec, Qdisc)>,
+    classifier: Classifier,
+    class_remark: Vec<u8>,
+}
+
+impl TreeEdit {
+    /// The edit that turns a running tree into `after`, the tree as it will
+    /// be: its classes in the order [`edit_layout`] gives for removing
+    /// `remove` (indexes in the running tree) and appending `added` leaves
+    /// (`after`'s last classes), its filters and remarks for that order.
+    pub fn new(after: &ShaperSpec, remove: Vec<u32>, added: u32) -> Result<TreeEdit, ShaperError> {
+        let classes = &after.htb.classes;
+        let first = classes.len().saturating_sub(added as usize);
+        let mut add = Vec::new();
+        for (i, c) in classes.iter().enumerate().skip(first) {
+            let Some(q) = &c.qdisc else {
+                return Err(ShaperError::Htb(SpecError::InnerWithQdisc {
+                    class: i as u32,
+                }));
+            };
+            add.push((
+                c.clone(),
+                Qdisc::new(q, leaf_seed(after.htb.seed, i as u32)),
+            ));
+        }
+        for (i, f) in after.filters.iter().enumerate() {
+            if classes
+                .get(f.target as usize)
+                .is_none_or(|c| c.qdisc.is_none())
+            {
+                return Err(ShaperError::FilterTargetNotLeaf {
+                    filter: i,
+                    class: f.target,
+                });
+            }
+        }
+        Ok(TreeEdit {
+            remove,
+            add,
+            classifier: Classifier::new(&after.filters).map_err(ShaperError::Classifier)?,
+            class_remark: remark_codes(&after.class_remark, classes.len() as u32),
+        })
+    }
+}
+
+/// What a shaper had before [`Shaper::edit`], for the caller to free.
+pub struct Superseded {
+    pub classifier: Classifier,
+    pub class_remark: Vec<u8>,
+}
+
+/// [`ShaperSpec::class_remark`] as the codes the packet path reads, one
+/// per class.
+fn remark_codes(remarks: &[Option<Remark>], classes: u32) -> Vec<u8> {
+    (0..classes)
+        .map(|c| {
+            remarks
+                .get(c as usize)
+                .copied()
+                .flatten()
+                .map_or(0, |r| r.code())
+        })
+        .collect()
+}
+
 /// Frames of a batch whose flow-table lines are requested together.
 pub const APPS_CHUNK: usize = 32;
 
@@ -184,15 +259,7 @@ impl Shaper {
         } else {
             Some(Apps::new(&spec.apps).map_err(ShaperError::Apps)?)
         };
-        let class_remark = (0..htb.class_count())
-            .map(|c| {
-                spec.class_remark
-                    .get(c as usize)
-                    .copied()
-                    .flatten()
-                    .map_or(0, |r| r.code())
-            })
-            .collect();
+        let class_remark = remark_codes(&spec.class_remark, htb.class_count());
         Ok(Shaper {
             classifier,
             htb,
@@ -541,6 +608,74 @@ impl Shaper {
         next
     }
 
+    /// Change the tree in place (`TreeEdit`): remove its leaves
+    /// `edit.remove`, add `edit.add`, and take the edit's filters and
+    /// remarks. Nothing else changes: every other class keeps its queue,
+    /// buckets, AQM state and counters, and the frame accounting goes on.
+    /// The removed leaves' packets are dropped as `Flushed` (in
+    /// `take_drops`). Everything is checked before anything is done: on an
+    /// error the shaper is as it was, and the caller rebuilds the tree
+    /// instead. Returns what the shaper had before (filters, remarks), to
+    /// be freed off the packet path.
+    pub fn edit(&mut self, edit: TreeEdit, now: u64) -> Result<Superseded, InPlaceError> {
+        let TreeEdit {
+            mut remove,
+            add,
+            classifier,
+            class_remark,
+        } = edit;
+        remove.sort_unstable_by(|a, b| b.cmp(a));
+        remove.dedup();
+        self.check_edit(&remove, &add)?;
+        let before = self.drops.len();
+        for &r in &remove {
+            if let Some(moved) = self.htb.remove_leaf(r, &mut self.drops)? {
+                if self.default_class == moved.from {
+                    self.default_class = moved.to;
+                }
+            }
+        }
+        for (spec, qdisc) in add {
+            self.htb.add_leaf(&spec, qdisc, now)?;
+        }
+        self.count_new_drops(before);
+        Ok(Superseded {
+            classifier: std::mem::replace(&mut self.classifier, classifier),
+            class_remark: std::mem::replace(&mut self.class_remark, class_remark),
+        })
+    }
+
+    /// What [`Shaper::edit`] checks before it changes anything. `remove`
+    /// is sorted highest first, without repeats.
+    fn check_edit(&self, remove: &[u32], add: &[(ClassSpec, Qdisc)]) -> Result<(), InPlaceError> {
+        // The default class stays: unclassified traffic needs it.
+        for &r in remove {
+            if r == self.default_class {
+                return Err(InPlaceError::NotLeaf { class: r });
+            }
+            self.htb.check_remove(r)?;
+        }
+        if self.htb.spare_leaves() < add.len() as u32 {
+            return Err(InPlaceError::NoRoom);
+        }
+        // The parents are indexes of the tree after the removals: the
+        // classes the removals move sit where the removed ones were.
+        let layout = edit_layout(self.htb.class_count(), remove, 0);
+        let mut last_id = 0;
+        for (spec, _) in add {
+            let parent = spec.parent.unwrap_or(NIL);
+            let Some(Some(was)) = layout.get(parent as usize) else {
+                return Err(InPlaceError::BadParent { parent });
+            };
+            if spec.id <= last_id {
+                return Err(InPlaceError::OutOfOrder { id: spec.id });
+            }
+            last_id = spec.id;
+            self.htb.check_add(spec, *was, remove)?;
+        }
+        Ok(())
+    }
+
     /// How long the packets sent so far waited in the tree.
     pub fn sojourn(&self) -> &Sojourn {
         &self.sojourn
@@ -626,6 +761,7 @@ mod tests {
                 mpu: 0,
                 pool_capacity: 64,
                 seed: 0,
+                spare_leaves: 0,
             },
             filters: vec![],
             default_class: 0,
@@ -654,6 +790,159 @@ mod tests {
         sp.htb.classes = vec![root, leaf.clone(), leaf];
         sp.default_class = default;
         sp
+    }
+
+    /// Root 1:1, default leaf 1:10, and one leaf per address of `dsts`
+    /// (1:11 up) with a filter on that destination; `spare` leaves of room.
+    fn subscribers(dsts: &[[u8; 4]], spare: u32) -> ShaperSpec {
+        let mut sp = two_leaves(100, 1);
+        sp.htb.classes.truncate(2);
+        sp.htb.classes[0].id = 1 << 32 | 1;
+        sp.htb.classes[1].id = 1 << 32 | 0x10;
+        sp.htb.spare_leaves = spare;
+        for (i, d) in dsts.iter().enumerate() {
+            add_subscriber(&mut sp, 0x11 + i as u64, *d);
+        }
+        sp
+    }
+
+    fn add_subscriber(sp: &mut ShaperSpec, minor: u64, dst: [u8; 4]) {
+        let mut leaf = sp.htb.classes[1].clone();
+        leaf.id = 1 << 32 | minor;
+        sp.htb.classes.push(leaf);
+        sp.filters.push(FilterSpec {
+            dst: Some(crate::classify::IpPrefix {
+                v6: false,
+                addr: 0xffff_0000_0000 | u128::from(u32::from_be_bytes(dst)),
+                len: 32,
+            }),
+            target: sp.htb.classes.len() as u32 - 1,
+            ..FilterSpec::default()
+        });
+    }
+
+    fn to(dst: [u8; 4]) -> Vec<u8> {
+        let ip = frame::Ipv4 {
+            dst,
+            ..frame::Ipv4::default()
+        };
+        frame::ipv4_frame(&ip, &frame::udp(1, 2, &[0; 100]))
+    }
+
+    #[test]
+    fn an_edit_changes_only_the_leaves_it_names() {
+        let (a, b, c) = ([198, 18, 0, 1], [198, 18, 0, 2], [198, 18, 0, 3]);
+        let mut sh = Shaper::new(&subscribers(&[a, b], 4), 0).unwrap();
+        let mut addr = 0;
+        let mut send = |sh: &mut Shaper, dst: [u8; 4], n: u64| {
+            for _ in 0..n {
+                addr += 1;
+                sh.enqueue(Frame { addr, len: 142 }, &to(dst), 0);
+            }
+        };
+        // a's leaf (#2) and b's (#3) each send one (in turn) and hold four.
+        send(&mut sh, a, 5);
+        send(&mut sh, b, 5);
+        let mut out = Vec::new();
+        let sent = sh.dequeue_batch(0, &mut out, 2);
+        assert_eq!(sent, 2);
+        let a_before = sh.htb().class_stats(2);
+        assert_eq!((a_before.packets, a_before.backlog.packets), (1, 4));
+        // Remove b, add c: b's index (3) is the last, so nothing moves and c
+        // takes index 3.
+        let mut after = subscribers(&[a], 4);
+        add_subscriber(&mut after, 0x13, c);
+        let edit = TreeEdit::new(&after, vec![3], 1).unwrap();
+        let old = sh.edit(edit, 1).unwrap();
+        assert_eq!(old.class_remark.len(), 4);
+        // b's four packets came back as flushed; a's leaf is as it was.
+        let flushed: Vec<_> = sh.take_drops().collect();
+        assert_eq!(flushed.len(), 4);
+        assert!(flushed.iter().all(|d| d.reason == DropReason::Flushed));
+        assert_eq!(sh.htb().class_stats(2), a_before);
+        assert!(sh.counters().balanced(), "{:?}", sh.counters());
+        assert_eq!(sh.counters().queued, 4);
+        // c's frames go to its new leaf; b's now to the default.
+        assert_eq!(
+            sh.enqueue(
+                Frame {
+                    addr: 100,
+                    len: 142
+                },
+                &to(c),
+                1
+            ),
+            Some(3)
+        );
+        assert_eq!(
+            sh.enqueue(
+                Frame {
+                    addr: 101,
+                    len: 142
+                },
+                &to(b),
+                1
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            sh.enqueue(
+                Frame {
+                    addr: 102,
+                    len: 142
+                },
+                &to(a),
+                1
+            ),
+            Some(2)
+        );
+        // An edit that can't be made changes nothing: the default class
+        // stays, and so does everything else.
+        let counters = sh.counters();
+        let edit = TreeEdit::new(&after, vec![1, 2], 1).unwrap();
+        assert_eq!(
+            sh.edit(edit, 2).err(),
+            Some(InPlaceError::NotLeaf { class: 1 })
+        );
+        assert_eq!(sh.counters(), counters);
+        assert_eq!(sh.htb().class_stats(2).backlog.packets, 5);
+        assert_eq!(
+            sh.enqueue(
+                Frame {
+                    addr: 103,
+                    len: 142
+                },
+                &to(c),
+                2
+            ),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_removal_moves_the_last_leaf_into_the_hole() {
+        let (a, b, c) = ([198, 18, 0, 1], [198, 18, 0, 2], [198, 18, 0, 3]);
+        let mut sh = Shaper::new(&subscribers(&[a, b, c], 4), 0).unwrap();
+        sh.enqueue(Frame { addr: 1, len: 142 }, &to(c), 0);
+        // Remove a (#2): c (#4, the last) takes #2, as `edit_layout` says.
+        assert_eq!(
+            edit_layout(5, &[2], 0),
+            vec![Some(0), Some(1), Some(4), Some(3)]
+        );
+        let mut after = subscribers(&[], 4);
+        add_subscriber(&mut after, 0x13, c);
+        add_subscriber(&mut after, 0x12, b);
+        sh.edit(TreeEdit::new(&after, vec![2], 0).unwrap(), 1)
+            .unwrap();
+        assert_eq!(sh.htb().class_count(), 4);
+        assert_eq!(
+            sh.htb().class_stats(2).backlog.packets,
+            1,
+            "c's packet moved with it"
+        );
+        assert_eq!(sh.enqueue(Frame { addr: 2, len: 142 }, &to(c), 1), Some(2));
+        assert_eq!(sh.enqueue(Frame { addr: 3, len: 142 }, &to(b), 1), Some(3));
+        assert_eq!(sh.enqueue(Frame { addr: 4, len: 142 }, &to(a), 1), Some(1));
     }
 
     #[test]

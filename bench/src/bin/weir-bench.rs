@@ -168,8 +168,8 @@ enum Cmd {
         /// stalled does not decide a class).
         #[arg(long, default_value_t = 3)]
         repeat: u32,
-        /// Attempts per tree (a second one only after steal).
-        #[arg(long, default_value_t = 3)]
+        /// Attempts per tree (another one only after a disturbed one).
+        #[arg(long, default_value_t = 4)]
         attempts: u32,
         /// Points of the root's rate.
         #[arg(long, default_value_t = 1.0)]

@@ -1,11 +1,13 @@
-//! How disturbed the host was: steal per CPU from /proc/stat (the same
-//! measure as control/cli/tests/lab's `CpuTimes`). Steal is CPU time the
+//! How disturbed the host was: steal per CPU from /proc/stat
+//! (`weir_testkit::host`, the lab tests' measure too). Steal is CPU time the
 //! hypervisor gave to another guest while this VM wanted it; a burst of it
 //! on the CPU that runs weir's worker costs a borrowing class the tokens
 //! of the wait, and the kernel's hrtimer does not see it the same way.
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use weir_testkit::host::wait_for_quiet_host;
+pub use weir_testkit::host::CpuTimes;
 
 /// Steal above this share of one CPU during an attempt lets a differing
 /// tree run again (control/cli/tests/lab: on a quiet host steal stays near
@@ -23,63 +25,7 @@ pub const STEAL_RETRY_PCT: f64 = 1.0;
 /// that match to 0.1 point.)
 pub const LATE_RETRY_ONE_IN: u64 = 5000;
 /// Before another attempt, wait at most this long for a quiet host.
-pub const QUIET_WAIT: Duration = Duration::from_secs(30);
-
-/// Jiffies of all CPUs together (busy, all) and of each CPU (steal, all).
-#[derive(Clone, Debug)]
-pub struct CpuTimes {
-    busy: u64,
-    total: u64,
-    per_cpu: Vec<(u64, u64)>,
-}
-
-impl CpuTimes {
-    /// None where /proc/stat cannot be read (then nothing counts as
-    /// disturbed, and a difference fails).
-    pub fn now() -> Option<CpuTimes> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        // cpu user nice system idle iowait irq softirq steal ...
-        let fields = |line: &str| -> Option<Vec<u64>> {
-            let f: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .take(8)
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
-            (f.len() == 8).then_some(f)
-        };
-        let mut lines = stat.lines();
-        let all = fields(lines.next()?)?;
-        let per_cpu = lines
-            .take_while(|l| l.starts_with("cpu"))
-            .filter_map(fields)
-            .map(|f| (f[7], f.iter().sum()))
-            .collect();
-        Some(CpuTimes {
-            busy: all[0] + all[1] + all[2] + all[5] + all[6],
-            total: all.iter().sum(),
-            per_cpu,
-        })
-    }
-
-    /// The largest share of one CPU's time stolen since `self`, in %.
-    pub fn worst_steal_pct(&self, now: &CpuTimes) -> f64 {
-        self.per_cpu
-            .iter()
-            .zip(&now.per_cpu)
-            .map(|((s0, t0), (s1, t1))| {
-                s1.saturating_sub(*s0) as f64 / t1.saturating_sub(*t0).max(1) as f64 * 100.0
-            })
-            .fold(0.0, f64::max)
-    }
-
-    /// Busy share of all CPUs since `self`, in %.
-    pub fn busy_pct(&self, now: &CpuTimes) -> f64 {
-        now.busy.saturating_sub(self.busy) as f64
-            / now.total.saturating_sub(self.total).max(1) as f64
-            * 100.0
-    }
-}
+pub const QUIET_WAIT: Duration = Duration::from_secs(60);
 
 /// Why an attempt's rates cannot be judged alone, if they cannot: frames
 /// the receiver itself lost, the hypervisor's steal (over the attempt,
@@ -107,17 +53,9 @@ pub fn disturbed(
     None
 }
 
-/// Waits until no CPU loses more than [`STEAL_RETRY_PCT`] % over two
-/// seconds, at most [`QUIET_WAIT`]; returns the last window's worst steal.
+/// Waits until no CPU loses more than [`STEAL_RETRY_PCT`] % while every
+/// CPU is busy (an idle CPU shows no steal; `weir_testkit::host`), at most
+/// [`QUIET_WAIT`]; returns the last probe's worst steal.
 pub fn wait_for_quiet() -> f64 {
-    let give_up = Instant::now() + QUIET_WAIT;
-    loop {
-        let Some(a) = CpuTimes::now() else { return 0.0 };
-        thread::sleep(Duration::from_secs(2));
-        let Some(b) = CpuTimes::now() else { return 0.0 };
-        let steal = a.worst_steal_pct(&b);
-        if steal <= STEAL_RETRY_PCT || Instant::now() >= give_up {
-            return steal;
-        }
-    }
+    wait_for_quiet_host(STEAL_RETRY_PCT, QUIET_WAIT).unwrap_or(0.0)
 }

@@ -49,6 +49,7 @@ use crate::traffic::trial::{self, StreamSpec};
 use host::CpuTimes;
 use tcp::TcpPath;
 use tree::{Proto, Tree, TreeSpec, FRAME_BYTES};
+use weir_testkit::host::stolen_share;
 
 use measure::*;
 pub use report::markdown;
@@ -337,6 +338,16 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
                 return report;
             }
             Judgement::Fail(v) => {
+                // Every attempt was disturbed: the last one passes only if
+                // the time the hypervisor took explains every difference.
+                let explained = (n >= attempts && last.receiver_drops == 0)
+                    .then(|| explained_by_steal(&report, tolerance, steal))
+                    .flatten();
+                if let Some(v) = explained {
+                    report.pass = true;
+                    report.verdict = format!("{v} (attempt {n})");
+                    return report;
+                }
                 report.verdict = if v.ends_with("on a quiet host") {
                     format!("{v} ({quiet_host})")
                 } else {
@@ -350,6 +361,43 @@ fn run_tree(s: &DiffSpec, lab: &mut Lab, t: &Tree, progress: &mut dyn FnMut(&str
         progress(&format!("tree {}: steal now {quiet:.1} %", t.name));
     }
     report
+}
+
+/// Whether the stolen time explains every difference of an attempt that
+/// the hypervisor disturbed (`steal_pct` of its busiest CPU; see
+/// `weir_testkit::host::stolen_share`), and how, as a verdict. weir's worker is one thread, so a stolen CPU stops it; the
+/// kernel's HTB also runs in the sender's context on the other CPU, and
+/// loses less (docs/performance.md, "Under steal"). So: weir at most
+/// `tolerance` points above the simulator (which nothing steals from),
+/// and below it, or away from the kernel either way, by at most the
+/// tolerance plus the stolen share of the class's rate. Only for UDP trees
+/// (the simulator's bound); None when a class is outside.
+pub fn explained_by_steal(report: &TreeReport, tolerance: f64, steal_pct: f64) -> Option<String> {
+    if report.proto != Proto::Udp || report.rows.is_empty() {
+        return None;
+    }
+    let root = report.root_mbit;
+    let pts = |mbit: f64| mbit / root * 100.0;
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let mut widest: f64 = 0.0;
+    for r in &report.rows {
+        let rate = pts(r.sim_mbit.max(r.kernel_mbit));
+        let share = stolen_share(steal_pct, host::STEAL_RETRY_PCT, rate)?;
+        let above_sim = pts(r.weir_mbit - r.sim_mbit);
+        let below_sim = pts(r.sim_mbit - r.weir_mbit);
+        let from_kernel = pts(r.weir_mbit - r.kernel_mbit).abs();
+        let ok = round(above_sim) <= tolerance
+            && round(below_sim) <= tolerance + share
+            && round(from_kernel) <= tolerance + share;
+        if !ok {
+            return None;
+        }
+        widest = widest.max(share);
+    }
+    Some(format!(
+        "every class within what the stolen time explains (steal {steal_pct:.1} % of a CPU, up to {widest:.2} points of a class's rate): weir never more than {tolerance:.2} above the simulator, at most {:.2} below it or from the kernel",
+        tolerance + widest
+    ))
 }
 
 /// What one attempt's numbers say.
@@ -490,6 +538,58 @@ mod tests {
         assert!(host::disturbed(1.5, &quiet, 0)
             .unwrap()
             .contains("stole 1.5 %"));
+    }
+
+    #[test]
+    fn steal_explains_a_shortfall_never_an_excess() {
+        let row = |kernel: f64, weir: f64, sim: f64| ClassRow {
+            class: "1:13".into(),
+            prio: 0,
+            quantum: None,
+            rate_mbit: 14.57,
+            ceil_mbit: 27.16,
+            offered_mbit: 31.2,
+            kernel_mbit: kernel,
+            weir_mbit: weir,
+            sim_mbit: sim,
+            kernel_runs: vec![],
+            weir_runs: vec![],
+            kernel_retransmits: vec![],
+            weir_retransmits: vec![],
+            kernel_rtt_ms: vec![],
+            weir_rtt_ms: vec![],
+            weir_kernel_pts: (weir - kernel) / 80.0 * 100.0,
+            sim_weir_pts: (sim - weir) / 80.0 * 100.0,
+        };
+        let mut t = TreeReport {
+            name: "seed 11".into(),
+            proto: Proto::Udp,
+            tolerance_pts: 1.0,
+            classes: 4,
+            leaves: 2,
+            depth: 2,
+            oversubscribed: 0,
+            root_mbit: 80.0,
+            active: 1,
+            // CI, 2026-12-07: 1:13 (ceil 27.16) 22.94 through weir, 26.52
+            // through the kernel, under 17.4 % steal.
+            rows: vec![row(26.52, 22.94, 27.16)],
+            attempts: vec![],
+            pass: false,
+            verdict: String::new(),
+        };
+        let v = explained_by_steal(&t, 1.0, 17.4).expect("explained");
+        assert!(v.contains("steal 17.4 %"), "{v}");
+        // The same shortfall under 5 % steal is not explained; nor is any
+        // steal past the cap, nor one the quiet rule already judged.
+        assert_eq!(explained_by_steal(&t, 1.0, 5.0), None);
+        assert_eq!(explained_by_steal(&t, 1.0, 30.0), None);
+        assert_eq!(explained_by_steal(&t, 1.0, 0.5), None);
+        // Sending more than the ideal is never the hypervisor's doing.
+        t.rows = vec![row(27.16, 28.2, 27.16)];
+        assert_eq!(explained_by_steal(&t, 1.0, 17.4), None);
+        t.rows = vec![row(f64::NAN, 27.0, 27.16)];
+        assert_eq!(explained_by_steal(&t, 1.0, 17.4), None);
     }
 
     #[test]

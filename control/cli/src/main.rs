@@ -55,11 +55,13 @@ enum Command {
     /// Read the configuration file again and apply it (SIGHUP does the same)
     ///
     /// Rates, ceilings, bursts, prios and quanta change in place, class by
-    /// class, nothing queued dropped. A tree whose classes, leaf qdiscs,
-    /// filters, default class or tree keys changed is rebuilt and swapped in
-    /// between two batches: queues of classes that are still leaves move
-    /// over, only packets of removed classes are dropped (`flushed`), and
-    /// the tree's class counters start from zero. A file with errors changes
+    /// class, nothing queued dropped. Leaves added or removed (subscribers)
+    /// and filters change their tree in place too: only packets of removed
+    /// classes are dropped (`flushed`), every other class keeps its queue,
+    /// tokens and counters. A tree whose inner classes, leaf qdiscs, apps,
+    /// default class or tree keys changed (or with no spare room) is rebuilt
+    /// and swapped in between two batches: queues of classes that are still
+    /// leaves move over, and the tree's class counters start from zero. A file with errors changes
     /// nothing; so does one that changes `[[pair]]`, `[xdp]` or the set
     /// of trees (that needs a restart). Prints every change and rebuild, or
     /// why nothing was applied.

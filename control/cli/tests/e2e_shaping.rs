@@ -257,32 +257,47 @@ fn kernel_comparison_fails_when_weir_is_more_than_a_point_worse() {
     };
     // 1:10: weir 2.0 short, kernel 0.5 short: 1.5 points worse. 1:20:
     // both 0.2 short.
-    let (table, worse) = lab::compare_with_kernel(
-        &[run(&[28.0, 29.8]), run(&[28.0, 29.8]), run(&[28.0, 29.8])],
-        &[run(&[29.5, 29.8]), run(&[29.5, 29.8]), run(&[29.5, 29.8])],
-    );
+    let weir_short = [run(&[28.0, 29.8]), run(&[28.0, 29.8]), run(&[28.0, 29.8])];
+    let kernel_close = [run(&[29.5, 29.8]), run(&[29.5, 29.8]), run(&[29.5, 29.8])];
+    let (table, worse) = lab::compare_with_kernel(&weir_short, &kernel_close, 0.5);
     assert_eq!(worse.len(), 1, "{table}");
     assert!(
         worse[0].contains("1:10") && worse[0].contains("WORSE"),
         "{table}"
     );
+    // The same while the hypervisor took 5 % of a CPU: a shortfall of up
+    // to 5 % of the promise (1.5 points of 1:10's 30 under 100) is what a
+    // shaper loses while it is not scheduled; 1.5 worse passes. 30 %
+    // steal explains nothing (the attempt says nothing), nor does 1 %.
+    let (table, worse) = lab::compare_with_kernel(&weir_short, &kernel_close, 5.0);
+    assert!(worse.is_empty(), "{table}");
+    assert!(table.contains("stolen at 5.0 % steal"), "{table}");
+    for steal in [1.0, 30.0] {
+        let (table, worse) = lab::compare_with_kernel(&weir_short, &kernel_close, steal);
+        assert_eq!(worse.len(), 1, "{steal}: {table}");
+    }
     // One weir run 5 points short (a burst of steal), the other two 0.8
     // worse than the kernel's median: the median passes.
     let (table, worse) = lab::compare_with_kernel(
         &[run(&[25.0, 30.0]), run(&[28.7, 30.0]), run(&[28.7, 30.0])],
         &[run(&[29.5, 30.0]), run(&[29.5, 30.0]), run(&[29.9, 30.0])],
+        0.5,
     );
     assert!(worse.is_empty(), "{table}");
     // Two of three weir runs 2 points short: the median fails.
     let (table, worse) = lab::compare_with_kernel(
         &[run(&[28.0, 30.0]), run(&[30.0, 30.0]), run(&[28.0, 30.0])],
         &[run(&[30.0, 30.0]), run(&[30.0, 30.0]), run(&[30.0, 30.0])],
+        0.5,
     );
     assert_eq!(worse.len(), 1, "{table}");
     // Errors count both ways: 2 points over the promise is as bad as 2
-    // under; and weir better than the kernel passes however far off both
-    // are.
-    let (table, worse) = lab::compare_with_kernel(&[run(&[32.0, 26.0])], &[run(&[30.0, 25.0])]);
-    assert_eq!(worse.len(), 1, "{table}");
-    assert!(worse[0].contains("1:10"), "{table}");
+    // under, and steal never explains an excess; weir better than the
+    // kernel passes however far off both are.
+    for steal in [0.5, 10.0] {
+        let (table, worse) =
+            lab::compare_with_kernel(&[run(&[32.0, 26.0])], &[run(&[30.0, 25.0])], steal);
+        assert_eq!(worse.len(), 1, "{table}");
+        assert!(worse[0].contains("1:10"), "{table}");
+    }
 }

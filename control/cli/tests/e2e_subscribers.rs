@@ -215,6 +215,15 @@ fn circuit_changes(lab: &Lab) {
         assert_eq!(code, 0, "weir whois {addr}: {err}");
         serde_json::from_str(&out).expect("whois -j is JSON")
     };
+    // What c1 (an untouched circuit) sent so far: an edit in place keeps
+    // its counters (a rebuilt tree would start them from zero).
+    let c1_sent = || {
+        let who = whois("198.18.16.2");
+        assert_eq!(who["circuit"]["id"], "c1", "{who}");
+        lab::num(&who["upload"]["stats"]["packets"], "c1's upload packets")
+    };
+    let c1_before = c1_sent();
+    assert!(c1_before > 0, "c1 sent nothing before the changes");
     let (code, out, err) = lab.cli(&[
         "circuit",
         "add",
@@ -228,7 +237,9 @@ fn circuit_changes(lab: &Lab) {
     ]);
     assert_eq!(code, 0, "weir circuit add: {err}");
     assert!(
-        out.contains("circuit add c999") && out.contains("swapped in"),
+        out.contains("circuit add c999")
+            && out.contains("changed in place: tree down: 0 leaf class(es) removed, 1 added")
+            && out.contains("changed in place: tree up: 0 leaf class(es) removed, 1 added"),
         "{out}"
     );
     let who = whois("198.18.17.1");
@@ -247,7 +258,11 @@ fn circuit_changes(lab: &Lab) {
     // Removed: its address is no circuit's any more.
     let (code, out, err) = lab.cli(&["circuit", "del", "c5"]);
     assert_eq!(code, 0, "weir circuit del: {err}");
-    assert!(out.contains("rebuilt"), "{out}");
+    assert!(
+        out.contains("changed in place: tree up: 1 leaf class(es) removed"),
+        "{out}"
+    );
+    assert!(c1_sent() >= c1_before, "c1's counters went back");
     let (code, _, err) = lab.cli(&["whois", "198.18.16.6"]);
     assert!(code != 0 && err.contains("no circuit holds"), "{err}");
     // An address another circuit has: refused, at the new row.

@@ -187,6 +187,29 @@ impl Class {
     pub fn is_leaf(&self) -> bool {
         self.qdisc.is_some()
     }
+
+    /// The core's view of the class (`parent` still an index of its tree).
+    pub fn spec(&self) -> ClassSpec {
+        ClassSpec {
+            id: u64::from(self.id.major) << 32 | u64::from(self.id.minor),
+            parent: self.parent,
+            rate: self.rate.bytes_per_sec(),
+            ceil: self.ceil.bytes_per_sec(),
+            burst: u32::try_from(self.burst.bytes()).unwrap_or(u32::MAX),
+            cburst: u32::try_from(self.cburst.bytes()).unwrap_or(u32::MAX),
+            prio: self.prio,
+            quantum: u32::try_from(self.quantum.bytes()).unwrap_or(u32::MAX),
+            qdisc: self.qdisc,
+        }
+    }
+}
+
+/// Leaves a running tree of `leaves` leaves can take in place (a circuit
+/// added by `weir circuit add` or a reload) before a change must rebuild
+/// it: an eighth more, at least 16. Each spare costs a vacant class line
+/// and leaf entry (about 0.4 KiB); a rebuild makes new room.
+pub fn spare_leaves(leaves: u32) -> u32 {
+    (leaves / 8).max(16)
 }
 
 /// One filter. `spec.target == flowid`.
@@ -207,6 +230,37 @@ impl Config {
 }
 
 impl Tree {
+    /// The tree with its classes in another order: class `i` of the result
+    /// is class `order[i]` of this one (`order` a permutation of the
+    /// indexes). Parents, filters, the default class and the apps follow
+    /// their classes. Returns it and each old index's new one. What a tree
+    /// changed in place looks like: the running tree numbers its classes so
+    /// (`weir_dataplane::htb::edit_layout`), and this view must too.
+    pub fn reorder(&self, order: &[u32]) -> (Tree, Vec<u32>) {
+        let mut new_index = vec![0u32; self.classes.len()];
+        for (i, &k) in order.iter().enumerate() {
+            new_index[k as usize] = i as u32;
+        }
+        let mut t = self.clone();
+        t.classes = order
+            .iter()
+            .map(|&k| {
+                let mut c = self.classes[k as usize].clone();
+                c.parent = c.parent.map(|p| new_index[p as usize]);
+                c
+            })
+            .collect();
+        for f in &mut t.filters {
+            f.flowid = new_index[f.flowid as usize];
+            f.spec.target = f.flowid;
+        }
+        t.default_class = new_index[self.default_class as usize];
+        for a in &mut t.apps.spec.apps {
+            a.class = new_index[a.class as usize];
+        }
+        (t, new_index)
+    }
+
     /// The index of the class with this id (`"1:10"`) or name.
     pub fn class_index(&self, id_or_name: &str) -> Option<u32> {
         let pos = match id_or_name.parse::<ClassId>() {
@@ -234,21 +288,8 @@ impl Tree {
     /// `classes[i]`; rates become bytes/s (tc truncates bits/8 the same
     /// way); filters are in evaluation order.
     pub fn shaper_spec(&self, seed: u64) -> ShaperSpec {
-        let classes = self
-            .classes
-            .iter()
-            .map(|c| ClassSpec {
-                id: u64::from(c.id.major) << 32 | u64::from(c.id.minor),
-                parent: c.parent,
-                rate: c.rate.bytes_per_sec(),
-                ceil: c.ceil.bytes_per_sec(),
-                burst: u32::try_from(c.burst.bytes()).unwrap_or(u32::MAX),
-                cburst: u32::try_from(c.cburst.bytes()).unwrap_or(u32::MAX),
-                prio: c.prio,
-                quantum: u32::try_from(c.quantum.bytes()).unwrap_or(u32::MAX),
-                qdisc: c.qdisc,
-            })
-            .collect();
+        let classes: Vec<ClassSpec> = self.classes.iter().map(Class::spec).collect();
+        let leaves = classes.iter().filter(|c| c.qdisc.is_some()).count() as u32;
         ShaperSpec {
             htb: HtbSpec {
                 classes,
@@ -256,6 +297,7 @@ impl Tree {
                 mpu: self.mpu,
                 pool_capacity: self.pool,
                 seed,
+                spare_leaves: spare_leaves(leaves),
             },
             filters: self.filters.iter().map(|f| f.spec).collect(),
             default_class: self.default_class,

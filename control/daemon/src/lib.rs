@@ -30,7 +30,7 @@ mod change;
 mod circuit;
 mod json;
 pub mod metrics;
-mod reload;
+pub mod reload;
 pub mod tcshow;
 mod text;
 mod whois;
@@ -43,6 +43,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use weir_dataplane::classify::IpPrefix;
+use weir_dataplane::shaper::TreeEdit;
 use weir_xdp::datapath::{DataPath, PairSpec, RunError, RunSpec, Snapshot, TreeSpec};
 use weir_xdp::prog::{PassPrefix, XdpMode};
 
@@ -499,15 +500,20 @@ impl Control {
         // Circuits and nodes keep their class ids, wherever they moved in
         // the files: the plan matches classes by id.
         config::subscribers::keep_ids(&self.config, &mut new);
-        let (steps, rebuilds) = match reload::plan(&self.config, &new) {
+        let (steps, edits, mut rebuilds) = match reload::plan(&self.config, &new) {
             reload::Plan::NeedsRestart(why) => {
                 return Err(ReloadError::NeedsRestart {
                     path: self.config_path.clone(),
                     why,
                 })
             }
-            reload::Plan::Apply { steps, rebuilds } => (steps, rebuilds),
+            reload::Plan::Apply {
+                steps,
+                edits,
+                rebuilds,
+            } => (steps, edits, rebuilds),
         };
+        let total = steps.len() + edits.len() + rebuilds.len();
         // Changes made at run time (`weir class change`) that the file does
         // not repeat are overwritten by the file: the file is the truth
         // after a reload.
@@ -529,6 +535,75 @@ impl Control {
                 new.trees[step.tree_index].classes[step.class as usize].clone();
             text.push_str(&format!("applied: {}\n", step.summary));
             done += 1;
+        }
+        let mut edited = 0;
+        for e in &edits {
+            if failure.is_some() {
+                break;
+            }
+            let ti = e.tree_index;
+            let spec = e.after.shaper_spec(seed ^ ti as u64);
+            let result = TreeEdit::new(&spec, e.remove.clone(), e.added)
+                .map_err(|source| RunError::Shaper {
+                    tree: e.tree.clone(),
+                    source,
+                })
+                .and_then(|edit| self.datapath.edit_tree(&e.tree, edit));
+            let took = match result {
+                Ok(took) => took,
+                Err(RunError::EditTree { source, .. }) => {
+                    // The running tree has no room (or had a leaf with a
+                    // higher id): build it anew instead.
+                    let mut r = e.fallback.clone();
+                    r.why = format!("{}; the running tree refused it in place: {source}", r.why);
+                    rebuilds.push(r);
+                    continue;
+                }
+                Err(err) => {
+                    failure = Some((format!("changing tree {} in place", e.tree), err));
+                    break;
+                }
+            };
+            self.config.trees[ti] = e.after.clone();
+            new.trees[ti] = e.after.clone();
+            if let Some(subs) = new.subscribers.as_mut() {
+                for p in [&mut subs.download, &mut subs.upload].into_iter().flatten() {
+                    if p.tree as usize == ti {
+                        p.renumber(&e.new_index);
+                    }
+                }
+            }
+            let list = |ids: &[String]| {
+                if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", ids.join(", "))
+                }
+            };
+            text.push_str(&format!(
+                "changed in place: tree {}: {} leaf class(es) removed{}, {} added{}, filters from the file; held the worker {:.3} ms; every other class kept its queue, tokens and counters\n",
+                e.tree,
+                e.remove.len(),
+                list(&e.removed_ids),
+                e.added,
+                list(&e.added_ids),
+                took.as_secs_f64() * 1e3,
+            ));
+            edited += 1;
+            done += 1;
+            for step in &e.steps {
+                if let Err(err) = self
+                    .datapath
+                    .change_class(&step.tree, step.class, step.change)
+                {
+                    failure = Some((step.summary.clone(), err));
+                    break;
+                }
+                text.push_str(&format!("applied: {}\n", step.summary));
+            }
+            if failure.is_some() {
+                break;
+            }
         }
         if failure.is_none() {
             for r in &rebuilds {
@@ -572,7 +647,7 @@ impl Control {
             return Err(ReloadError::Partly {
                 path: self.config_path.clone(),
                 done,
-                total: steps.len() + rebuilds.len(),
+                total,
                 step,
                 source: Box::new(source),
             });
@@ -597,9 +672,9 @@ impl Control {
         }
         self.config_text = source;
         text.push_str(&format!(
-            "{}: {what}: {} class change(s) in place, {} tree(s) rebuilt\n",
+            "{}: {what}: {} class change(s) in place, {edited} tree(s) changed in place, {} tree(s) rebuilt\n",
             self.config_path.display(),
-            steps.len(),
+            steps.len() + edits.iter().map(|e| e.steps.len()).sum::<usize>(),
             rebuilds.len()
         ));
         Ok(text)
@@ -684,9 +759,10 @@ fn metrics_view(config: &Config, stats: &Arc<weir_api::Stats>) -> Arc<weir_api::
         let Some(ti) = config.trees.iter().position(|c| c.name == t.name) else {
             continue;
         };
-        let mut index = 0u32;
+        let circuit = subs.circuit_classes(ti as u32, t.classes.len());
+        let mut index = 0;
         t.classes.retain(|_| {
-            let keep = !subs.is_circuit(ti as u32, index);
+            let keep = !circuit[index];
             index += 1;
             keep
         });

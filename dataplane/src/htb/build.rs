@@ -15,14 +15,20 @@ impl Htb {
         if n >= INNER as usize {
             return Err(SpecError::TooManyClasses);
         }
+        let spare = spec.spare_leaves as usize;
+        if n.saturating_add(spare) >= INNER as usize {
+            return Err(SpecError::TooManyClasses);
+        }
         let mut has_children = vec![false; n];
         let mut depth = vec![0usize; n];
         // Everything a packet touches goes in one arena (on huge pages when
         // the tree is big enough for it to matter): add up what it holds.
+        // The spare leaves' entries are made too (vacant); an added leaf's
+        // qdisc comes from the heap (`Htb::add_leaf`).
         let mut leaf_count = 0;
         let mut arena_bytes = PacketPool::arena_bytes(spec.pool_capacity)
-            + table_bytes::<Hot>(n)
-            + table_bytes::<u32>(n);
+            + table_bytes::<Hot>(n + spare)
+            + table_bytes::<u32>(n + spare);
         for (i, c) in spec.classes.iter().enumerate() {
             let class = i as u32;
             if let Some(p) = c.parent {
@@ -36,19 +42,12 @@ impl Htb {
                 leaf_count += 1;
                 arena_bytes += Qdisc::arena_bytes(q);
             }
-            if usize::from(c.prio) >= NUM_PRIO {
-                return Err(SpecError::BadPrio { class });
-            }
-            if c.rate == 0 {
-                return Err(SpecError::ZeroRate { class });
-            }
-            if c.ceil < c.rate {
-                return Err(SpecError::CeilBelowRate { class });
-            }
+            edit::check_rates(c, class)?;
         }
         // Leaves are counted by qdisc here; a spec that gives an inner class
         // a qdisc or a leaf none is refused below, so this only sizes.
-        arena_bytes += table_bytes::<Leaf>(leaf_count) + table_bytes::<u32>(leaf_count);
+        arena_bytes +=
+            table_bytes::<Leaf>(leaf_count + spare) + table_bytes::<u32>(leaf_count + spare);
         let mut arena = Arena::with_capacity(arena_bytes);
         // Leaves are numbered in class id order. The level-0 rows hold
         // leaves only, so a leaf's index is its rank in them (`list.rs`):
@@ -61,10 +60,10 @@ impl Htb {
         for (leaf, &c) in leaf_class.iter().enumerate() {
             leaf_index[c as usize] = leaf as u32;
         }
-        let mut hot = Vec::with_capacity(n);
-        let mut cold = Vec::with_capacity(n);
-        let mut slot = Vec::with_capacity(n);
-        let mut leaves = Vec::with_capacity(leaf_count);
+        let mut hot = Vec::with_capacity(n + spare);
+        let mut cold = Vec::with_capacity(n + spare);
+        let mut slot = Vec::with_capacity(n + spare);
+        let mut leaves = Vec::with_capacity(leaf_count + spare);
         let mut inners = Vec::new();
         for (i, c) in spec.classes.iter().enumerate() {
             let class = i as u32;
@@ -82,6 +81,7 @@ impl Htb {
                     // Sized below, once every child is known.
                     feeds: [Ring::UNSET; NUM_PRIO],
                     first_child: 0,
+                    child_slots: 0,
                     bytes: 0,
                     packets: 0,
                     lends: 0,
@@ -95,50 +95,31 @@ impl Htb {
                 if depth[i] + 1 > MAX_DEPTH {
                     return Err(SpecError::TooDeep { class });
                 }
-                let seed = spec.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 slot.push(leaf_index[i]);
                 leaves.push((
                     leaf_index[i],
-                    Leaf {
-                        qdisc: Qdisc::new_in(q, seed, &mut arena),
+                    Leaf::new(
+                        Qdisc::new_in(q, leaf_seed(spec.seed, class), &mut arena),
                         quantum,
-                        deficit: [0; MAX_DEPTH],
-                        borrows: 0,
-                        share_drops: 0,
-                    },
+                    ),
                 ));
                 0
             };
-            let rate = RateCfg::new(c.rate, spec.overhead, spec.mpu);
-            let ceil = RateCfg::new(c.ceil, spec.overhead, spec.mpu);
-            let buffer = ticks_i64(rate.bytes_time_ticks(u64::from(c.burst)));
-            let cbuffer = ticks_i64(ceil.bytes_time_ticks(u64::from(c.cburst)));
-            hot.push(Hot {
-                tokens: buffer,
-                ctokens: cbuffer,
-                t_c: now,
-                buffer,
-                cbuffer,
-                rate_fp: fixed_point(&rate),
-                ceil_fp: fixed_point(&ceil),
-                parent: c.parent.unwrap_or(NIL),
-                level,
-                prio: c.prio,
-                mode: Mode::CanSend,
-                prio_activity: 0,
-            });
-            cold.push(Cold {
-                rate,
-                ceil,
-                burst_bytes: c.burst,
-                cburst_bytes: c.cburst,
-                overlimits: 0,
-            });
+            let (h, cl) = edit::class_lines(c, level, spec.overhead, spec.mpu, now);
+            hot.push(h);
+            cold.push(cl);
         }
         let pool = PacketPool::new_in(spec.pool_capacity, &mut arena);
-        let order = Order::new(spec, &hot, &slot, &mut inners);
+        let order = Order::new(spec, &hot, &slot, &mut inners, spare);
         leaves.sort_unstable_by_key(|&(leaf, _)| leaf);
-        let leaves: Vec<Leaf> = leaves.into_iter().map(|(_, l)| l).collect();
+        let mut leaves: Vec<Leaf> = leaves.into_iter().map(|(_, l)| l).collect();
+        let last_leaf_id = leaf_class
+            .last()
+            .map_or(0, |&c| spec.classes[c as usize].id);
+        hot.resize(n + spare, VACANT_HOT);
+        slot.resize(n + spare, INNER | NIL);
+        leaves.extend((0..spare).map(|_| Leaf::vacant()));
+        leaf_class.resize(leaf_count + spare, NIL);
         let hot = Table::from_vec(&mut arena, hot);
         let slot = Table::from_vec(&mut arena, slot);
         let leaves = Table::from_vec(&mut arena, leaves);
@@ -150,8 +131,11 @@ impl Htb {
             ranks: order.ranks,
             row_class: order.row_class,
             children: order.children,
+            classes: n as u32,
+            leaf_slots: leaf_count as u32,
+            last_leaf_id,
             row_mask: 0,
-            wait: WaitQueue::new(n),
+            wait: WaitQueue::new(n + spare),
             pool,
             backlog: Backlog::default(),
             link: RateCfg::new(1, spec.overhead, spec.mpu),
@@ -168,6 +152,12 @@ impl Htb {
     }
 }
 
+/// The seed of class `class`'s qdisc in a tree seeded `tree_seed`
+/// (`HtbSpec::seed`): each leaf perturbs its hash differently.
+pub fn leaf_seed(tree_seed: u64, class: u32) -> u64 {
+    tree_seed ^ u64::from(class).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// The id order of a tree's rows and feeds, and their empty rings.
 struct Order {
     rings: Rings,
@@ -179,8 +169,10 @@ struct Order {
 
 impl Order {
     /// `hot` and `slot` as built so far (levels and parents known); gives
-    /// every inner class its feeds.
-    fn new(spec: &HtbSpec, hot: &[Hot], slot: &[u32], inners: &mut [Inner]) -> Order {
+    /// every inner class its feeds. The level-0 rows have room for `spare`
+    /// more leaves; feeds have room up to the next multiple of 64 children
+    /// (the same bitmap words), and grow past it (`Htb::add_leaf`).
+    fn new(spec: &HtbSpec, hot: &[Hot], slot: &[u32], inners: &mut [Inner], spare: usize) -> Order {
         let n = hot.len();
         // Class index breaks ties, so a spec with repeated ids (tests,
         // benches) still has one order.
@@ -188,8 +180,10 @@ impl Order {
             let key = |c: &u32| (spec.classes[*c as usize].id, *c);
             key(a).cmp(&key(b))
         };
-        let mut ranks = vec![Ranks { row: 0, feed: 0 }; n];
+        let mut ranks = Vec::with_capacity(n + spare);
+        ranks.resize(n, Ranks { row: 0, feed: 0 });
         let mut row_class: [Vec<u32>; MAX_DEPTH] = Default::default();
+        row_class[0].reserve(spare);
         for (i, h) in hot.iter().enumerate() {
             row_class[usize::from(h.level)].push(i as u32);
         }
@@ -211,19 +205,23 @@ impl Order {
             }
         }
         let mut rings = Rings::default();
-        let mut children = Vec::with_capacity(n);
+        let mut children = Vec::with_capacity(n + spare);
         for (inner, mut list) in inners.iter_mut().zip(kids) {
             list.sort_by(by_id);
             inner.first_child = children.len() as u32;
+            inner.child_slots = list.len() as u32;
             for (rank, &c) in list.iter().enumerate() {
                 ranks[c as usize].feed = rank as u32;
             }
-            let size = list.len() as u32;
+            let size = (list.len() as u32).next_multiple_of(64);
             inner.feeds = std::array::from_fn(|_| rings.ring(size));
             children.extend(list);
         }
         let rows = std::array::from_fn(|level| {
-            let size = row_class[level].len() as u32;
+            let mut size = row_class[level].len() as u32;
+            if level == 0 {
+                size += spare as u32;
+            }
             std::array::from_fn(|_| rings.ring(size))
         });
         Order {

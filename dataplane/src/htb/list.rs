@@ -62,6 +62,11 @@ impl Ring {
     pub(super) fn is_empty(&self) -> bool {
         self.count == 0
     }
+
+    /// Ranks this ring can hold: `0..size()`.
+    pub(super) fn size(&self) -> u32 {
+        self.size
+    }
 }
 
 /// Deepest summary: 64^6 ranks is more than a tree can have classes.
@@ -124,6 +129,21 @@ impl Rings {
             base,
             size,
         }
+    }
+
+    /// `ring` with room for ranks `0..size` (at least its old size): the
+    /// same members, pointer and remembered rank, in new words at the end
+    /// (the old words stay unused until the tree is rebuilt).
+    pub(super) fn grown(&mut self, ring: &Ring, size: u32) -> Ring {
+        let mut bigger = self.ring(size.max(ring.size));
+        let mut r = self.first(ring);
+        while r != NIL {
+            self.add(&mut bigger, r);
+            r = self.after(ring, r);
+        }
+        bigger.ptr = ring.ptr;
+        bigger.hint = ring.hint;
+        bigger
     }
 
     /// A class joins (Linux `htb_add_to_id_tree`): the pointer stays.
@@ -369,6 +389,9 @@ mod tests {
             }
             prop_assert_eq!(rings.members(&ring), model.iter().copied().collect::<Vec<_>>());
             prop_assert_eq!(ring.is_empty(), model.is_empty());
+            let grown = rings.grown(&ring, size * 2 + 1);
+            prop_assert_eq!(rings.members(&grown), rings.members(&ring));
+            prop_assert_eq!((grown.ptr, grown.hint, grown.size()), (ring.ptr, ring.hint, size * 2 + 1));
             prop_assert_eq!(rings.members(&before), vec![69]);
             prop_assert_eq!(rings.members(&after), vec![0]);
         }

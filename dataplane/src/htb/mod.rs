@@ -47,12 +47,15 @@
 //! also TLB misses.
 //!
 //! Files: this one holds the types and the public calls; `build.rs` makes a
-//! tree from its spec; `serve.rs` finds whose turn it is and dequeues a
+//! tree from its spec; `edit.rs` adds and removes leaves in place; `serve.rs` finds whose turn it is and dequeues a
 //! row; `mode.rs` charges a sent packet and moves classes between rows,
 //! feeds and the wait queue; `list.rs` is the id-ordered rows and feeds;
 //! `wait.rs` the wait queue.
 
 mod build;
+mod edit;
+pub use build::leaf_seed;
+pub use edit::{edit_layout, InPlaceError, Moved};
 mod list;
 mod mode;
 mod serve;
@@ -60,7 +63,7 @@ mod wait;
 
 use crate::packet::{DropReason, Dropped, Drops, Packet};
 use crate::pool::{prefetch, table_bytes, Arena, PacketPool, Table, NIL};
-use crate::qdisc::{Backlog, Qdisc, QdiscParams, QdiscStats};
+use crate::qdisc::{Backlog, FifoLimit, Qdisc, QdiscParams, QdiscStats};
 use crate::rate::{RateCfg, TICKS_PER_NS, TICK_SHIFT};
 use list::{Ring, Rings};
 use wait::WaitQueue;
@@ -113,6 +116,9 @@ pub struct HtbSpec {
     pub pool_capacity: u32,
     /// Seeds SFQ/FQ-CoDel perturbation and RED's RNG.
     pub seed: u64,
+    /// Leaves that can be added later without a rebuild
+    /// ([`Htb::add_leaf`]): their table entries are made now, vacant.
+    pub spare_leaves: u32,
 }
 
 /// Why a spec can't be built. The config layer checks all of these with
@@ -240,6 +246,8 @@ struct Hot {
 /// What a packet never touches (or only on a mode change).
 #[derive(Clone, Copy, Debug)]
 struct Cold {
+    /// tc class id (the rows' and feeds' order).
+    id: u64,
     rate: RateCfg,
     ceil: RateCfg,
     burst_bytes: u32,
@@ -274,12 +282,49 @@ struct Leaf {
     share_drops: u64,
 }
 
+impl Leaf {
+    fn new(qdisc: Qdisc, quantum: i32) -> Leaf {
+        Leaf {
+            quantum,
+            deficit: [0; MAX_DEPTH],
+            qdisc,
+            borrows: 0,
+            share_drops: 0,
+        }
+    }
+
+    /// The entry of a spare or removed leaf: never in a row or feed, and
+    /// its qdisc (an empty pfifo of no packets) allocates nothing.
+    fn vacant() -> Leaf {
+        Leaf::new(Qdisc::new(&QdiscParams::Fifo(FifoLimit::Packets(0)), 0), 1)
+    }
+}
+
+/// The hot line of a spare class entry.
+const VACANT_HOT: Hot = Hot {
+    tokens: 0,
+    ctokens: 0,
+    t_c: 0,
+    buffer: 0,
+    cbuffer: 0,
+    rate_fp: 0,
+    ceil_fp: 0,
+    parent: NIL,
+    level: 0,
+    prio: 0,
+    mode: Mode::CanSend,
+    prio_activity: 0,
+};
+
 /// An inner class's feeds and counters.
 #[derive(Clone, Copy, Debug)]
 struct Inner {
     feeds: [Ring; NUM_PRIO],
     /// Where this class's children start in `Htb::children`.
     first_child: u32,
+    /// How many entries of `Htb::children` are this class's: its children
+    /// and the holes of removed ones (NIL), which keep the others' ranks.
+    child_slots: u32,
     bytes: u64,
     packets: u64,
     lends: u64,
@@ -307,8 +352,18 @@ pub struct Htb {
     /// with rank r is `row_class[level][r]`.
     row_class: [Vec<u32>; MAX_DEPTH],
     /// Every inner class's children in id order, one run per inner class
-    /// from its `first_child`: a feed's member with rank r.
+    /// from its `first_child`: a feed's member with rank r. A removed
+    /// child leaves NIL, never a member.
     children: Vec<u32>,
+    /// Classes in use: indexes `0..classes` of the per-class tables; the
+    /// entries past it are spare room for [`Htb::add_leaf`].
+    classes: u32,
+    /// Leaf entries in use, holes of removed leaves included: the next
+    /// added leaf takes index (and row rank) `leaf_slots`.
+    leaf_slots: u32,
+    /// The highest id of any leaf the tree had: an added leaf must be
+    /// above it to take the last rank of the level-0 rows.
+    last_leaf_id: u64,
     /// Bit `level * 8 + prio`: `rows[level][prio]` is not empty. Lowest set
     /// bit first is exactly HTB's order: levels from 0 up, prios from 0 up.
     row_mask: u64,
@@ -527,8 +582,9 @@ impl Htb {
         self.huge_pages
     }
 
+    /// Classes in the tree: indexes `0..class_count()`.
     pub fn class_count(&self) -> u32 {
-        self.hot.len() as u32
+        self.classes
     }
 
     pub fn is_leaf(&self, class: u32) -> bool {
@@ -543,6 +599,7 @@ impl Htb {
     /// Statistics of class `class` (index in the spec). Panics if out of
     /// range, like slice indexing.
     pub fn class_stats(&self, class: u32) -> ClassStats {
+        assert!(class < self.classes, "class {class} out of range");
         let h = &self.hot[class as usize];
         let cold = &self.cold[class as usize];
         let s = self.slot[class as usize];
@@ -591,9 +648,11 @@ impl Htb {
 
     /// Empty every queue into `drops` (reason Flushed).
     pub fn flush(&mut self, drops: &mut Drops) {
-        for leaf in 0..self.leaves.len() {
+        for leaf in 0..self.leaf_slots as usize {
             let class = self.leaf_class[leaf];
-            self.flush_leaf(class, leaf, drops);
+            if class != NIL {
+                self.flush_leaf(class, leaf, drops);
+            }
         }
     }
 
@@ -616,7 +675,10 @@ impl Htb {
     /// Class `class`'s buckets, or None when they are full at `now`: a new
     /// class of the same rates starts full, so there is nothing to carry.
     pub fn buckets(&self, class: u32, now: u64) -> Option<Buckets> {
-        let h = self.hot.get(class as usize)?;
+        if class >= self.classes {
+            return None;
+        }
+        let h = &self.hot[class as usize];
         let diff = credit(now, h.t_c);
         let full = h.tokens.saturating_add(diff) >= h.buffer
             && h.ctokens.saturating_add(diff) >= h.cbuffer;
@@ -635,9 +697,10 @@ impl Htb {
     /// out of range is left alone.
     pub fn carry_buckets(&mut self, class: u32, b: Buckets, now: u64) {
         self.now = self.now.max(now);
-        let Some(h) = self.hot.get_mut(class as usize) else {
+        if class >= self.classes {
             return;
-        };
+        }
+        let h = &mut self.hot[class as usize];
         h.tokens = b.tokens.min(h.buffer);
         h.ctokens = b.ctokens.min(h.cbuffer);
         h.t_c = b.t_c;
@@ -664,10 +727,10 @@ impl Htb {
         now: u64,
     ) -> Result<(), SpecError> {
         self.now = self.now.max(now);
-        let (Some(h), Some(cold)) = (self.hot.get(class as usize), self.cold.get(class as usize))
-        else {
+        if class >= self.classes {
             return Err(SpecError::BadParent { class });
-        };
+        }
+        let (h, cold) = (&self.hot[class as usize], &self.cold[class as usize]);
         let rate = change.rate.unwrap_or(cold.rate.bytes_per_sec());
         let ceil = change.ceil.unwrap_or(cold.ceil.bytes_per_sec());
         let prio = change.prio.unwrap_or(h.prio);
@@ -724,8 +787,11 @@ impl Htb {
 
     #[inline]
     fn leaf_index(&self, class: u32) -> Option<usize> {
-        match self.slot.get(class as usize) {
-            Some(&s) if s & INNER == 0 => Some(s as usize),
+        if class >= self.classes {
+            return None;
+        }
+        match self.slot[class as usize] {
+            s if s & INNER == 0 => Some(s as usize),
             _ => None,
         }
     }
@@ -848,3 +914,5 @@ fn bits(mask: u8) -> impl Iterator<Item = usize> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edit;

@@ -10,7 +10,13 @@ use crate::qdisc::FifoLimit;
 const MBIT: u64 = 1_000_000 / 8; // bytes/s per Mbit/s
 const SEC: u64 = 1_000_000_000;
 
-fn class(parent: Option<u32>, rate_mbit: u64, ceil_mbit: u64, prio: u8, leaf: bool) -> ClassSpec {
+pub(super) fn class(
+    parent: Option<u32>,
+    rate_mbit: u64,
+    ceil_mbit: u64,
+    prio: u8,
+    leaf: bool,
+) -> ClassSpec {
     let rate = rate_mbit * MBIT;
     ClassSpec {
         id: 0,
@@ -26,26 +32,27 @@ fn class(parent: Option<u32>, rate_mbit: u64, ceil_mbit: u64, prio: u8, leaf: bo
     }
 }
 
-fn spec(classes: Vec<ClassSpec>) -> HtbSpec {
+pub(super) fn spec(classes: Vec<ClassSpec>) -> HtbSpec {
     HtbSpec {
         classes,
         overhead: 0,
         mpu: 0,
         pool_capacity: 1 << 16,
         seed: 1,
+        spare_leaves: 0,
     }
 }
 
 /// A constant-rate source: `len`-byte packets into `class` at `bps` bytes/s.
-struct Cbr {
+pub(super) struct Cbr {
     class: u32,
     len: u32,
     interval: u64,
     next: u64,
 }
 
-struct Outcome {
-    sent_bytes: Vec<u64>,
+pub(super) struct Outcome {
+    pub(super) sent_bytes: Vec<u64>,
     dropped: u64,
     enqueued: u64,
     sent: u64,
@@ -53,7 +60,7 @@ struct Outcome {
 
 /// Drive the tree in virtual time: sources emit on schedule, the "worker"
 /// dequeues until told not yet, then sleeps to the next event.
-fn run(
+pub(super) fn run(
     htb: &mut Htb,
     sources: &mut [Cbr],
     duration: u64,
@@ -110,7 +117,7 @@ fn mbit(bytes: u64, duration: u64) -> f64 {
     bytes as f64 * 8.0 / (duration as f64 / SEC as f64) / 1e6
 }
 
-fn cbr(class: u32, len: u32, mbit_s: u64) -> Cbr {
+pub(super) fn cbr(class: u32, len: u32, mbit_s: u64) -> Cbr {
     Cbr {
         class,
         len,

@@ -28,6 +28,11 @@ impl WaitQueue {
         self.pos[class as usize] != NIL
     }
 
+    /// The deadline of `class`, if it is queued.
+    pub(super) fn key_of(&self, class: u32) -> Option<u64> {
+        self.contains(class).then(|| self.key[class as usize])
+    }
+
     /// Earliest deadline and its class.
     pub(super) fn peek(&self) -> Option<(u64, u32)> {
         self.heap.first().map(|&c| (self.key[c as usize], c))

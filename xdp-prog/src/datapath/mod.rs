@@ -34,9 +34,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use weir_dataplane::htb::{ClassChange, ClassSpec, HtbSpec, SpecError};
+use weir_dataplane::htb::{ClassChange, ClassSpec, HtbSpec, InPlaceError, SpecError};
 use weir_dataplane::qdisc::{FifoLimit, QdiscParams};
-use weir_dataplane::shaper::{MalformedPolicy, Shaper, ShaperError, ShaperSpec};
+use weir_dataplane::shaper::{MalformedPolicy, Shaper, ShaperError, ShaperSpec, TreeEdit};
 use xsk_rs::config::{FrameSize, QueueSize, UmemConfig};
 use xsk_rs::Umem;
 
@@ -160,6 +160,12 @@ pub enum RunError {
     UnknownTree { tree: String },
     #[error("tree {tree} has no apps: no flows are kept")]
     NoApps { tree: String },
+    #[error("tree {tree}: not changed in place: {source}")]
+    EditTree {
+        tree: String,
+        #[source]
+        source: InPlaceError,
+    },
     #[error("tree {tree}: changing class #{class} failed: {source}")]
     ChangeClass {
         tree: String,
@@ -358,6 +364,41 @@ impl DataPath {
         let replaced = wait(t.worker, "a tree replacement", &answer)?;
         drop(replaced.old);
         Ok(replaced.took)
+    }
+
+    /// Change tree `tree` in place (`Shaper::edit`): the leaves the edit
+    /// removes lose their queues (as `flushed`), the ones it adds start
+    /// empty, and every other class keeps its queue, buckets, AQM state and
+    /// counters. Returns how long it held the worker. An edit the tree
+    /// can't take (no spare room, an added id out of order, …) changes
+    /// nothing and says why ([`RunError::EditTree`]): rebuild the tree
+    /// instead ([`DataPath::replace_tree`]).
+    pub fn edit_tree(&self, tree: &str, edit: TreeEdit) -> Result<Duration, RunError> {
+        let t = self.tree_ref(tree)?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(
+            t.worker,
+            Command::EditTree {
+                tree: t.local,
+                edit: Box::new(edit),
+                reply,
+            },
+        )?;
+        let edited = wait(t.worker, "a tree edit", &answer)?;
+        match edited.result {
+            // What the tree had before is freed here, not on the worker.
+            Ok(superseded) => {
+                drop(superseded);
+                Ok(edited.took)
+            }
+            Err(worker::EditError::Refused(source)) => Err(RunError::EditTree {
+                tree: tree.to_owned(),
+                source,
+            }),
+            Err(worker::EditError::NoTree) => Err(RunError::UnknownTree {
+                tree: tree.to_owned(),
+            }),
+        }
     }
 
     /// The tree called `tree`.
@@ -614,6 +655,7 @@ fn unshaped_spec(frames: u32) -> ShaperSpec {
             mpu: 0,
             pool_capacity: frames,
             seed: 0,
+            spare_leaves: 0,
         },
         filters: Vec::new(),
         default_class: 0,

@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use weir_dataplane::app::Decision;
 use weir_dataplane::histogram::LogHistogram;
-use weir_dataplane::htb::{ClassChange, SpecError};
+use weir_dataplane::htb::{ClassChange, InPlaceError, SpecError};
 use weir_dataplane::packet::{flags, Frame, Packet};
 use weir_dataplane::parse::mark_ce;
 use weir_dataplane::remark::{remark_dscp, Remarked};
-use weir_dataplane::shaper::Shaper;
+use weir_dataplane::shaper::{Shaper, Superseded, TreeEdit};
 use xsk_rs::{FrameDesc, Umem};
 
 use super::clock::{self, Sched};
@@ -64,6 +64,21 @@ pub(crate) struct Replaced {
     pub took: Duration,
 }
 
+/// What a worker answers to [`Command::EditTree`].
+pub(crate) struct Edited {
+    /// What the tree had before, or why the edit was refused (nothing
+    /// changed).
+    pub result: Result<Box<Superseded>, EditError>,
+    pub took: Duration,
+}
+
+/// Why [`Command::EditTree`] changed nothing.
+#[derive(Debug)]
+pub(crate) enum EditError {
+    NoTree,
+    Refused(InPlaceError),
+}
+
 /// A request from the [`super::DataPath`] handle, answered at the worker's
 /// next batch boundary.
 pub(crate) enum Command {
@@ -82,6 +97,14 @@ pub(crate) enum Command {
         shaper: Box<Shaper>,
         map: Vec<Option<u32>>,
         reply: Sender<Replaced>,
+    },
+    /// Change a tree in place (`Shaper::edit`): leaves removed and added,
+    /// new filters. Answers what the tree had before, to be freed by the
+    /// caller, and how long the edit held the worker.
+    EditTree {
+        tree: usize,
+        edit: Box<TreeEdit>,
+        reply: Sender<Edited>,
     },
     /// The top flows of tree `tree`'s flow table: walked a few sets per
     /// loop iteration (`flows.rs`), answered when done (None: the tree has
@@ -444,6 +467,23 @@ impl Worker {
                     // milliseconds.
                     let _ = reply.send(Replaced {
                         old,
+                        took: started.elapsed(),
+                    });
+                }
+                Command::EditTree { tree, edit, reply } => {
+                    let started = Instant::now();
+                    let result = match self.trees.get_mut(tree) {
+                        Some(t) => t
+                            .shaper
+                            .edit(*edit, now)
+                            .map(Box::new)
+                            .map_err(EditError::Refused),
+                        None => Err(EditError::NoTree),
+                    };
+                    // The removed leaves' frames go back to the fill ring.
+                    self.release_drops();
+                    let _ = reply.send(Edited {
+                        result,
                         took: started.elapsed(),
                     });
                 }

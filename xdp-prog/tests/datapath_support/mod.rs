@@ -114,6 +114,7 @@ pub fn pfifo_root(rate: u64, limit: u32) -> ShaperSpec {
             mpu: 0,
             pool_capacity: 8192,
             seed: 1,
+            spare_leaves: 0,
         },
         filters: vec![],
         default_class: 0,

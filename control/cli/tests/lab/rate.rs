@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use weir_testkit::host::{self, CpuTimes};
+use weir_testkit::host::{self, stolen_share, CpuTimes};
 
 use super::serialize;
 
@@ -201,24 +201,25 @@ pub fn rate_test(name: &str, weir: impl Fn() -> Vec<Rate>, kernel: impl Fn() -> 
 fn against_kernel(name: &str, weir: &dyn Fn() -> Vec<Rate>, kernel: &dyn Fn() -> Vec<Rate>) {
     let mut weir_runs: Vec<Vec<Rate>> = Vec::new();
     let mut kernel_runs: Vec<Vec<Rate>> = Vec::new();
+    let mut steal_pct: f64 = 0.0;
     for round in 1..=TWIN_ROUNDS {
         let start = CpuTimes::now();
         kernel_runs.push(kernel());
         weir_runs.push(weir());
-        let steal = start
-            .and_then(|s| s.worst_steal_pct_since())
-            .map_or("unknown".to_string(), |p| format!("{p:.1} % of a CPU"));
+        let steal = start.and_then(|s| s.worst_steal_pct_since());
+        steal_pct = steal_pct.max(steal.unwrap_or(0.0));
+        let steal = steal.map_or("unknown".to_string(), |p| format!("{p:.1} % of a CPU"));
         say(&format!(
             "{name}: kernel comparison round {round} of {TWIN_ROUNDS} done (steal {steal})"
         ));
     }
-    let (table, worse) = compare_with_kernel(&weir_runs, &kernel_runs);
+    let (table, worse) = compare_with_kernel(&weir_runs, &kernel_runs, steal_pct);
     say(&format!(
         "{name}: weir against kernel HTB, interleaved:\n{table}"
     ));
     assert!(
         worse.is_empty(),
-        "{name}: weir's error is more than {TWIN_POINTS} point of the parent's rate larger than kernel HTB's in the same window:\n{}\n{}",
+        "{name}: weir's error is more than {TWIN_POINTS} point of the parent's rate (plus what steal explains of a shortfall) larger than kernel HTB's in the same window:\n{}\n{}",
         worse.join("\n"),
         host_note()
     );
@@ -230,8 +231,17 @@ fn against_kernel(name: &str, weir: &dyn Fn() -> Vec<Rate>, kernel: &dyn Fn() ->
 /// Per rate: weir's and the kernel's achieved rates in each run, their
 /// median errors in points of the parent's rate (the mean of the middle
 /// two for an even count), and the verdict. Returns the table and the rows
-/// where weir is more than [`TWIN_POINTS`] worse.
-pub fn compare_with_kernel(weir: &[Vec<Rate>], kernel: &[Vec<Rate>]) -> (String, Vec<String>) {
+/// where weir is more than [`TWIN_POINTS`] worse, or, for a rate weir fell
+/// short of while the hypervisor took `steal_pct` % of a CPU (the most of
+/// any round), [`TWIN_POINTS`] plus the stolen share of the promise
+/// (`weir_testkit::host::stolen_share`): weir's worker is one thread, which
+/// a stolen CPU stops, while the kernel's HTB also runs in the sender's
+/// context on the other CPU. Over the promise nothing is explained.
+pub fn compare_with_kernel(
+    weir: &[Vec<Rate>],
+    kernel: &[Vec<Rate>],
+    steal_pct: f64,
+) -> (String, Vec<String>) {
     assert!(!weir.is_empty() && !kernel.is_empty(), "no runs to compare");
     let n = weir[0].len();
     for run in weir.iter().chain(kernel) {
@@ -243,16 +253,7 @@ pub fn compare_with_kernel(weir: &[Vec<Rate>], kernel: &[Vec<Rate>]) -> (String,
             );
         }
     }
-    let median = |runs: &[Vec<Rate>], i: usize| {
-        let mut e: Vec<f64> = runs.iter().map(|r| r[i].err_points()).collect();
-        e.sort_by(f64::total_cmp);
-        let m = e.len() / 2;
-        if e.len() % 2 == 1 {
-            e[m]
-        } else {
-            (e[m - 1] + e[m]) / 2.0
-        }
-    };
+    let median = |runs: &[Vec<Rate>], i: usize| median_of(runs.iter().map(|r| r[i].err_points()));
     let list = |runs: &[Vec<Rate>], i: usize| {
         runs.iter()
             .map(|r| format!("{:.2}", r[i].achieved))
@@ -265,9 +266,19 @@ pub fn compare_with_kernel(weir: &[Vec<Rate>], kernel: &[Vec<Rate>]) -> (String,
         let r = &weir[0][i];
         let w = median(weir, i);
         let k = median(kernel, i);
-        let ok = w <= k + TWIN_POINTS;
+        let short = median_of(weir.iter().map(|run| run[i].achieved - run[i].promised)) < 0.0;
+        let stolen = short
+            .then(|| stolen_share(steal_pct, STEAL_RETRY_PCT, r.promised / r.parent * 100.0))
+            .flatten()
+            .unwrap_or(0.0);
+        let ok = w <= k + TWIN_POINTS + stolen;
+        let allowed = if stolen > 0.0 {
+            format!("+{TWIN_POINTS} and {stolen:.2} stolen at {steal_pct:.1} % steal")
+        } else {
+            format!("+{TWIN_POINTS}")
+        };
         let row = format!(
-            "{:<36} {:<5} promised {:6.2}  weir [{}] median error {w:.2} pt  kernel [{}] median error {k:.2} pt  weir - kernel {:+.2} pt (allowed +{TWIN_POINTS}) {}",
+            "{:<36} {:<5} promised {:6.2}  weir [{}] median error {w:.2} pt  kernel [{}] median error {k:.2} pt  weir - kernel {:+.2} pt (allowed {allowed}) {}",
             r.case,
             r.class,
             r.promised,
@@ -283,6 +294,18 @@ pub fn compare_with_kernel(weir: &[Vec<Rate>], kernel: &[Vec<Rate>]) -> (String,
         table.push('\n');
     }
     (table, worse)
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    let mut e: Vec<f64> = values.collect();
+    e.sort_by(f64::total_cmp);
+    let m = e.len() / 2;
+    if e.len() % 2 == 1 {
+        e[m]
+    } else {
+        (e[m - 1] + e[m]) / 2.0
+    }
 }
 
 /// How busy the host was since the last `Lab::up`.

@@ -95,10 +95,20 @@ pub struct Placement {
 }
 
 impl Subscribers {
-    /// Whether class `class` of tree `tree` is a circuit's.
-    pub fn is_circuit(&self, tree: u32, class: u32) -> bool {
-        self.placement(tree)
-            .is_some_and(|p| p.circuits.binary_search(&class).is_ok())
+    /// For each of the `classes` classes of tree `tree`: whether it is a
+    /// circuit's. (A tree changed in place keeps circuits in no order.)
+    pub fn circuit_classes(&self, tree: u32, classes: usize) -> Vec<bool> {
+        let mut mask = vec![false; classes];
+        for p in [&self.download, &self.upload].into_iter().flatten() {
+            if p.tree == tree {
+                for &c in &p.circuits {
+                    if let Some(m) = mask.get_mut(c as usize) {
+                        *m = true;
+                    }
+                }
+            }
+        }
+        mask
     }
 
     /// The placement of the direction whose tree is `tree`.
@@ -107,6 +117,16 @@ impl Subscribers {
             .into_iter()
             .flatten()
             .find(|p| p.tree == tree)
+    }
+}
+
+impl Placement {
+    /// The classes renumbered: `new_index[k]` is class `k`'s new index
+    /// (`Tree::reorder`).
+    pub fn renumber(&mut self, new_index: &[u32]) {
+        for k in self.nodes.iter_mut().chain(self.circuits.iter_mut()) {
+            *k = new_index[*k as usize];
+        }
     }
 }
 

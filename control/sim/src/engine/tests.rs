@@ -117,6 +117,7 @@ fn spec(bits_per_sec: u64) -> ShaperSpec {
             mpu: 0,
             pool_capacity: 10_000,
             seed: 1,
+            spare_leaves: 0,
         },
         filters: Vec::new(),
         default_class: 1,
