@@ -128,10 +128,13 @@ pub enum DropReason {
     /// Its leaf already held as many packets as the tree's shared pool had
     /// free: its share of the pool (see `Htb::enqueue`).
     BufferShare,
+    /// A filter whose action is `drop` matched it (tc's `action drop`):
+    /// a deny rule or a slice's isolation. Counted per filter too.
+    Filtered,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::NoBuffer,
         DropReason::QueueLimit,
@@ -142,6 +145,7 @@ impl DropReason {
         DropReason::FqCodelOverMemory,
         DropReason::Flushed,
         DropReason::BufferShare,
+        DropReason::Filtered,
     ];
 
     pub fn index(self) -> usize {
@@ -161,6 +165,7 @@ impl DropReason {
             DropReason::FqCodelOverMemory => "fq_codel_overmemory",
             DropReason::Flushed => "flushed",
             DropReason::BufferShare => "buffer_share",
+            DropReason::Filtered => "filtered",
         }
     }
 }

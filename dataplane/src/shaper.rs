@@ -31,12 +31,19 @@ pub enum MalformedPolicy {
     Drop,
 }
 
+/// A filter target with this bit set is not a class: the filter's action
+/// is `drop` (tc's `action drop`), and the other bits number the tree's
+/// drop filters (0, 1, …), whose drops are counted one by one
+/// ([`Shaper::filter_drops`]).
+pub const FILTER_DROP: u32 = 1 << 31;
+
 /// Everything needed to build a shaper for one direction.
 #[derive(Clone, Debug)]
 pub struct ShaperSpec {
     pub htb: HtbSpec,
     /// Evaluation order; targets are class indexes into `htb.classes`
-    /// (leaves only).
+    /// (leaves only), or [`FILTER_DROP`] | n for the tree's n-th drop
+    /// filter.
     pub filters: Vec<FilterSpec>,
     /// Leaf class index for unclassified traffic.
     pub default_class: u32,
@@ -127,6 +134,8 @@ pub struct TreeEdit {
     add: Vec<(ClassSpec, Qdisc)>,
     classifier: Classifier,
     class_remark: Vec<u8>,
+    /// How many drop filters the new filters have.
+    drop_filters: usize,
 }
 
 impl TreeEdit {
@@ -150,9 +159,11 @@ impl TreeEdit {
             ));
         }
         for (i, f) in after.filters.iter().enumerate() {
-            if classes
-                .get(f.target as usize)
-                .is_none_or(|c| c.qdisc.is_none())
+            let drop = f.target & FILTER_DROP != 0;
+            if !drop
+                && classes
+                    .get(f.target as usize)
+                    .is_none_or(|c| c.qdisc.is_none())
             {
                 return Err(ShaperError::FilterTargetNotLeaf {
                     filter: i,
@@ -165,6 +176,7 @@ impl TreeEdit {
             add,
             classifier: Classifier::new(&after.filters).map_err(ShaperError::Classifier)?,
             class_remark: remark_codes(&after.class_remark, classes.len() as u32),
+            drop_filters: drop_filters(&after.filters),
         })
     }
 }
@@ -173,6 +185,16 @@ impl TreeEdit {
 pub struct Superseded {
     pub classifier: Classifier,
     pub class_remark: Vec<u8>,
+}
+
+/// How many drop filters `filters` have (the highest number, plus one).
+fn drop_filters(filters: &[FilterSpec]) -> usize {
+    filters
+        .iter()
+        .filter(|f| f.target & FILTER_DROP != 0)
+        .map(|f| (f.target & !FILTER_DROP) as usize + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 /// [`ShaperSpec::class_remark`] as the codes the packet path reads, one
@@ -225,6 +247,8 @@ pub struct Shaper {
     /// [`ShaperSpec::class_remark`] as codes, one per class.
     class_remark: Vec<u8>,
     wash: bool,
+    /// Frames each drop filter dropped ([`FILTER_DROP`]).
+    filter_drops: Vec<u64>,
     /// Reused by [`Shaper::enqueue_batch`]: classified packets of one batch.
     batch: Vec<(u32, Packet)>,
 }
@@ -238,7 +262,7 @@ impl Shaper {
             });
         }
         for (i, f) in spec.filters.iter().enumerate() {
-            if !htb.is_leaf(f.target) {
+            if f.target & FILTER_DROP == 0 && !htb.is_leaf(f.target) {
                 return Err(ShaperError::FilterTargetNotLeaf {
                     filter: i,
                     class: f.target,
@@ -271,13 +295,14 @@ impl Shaper {
             apps,
             class_remark,
             wash: spec.wash,
+            filter_drops: vec![0; drop_filters(&spec.filters)],
             batch: Vec::new(),
         })
     }
 
     /// Take a received frame: `bytes` are its contents (read only; the core
     /// keeps only the handle). Returns the leaf class it was queued to, or
-    /// None when it was dropped as malformed.
+    /// None when it was dropped: malformed, or by a drop filter.
     pub fn enqueue(&mut self, frame: Frame, bytes: &[u8], now: u64) -> Option<u32> {
         self.counters.received += 1;
         let (class, packet) = self.classify(frame, bytes, now)?;
@@ -472,6 +497,16 @@ impl Shaper {
         };
         let flags = h.packet_flags();
         let mut class = filtered.unwrap_or_else(|| self.filter_class(h));
+        if class & FILTER_DROP != 0 {
+            // A drop filter: the frame goes no further (no flow, no app),
+            // as tc's `action drop` ends classification.
+            if let Some(n) = self.filter_drops.get_mut((class & !FILTER_DROP) as usize) {
+                *n += 1;
+            }
+            self.drops.push(Packet::new(frame, 0), DropReason::Filtered);
+            self.count_new_drops(self.drops.len() - 1);
+            return None;
+        }
         let (mut app, mut remark) = (NONE, 0);
         if let Some(apps) = self.apps.as_mut() {
             let a = apps.packet_at(h, bytes, located, now);
@@ -623,6 +658,7 @@ impl Shaper {
             add,
             classifier,
             class_remark,
+            drop_filters,
         } = edit;
         remove.sort_unstable_by(|a, b| b.cmp(a));
         remove.dedup();
@@ -639,6 +675,9 @@ impl Shaper {
             self.htb.add_leaf(&spec, qdisc, now)?;
         }
         self.count_new_drops(before);
+        // Drop filters are numbered in order: the counters of the ones
+        // that stay in place go on.
+        self.filter_drops.resize(drop_filters, 0);
         Ok(Superseded {
             classifier: std::mem::replace(&mut self.classifier, classifier),
             class_remark: std::mem::replace(&mut self.class_remark, class_remark),
@@ -674,6 +713,12 @@ impl Shaper {
             self.htb.check_add(spec, *was, remove)?;
         }
         Ok(())
+    }
+
+    /// Frames each drop filter dropped, by drop filter number
+    /// ([`FILTER_DROP`]).
+    pub fn filter_drops(&self) -> &[u64] {
+        &self.filter_drops
     }
 
     /// How long the packets sent so far waited in the tree.
@@ -917,6 +962,63 @@ mod tests {
             ),
             Some(3)
         );
+    }
+
+    #[test]
+    fn a_drop_filter_drops_and_counts_what_it_matches() {
+        let (a, b, c) = ([198, 18, 0, 1], [198, 18, 0, 2], [198, 18, 0, 3]);
+        let mut sp = subscribers(&[a], 0);
+        // Drop filter 1 (b), then filter 0 (c): numbered by the caller.
+        for (n, d) in [(1, b), (0, c)] {
+            sp.filters.insert(
+                0,
+                FilterSpec {
+                    dst: Some(crate::classify::IpPrefix {
+                        v6: false,
+                        addr: 0xffff_0000_0000 | u128::from(u32::from_be_bytes(d)),
+                        len: 32,
+                    }),
+                    target: FILTER_DROP | n,
+                    ..FilterSpec::default()
+                },
+            );
+        }
+        let mut sh = Shaper::new(&sp, 0).unwrap();
+        assert_eq!(sh.filter_drops(), [0, 0]);
+        let mut out = Vec::new();
+        for (addr, dst) in [a, b, b, c, a].into_iter().enumerate() {
+            out.push(sh.enqueue(
+                Frame {
+                    addr: addr as u64,
+                    len: 142,
+                },
+                &to(dst),
+                0,
+            ));
+        }
+        assert_eq!(out, [Some(2), None, None, None, Some(2)]);
+        assert_eq!(sh.filter_drops(), [1, 2]);
+        let dropped: Vec<_> = sh.take_drops().map(|d| (d.packet.addr, d.reason)).collect();
+        assert_eq!(dropped, [1, 2, 3].map(|a| (a, DropReason::Filtered)),);
+        let counters = sh.counters();
+        assert_eq!(counters.dropped[DropReason::Filtered.index()], 3);
+        assert!(counters.balanced(), "{counters:?}");
+        // The batched path drops the same way.
+        let frames = [to(b), to(a)];
+        sh.enqueue_batch(
+            frames.iter().enumerate().map(|(i, f)| {
+                (
+                    Frame {
+                        addr: 10 + i as u64,
+                        len: 142,
+                    },
+                    f.as_slice(),
+                )
+            }),
+            0,
+        );
+        assert_eq!(sh.filter_drops(), [1, 3]);
+        assert!(sh.counters().balanced());
     }
 
     #[test]

@@ -88,6 +88,24 @@ pub struct TreeStats {
     /// apps, so the stats of such trees are as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apps: Option<AppsStats>,
+    /// The tree's drop filters (`action = "drop"`), in evaluation order,
+    /// and what each dropped; absent for a tree without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_filters: Vec<DropFilterStats>,
+}
+
+/// One drop filter of a tree (`action = "drop"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropFilterStats {
+    /// Its place among the tree's filters, in evaluation order (0 first).
+    pub index: u32,
+    /// tc `prio` (`pref` in `tc filter show`).
+    pub pref: u16,
+    /// What it matches, as `weir show filter` writes it.
+    #[serde(rename = "match")]
+    pub matches: String,
+    /// Frames it dropped.
+    pub dropped: u64,
 }
 
 /// A tree's apps: per app, and the engine and flow table behind them.

@@ -465,3 +465,72 @@ fn http_api_changes_a_class_only_with_the_configured_token() {
     let report = lab.stop_weir();
     assert_eq!(report["accounting"]["balanced"], true);
 }
+
+/// `action = "drop"` (tc's `action drop`): a filter of the upload tree
+/// drops icmp from A to B and counts it, in the stats, `weir show filter`
+/// and `/metrics`, frame accounting balanced.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "end-to-end: runs in release (scripts/test.sh)"
+)]
+fn a_drop_filter_drops_and_counts_what_it_matches() {
+    lab::require_root();
+    let _serial = lab::serialize();
+    let mut lab = Lab::up("df");
+    let text = std::fs::read_to_string(lab::repo_root().join("config/lab.toml"))
+        .expect("config/lab.toml")
+        .replacen(
+            "[[tree.up.filter]]",
+            "[[tree.up.filter]]\nprio = 1\naction = \"drop\"\nip_proto = \"icmp\"\ndst = \"198.18.0.2\"\n\n[[tree.up.filter]]",
+            1,
+        );
+    let cfg = lab.write("drop.toml", &text);
+    lab.start_weir(&cfg);
+    let limit = Duration::from_secs(15);
+    let ping = lab.output(
+        Host::A,
+        &["ping", "-c", "5", "-i", "0.2", "-W", "1", lab::ADDR_B],
+        limit,
+    );
+    let said = String::from_utf8_lossy(&ping.stdout);
+    assert!(said.contains("5 packets transmitted, 0 received"), "{said}");
+    // B's echo requests go through the download tree, which has no drop
+    // filter; A's replies are icmp to B on the upload tree: dropped too.
+    let back = lab.output(
+        Host::B,
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", lab::ADDR_A],
+        limit,
+    );
+    assert!(
+        String::from_utf8_lossy(&back.stdout).contains("2 packets transmitted, 0 received"),
+        "{}",
+        String::from_utf8_lossy(&back.stdout)
+    );
+    let stats = lab.weir().stats();
+    let up = lab::tree_of(&stats, "up");
+    let filters = up["drop_filters"].as_array().expect("drop_filters");
+    assert_eq!(filters.len(), 1, "{up}");
+    assert_eq!(filters[0]["index"], 0, "{up}");
+    assert_eq!(filters[0]["match"], "ip_proto 1 dst 198.18.0.2/32", "{up}");
+    // 5 echo requests from A, 2 echo replies from A to B.
+    let dropped = lab::num(&filters[0]["dropped"], "dropped");
+    assert_eq!(dropped, 7, "{up}");
+    assert_eq!(
+        lab::num(&up["frames"]["dropped"]["filtered"], "filtered"),
+        7,
+        "{up}"
+    );
+    assert_eq!(up["frames"]["balanced"], true);
+    let (code, out, err) = lab.cli(&["show", "filter"]);
+    assert_eq!(code, 0, "weir show filter: {err}");
+    assert!(out.contains("action drop (dropped 7 pkt)"), "{out}");
+    let metrics = scrape(&lab);
+    assert!(
+        metrics.contains("weir_filter_dropped_total{tree=\"up\",filter=\"0\",pref=\"1\",match=\"ip_proto 1 dst 198.18.0.2/32\"} 7"),
+        "{metrics}"
+    );
+    let report = lab.stop_weir();
+    assert_eq!(report["accounting"]["balanced"], true);
+    assert_eq!(report["accounting"]["umem_free_or_fill"], true);
+}

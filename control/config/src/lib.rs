@@ -43,7 +43,7 @@ use weir_dataplane::classify::FilterSpec;
 use weir_dataplane::htb::{ClassSpec, HtbSpec};
 use weir_dataplane::qdisc::QdiscParams;
 use weir_dataplane::remark::Remark;
-use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec};
+use weir_dataplane::shaper::{MalformedPolicy, ShaperSpec, FILTER_DROP};
 
 pub use app::{DEFAULT_RULE_PRIO, MAX_APP_NAME, MAX_FLOWS, MAX_INSPECT_PACKETS, MAX_INSPECT_SLOTS};
 pub use diag::Diagnostic;
@@ -212,14 +212,49 @@ pub fn spare_leaves(leaves: u32) -> u32 {
     (leaves / 8).max(16)
 }
 
-/// One filter. `spec.target == flowid`.
+/// One filter. `spec.target` is what the core does with its frames
+/// ([`Filter::new`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Filter {
     /// tc `prio` (lower is tried first; ties keep file order).
     pub prio: u16,
-    /// Index into [`Tree::classes`] (a leaf).
-    pub flowid: u32,
+    pub action: Action,
     pub spec: FilterSpec,
+}
+
+/// What a filter does with the frames it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// They go to this class (index into [`Tree::classes`], a leaf): tc's
+    /// `flowid`.
+    Class(u32),
+    /// They are dropped and counted: tc's `action drop`.
+    Drop,
+}
+
+impl Filter {
+    /// A filter of a tree whose earlier filters (in evaluation order) have
+    /// `drops` drop filters: the core's target is the class, or the drop
+    /// filter's number (`weir_dataplane::shaper::FILTER_DROP`), and a drop
+    /// filter counts itself in `drops`.
+    pub fn new(prio: u16, action: Action, mut spec: FilterSpec, drops: &mut u32) -> Filter {
+        spec.target = match action {
+            Action::Class(c) => c,
+            Action::Drop => {
+                *drops += 1;
+                FILTER_DROP | (*drops - 1)
+            }
+        };
+        Filter { prio, action, spec }
+    }
+
+    /// The class its frames go to; None for a drop filter.
+    pub fn class(&self) -> Option<u32> {
+        match self.action {
+            Action::Class(c) => Some(c),
+            Action::Drop => None,
+        }
+    }
 }
 
 impl Config {
@@ -251,8 +286,10 @@ impl Tree {
             })
             .collect();
         for f in &mut t.filters {
-            f.flowid = new_index[f.flowid as usize];
-            f.spec.target = f.flowid;
+            if let Action::Class(c) = &mut f.action {
+                *c = new_index[*c as usize];
+                f.spec.target = *c;
+            }
         }
         t.default_class = new_index[self.default_class as usize];
         for a in &mut t.apps.spec.apps {

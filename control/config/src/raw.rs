@@ -244,7 +244,9 @@ pub(crate) struct RawQdisc {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFilter {
     pub prio: Option<S<i64>>,
-    pub flowid: S<String>,
+    pub flowid: Option<S<String>>,
+    /// `"drop"`: tc's `action drop` (instead of a flowid).
+    pub action: Option<S<String>>,
     pub protocol: Option<S<StrOrInt>>,
     pub ip_proto: Option<S<StrOrInt>>,
     pub sport: Option<S<StrOrInt>>,

@@ -11,7 +11,7 @@ use weir_dataplane::shaper::MalformedPolicy;
 
 use super::filter::ip_proto_name;
 use super::units::{Dscp, Rate, Size, Time};
-use super::{Config, Filter, Tree};
+use super::{Action, Config, Filter, Tree};
 
 pub(crate) fn config(c: &Config) -> String {
     let mut s = String::new();
@@ -431,5 +431,12 @@ fn filter_line(s: &mut String, t: &Tree, f: &Filter) {
             }
         }
     }
-    let _ = writeln!(s, " flowid {}", t.label(f.flowid));
+    match f.action {
+        Action::Class(c) => {
+            let _ = writeln!(s, " flowid {}", t.label(c));
+        }
+        Action::Drop => {
+            let _ = writeln!(s, " action drop");
+        }
+    }
 }

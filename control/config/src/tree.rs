@@ -16,7 +16,7 @@ use super::filter;
 use super::qdisc;
 use super::raw::{sp, RawClass, RawTreeEntry, StrOrInt, S};
 use super::units::{ClassId, Rate, Size};
-use super::{Apps, Class, Filter, Tree};
+use super::{Action, Apps, Class, Filter, Tree};
 
 /// tc's `r2q` default.
 pub const DEFAULT_R2Q: u32 = 10;
@@ -423,7 +423,7 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
 
     // --- filters -------------------------------------------------------
     let mut filters = Vec::with_capacity(raw.filters.len());
-    for (_, f) in &raw.filters {
+    for (span, f) in &raw.filters {
         let checked = filter::check(cx, f);
         // Washing happens before classification (the trust boundary is
         // where frames enter), so a filter of a washed tree sees DSCP 0.
@@ -441,33 +441,60 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
                 );
             }
         }
-        let target = match lookup.find(f.flowid.get_ref()) {
-            Ref::Class(i) if has_children[i] => {
+        let target = match (&f.flowid, &f.action) {
+            (Some(_), Some(action)) => {
                 cx.error(
-                    &sp(&f.flowid),
+                    &sp(action),
+                    "a filter has a flowid (its frames go to that class) or `action = \"drop\"`, not both; expected one of them".to_string(),
+                );
+                None
+            }
+            (None, Some(action)) if action.get_ref() == "drop" => Some(Action::Drop),
+            (None, Some(action)) => {
+                cx.error(
+                    &sp(action),
                     format!(
-                        "filter targets {}, which has children (an inner class); expected a leaf class. tc would accept it, find no queue there and fall back to the default class",
-                        label(&classes[i].1, ids[i])
+                        "unknown filter action \"{}\"; expected \"drop\" (or a flowid instead of an action)",
+                        action.get_ref()
                     ),
                 );
                 None
             }
-            Ref::Class(i) => Some(i),
-            Ref::Qdisc => {
+            (None, None) => {
                 cx.error(
-                    &sp(&f.flowid),
-                    format!(
-                        "flowid \"{}\" is the qdisc, not a class; expected a leaf class",
-                        f.flowid.get_ref()
-                    ),
+                    span,
+                    "a filter needs a flowid (the leaf class its frames go to) or `action = \"drop\"`; expected one of them".to_string(),
                 );
                 None
             }
-            Ref::Broken => None,
-            Ref::Unknown(msg) => {
-                cx.error(&sp(&f.flowid), format!("unknown flowid: {msg}"));
-                None
-            }
+            (Some(flowid), None) => match lookup.find(flowid.get_ref()) {
+                Ref::Class(i) if has_children[i] => {
+                    cx.error(
+                        &sp(flowid),
+                        format!(
+                            "filter targets {}, which has children (an inner class); expected a leaf class. tc would accept it, find no queue there and fall back to the default class",
+                            label(&classes[i].1, ids[i])
+                        ),
+                    );
+                    None
+                }
+                Ref::Class(i) => Some(Action::Class(i as u32)),
+                Ref::Qdisc => {
+                    cx.error(
+                        &sp(flowid),
+                        format!(
+                            "flowid \"{}\" is the qdisc, not a class; expected a leaf class",
+                            flowid.get_ref()
+                        ),
+                    );
+                    None
+                }
+                Ref::Broken => None,
+                Ref::Unknown(msg) => {
+                    cx.error(&sp(flowid), format!("unknown flowid: {msg}"));
+                    None
+                }
+            },
         };
         if let (Some((prio, spec)), Some(t)) = (checked, target) {
             filters.push((prio, t, spec));
@@ -609,15 +636,15 @@ pub(crate) fn build(cx: &mut Ctx, raw: &RawTreeEntry) -> Option<Tree> {
     }
     // Evaluation order: tc prio, then file order (a stable sort).
     filters.sort_by_key(|(prio, _, _)| *prio);
+    let mut drops = 0;
     let filters = filters
         .into_iter()
-        .map(|(prio, t, mut spec)| {
-            spec.target = new_index[t];
-            Filter {
-                prio,
-                flowid: new_index[t],
-                spec,
-            }
+        .map(|(prio, action, spec)| {
+            let action = match action {
+                Action::Class(t) => Action::Class(new_index[t as usize]),
+                Action::Drop => Action::Drop,
+            };
+            Filter::new(prio, action, spec, &mut drops)
         })
         .collect();
     // Rules too: prio, then file order.

@@ -344,6 +344,21 @@ fn error_table() {
             "unknown flowid: no class 1:99",
         ),
         (
+            "filter with a flowid and an action",
+            format!("{BASE}\n[[tree.t.filter]]\nflowid = \"1:10\"\naction = @\"drop\"\n"),
+            "a filter has a flowid (its frames go to that class) or `action = \"drop\"`, not both",
+        ),
+        (
+            "filter with an unknown action",
+            format!("{BASE}\n[[tree.t.filter]]\naction = @\"reject\"\n"),
+            "unknown filter action \"reject\"; expected \"drop\"",
+        ),
+        (
+            "filter with neither a flowid nor an action",
+            format!("{BASE}\n@[[tree.t.filter]]\ndport = 53\n"),
+            "a filter needs a flowid (the leaf class its frames go to) or `action = \"drop\"`",
+        ),
+        (
             "filter with dscp and tos",
             format!("{BASE}\n[[tree.t.filter]]\nflowid = \"1:10\"\ndscp = \"EF\"\ntos = @\"0xb8/0xfc\"\n"),
             "`dscp` and `tos` both",

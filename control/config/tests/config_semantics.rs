@@ -211,6 +211,65 @@ dst = "2001:db8::/32"
     assert_eq!(s.filters[3].target, 1);
 }
 
+/// `action = "drop"`: tc's `action drop`. Drop filters are numbered in
+/// evaluation order for the core's counters; `weir check` and `weir tc`
+/// say `action drop`.
+#[test]
+fn drop_filters_are_numbered_in_evaluation_order() {
+    use weir_config::Action;
+    use weir_dataplane::shaper::FILTER_DROP;
+    let text = r#"
+[tree.t]
+default = "1:10"
+
+[[tree.t.class]]
+id = "1:1"
+rate = "100mbit"
+
+[[tree.t.class]]
+id = "1:10"
+parent = "1:1"
+rate = "50mbit"
+
+[[tree.t.filter]]
+prio = 5
+action = "drop"
+src = "198.18.2.0/24"
+
+[[tree.t.filter]]
+prio = 1
+action = "drop"
+src = "198.18.1.0/24"
+dst = "198.18.3.0/24"
+
+[[tree.t.filter]]
+prio = 3
+flowid = "1:10"
+dport = 22
+"#;
+    let t = tree(text);
+    let actions: Vec<(u16, Action, u32)> = t
+        .filters
+        .iter()
+        .map(|f| (f.prio, f.action, f.spec.target))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (1, Action::Drop, FILTER_DROP),
+            (3, Action::Class(1), 1),
+            (5, Action::Drop, FILTER_DROP | 1),
+        ]
+    );
+    let spec = t.shaper_spec(1);
+    assert_eq!(spec.filters[2].target, FILTER_DROP | 1);
+    let check = t.tree();
+    assert!(
+        check.contains("src 198.18.1.0/24 dst 198.18.3.0/24 action drop"),
+        "{check}"
+    );
+}
+
 #[test]
 fn qdisc_defaults_and_units() {
     let t = tree(

@@ -440,7 +440,7 @@ fn circuits_keep_their_class_ids_across_a_reload() {
         // Filters still point at the same classes (by index).
         let t = new.tree(tree).expect("tree");
         let c = t.class_index("c").expect("c");
-        assert!(t.filters.iter().any(|f| f.flowid == c));
+        assert!(t.filters.iter().any(|f| f.class() == Some(c)));
     }
 }
 

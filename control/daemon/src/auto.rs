@@ -400,11 +400,16 @@ impl Automation {
             let before = prev.and_then(|p| p.tree(&tree.name));
             let mut tm = TreeMetrics::default();
             if let Some(now) = now {
+                let mut previous = Previous {
+                    tree: before,
+                    by_id: None,
+                };
                 for (i, c) in tree.classes.iter().enumerate() {
-                    let m = class_metrics(now, before, i, interval_ns, c.rate, c.ceil);
+                    let s = now.classes.get(i);
+                    let b = s.and_then(|s| previous.of(i, s));
+                    let m = class_metrics(s, b, interval_ns, c.rate, c.ceil);
                     tm.classes.push(m);
-                    if let (true, Some(s)) = (history.is_some(), now.classes.get(i)) {
-                        let b = before.and_then(|b| b.classes.get(i));
+                    if let (true, Some(s)) = (history.is_some(), s) {
                         let d = |f: fn(&ClassStats) -> u64| delta(f(s), b.map_or(0, f));
                         classes.push(ClassSample {
                             tree: tree.name.clone(),
@@ -617,19 +622,43 @@ impl Automation {
     }
 }
 
-/// Class `i`'s sample from two snapshots of its tree.
+/// For a class of this sample, the same class in the previous one: at the
+/// same index, or found by id when a tree changed in place moved another
+/// class to that index (its last class takes a removed one's index). The
+/// map is built on the first such class, once per tree and tick.
+struct Previous<'a> {
+    tree: Option<&'a TreeStats>,
+    by_id: Option<HashMap<&'a str, &'a ClassStats>>,
+}
+
+impl<'a> Previous<'a> {
+    fn of(&mut self, i: usize, now: &ClassStats) -> Option<&'a ClassStats> {
+        let t = self.tree?;
+        if let Some(c) = t.classes.get(i).filter(|c| c.classid == now.classid) {
+            return Some(c);
+        }
+        let id = now.classid.as_deref()?;
+        let map = self.by_id.get_or_insert_with(|| {
+            t.classes
+                .iter()
+                .filter_map(|c| Some((c.classid.as_deref()?, c)))
+                .collect()
+        });
+        map.get(id).copied()
+    }
+}
+
+/// A class's sample from its stats now and in the previous snapshot.
 fn class_metrics(
-    now: &TreeStats,
-    before: Option<&TreeStats>,
-    i: usize,
+    now: Option<&ClassStats>,
+    b: Option<&ClassStats>,
     interval_ns: u64,
     rate: Rate,
     ceil: Rate,
 ) -> ClassMetrics {
-    let Some(s) = now.classes.get(i) else {
+    let Some(s) = now else {
         return ClassMetrics::default();
     };
-    let b = before.and_then(|b| b.classes.get(i));
     let bytes = b.map_or(0, |b| delta(s.bytes, b.bytes));
     ClassMetrics {
         rate_bps: if b.is_some() {
@@ -649,6 +678,30 @@ fn class_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a tree changed in place, a class's previous sample is found
+    /// by id: the removed class's index holds the tree's last class now.
+    #[test]
+    fn a_class_moved_by_an_edit_is_matched_by_id() {
+        use weir_api::snapshot::StatsKind;
+        let (config, a) = crate::json::tests::sample_apps(1);
+        let before = crate::json::stats(&config, &a, None, StatsKind::Stats);
+        let t = &before.trees[0];
+        let last = t.classes.len() - 1;
+        assert!(last >= 2, "{t:?}");
+        let mut now = t.clone();
+        now.classes.swap_remove(1);
+        let mut p = Previous {
+            tree: Some(t),
+            by_id: None,
+        };
+        assert_eq!(p.of(0, &now.classes[0]), Some(&t.classes[0]));
+        assert_eq!(p.of(1, &now.classes[1]), Some(&t.classes[last]));
+        // A class the previous sample did not have: none.
+        let mut added = now.classes[0].clone();
+        added.classid = Some("1:ffff".into());
+        assert_eq!(p.of(0, &added), None);
+    }
 
     /// The history's app rows: deltas per app between two ticks, matched
     /// by tree and name, and the rate over the interval.

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use weir_api::snapshot::{
-    Accounting, ClassStats, ControlStats, Direction, FqCodelStats, FrameStats, Histogram,
-    InterfaceStats, KernelCounters, QdiscStats, RedStats, Stats, StatsKind, TreeStats,
+    Accounting, ClassStats, ControlStats, Direction, DropFilterStats, FqCodelStats, FrameStats,
+    Histogram, InterfaceStats, KernelCounters, QdiscStats, RedStats, Stats, StatsKind, TreeStats,
     WorkerCounters, WorkerFrames, WorkerStats, XdpCounters, XskCounters,
 };
 use weir_dataplane::histogram::LogHistogram;
@@ -22,7 +22,9 @@ use weir_xdp::datapath::{
 use weir_config::{Config, Tree};
 
 /// Bits and packets per second of class `class` between `prev` and `snap`,
-/// when both have the tree.
+/// when both have the tree and the class at that index (a tree changed in
+/// place in between may have moved another class there: no estimate for
+/// that interval).
 pub(super) fn rate_est(
     snap: &Snapshot,
     prev: Option<&Snapshot>,
@@ -33,6 +35,9 @@ pub(super) fn rate_est(
     let now = snap.trees.get(tree)?;
     let before = prev.trees.iter().find(|t| t.name == now.name)?;
     let dt = snap.at_ns.checked_sub(prev.at_ns).filter(|&d| d > 0)?;
+    if now.ids.get(class) != before.ids.get(class) {
+        return None;
+    }
     let (a, b) = (now.classes.get(class)?, before.classes.get(class)?);
     let per_sec = |n: u64| (u128::from(n) * 1_000_000_000 / u128::from(dt)) as u64;
     Some((
@@ -219,7 +224,26 @@ fn tree_stats(
             .filter_map(|i| class_stats(cfg, t, i, rate_est(snap, prev, index, i)))
             .collect(),
         apps: t.apps.as_ref().map(|a| super::apps::apps_stats(cfg, a)),
+        drop_filters: drop_filter_stats(cfg, t),
     }
+}
+
+/// The drop filters of the tree's configuration with what each dropped
+/// (numbered in evaluation order, as the core counts them).
+fn drop_filter_stats(cfg: Option<&Tree>, t: &TreeSnapshot) -> Vec<DropFilterStats> {
+    let Some(cfg) = cfg else { return Vec::new() };
+    cfg.filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.class().is_none())
+        .zip(&t.filter_drops)
+        .map(|((index, f), &dropped)| DropFilterStats {
+            index: index as u32,
+            pref: f.prio,
+            matches: super::tcshow::match_words(&f.spec).trim().to_string(),
+            dropped,
+        })
+        .collect()
 }
 
 /// A quantile bound for JSON: None when empty or in the open-ended last
@@ -475,6 +499,7 @@ pub(crate) mod tests {
                     shaped: true,
                     worker: ti.min(1),
                     frames,
+                    ids: (0..stats.len() as u64).collect(),
                     classes: stats,
                     qdiscs,
                     sojourn: if ti == 2 {
@@ -483,6 +508,7 @@ pub(crate) mod tests {
                         sojourn.clone()
                     },
                     apps: None,
+                    filter_drops: Vec::new(),
                 }
             })
             .collect();

@@ -574,7 +574,7 @@ mod tests {
             .after
             .filters
             .iter()
-            .any(|f| f.flowid == 3 && f.spec.target == 3));
+            .any(|f| f.class() == Some(3) && f.spec.target == 3));
         // Its fallback maps the old classes by id.
         assert_eq!(e.fallback.map, vec![Some(0), Some(1), None, Some(2)]);
         // The running tree takes it: the edit built from the plan as

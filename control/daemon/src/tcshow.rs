@@ -342,7 +342,7 @@ fn port_words(what: &str, m: &PortMatch) -> String {
     }
 }
 
-fn match_words(f: &FilterSpec) -> String {
+pub(crate) fn match_words(f: &FilterSpec) -> String {
     let mut m = String::new();
     if let Some(v) = f.vlan {
         let _ = write!(m, " vlan {v}");
@@ -383,19 +383,30 @@ pub fn filter_text(config: &Config, snap: &Stats) -> String {
             continue;
         };
         let major = tree.classes.first().map_or(1, |c| c.id.major);
-        for f in &tree.filters {
+        for (index, f) in tree.filters.iter().enumerate() {
             let proto = match f.spec.l3 {
                 L3Match::Ipv4 => "ip".to_string(),
                 L3Match::Ipv6 => "ipv6".to_string(),
                 L3Match::Any => "all".to_string(),
                 L3Match::EtherType(e) => format!("{e:#06x}"),
             };
+            // A drop filter says what it dropped, as tc's gact action does.
+            let target = match f.class() {
+                Some(c) => format!("flowid {}", tree.classes[c as usize].id),
+                None => {
+                    let dropped = t
+                        .drop_filters
+                        .iter()
+                        .find(|d| d.index as usize == index)
+                        .map_or(0, |d| d.dropped);
+                    format!("action drop (dropped {dropped} pkt)")
+                }
+            };
             let _ = writeln!(
                 s,
-                "filter parent {major:x}: protocol {proto} pref {} weir{} flowid {}",
+                "filter parent {major:x}: protocol {proto} pref {} weir{} {target}",
                 f.prio,
                 match_words(&f.spec),
-                tree.classes[f.flowid as usize].id
             );
         }
     }
@@ -559,15 +570,20 @@ pub fn filter_json(config: &Config, snap: &Stats) -> Value {
         let Some(tree) = config.tree(&t.name) else {
             continue;
         };
-        for f in &tree.filters {
-            out.push(json!({
+        for (index, f) in tree.filters.iter().enumerate() {
+            let mut v = json!({
                 "parent": format!("{:x}:", tree.classes.first().map_or(1, |c| c.id.major)),
                 "pref": f.prio,
                 "kind": "weir",
                 "weir_tree": t.name,
                 "match": match_words(&f.spec).trim(),
-                "flowid": tree.classes[f.flowid as usize].id.to_string(),
-            }));
+                "flowid": f.class().map(|c| tree.classes[c as usize].id.to_string()),
+                "action": if f.class().is_some() { "classify" } else { "drop" },
+            });
+            if let Some(d) = t.drop_filters.iter().find(|d| d.index as usize == index) {
+                v["dropped"] = json!(d.dropped);
+            }
+            out.push(v);
         }
     }
     Value::Array(out)

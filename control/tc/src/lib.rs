@@ -253,8 +253,13 @@ pub fn script(tree: &Tree, dev: &str, fallback: LeafFallback) -> Result<String, 
         handle += 1;
     }
     for (index, f) in tree.filters.iter().enumerate() {
-        let flowid = tree.classes[f.flowid as usize].id;
-        filter(&mut out, dev, major, f.prio, index, &f.spec, flowid)?;
+        // tc's u32 takes `action drop` where a filter has no class (the
+        // gact action; `modprobe act_gact` on a kernel without it).
+        let target = match f.class() {
+            Some(c) => format!("flowid {}", tree.classes[c as usize].id),
+            None => "action drop".to_string(),
+        };
+        filter(&mut out, dev, major, f.prio, index, &f.spec, &target)?;
     }
     not_in_tc(&mut out, tree);
     Ok(out)
@@ -372,7 +377,7 @@ fn filter(
     prio: u16,
     index: usize,
     f: &FilterSpec,
-    flowid: ClassId,
+    target: &str,
 ) -> Result<(), TcError> {
     if f.vlan.is_some() {
         return Err(TcError::VlanFilter { index });
@@ -397,7 +402,7 @@ fn filter(
         // Matches everything, non-IP included.
         let _ = writeln!(
             out,
-            "filter add dev {dev} parent {major:x}: protocol all prio {prio} u32 match u32 0 0 flowid {flowid}"
+            "filter add dev {dev} parent {major:x}: protocol all prio {prio} u32 match u32 0 0 {target}"
         );
         return Ok(());
     }
@@ -433,7 +438,7 @@ fn filter(
                 }
                 let _ = writeln!(
                     out,
-                    "filter add dev {dev} parent {major:x}: protocol {proto} prio {prio} u32{m} flowid {flowid}"
+                    "filter add dev {dev} parent {major:x}: protocol {proto} prio {prio} u32{m} {target}"
                 );
             }
         }
@@ -632,6 +637,22 @@ mod tests {
                 "# app voice (class 1:10, DSCP EF): apps can't be expressed in tc; its flows go to the default class 1:10",
                 "# app web (class 1:10): apps can't be expressed in tc; its flows go to the default class 1:10",
             ]
+        );
+    }
+
+    #[test]
+    fn a_drop_filter_is_tcs_action_drop() {
+        let text = include_str!("../../../config/lab.toml").replacen(
+            "[[tree.up.filter]]",
+            "[[tree.up.filter]]\nprio = 1\naction = \"drop\"\nsrc = \"198.18.9.0/24\"\n\n[[tree.up.filter]]",
+            1,
+        );
+        let loaded = weir_config::parse_str(&text, "lab.toml").expect("valid");
+        let tree = loaded.config.tree("up").expect("tree up");
+        let s = script(tree, "k-out", LeafFallback::Pfifo).expect("expressible");
+        assert!(
+            s.contains("protocol ip prio 1 u32 match ip src 198.18.9.0/24 action drop\n"),
+            "{s}"
         );
     }
 

@@ -640,6 +640,13 @@ impl Htb {
         }
     }
 
+    /// The tc id of class `class` (`major << 32 | minor`, as given in its
+    /// spec). Panics if out of range, like slice indexing.
+    pub fn class_id(&self, class: u32) -> u64 {
+        assert!(class < self.classes, "class {class} out of range");
+        self.cold[class as usize].id
+    }
+
     /// Statistics of the leaf qdisc of `class`; None for inner classes.
     pub fn qdisc_stats(&self, class: u32) -> Option<QdiscStats> {
         let leaf = self.leaf_index(class)?;

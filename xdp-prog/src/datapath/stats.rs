@@ -168,12 +168,19 @@ pub struct TreeSnapshot {
     pub frames: FrameCounters,
     /// Index = class index of the tree's `ShaperSpec`.
     pub classes: Vec<ClassStats>,
+    /// Each class's tc id (`major << 32 | minor`): a tree changed in place
+    /// moves its last class into a removed one's index, so the same index
+    /// in two snapshots can be two classes.
+    pub ids: Vec<u64>,
     /// Index = class index; `None` for inner classes.
     pub qdiscs: Vec<Option<QdiscStats>>,
     /// How long sent packets waited in the tree.
     pub sojourn: weir_dataplane::shaper::Sojourn,
     /// The tree's apps; None when it has none (no flow table is kept).
     pub apps: Option<AppsSnapshot>,
+    /// Frames each drop filter dropped, by its number
+    /// (`weir_dataplane::shaper::FILTER_DROP`).
+    pub filter_drops: Vec<u64>,
 }
 
 /// One app of a tree: what it is and what it counted.

@@ -1083,9 +1083,11 @@ impl Worker {
                         worker: self.index,
                         frames: t.shaper.counters(),
                         classes: (0..n).map(|c| htb.class_stats(c)).collect(),
+                        ids: (0..n).map(|c| htb.class_id(c)).collect(),
                         qdiscs: (0..n).map(|c| htb.qdisc_stats(c)).collect(),
                         sojourn: t.shaper.sojourn().clone(),
                         apps: t.shaper.apps().map(AppsSnapshot::of),
+                        filter_drops: t.shaper.filter_drops().to_vec(),
                     },
                 )
             })

@@ -37,7 +37,7 @@ use crate::diag::{Ctx, Span};
 use crate::raw::{sp, RawSubscribers};
 use crate::tree::{default_burst, default_quantum};
 use crate::units::{ClassId, Rate, Size};
-use crate::{qdisc, Class, Filter, Tree, DEFAULT_FILTER_PRIO};
+use crate::{qdisc, Action, Class, Filter, Tree, DEFAULT_FILTER_PRIO};
 
 /// The first minor id of the generated classes: 0x10000, just above the
 /// 16-bit minors a tc script can write, so no translated class collides.
@@ -625,7 +625,11 @@ fn place(
                     target: flowid,
                     ..FilterSpec::default()
                 };
-                filters.push(Filter { prio, flowid, spec });
+                filters.push(Filter {
+                    prio,
+                    action: Action::Class(flowid),
+                    spec,
+                });
             }
         }
     }

@@ -22,6 +22,7 @@ pub(super) fn stats(enc: &mut DescriptorEncoder, stats: &Stats) -> Result {
     class_families(enc, &classes)?;
     qdisc_families(enc, &classes)?;
     tree_families(enc, &stats.trees)?;
+    drop_filter_families(enc, &stats.trees)?;
     app_families(enc, &stats.trees)?;
     worker_families(enc, &stats.workers)?;
     interface_families(enc, &stats.interfaces)?;
@@ -377,6 +378,31 @@ const APPS_ENGINE_COUNTERS: [AppsCounter; 7] = [
 
 /// Per app (labels tree and app: configured names only, so the series are
 /// bounded by the configuration), then per tree its flow table and engine.
+/// `weir_filter_dropped_total{tree, filter, pref, match}`: what each drop
+/// filter (`action = "drop"`) dropped; trees without them have none.
+fn drop_filter_families(enc: &mut DescriptorEncoder, trees: &[TreeStats]) -> Result {
+    let series = trees
+        .iter()
+        .flat_map(|t| {
+            t.drop_filters.iter().map(|f| {
+                let labels: Labels = vec![
+                    ("tree", t.name.clone()),
+                    ("filter", f.index.to_string()),
+                    ("pref", f.pref.to_string()),
+                    ("match", f.matches.clone()),
+                ];
+                (labels, f.dropped)
+            })
+        })
+        .collect();
+    counters(
+        enc,
+        "weir_filter_dropped",
+        "Frames a drop filter (action = \"drop\") dropped; `filter` is its place among the tree's filters in evaluation order.",
+        series,
+    )
+}
+
 fn app_families(enc: &mut DescriptorEncoder, trees: &[TreeStats]) -> Result {
     let with_apps: Vec<(&TreeStats, &AppsStats)> = trees
         .iter()
