@@ -12,19 +12,7 @@ use weir_config::{parse_str, Diagnostic};
 use weir_testkit::fixture::marked;
 
 /// A minimal valid tree, for cases that only add to it.
-const BASE: &str = r#"
-[tree.t]
-default = "1:10"
-
-[[tree.t.class]]
-id = "1:1"
-rate = "100mbit"
-
-[[tree.t.class]]
-id = "1:10"
-parent = "1:1"
-rate = "50mbit"
-"#;
+const BASE: &str = weir_testkit::fixture::TREE_T;
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match parse_str(text, "case.toml") {

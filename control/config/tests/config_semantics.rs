@@ -218,19 +218,7 @@ dst = "2001:db8::/32"
 fn drop_filters_are_numbered_in_evaluation_order() {
     use weir_config::Action;
     use weir_dataplane::shaper::FILTER_DROP;
-    let text = r#"
-[tree.t]
-default = "1:10"
-
-[[tree.t.class]]
-id = "1:1"
-rate = "100mbit"
-
-[[tree.t.class]]
-id = "1:10"
-parent = "1:1"
-rate = "50mbit"
-
+    let filters = r#"
 [[tree.t.filter]]
 prio = 5
 action = "drop"
@@ -247,7 +235,7 @@ prio = 3
 flowid = "1:10"
 dport = 22
 "#;
-    let t = tree(text);
+    let t = tree(&format!("{}{filters}", weir_testkit::fixture::TREE_T));
     let actions: Vec<(u16, Action, u32)> = t
         .filters
         .iter()

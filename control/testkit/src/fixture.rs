@@ -9,6 +9,22 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The smallest valid tree: `t`, root 1:1 of 100mbit over its default
+/// leaf 1:10 of 50mbit (tc's defaults otherwise). Tests add to it.
+pub const TREE_T: &str = r#"
+[tree.t]
+default = "1:10"
+
+[[tree.t.class]]
+id = "1:1"
+rate = "100mbit"
+
+[[tree.t.class]]
+id = "1:10"
+parent = "1:1"
+rate = "50mbit"
+"#;
+
 /// A shipped config, `config/<name>` (e.g. "lab.toml").
 pub fn config_path(name: &str) -> PathBuf {
     repo_root().join("config").join(name)

@@ -117,6 +117,33 @@ fn mbit(bytes: u64, duration: u64) -> f64 {
     bytes as f64 * 8.0 / (duration as f64 / SEC as f64) / 1e6
 }
 
+/// Dequeue everything `htb` holds, moving time on to each deadline, and
+/// take each packet that comes back (sent or dropped) out of `inside` (by
+/// address); false when one was not there (sent twice, or never queued).
+pub(super) fn drain(
+    htb: &mut Htb,
+    mut now: u64,
+    drops: &mut Drops,
+    inside: &mut std::collections::HashSet<u64>,
+) -> bool {
+    for _ in 0..100_000 {
+        if htb.backlog().packets == 0 {
+            break;
+        }
+        match htb.dequeue(now, drops) {
+            Some(p) if !inside.remove(&p.addr) => return false,
+            Some(_) => {}
+            None => now = htb.next_deadline().map_or(now + 1, |d| d.max(now + 1)),
+        }
+        for d in drops.drain() {
+            if !inside.remove(&d.packet.addr) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 pub(super) fn cbr(class: u32, len: u32, mbit_s: u64) -> Cbr {
     Cbr {
         class,
@@ -528,17 +555,7 @@ mod props {
                 prop_assert_eq!(per_class, inside_bytes);
             }
             // Drain everything: the tree must give every queued packet back.
-            let mut guard = 0;
-            while htb.backlog().packets > 0 && guard < 100_000 {
-                guard += 1;
-                match htb.dequeue(now, &mut drops) {
-                    Some(p) => prop_assert!(inside.remove(&p.addr)),
-                    None => now = htb.next_deadline().unwrap().max(now + 1),
-                }
-                for d in drops.drain() {
-                    prop_assert!(inside.remove(&d.packet.addr));
-                }
-            }
+            prop_assert!(drain(&mut htb, now, &mut drops, &mut inside), "a packet came back twice or from nowhere");
             prop_assert!(inside.is_empty());
         }
     }
