@@ -84,6 +84,24 @@ pub(crate) fn answer(
     };
     let circuit = &subs.circuits[j];
     let ways = [("download", &subs.download), ("upload", &subs.upload)];
+    // The placement is built with the trees and renumbered with them; one
+    // out of step is a bug to report, not a reason to stop weir.
+    let in_step = |p: &Placement| {
+        config
+            .trees
+            .get(p.tree as usize)
+            .zip(p.circuits.get(j))
+            .is_some_and(|(t, &k)| (k as usize) < t.classes.len())
+    };
+    if ways
+        .iter()
+        .any(|(_, p)| p.as_ref().is_some_and(|p| !in_step(p)))
+    {
+        return Response::error(format!(
+            "circuit {} has no class in the running trees (its placement is out of step with them): weir reload places it again",
+            circuit.id
+        ));
+    }
     if as_json {
         let mut v = json!({
             "address": addr.to_string(),
@@ -243,6 +261,23 @@ mod tests {
         for bad in ["198.18.9.9", "nonsense"] {
             let r = answer(&c, &[], bad, false);
             assert!(!r.ok && r.error.is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_placement_out_of_step_is_an_error_not_a_panic() {
+        let mut c = example();
+        let subs = c.subscribers.as_mut().expect("subscribers");
+        for k in &mut subs.upload.as_mut().expect("upload").circuits {
+            *k = 99_999;
+        }
+        for as_json in [false, true] {
+            let r = answer(&c, &[], "198.18.2.5", as_json);
+            let e = r.error.expect("an error");
+            assert!(
+                e.contains("circuit 1004 has no class in the running trees"),
+                "{e}"
+            );
         }
     }
 
