@@ -29,6 +29,7 @@ mod qdisc;
 mod raw;
 pub mod rules;
 mod show;
+pub mod slices;
 pub mod subscribers;
 mod tree;
 pub mod units;
@@ -89,6 +90,9 @@ pub struct Config {
     /// `[subscribers]`: the circuits and nodes whose classes and filters
     /// are in `trees`, and where each went.
     pub subscribers: Option<subscribers::Subscribers>,
+    /// `[slices]` and its `[[slice]]` entries: tenants' shares of a pair
+    /// of trees, kept apart (`docs/slices.md`).
+    pub slices: Option<slices::Slices>,
 }
 
 /// A bump-in-the-wire port pair: frames from `inside` go out of `outside`
@@ -489,7 +493,17 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc, given: Option<&subscribers::Given>) ->
             "no trees; expected at least one [tree.NAME] section with classes",
         );
     }
-    // Before the rules: an [[sla]] or [[policy]] may name a circuit's class.
+    // Before the rules: an [[sla]] or [[policy]] may name a slice's or a
+    // circuit's class. Slices before circuits, so circuits are the trees'
+    // last classes: one removed in place moves only another circuit.
+    let slices = slices::build(
+        cx,
+        doc.slices.as_ref(),
+        &doc.slice_types,
+        &doc.slice,
+        &mut trees,
+        &tree_index,
+    );
     let subscribers = doc
         .subscribers
         .as_ref()
@@ -658,6 +672,8 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc, given: Option<&subscribers::Given>) ->
         || doc.broken_rule_count > 0
         || doc.broken_subscribers
         || (doc.subscribers.is_some() && subscribers.is_none())
+        || doc.broken_slices
+        || (!doc.slice.is_empty() && slices.is_none())
     {
         return None;
     }
@@ -669,5 +685,6 @@ fn build(cx: &mut Ctx, doc: &raw::RawDoc, given: Option<&subscribers::Given>) ->
         sla,
         policies,
         subscribers,
+        slices,
     })
 }

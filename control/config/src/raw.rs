@@ -176,6 +176,52 @@ pub(crate) struct RawSubscribers {
     pub circuit_metrics: Option<S<bool>>,
 }
 
+/// `[slices]`: where the `[[slice]]` entries go (checked in `slices`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlices {
+    pub download: Option<S<String>>,
+    pub upload: Option<S<String>>,
+    pub parent: Option<S<String>>,
+    pub first_id: Option<S<String>>,
+    pub prio: Option<S<i64>>,
+}
+
+/// One `[[slice]]` (seed section 4).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlice {
+    pub name: S<String>,
+    pub tenant: Option<S<String>>,
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub vlan: Option<S<i64>>,
+    pub prefixes: Option<S<Vec<S<String>>>>,
+    pub bandwidth: S<StrOrInt>,
+    pub ceil: Option<S<StrOrInt>>,
+    pub max_latency: Option<S<StrOrInt>>,
+    pub max_jitter: Option<S<StrOrInt>>,
+    pub min_reliability: Option<S<f64>>,
+    pub security: Option<S<i64>>,
+    pub isolation: Option<S<i64>>,
+    pub allow: Option<S<Vec<S<String>>>>,
+}
+
+/// One `[[slice_type]]`: a custom slice type, defaults for its slices.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSliceType {
+    pub name: S<String>,
+    pub prio: Option<S<i64>>,
+    pub ceil_factor: Option<S<f64>>,
+    pub leaf: Option<S<String>>,
+    pub max_latency: Option<S<StrOrInt>>,
+    pub max_jitter: Option<S<StrOrInt>>,
+    pub min_reliability: Option<S<f64>>,
+    pub security: Option<S<i64>>,
+    pub isolation: Option<S<i64>>,
+}
+
 /// A tree's own keys (`class` and `filter` are taken out first and parsed
 /// entry by entry).
 #[derive(Debug, Deserialize)]
@@ -459,6 +505,13 @@ pub(crate) struct RawDoc {
     pub subscribers: Option<(Span, RawSubscribers)>,
     /// `[subscribers]` was present but did not deserialise.
     pub broken_subscribers: bool,
+    /// `[slices]`, when present and well-formed, with its key's span.
+    pub slices: Option<(Span, RawSlices)>,
+    /// `[[slice]]` and `[[slice_type]]` entries, in file order.
+    pub slice: Vec<(Span, RawSlice)>,
+    pub slice_types: Vec<(Span, RawSliceType)>,
+    /// `[slices]`, a `[[slice]]` or a `[[slice_type]]` did not deserialise.
+    pub broken_slices: bool,
 }
 
 /// Deserialise one entry; on failure report at the error's own span, or
@@ -750,6 +803,40 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
                     None => out.broken_subscribers = true,
                 }
             }
+            "slices" => {
+                let fallback = key_span.clone();
+                let parsed = if matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_))) {
+                    entry_value(item.clone()).and_then(|v| entry::<RawSlices>(cx, v, &fallback))
+                } else {
+                    cx.error(&key_span, "`slices` must be a table; expected a [slices] section");
+                    None
+                };
+                match parsed {
+                    Some(s) => out.slices = Some((fallback, s)),
+                    None => out.broken_slices = true,
+                }
+            }
+            "slice" | "slice_type" => {
+                let Some(entries) = array_entries(item) else {
+                    cx.error(
+                        &key_span,
+                        format!("`{key}` must be an array of tables; expected [[{key}]] sections"),
+                    );
+                    out.broken_slices = true;
+                    continue;
+                };
+                for (span, item) in entries {
+                    let fallback = span.clone().or_else(|| key_span.clone());
+                    let Some(v) = entry_value(item) else { continue };
+                    let ok = if key == "slice" {
+                        entry::<RawSlice>(cx, v, &fallback).map(|r| out.slice.push((fallback, r)))
+                    } else {
+                        entry::<RawSliceType>(cx, v, &fallback)
+                            .map(|r| out.slice_types.push((fallback, r)))
+                    };
+                    out.broken_slices |= ok.is_none();
+                }
+            }
             "sla" | "policy" => {
                 let Some(entries) = array_entries(item) else {
                     cx.error(
@@ -799,7 +886,7 @@ pub(crate) fn parse(cx: &mut Ctx, text: &str) -> Option<RawDoc> {
             }
             other => cx.error(
                 &key_span,
-                format!("unknown top-level key `{other}`; expected [[pair]], [xdp], [history], [tree.NAME], [subscribers], [[sla]] or [[policy]]"),
+                format!("unknown top-level key `{other}`; expected [[pair]], [xdp], [history], [tree.NAME], [subscribers], [slices], [[slice]], [[slice_type]], [[sla]] or [[policy]]"),
             ),
         }
     }

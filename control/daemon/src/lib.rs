@@ -573,6 +573,16 @@ impl Control {
                     }
                 }
             }
+            if let Some(slices) = new.slices.as_mut() {
+                for p in [&mut slices.download, &mut slices.upload]
+                    .into_iter()
+                    .flatten()
+                {
+                    if p.tree as usize == ti {
+                        p.renumber(&e.new_index);
+                    }
+                }
+            }
             let list = |ids: &[String]| {
                 if ids.is_empty() {
                     String::new()

@@ -157,7 +157,8 @@ pub struct SourceReport {
     pub goodput_bps: Option<u64>,
     pub drops: BTreeMap<String, u64>,
     pub ce_marks: u64,
-    /// Frames the shaper could not parse (dropped as malformed).
+    /// Frames the shaper gave no class: dropped as malformed, or by a drop
+    /// filter (`drops` says which).
     pub unclassified: u64,
     pub sojourn: Option<Sojourn>,
     pub tcp: Option<TcpReport>,
