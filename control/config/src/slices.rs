@@ -23,7 +23,7 @@ use crate::check;
 use crate::diag::{Ctx, Span};
 use crate::filter;
 use crate::raw::{sp, RawSlice, RawSliceType, RawSlices, S};
-use crate::tree::{default_burst, default_quantum};
+use crate::tree::{default_burst, default_quantum, inner_parent};
 use crate::units::{ClassId, Rate, Size, Time};
 use crate::{Action, Class, Filter, Tree};
 
@@ -471,24 +471,7 @@ fn place(
     download: bool,
 ) -> Option<Vec<u32>> {
     let parent = match &table.parent {
-        Some(v) => {
-            let Some(p) = tree.class_index(v.get_ref()) else {
-                cx.error(&sp(v), format!("[slices] `parent` = \"{}\" is not a class of tree `{}`; expected the id or name of the class the slices hang under", v.get_ref(), tree.name));
-                return None;
-            };
-            if tree.classes[p as usize].is_leaf() {
-                cx.error(
-                    &sp(v),
-                    format!(
-                        "[slices] `parent` {} of tree `{}` is a leaf; expected an inner class",
-                        tree.label(p),
-                        tree.name
-                    ),
-                );
-                return None;
-            }
-            Some(p)
-        }
+        Some(v) => Some(inner_parent(cx, v, tree, "slices", "slices", "")?),
         // The tree's top class, when it has children.
         None => tree
             .classes

@@ -32,6 +32,34 @@ pub const PSCHED_HZ: u64 = 1_000_000_000;
 pub const QUANTUM_MIN: u64 = 1000;
 pub const QUANTUM_MAX: u64 = 200_000;
 
+/// The class a `[section]` `parent` = `v` names in `tree`, under which its
+/// `what` hang: None (reported at `v`) when it is no class of the tree, or
+/// a leaf (`leaf_hint` follows "expected an inner class").
+pub(crate) fn inner_parent(
+    cx: &mut Ctx,
+    v: &S<String>,
+    tree: &Tree,
+    section: &str,
+    what: &str,
+    leaf_hint: &str,
+) -> Option<u32> {
+    let Some(p) = tree.class_index(v.get_ref()) else {
+        cx.error(
+            &sp(v),
+            format!("[{section}] `parent` = \"{}\" is not a class of tree `{}`; expected the id or name of the class the {what} hang under", v.get_ref(), tree.name),
+        );
+        return None;
+    };
+    if tree.classes[p as usize].is_leaf() {
+        cx.error(
+            &sp(v),
+            format!("[{section}] `parent` {} of tree `{}` is a leaf; expected an inner class{leaf_hint}", tree.label(p), tree.name),
+        );
+        return None;
+    }
+    Some(p)
+}
+
 /// tc's default `burst`/`cburst` for a rate: `rate / get_hz() + mtu`
 /// bytes (`tc/q_htb.c`). The kernel then stores it as time in 64 ns
 /// ticks, which rounds it down by a few bytes; weir keeps bytes.

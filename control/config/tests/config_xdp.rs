@@ -18,26 +18,12 @@ xdp_mode = "generic"
 pass = ["198.18.255.1/32", "2001:db8::1"]
 "#;
 
-const REST: &str = r#"
-[[pair]]
-name = "p"
-inside = "a0"
-outside = "b0"
-upload = "t"
-queues = 2
-
-[tree.t]
-default = "1:10"
-
-[[tree.t.class]]
-id = "1:1"
-rate = "100mbit"
-
-[[tree.t.class]]
-id = "1:10"
-parent = "1:1"
-rate = "50mbit"
-"#;
+/// A pair that gives `[xdp]` workers, and the smallest tree.
+fn rest() -> String {
+    let pair =
+        "\n[[pair]]\nname = \"p\"\ninside = \"a0\"\noutside = \"b0\"\nupload = \"t\"\nqueues = 2\n";
+    format!("{pair}{}", weir_testkit::fixture::TREE_T)
+}
 
 fn load(text: &str) -> Loaded {
     parse_str(text, "case.toml").unwrap_or_else(|e| panic!("{text}\n{e:?}"))
@@ -52,8 +38,8 @@ fn errors(text: &str) -> Vec<Diagnostic> {
 
 #[test]
 fn the_old_name_parses_the_same() {
-    let new = load(&format!("[xdp]\n{BODY}{REST}"));
-    let old = load(&format!("[dataplane]\n{BODY}{REST}"));
+    let new = load(&format!("[xdp]\n{BODY}{}", rest()));
+    let old = load(&format!("[dataplane]\n{BODY}{}", rest()));
     assert_eq!(new.config, old.config);
     assert_eq!(new.warnings, old.warnings);
     // And the values are the ones written, not both defaults.
@@ -62,19 +48,19 @@ fn the_old_name_parses_the_same() {
     assert_eq!((d.batch(), d.frames(), d.handover_ring()), (32, 8192, 1024));
     assert_eq!((d.worker_rtprio(), d.worker_nice()), (20, -5));
     assert_eq!(d.pass().len(), 2);
-    assert_ne!(d, &load(REST).config.xdp);
+    assert_ne!(d, &load(&rest()).config.xdp);
     // Inline tables too.
-    let inline = load(&format!("dataplane = {{ batch = 32 }}\n{REST}"));
+    let inline = load(&format!("dataplane = {{ batch = 32 }}\n{}", rest()));
     assert_eq!(inline.config.xdp.batch(), 32);
 }
 
 #[test]
 fn errors_read_the_same_under_either_name() {
     for (name, col) in [("xdp", 1), ("dataplane", 1)] {
-        let e = errors(&format!("[{name}]\nbatchh = 4\n{REST}"));
+        let e = errors(&format!("[{name}]\nbatchh = 4\n{}", rest()));
         assert_eq!((e[0].line, e[0].col), (2, col), "{e:?}");
         assert!(e[0].message.contains("batchh"), "{e:?}");
-        let e = errors(&format!("{name} = 5\n{REST}"));
+        let e = errors(&format!("{name} = 5\n{}", rest()));
         assert_eq!(
             e[0].message,
             format!("`{name}` must be a table; expected a [{name}] section")
@@ -85,7 +71,10 @@ fn errors_read_the_same_under_either_name() {
 #[test]
 fn both_names_in_one_file_is_an_error_at_the_second() {
     for (first, second) in [("xdp", "dataplane"), ("dataplane", "xdp")] {
-        let text = format!("[{first}]\nbatch = 32\n\n[{second}]\nbatch = 16\n{REST}");
+        let text = format!(
+            "[{first}]\nbatch = 32\n\n[{second}]\nbatch = 16\n{}",
+            rest()
+        );
         let e = errors(&text);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].line, e[0].col), (4, 2), "{e:?}");
@@ -98,7 +87,7 @@ fn both_names_in_one_file_is_an_error_at_the_second() {
 
 #[test]
 fn unknown_top_level_keys_name_the_new_table() {
-    let e = errors(&format!("[xpd]\nbatch = 32\n{REST}"));
+    let e = errors(&format!("[xpd]\nbatch = 32\n{}", rest()));
     assert!(
         e[0].message.contains("expected [[pair]], [xdp], [history]"),
         "{e:?}"

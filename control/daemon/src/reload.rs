@@ -109,12 +109,7 @@ pub enum Plan {
 fn rebuild(ti: usize, old: &Tree, new: &Tree, why: String) -> Rebuild {
     let mut dropped = Vec::new();
     // By id, once: a tree of subscribers has tens of thousands of classes.
-    let by_id: HashMap<ClassId, u32> = new
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id, i as u32))
-        .collect();
+    let by_id = index_by_id(new);
     let map = old
         .classes
         .iter()

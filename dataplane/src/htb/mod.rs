@@ -794,11 +794,11 @@ impl Htb {
 
     #[inline]
     fn leaf_index(&self, class: u32) -> Option<usize> {
-        if class >= self.classes {
-            return None;
-        }
-        match self.slot[class as usize] {
-            s if s & INNER == 0 => Some(s as usize),
+        // Spare and vacated entries past `classes` are tagged INNER | NIL
+        // (`build.rs`, `edit.rs`), so the slot alone says "not a leaf":
+        // no second bound check on the packet path.
+        match self.slot.get(class as usize) {
+            Some(&s) if s & INNER == 0 => Some(s as usize),
             _ => None,
         }
     }

@@ -35,7 +35,7 @@ use weir_dataplane::qdisc::{FqCodelParams, QdiscParams};
 use super::{read_network, read_shaped_devices, unknown_parents, Circuit, Leaf, Network};
 use crate::diag::{Ctx, Span};
 use crate::raw::{sp, RawSubscribers};
-use crate::tree::{default_burst, default_quantum};
+use crate::tree::{default_burst, default_quantum, inner_parent};
 use crate::units::{ClassId, Rate, Size};
 use crate::{qdisc, Action, Class, Filter, Tree, DEFAULT_FILTER_PRIO};
 
@@ -416,23 +416,14 @@ fn place(
 ) -> Option<(Vec<u32>, Vec<u32>)> {
     let parent = match &raw.parent {
         None => None,
-        Some(v) => {
-            let Some(p) = tree.class_index(v.get_ref()) else {
-                cx.error(
-                    &sp(v),
-                    format!("[subscribers] `parent` = \"{}\" is not a class of tree `{}`; expected the id or name of the class the circuits hang under", v.get_ref(), tree.name),
-                );
-                return None;
-            };
-            if tree.classes[p as usize].is_leaf() {
-                cx.error(
-                    &sp(v),
-                    format!("[subscribers] `parent` {} of tree `{}` is a leaf; expected an inner class (give it a child class for the traffic of no circuit, and make that the tree's `default`)", tree.label(p), tree.name),
-                );
-                return None;
-            }
-            Some(p)
-        }
+        Some(v) => Some(inner_parent(
+            cx,
+            v,
+            tree,
+            "subscribers",
+            "circuits",
+            " (give it a child class for the traffic of no circuit, and make that the tree's `default`)",
+        )?),
     };
     let count = network.nodes.len() + circuits.len();
     let Some(last_minor) = u32::try_from(count)
